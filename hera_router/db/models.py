@@ -1,0 +1,309 @@
+"""The tables (ARCHITECTURE.md §11). Column types come from :mod:`hera_router.db.base`.
+
+Idempotency lives in the unique keys: a redelivered task that tries to write the same subtask
+(request, seq, part), decision (request, seq), model call (idempotency key), outbox message
+(task id) or training run (model, scheduled time) hits the constraint instead of doubling work or
+cost. Child rows cascade at the database level (``ON DELETE CASCADE``), so retention jobs delete
+requests or runs with one statement.
+
+``files``, ``batches`` and shadow labels come in later revisions; ``requests.batch_id`` is a plain
+UUID column until the ``batches`` table exists.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hera_router.db.base import Base, CreatedAt, Timestamps, UUIDPrimaryKey, value_enum
+from hera_router.db.enums import (
+    CallStatus,
+    EstimatorStatus,
+    Executor,
+    ModelRole,
+    RequestStatus,
+    RunStatus,
+    SubtaskStatus,
+)
+
+NAME_LENGTH = 128
+BRANCH_LENGTH = 32
+"""Routing branch labels (``URC``, ``SSE``, ``SLE``, ``CD``, ``SD``, ``LLM``, ``fallback`` ...)."""
+
+
+class Tenant(UUIDPrimaryKey, Timestamps, Base):
+    """A customer of the producer API; owns API keys and requests."""
+
+    __tablename__ = "tenants"
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+
+    api_keys: Mapped[list[ApiKey]] = relationship(back_populates="tenant", passive_deletes=True)
+
+
+class ApiKey(UUIDPrimaryKey, CreatedAt, Base):
+    """A tenant's API key. Only the SHA-256 of the secret is stored, never the secret.
+
+    ``prefix`` is the first characters of the secret, stored in clear so a presented key is found
+    by an indexed lookup and then checked against ``key_hash`` in constant time.
+    """
+
+    __tablename__ = "api_keys"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    revoked_at: Mapped[datetime | None]
+
+    tenant: Mapped[Tenant] = relationship(back_populates="api_keys")
+
+
+class Request(UUIDPrimaryKey, Timestamps, Base):
+    """One agent request: the root task ST_0, its progress and its totals.
+
+    ``current_seq`` is the step the router plans next; advancing it is a guarded update, so a
+    redelivered router message for an old step changes nothing. ``updated_at`` doubles as the
+    progress clock the reconciler reads, ``heartbeat_at`` as the liveness clock of a running step.
+    """
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        # custom_id is the caller's key inside a batch (OpenAI Batch format); NULLs never collide.
+        UniqueConstraint("batch_id", "custom_id"),
+        # the reconciler scans "queued/running and not updated since T"
+        Index(None, "status", "updated_at"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"), index=True)
+    batch_id: Mapped[uuid.UUID | None]
+    custom_id: Mapped[str | None] = mapped_column(String(256))
+    input: Mapped[str] = mapped_column(Text)
+    # "metadata" is reserved on declarative classes, hence the attribute name.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    policy: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(default=0)
+    status: Mapped[RequestStatus] = mapped_column(
+        value_enum(RequestStatus, "request_status"), default=RequestStatus.QUEUED
+    )
+    final_answer: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    current_seq: Mapped[int] = mapped_column(default=0)
+    attempts: Mapped[int] = mapped_column(default=0)
+    deadline: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    gold_answer: Mapped[str | None] = mapped_column(Text)
+    cost_usd: Mapped[float] = mapped_column(default=0.0)
+    slm_steps: Mapped[int] = mapped_column(default=0)
+    llm_steps: Mapped[int] = mapped_column(default=0)
+
+    tenant: Mapped[Tenant] = relationship()
+    subtasks: Mapped[list[Subtask]] = relationship(
+        back_populates="request", order_by="(Subtask.seq, Subtask.part)", passive_deletes=True
+    )
+    decisions: Mapped[list[Decision]] = relationship(
+        back_populates="request", order_by="Decision.seq", passive_deletes=True
+    )
+
+
+class Subtask(UUIDPrimaryKey, Timestamps, Base):
+    """One step of a request, assigned to an executor by a decision.
+
+    ``part`` numbers the pieces when a step is decomposed; ``parent_id`` links a piece to the step
+    it came from, so a request's subtasks form a tree.
+    """
+
+    __tablename__ = "subtasks"
+    # The unique index leads with request_id, so it also serves "all subtasks of a request".
+    __table_args__ = (UniqueConstraint("request_id", "seq", "part"),)
+
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("subtasks.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int]
+    part: Mapped[int] = mapped_column(default=0)
+    executor: Mapped[Executor] = mapped_column(value_enum(Executor, "executor"))
+    branch: Mapped[str] = mapped_column(String(BRANCH_LENGTH))
+    text: Mapped[str] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[SubtaskStatus] = mapped_column(
+        value_enum(SubtaskStatus, "subtask_status"), default=SubtaskStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    request: Mapped[Request] = relationship(back_populates="subtasks")
+    parent: Mapped[Subtask | None] = relationship(back_populates="children", remote_side="Subtask.id")
+    children: Mapped[list[Subtask]] = relationship(back_populates="parent", passive_deletes=True)
+
+
+class Decision(UUIDPrimaryKey, CreatedAt, Base):
+    """What the policy decided at step ``seq`` and why: the record evaluation and training read.
+
+    ``span`` is how many steps the decision covers (SLE/CD hand several steps to the SLM);
+    ``estimator_versions`` maps estimator name to the version that produced ``scores``.
+    """
+
+    __tablename__ = "decisions"
+    __table_args__ = (UniqueConstraint("request_id", "seq"),)
+
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    policy: Mapped[str] = mapped_column(String(64))
+    executor: Mapped[Executor] = mapped_column(value_enum(Executor, "executor"))
+    branch: Mapped[str] = mapped_column(String(BRANCH_LENGTH))
+    span: Mapped[int] = mapped_column(default=1)
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    kappa: Mapped[float | None]
+    estimator_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    elapsed_ms: Mapped[float]
+    fallback_reason: Mapped[str | None] = mapped_column(Text)
+
+    request: Mapped[Request] = relationship(back_populates="decisions")
+
+
+class ModelCall(UUIDPrimaryKey, CreatedAt, Base):
+    """One call to a model backend, with tokens, latency and cost.
+
+    ``idempotency_key`` is derived from the subtask and attempt by the caller; recording the same
+    call twice (a redelivered execution task) returns the first row and charges once.
+    """
+
+    __tablename__ = "model_calls"
+
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    subtask_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("subtasks.id", ondelete="SET NULL"), index=True
+    )
+    backend: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    role: Mapped[ModelRole] = mapped_column(value_enum(ModelRole, "model_role"))
+    tokens_in: Mapped[int] = mapped_column(default=0)
+    tokens_out: Mapped[int] = mapped_column(default=0)
+    latency_ms: Mapped[float]
+    cost_usd: Mapped[float] = mapped_column(default=0.0)
+    status: Mapped[CallStatus] = mapped_column(value_enum(CallStatus, "call_status"))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=1)
+    idempotency_key: Mapped[str] = mapped_column(String(256), unique=True)
+
+
+class OutboxMessage(UUIDPrimaryKey, CreatedAt, Base):
+    """A task to publish, written in the same transaction as the state that needs it.
+
+    The relay publishes unpublished rows with ``task_id`` as the Celery task id and then sets
+    ``published_at``; a crash in between publishes again, which consumers absorb by idempotency.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        # The relay only ever reads unpublished rows, oldest first; a partial index stays small.
+        Index(
+            "ix_outbox_unpublished",
+            "created_at",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+    )
+
+    task_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    task_id: Mapped[str] = mapped_column(String(256), unique=True)
+    published_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class EstimatorVersion(UUIDPrimaryKey, CreatedAt, Base):
+    """A trained estimator artefact (e.g. ``dp`` version 3) and its evaluation metrics.
+
+    At most one version per name is ``active``: a partial unique index enforces it on both
+    databases, so a racing second promotion fails instead of leaving two active versions.
+    """
+
+    __tablename__ = "estimator_versions"
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        Index(
+            "uq_estimator_versions_one_active_per_name",
+            "name",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    status: Mapped[EstimatorStatus] = mapped_column(
+        value_enum(EstimatorStatus, "estimator_status"), default=EstimatorStatus.CANDIDATE
+    )
+    path: Mapped[str] = mapped_column(String(1024))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    data_window_start: Mapped[datetime | None]
+    data_window_end: Mapped[datetime | None]
+    promoted_at: Mapped[datetime | None]
+
+
+class TrainingRun(UUIDPrimaryKey, Timestamps, Base):
+    """One scheduled retraining of one estimator.
+
+    Unique per (model, scheduled time): a second beat, or a redelivered nightly task, finds the
+    row already there and does nothing (reliability-anchors.md F10).
+    """
+
+    __tablename__ = "training_runs"
+    __table_args__ = (UniqueConstraint("model_name", "scheduled_for"),)
+
+    model_name: Mapped[str] = mapped_column(String(64))
+    scheduled_for: Mapped[datetime]
+    status: Mapped[RunStatus] = mapped_column(value_enum(RunStatus, "run_status"), default=RunStatus.QUEUED)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[datetime | None]
+
+
+class ProfileRun(UUIDPrimaryKey, Timestamps, Base):
+    """A profiling pass: requests run with both models to build the trees estimators learn from."""
+
+    __tablename__ = "profile_runs"
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    source: Mapped[str] = mapped_column(String(16))
+    """Where the trees came from: ``sim`` (the simulated world) or ``real`` (live backends)."""
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[RunStatus] = mapped_column(value_enum(RunStatus, "run_status"), default=RunStatus.RUNNING)
+    n_requests: Mapped[int] = mapped_column(default=0)
+
+    nodes: Mapped[list[ProfileNode]] = relationship(back_populates="run", passive_deletes=True)
+
+
+class ProfileNode(UUIDPrimaryKey, CreatedAt, Base):
+    """One node of a profiling tree: a step produced by the SLM or the LLM under its parent."""
+
+    __tablename__ = "profile_nodes"
+    __table_args__ = (Index(None, "run_id", "request_key"),)
+
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("profile_runs.id", ondelete="CASCADE"))
+    request_key: Mapped[str] = mapped_column(String(256))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("profile_nodes.id", ondelete="CASCADE"), index=True
+    )
+    depth: Mapped[int]
+    producing_model: Mapped[Executor] = mapped_column(value_enum(Executor, "producing_model"))
+    text: Mapped[str] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)
+    tokens_in: Mapped[int] = mapped_column(default=0)
+    tokens_out: Mapped[int] = mapped_column(default=0)
+    cost_usd: Mapped[float] = mapped_column(default=0.0)
+    is_final: Mapped[bool] = mapped_column(default=False)
+    correct: Mapped[bool | None]
+
+    run: Mapped[ProfileRun] = relationship(back_populates="nodes")

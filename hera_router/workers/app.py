@@ -1,0 +1,98 @@
+"""The Celery application factory. Nothing here runs at import time.
+
+Every process (api, router, edge, cloud, trainer, beat, flower) builds its app with
+:func:`create_app` from the same settings, so broker options, queues and routes cannot drift
+between producer and consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery, signals
+
+from hera_router.config import Settings
+from hera_router.workers import queues
+from hera_router.workers.base import TaskContextFilter
+from hera_router.workers.runtime import Runtime
+
+# Modules whose tasks every worker registers. Later pieces (routing, execution, training,
+# maintenance) add themselves here.
+TASK_MODULES: tuple[str, ...] = ()
+
+
+class HeraCelery(Celery):  # type: ignore[misc]  # celery ships no type information
+    """A Celery app that carries the project's per-process runtime."""
+
+    hera_runtime: Runtime
+
+    @property
+    def settings(self) -> Settings:
+        return self.hera_runtime.settings
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """The one set of transport options every process uses (reliability-anchors.md §4.4.8)."""
+    options: dict[str, Any] = {
+        # Must exceed the longest acks_late task and the longest retry countdown, or Redis
+        # redelivers a message whose first copy is still running.
+        "visibility_timeout": settings.visibility_timeout_s,
+    }
+    if settings.broker_url.startswith("memory://"):
+        # The in-memory transport polls once per second by default: one hop per second.
+        options["polling_interval"] = settings.memory_polling_interval_s
+    return options
+
+
+def create_app(settings: Settings, *, include: Sequence[str] = TASK_MODULES) -> HeraCelery:
+    app = HeraCelery("hera_router", set_as_current=False)
+    app.hera_runtime = Runtime(settings)
+    names = settings.queues
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_transport_options=broker_transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        # No result backend: job state lives in the database, results would only expire there.
+        result_backend=None,
+        task_ignore_result=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        task_queues=queues.declarations(names),
+        task_default_queue=queues.physical_name(queues.Queue.MAINTENANCE, names),
+        task_routes=queues.task_routes(names),
+        task_create_missing_queues=False,
+        # Delivery defaults for idempotent tasks; non-idempotent tasks opt out at the decorator.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_soft_shutdown_timeout=10.0,
+        task_soft_time_limit=settings.task_soft_time_limit_s,
+        task_time_limit=settings.task_time_limit_s,
+        # Events for Flower: workers send task events, producers send task-sent.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        include=list(include),
+    )
+    _connect_signals(app)
+    return app
+
+
+def _connect_signals(app: HeraCelery) -> None:
+    def dispose_inherited_engine(**_: Any) -> None:
+        app.hera_runtime.after_fork()
+
+    def add_task_context(logger: logging.Logger | None = None, **_: Any) -> None:
+        target = logger or logging.getLogger()
+        for handler in target.handlers:
+            handler.addFilter(TaskContextFilter())
+
+    # weak=False: the closures would otherwise be collected as soon as this function returns.
+    signals.worker_process_init.connect(dispose_inherited_engine, weak=False)
+    signals.after_setup_logger.connect(add_task_context, weak=False)
+    signals.after_setup_task_logger.connect(add_task_context, weak=False)
