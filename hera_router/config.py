@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceParseError
 
 ENV_PREFIX = "HERA_"
 NESTED_DELIMITER = "__"
@@ -104,6 +105,19 @@ class RoutingSettings(BaseModel):
     random_p_slm: float = Field(default=0.5, ge=0, le=1)
 
 
+class SimulatorSettings(BaseModel):
+    """The simulated agent world behind the ``sim`` backend (``hera_router/simulator``)."""
+
+    seed: int = 0
+    """World seed: request files must be generated with the same seed the backends use."""
+    preset: str = "default"
+    """A preset of ``hera_router/simulator/presets.toml`` (or of ``config_path``)."""
+    config_path: Path | None = None
+    """A TOML file of the presets' shape applied on top of the packaged presets."""
+    realtime: bool = False
+    """Sleep for the simulated latency instead of only reporting it (demos, not tests)."""
+
+
 class Settings(BaseSettings):
     """Everything configurable about hera-router. Read once with :func:`load_settings`."""
 
@@ -135,21 +149,32 @@ class Settings(BaseSettings):
     training_time_limit_s: int = Field(default=3 * 3_600, gt=0)
     memory_polling_interval_s: float = Field(default=0.005, gt=0)
 
+    # Delivery and recovery (reliability-anchors.md §4.4).
+    subtask_max_attempts: int = Field(default=5, gt=0)
+    """A step claimed this many times (crashes, redeliveries, retries) fails its request."""
+    subtask_stale_after_s: float = Field(default=600.0, gt=0)
+    """A running step untouched this long is presumed dead and may be claimed again."""
+    reconcile_after_s: float = Field(default=120.0, gt=0)
+    """An active request with no progress this long is re-driven by the reconciler."""
+    relay_interval_s: float = Field(default=1.0, gt=0)
+    reconcile_interval_s: float = Field(default=30.0, gt=0)
+    edge_fallback_to_cloud: bool = True
+    """When the edge backend is unavailable, run the step on the cloud and record why."""
+
     edge: BackendSettings = BackendSettings(backend="sim", model="sim-slm")
     cloud: BackendSettings = BackendSettings(backend="sim", model="sim-llm")
     prices: dict[str, Price] = Field(default_factory=_default_prices)
     edge_cost_per_gpu_second: float = Field(default=0.0, ge=0)
 
     routing: RoutingSettings = RoutingSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("prices", mode="before")
     @classmethod
     def _prices_json(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return json.loads(value)
-        return value
+        return json.loads(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _resolve_and_check(self) -> Settings:
@@ -210,5 +235,8 @@ def load_settings(**overrides: Any) -> Settings:
             shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
             problems.append(f"{name}: {error['msg']}{shown}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"{ENV_PREFIX}PRICES: not valid JSON ({exc})") from None
+    except SourceParseError as exc:
+        # Raised for values that must be JSON (mappings, nested groups) and are not.
+        cause = exc.__cause__ or exc
+        field = str(exc).split('"')[1] if '"' in str(exc) else "*"
+        raise SettingsError(f"invalid settings:\n  {_env_name((field,))}: not valid JSON ({cause})") from None

@@ -91,7 +91,7 @@ class BackendConfigError(BackendError):
     """The backend is misconfigured (unknown name, missing URL, unreachable at start-up)."""
 
 
-class BackendUnavailable(BackendError):
+class BackendUnavailable(BackendError):  # noqa: N818 - the name the tasks already map
     """Transient: connection refused, 5xx, 429 after retries; the call may succeed later or elsewhere.
 
     ``retry_after_s`` is the server's ``Retry-After`` (or, for :class:`CircuitOpen`, the time until
@@ -118,7 +118,7 @@ class BackendTimeout(BackendUnavailable):
     """The call did not finish within the configured timeout."""
 
 
-class BackendRejected(BackendError):
+class BackendRejected(BackendError):  # noqa: N818 - the name the tasks already map
     """The server refused the request (4xx other than 429): retrying the same call will not help."""
 
     def __init__(self, backend: str, message: str, status_code: int | None = None) -> None:

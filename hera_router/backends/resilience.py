@@ -27,8 +27,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from hera_router.backends.base import (
     BackendError,
@@ -243,9 +243,7 @@ def _exhausted(exc: BackendUnavailable, attempts: int) -> BackendUnavailable:
     return again
 
 
-def error_for_status(
-    backend: str, status_code: int, detail: str, *, retry_after: str | None = None
-) -> BackendError:
+def error_for_status(backend: str, status_code: int, detail: str, *, retry_after: str | None = None) -> BackendError:
     """The typed error for an HTTP failure status, shared by the HTTP clients.
 
     429 and 5xx are transient (the server is busy or broken right now); 408 and 504 are timeouts

@@ -73,3 +73,6 @@ TERMINAL_REQUEST_STATUSES: frozenset[RequestStatus] = frozenset(
     {RequestStatus.SUCCEEDED, RequestStatus.FAILED, RequestStatus.CANCELLED}
 )
 """Statuses a request never leaves; guarded transitions never list them as a source."""
+
+ACTIVE_REQUEST_STATUSES: frozenset[RequestStatus] = frozenset({RequestStatus.QUEUED, RequestStatus.RUNNING})
+"""Statuses of a request that still has work ahead (what the reconciler watches)."""

@@ -6,8 +6,7 @@ Idempotency lives in the unique keys: a redelivered task that tries to write the
 cost. Child rows cascade at the database level (``ON DELETE CASCADE``), so retention jobs delete
 requests or runs with one statement.
 
-``files``, ``batches`` and shadow labels come in later revisions; ``requests.batch_id`` is a plain
-UUID column until the ``batches`` table exists.
+``files`` and shadow labels come in later revisions.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hera_router.db.base import Base, CreatedAt, Timestamps, UUIDPrimaryKey, value_enum
+from hera_router.db.base import Base, CreatedAt, JSONType, Timestamps, UUIDPrimaryKey, value_enum
 from hera_router.db.enums import (
     CallStatus,
     EstimatorStatus,
@@ -63,6 +62,25 @@ class ApiKey(UUIDPrimaryKey, CreatedAt, Base):
     tenant: Mapped[Tenant] = relationship(back_populates="api_keys")
 
 
+class Batch(UUIDPrimaryKey, Timestamps, Base):
+    """A set of requests submitted together (a JSON list or a JSONL upload).
+
+    Progress and cost are read from the requests; the batch itself keeps what only it knows: how
+    many lines were accepted, which were rejected and why, and whether it was cancelled.
+    """
+
+    __tablename__ = "batches"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"), index=True)
+    name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    policy: Mapped[str] = mapped_column(String(64))
+    accepted: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    """``[{"line": 17, "error": "..."}]``: the input lines that did not become requests."""
+    cancelled_at: Mapped[datetime | None]
+
+
 class Request(UUIDPrimaryKey, Timestamps, Base):
     """One agent request: the root task ST_0, its progress and its totals.
 
@@ -80,7 +98,7 @@ class Request(UUIDPrimaryKey, Timestamps, Base):
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"), index=True)
-    batch_id: Mapped[uuid.UUID | None]
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     custom_id: Mapped[str | None] = mapped_column(String(256))
     input: Mapped[str] = mapped_column(Text)
     # "metadata" is reserved on declarative classes, hence the attribute name.
@@ -122,15 +140,20 @@ class Subtask(UUIDPrimaryKey, Timestamps, Base):
     __table_args__ = (UniqueConstraint("request_id", "seq", "part"),)
 
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
-    parent_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("subtasks.id", ondelete="CASCADE"), index=True
-    )
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subtasks.id", ondelete="CASCADE"), index=True)
     seq: Mapped[int]
     part: Mapped[int] = mapped_column(default=0)
     executor: Mapped[Executor] = mapped_column(value_enum(Executor, "executor"))
     branch: Mapped[str] = mapped_column(String(BRANCH_LENGTH))
     text: Mapped[str] = mapped_column(Text)
     output: Mapped[str | None] = mapped_column(Text)
+    """The parsed result of the step."""
+    raw_output: Mapped[str | None] = mapped_column(Text)
+    """The model's answer as it came back, for audits and training data."""
+    next_subtask: Mapped[str | None] = mapped_column(Text)
+    """The subtask this step proposed next (the text of step seq + 1), if any."""
+    problems: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    """What the tolerant parser had to guess when reading ``raw_output``."""
     status: Mapped[SubtaskStatus] = mapped_column(
         value_enum(SubtaskStatus, "subtask_status"), default=SubtaskStatus.PENDING
     )
@@ -177,9 +200,7 @@ class ModelCall(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "model_calls"
 
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
-    subtask_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("subtasks.id", ondelete="SET NULL"), index=True
-    )
+    subtask_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subtasks.id", ondelete="SET NULL"), index=True)
     backend: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(NAME_LENGTH))
     role: Mapped[ModelRole] = mapped_column(value_enum(ModelRole, "model_role"))
@@ -293,9 +314,7 @@ class ProfileNode(UUIDPrimaryKey, CreatedAt, Base):
 
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("profile_runs.id", ondelete="CASCADE"))
     request_key: Mapped[str] = mapped_column(String(256))
-    parent_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("profile_nodes.id", ondelete="CASCADE"), index=True
-    )
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("profile_nodes.id", ondelete="CASCADE"), index=True)
     depth: Mapped[int]
     producing_model: Mapped[Executor] = mapped_column(value_enum(Executor, "producing_model"))
     text: Mapped[str] = mapped_column(Text)

@@ -40,8 +40,7 @@ def make_engine(settings: Settings) -> Engine:
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql":
         connect_args["options"] = (
-            f"-c statement_timeout={settings.db_statement_timeout_ms} "
-            f"-c lock_timeout={settings.db_lock_timeout_ms}"
+            f"-c statement_timeout={settings.db_statement_timeout_ms} -c lock_timeout={settings.db_lock_timeout_ms}"
         )
     return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
 

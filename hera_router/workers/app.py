@@ -8,8 +8,9 @@ between producer and consumer.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
 
@@ -18,19 +19,38 @@ from hera_router.workers import queues
 from hera_router.workers.base import TaskContextFilter
 from hera_router.workers.runtime import Runtime
 
-# Modules whose tasks every worker registers. Later pieces (routing, execution, training,
-# maintenance) add themselves here.
-TASK_MODULES: tuple[str, ...] = ()
+if TYPE_CHECKING:
+    from hera_router.agent.pipeline import Pipeline
+
+# Modules whose tasks every worker registers.
+TASK_MODULES: tuple[str, ...] = (
+    "hera_router.tasks.routing",
+    "hera_router.tasks.execution",
+    "hera_router.tasks.maintenance",
+)
 
 
 class HeraCelery(Celery):  # type: ignore[misc]  # celery ships no type information
     """A Celery app that carries the project's per-process runtime."""
 
     hera_runtime: Runtime
+    _hera_pipeline: Pipeline | None = None
+    _hera_lock = threading.Lock()
 
     @property
     def settings(self) -> Settings:
         return self.hera_runtime.settings
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline services of this process, built on first use (after a fork)."""
+        with self._hera_lock:
+            if self._hera_pipeline is None:
+                from hera_router.agent.pipeline import Pipeline
+                from hera_router.workers.dispatch import Dispatcher
+
+                self._hera_pipeline = Pipeline(self.hera_runtime, Dispatcher(self))
+            return self._hera_pipeline
 
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
@@ -78,6 +98,18 @@ def create_app(settings: Settings, *, include: Sequence[str] = TASK_MODULES) -> 
         worker_send_task_events=True,
         task_send_sent_event=True,
         include=list(include),
+        beat_schedule={
+            "relay-outbox": {
+                "task": "maintenance.relay_outbox",
+                "schedule": settings.relay_interval_s,
+                "options": {"expires": settings.relay_interval_s * 5},
+            },
+            "reconcile": {
+                "task": "maintenance.reconcile",
+                "schedule": settings.reconcile_interval_s,
+                "options": {"expires": settings.reconcile_interval_s},
+            },
+        },
     )
     _connect_signals(app)
     return app

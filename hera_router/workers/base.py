@@ -8,9 +8,11 @@ not idempotent must say so at its decorator by turning those off.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celery import Task
@@ -37,6 +39,16 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     DatabaseOperationalError,  # a dropped or timed-out database connection
     BrokerOperationalError,  # publishing the next hop failed
 )
+
+
+@contextlib.contextmanager
+def task_log_context(task_name: str, task_id: str) -> Iterator[None]:
+    """Tag log records emitted in this block with the task's name and id."""
+    token = current_task_context.set((task_name, task_id))
+    try:
+        yield
+    finally:
+        current_task_context.reset(token)
 
 
 class TaskContextFilter(logging.Filter):
@@ -76,15 +88,13 @@ class HeraTask(Task):  # type: ignore[misc]  # celery ships no type information
         return runtime
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        task_id = self.request.id or "-"
-        token = current_task_context.set((self.name, task_id))
         TASK_EVENTS.labels(self.name, "started").inc()
         started = time.perf_counter()
         try:
-            return super().__call__(*args, **kwargs)
+            with task_log_context(self.name, self.request.id or "-"):
+                return super().__call__(*args, **kwargs)
         finally:
             TASK_RUNTIME.labels(self.name).observe(time.perf_counter() - started)
-            current_task_context.reset(token)
 
     def on_success(self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         TASK_EVENTS.labels(self.name, "succeeded").inc()
@@ -98,7 +108,8 @@ class HeraTask(Task):  # type: ignore[misc]  # celery ships no type information
         einfo: ExceptionInfo,
     ) -> None:
         TASK_EVENTS.labels(self.name, "retried").inc()
-        log.warning("task %s[%s] will retry: %s", self.name, task_id, exc)
+        with task_log_context(self.name, task_id):
+            log.warning("task %s[%s] will retry: %s", self.name, task_id, exc)
 
     def on_failure(
         self,
@@ -109,4 +120,5 @@ class HeraTask(Task):  # type: ignore[misc]  # celery ships no type information
         einfo: ExceptionInfo,
     ) -> None:
         TASK_EVENTS.labels(self.name, "failed").inc()
-        log.error("task %s[%s] failed: %s", self.name, task_id, exc)
+        with task_log_context(self.name, task_id):
+            log.error("task %s[%s] failed: %s", self.name, task_id, exc)

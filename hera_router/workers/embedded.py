@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from celery.app import trace
 from celery.worker import WorkController
 from celery.worker import state as worker_state
 
@@ -64,7 +65,17 @@ def embedded_worker(
         without_mingle=True,
         without_gossip=True,
     )
-    thread = threading.Thread(target=worker.start, name="hera-embedded-worker", daemon=True)
+    # What the `celery worker` command does before it starts: the pool's fast tracer reads the
+    # registry from module state, and shared tasks resolve the app through the current/default
+    # app. Without this, tasks would run against Celery's implicit default app.
+    trace.setup_worker_optimizations(app, worker.hostname)
+    app.set_default()
+
+    def run() -> None:
+        app.set_current()
+        worker.start()
+
+    thread = threading.Thread(target=run, name="hera-embedded-worker", daemon=True)
     thread.start()
     try:
         if not worker.ready.wait(start_timeout_s):
@@ -81,3 +92,4 @@ def embedded_worker(
                 raise EmbeddedWorkerError(f"the embedded worker did not stop within {stop_timeout_s:.0f} s")
         finally:
             worker_state.should_terminate = None
+            trace.reset_worker_optimizations(app)

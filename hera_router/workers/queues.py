@@ -7,6 +7,7 @@ misspelt queue fails at publish time instead of piling up in a queue nobody cons
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from kombu import Exchange
 from kombu import Queue as KombuQueue
@@ -24,8 +25,8 @@ class Queue(enum.StrEnum):
     MAINTENANCE = "maintenance"
 
 
-# Task-name prefix -> queue. Execution tasks are published with an explicit queue (edge or cloud)
-# chosen by the routing decision, so they have no static route.
+# Task-name prefix -> queue. Execution tasks go to edge or cloud by their ``executor`` argument
+# (see ExecutorRouter), so they have no static route.
 ROUTES_BY_PREFIX: dict[str, Queue] = {
     "routing.": Queue.ROUTER,
     "training.": Queue.TRAINING,
@@ -47,7 +48,31 @@ def declarations(names: QueueNames) -> tuple[KombuQueue, ...]:
     return tuple(declared)
 
 
-def task_routes(names: QueueNames) -> dict[str, dict[str, str]]:
-    return {
-        f"{prefix}*": {"queue": physical_name(queue, names)} for prefix, queue in ROUTES_BY_PREFIX.items()
-    }
+EXECUTION_PREFIX = "execution."
+EXECUTOR_QUEUES: dict[str, Queue] = {"slm": Queue.EDGE, "llm": Queue.CLOUD}
+
+
+class ExecutorRouter:
+    """Celery router: an ``execution.*`` task goes to the queue of its ``executor`` argument.
+
+    Deriving the queue from the message itself means a re-published message (outbox relay,
+    reconciler) always lands where the routing decision sent it, with nothing else to remember.
+    """
+
+    def __init__(self, names: QueueNames) -> None:
+        self.names = names
+
+    def __call__(
+        self, name: str, args: Any, kwargs: dict[str, Any] | None, options: Any, task: Any = None, **_: Any
+    ) -> dict[str, str] | None:
+        if not name.startswith(EXECUTION_PREFIX):
+            return None
+        executor = (kwargs or {}).get("executor")
+        if executor not in EXECUTOR_QUEUES:
+            raise ValueError(f"{name}: executor must be one of {sorted(EXECUTOR_QUEUES)}, got {executor!r}")
+        return {"queue": physical_name(EXECUTOR_QUEUES[executor], self.names)}
+
+
+def task_routes(names: QueueNames) -> list[Any]:
+    static = {f"{prefix}*": {"queue": physical_name(queue, names)} for prefix, queue in ROUTES_BY_PREFIX.items()}
+    return [ExecutorRouter(names), static]

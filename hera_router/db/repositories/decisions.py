@@ -1,0 +1,85 @@
+"""Routing decisions: one per planned step, the record evaluation and retraining read."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hera_router.db.enums import Executor
+from hera_router.db.models import Decision
+from hera_router.db.repositories._dml import insert_if_absent, rows_changed
+
+
+class DecisionRepository:
+    """Decisions keyed by (request, seq)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record(
+        self,
+        *,
+        request_id: uuid.UUID,
+        seq: int,
+        policy: str,
+        executor: Executor,
+        branch: str,
+        elapsed_ms: float,
+        span: int = 1,
+        scores: Mapping[str, Any] | None = None,
+        kappa: float | None = None,
+        estimator_versions: Mapping[str, Any] | None = None,
+        fallback_reason: str | None = None,
+    ) -> tuple[Decision, bool]:
+        """Store the decision for step ``seq``; returns ``(row, created)``.
+
+        If the step was already decided (a redelivered router task) the first decision stands and
+        ``created`` is False: re-running the policy could pick differently, and the subtasks
+        already follow the first choice.
+        """
+        created = insert_if_absent(
+            self.session,
+            Decision,
+            {
+                "request_id": request_id,
+                "seq": seq,
+                "policy": policy,
+                "executor": executor,
+                "branch": branch,
+                "span": span,
+                "scores": dict(scores or {}),
+                "kappa": kappa,
+                "estimator_versions": dict(estimator_versions or {}),
+                "elapsed_ms": elapsed_ms,
+                "fallback_reason": fallback_reason,
+            },
+            ("request_id", "seq"),
+        )
+        decision = self.get(request_id, seq)
+        if decision is None:  # pragma: no cover - the insert or the conflict guarantees a row
+            raise LookupError(f"decision ({request_id}, {seq}) vanished after insert")
+        return decision, created
+
+    def set_fallback(self, request_id: uuid.UUID, seq: int, executor: Executor, reason: str) -> bool:
+        """Record that step ``seq`` ran on ``executor`` instead of the policy's choice, and why
+        (e.g. the edge was down). False if the step has no decision."""
+        result = self.session.execute(
+            update(Decision)
+            .where(Decision.request_id == request_id, Decision.seq == seq)
+            .values(executor=executor, fallback_reason=reason)
+        )
+        return rows_changed(result) == 1
+
+    def get(self, request_id: uuid.UUID, seq: int) -> Decision | None:
+        return self.session.scalars(
+            select(Decision).where(Decision.request_id == request_id, Decision.seq == seq)
+        ).one_or_none()
+
+    def list_for_request(self, request_id: uuid.UUID) -> Sequence[Decision]:
+        return self.session.scalars(
+            select(Decision).where(Decision.request_id == request_id).order_by(Decision.seq)
+        ).all()

@@ -1,0 +1,113 @@
+"""The transactional outbox: tasks to publish, written with the state that needs them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hera_router.db.base import utcnow
+from hera_router.db.models import OutboxMessage
+from hera_router.db.repositories._dml import insert_if_absent, rows_changed
+
+
+class OutboxRepository:
+    """Outbox rows: add in the business transaction, claim and mark in the relay's."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, task_name: str, payload: Mapping[str, Any], task_id: str) -> tuple[OutboxMessage, bool]:
+        """Queue ``task_name(**payload)`` for publishing as Celery task ``task_id``; ``(row, created)``.
+
+        ``task_id`` is deterministic (e.g. derived from request id and step), so adding the same
+        message twice keeps one row; the first payload wins.
+        """
+        created = insert_if_absent(
+            self.session,
+            OutboxMessage,
+            {"task_name": task_name, "payload": dict(payload), "task_id": task_id},
+            ("task_id",),
+        )
+        message = self.by_task_id(task_id)
+        if message is None:  # pragma: no cover - the insert or the conflict guarantees a row
+            raise LookupError(f"outbox message {task_id!r} vanished after insert")
+        return message, created
+
+    def reopen(self, task_name: str, payload: Mapping[str, Any], task_id: str) -> OutboxMessage:
+        """Queue ``task_id`` for publishing again, adding it if it was never queued.
+
+        The reconciler's re-drive: the broker may have lost a message the relay already marked
+        published. Publishing again under the same task id is safe because consumers are
+        idempotent; the payload is replaced with the one given.
+        """
+        message, created = self.add(task_name, payload, task_id)
+        if not created:
+            self.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message.id)
+                .values(task_name=task_name, payload=dict(payload), published_at=None)
+            )
+            self.session.refresh(message)
+        return message
+
+    def by_ids(self, message_ids: Collection[uuid.UUID]) -> Sequence[OutboxMessage]:
+        """The given messages (published or not), oldest first; unknown ids are skipped."""
+        if not message_ids:
+            return []
+        return self.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.id.in_(list(message_ids)))
+            .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        ).all()
+
+    def by_task_id(self, task_id: str) -> OutboxMessage | None:
+        return self.session.scalars(select(OutboxMessage).where(OutboxMessage.task_id == task_id)).one_or_none()
+
+    def claim_unpublished(self, limit: int = 100) -> Sequence[OutboxMessage]:
+        """Lock up to ``limit`` unpublished messages, oldest first, for this transaction.
+
+        On Postgres ``FOR UPDATE SKIP LOCKED`` lets several relays run without publishing the same
+        row concurrently: each skips rows another holds. SQLite has no row locks and SQLAlchemy
+        omits the clause there; its transactions are serialised (``BEGIN IMMEDIATE``) instead.
+        The claim lasts until the caller's transaction ends, so publish, mark and commit in it.
+        """
+        return self.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.published_at.is_(None))
+            .order_by(OutboxMessage.created_at, OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+
+    def mark_published(self, message_ids: Collection[uuid.UUID]) -> int:
+        """Mark messages as published; returns how many were still unpublished."""
+        if not message_ids:
+            return 0
+        result = self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(list(message_ids)), OutboxMessage.published_at.is_(None))
+            .values(published_at=utcnow(), attempts=OutboxMessage.attempts + 1, last_error=None)
+        )
+        return rows_changed(result)
+
+    def mark_failed(self, message_id: uuid.UUID, error: str) -> None:
+        """Count a failed publish attempt; the row stays unpublished and is retried next round."""
+        self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(attempts=OutboxMessage.attempts + 1, last_error=error)
+        )
+
+    def oldest_unpublished_at(self) -> datetime | None:
+        """Creation time of the oldest unpublished message (outbox lag), or None if empty."""
+        return self.session.scalar(
+            select(OutboxMessage.created_at)
+            .where(OutboxMessage.published_at.is_(None))
+            .order_by(OutboxMessage.created_at)
+            .limit(1)
+        )

@@ -1,0 +1,176 @@
+"""Agent requests: creation, guarded state transitions, progress and the reconciler's scan."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from hera_router.db.base import utcnow
+from hera_router.db.enums import ACTIVE_REQUEST_STATUSES, RequestStatus
+from hera_router.db.models import Request
+from hera_router.db.repositories._dml import rows_changed
+
+ACTIVE_STATUSES: tuple[RequestStatus, ...] = tuple(sorted(ACTIVE_REQUEST_STATUSES))
+
+
+class RequestRepository:
+    """Requests. State changes are conditional UPDATEs, never read-modify-write in Python.
+
+    Two copies of a task (a redelivery while the first still runs) may race on the same request;
+    only one UPDATE can match the expected old state, and the loser sees False and stops.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(
+        self,
+        *,
+        tenant_id: uuid.UUID,
+        input: str,
+        policy: str,
+        priority: int = 0,
+        batch_id: uuid.UUID | None = None,
+        custom_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+        gold_answer: str | None = None,
+        deadline: datetime | None = None,
+    ) -> Request:
+        """A new request in ``queued``."""
+        request = Request(
+            tenant_id=tenant_id,
+            input=input,
+            policy=policy,
+            priority=priority,
+            batch_id=batch_id,
+            custom_id=custom_id,
+            meta=meta or {},
+            gold_answer=gold_answer,
+            deadline=deadline,
+        )
+        self.session.add(request)
+        self.session.flush()
+        return request
+
+    def get(self, request_id: uuid.UUID) -> Request | None:
+        return self.session.get(Request, request_id)
+
+    def list_for_batch(self, batch_id: uuid.UUID) -> Sequence[Request]:
+        return self.session.scalars(
+            select(Request).where(Request.batch_id == batch_id).order_by(Request.created_at, Request.id)
+        ).all()
+
+    def transition(
+        self,
+        request_id: uuid.UUID,
+        from_statuses: Collection[RequestStatus],
+        to_status: RequestStatus,
+        *,
+        count_attempt: bool = False,
+    ) -> bool:
+        """Move the request to ``to_status`` if it is in one of ``from_statuses``.
+
+        Returns False when no row changed: the request is missing or already elsewhere, which for
+        a task means "a duplicate delivery; do nothing". ``count_attempt`` increments
+        ``attempts`` in the same statement (a task starting work).
+        """
+        values: dict[str, Any] = {"status": to_status}
+        if count_attempt:
+            values["attempts"] = Request.attempts + 1
+        return self._guarded_update(request_id, from_statuses, values)
+
+    def succeed(self, request_id: uuid.UUID, final_answer: str) -> bool:
+        """Finish a running request with its answer; False if it was not running."""
+        return self._guarded_update(
+            request_id,
+            (RequestStatus.RUNNING,),
+            {"status": RequestStatus.SUCCEEDED, "final_answer": final_answer, "error": None},
+        )
+
+    def fail(
+        self,
+        request_id: uuid.UUID,
+        error: str,
+        from_statuses: Collection[RequestStatus] = ACTIVE_STATUSES,
+    ) -> bool:
+        """Fail an active request with a readable ``error``; False if it was already finished."""
+        return self._guarded_update(request_id, from_statuses, {"status": RequestStatus.FAILED, "error": error})
+
+    def advance_seq(self, request_id: uuid.UUID, from_seq: int, to_seq: int) -> bool:
+        """Move ``current_seq`` from ``from_seq`` to ``to_seq`` (a span may skip several steps).
+
+        False if the request is not at ``from_seq`` (the step was already planned) or not running.
+        """
+        result = self.session.execute(
+            update(Request)
+            .where(
+                Request.id == request_id,
+                Request.current_seq == from_seq,
+                Request.status == RequestStatus.RUNNING,
+            )
+            .values(current_seq=to_seq)
+        )
+        return rows_changed(result) == 1
+
+    def heartbeat(self, request_id: uuid.UUID) -> bool:
+        """Record that a worker is still on this request (keeps the reconciler away)."""
+        result = self.session.execute(
+            update(Request)
+            .where(Request.id == request_id, Request.status.in_(ACTIVE_STATUSES))
+            .values(heartbeat_at=utcnow())
+        )
+        return rows_changed(result) == 1
+
+    def add_usage(self, request_id: uuid.UUID, *, cost_usd: float, slm_steps: int = 0, llm_steps: int = 0) -> None:
+        """Add to the request's totals atomically (``SET x = x + n``, safe under concurrency).
+
+        Not idempotent by itself: call it in the transaction that recorded the model call, and only
+        when :meth:`ModelCallRepository.record` reported a new row.
+        """
+        self.session.execute(
+            update(Request)
+            .where(Request.id == request_id)
+            .values(
+                cost_usd=Request.cost_usd + cost_usd,
+                slm_steps=Request.slm_steps + slm_steps,
+                llm_steps=Request.llm_steps + llm_steps,
+            )
+        )
+
+    def stale(self, older_than: datetime, limit: int = 100) -> Sequence[Request]:
+        """Active requests with no progress and no heartbeat since ``older_than``, oldest first.
+
+        These are the ones whose message the broker lost or whose worker died; the reconciler
+        re-drives them from the database.
+        """
+        return self.session.scalars(
+            select(Request)
+            .where(
+                Request.status.in_(ACTIVE_STATUSES),
+                Request.updated_at < older_than,
+                or_(Request.heartbeat_at.is_(None), Request.heartbeat_at < older_than),
+            )
+            .order_by(Request.updated_at)
+            .limit(limit)
+        ).all()
+
+    def count_by_status(self) -> dict[RequestStatus, int]:
+        """Number of requests per status (metrics, ``hera-router status``)."""
+        rows = self.session.execute(select(Request.status, func.count()).group_by(Request.status))
+        return dict(rows.all())
+
+    def _guarded_update(
+        self,
+        request_id: uuid.UUID,
+        from_statuses: Collection[RequestStatus],
+        values: dict[str, Any],
+    ) -> bool:
+        result = self.session.execute(
+            update(Request).where(Request.id == request_id, Request.status.in_(list(from_statuses))).values(**values)
+        )
+        return rows_changed(result) == 1

@@ -1,0 +1,159 @@
+"""Subtasks: the steps a decision assigns to an executor."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from hera_router.db.enums import Executor, SubtaskStatus
+from hera_router.db.models import Subtask
+from hera_router.db.repositories._dml import insert_if_absent, rows_changed
+
+
+class SubtaskRepository:
+    """Subtasks keyed by (request, seq, part); writes are idempotent, transitions guarded."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(
+        self,
+        *,
+        request_id: uuid.UUID,
+        seq: int,
+        executor: Executor,
+        branch: str,
+        text: str,
+        part: int = 0,
+        parent_id: uuid.UUID | None = None,
+    ) -> tuple[Subtask, bool]:
+        """Create the subtask, or find the existing one for (request, seq, part); ``(row, created)``.
+
+        A redelivered router task re-running the same step gets the row the first copy wrote,
+        whatever it holds now; the caller's guarded transition then decides whether to proceed.
+        """
+        created = insert_if_absent(
+            self.session,
+            Subtask,
+            {
+                "request_id": request_id,
+                "seq": seq,
+                "part": part,
+                "executor": executor,
+                "branch": branch,
+                "text": text,
+                "parent_id": parent_id,
+            },
+            ("request_id", "seq", "part"),
+        )
+        subtask = self.by_key(request_id, seq, part)
+        if subtask is None:  # pragma: no cover - the insert or the conflict guarantees a row
+            raise LookupError(f"subtask ({request_id}, {seq}, {part}) vanished after insert")
+        return subtask, created
+
+    def get(self, subtask_id: uuid.UUID) -> Subtask | None:
+        return self.session.get(Subtask, subtask_id)
+
+    def by_key(self, request_id: uuid.UUID, seq: int, part: int = 0) -> Subtask | None:
+        return self.session.scalars(
+            select(Subtask).where(Subtask.request_id == request_id, Subtask.seq == seq, Subtask.part == part)
+        ).one_or_none()
+
+    def has_parts(self, subtask_id: uuid.UUID) -> bool:
+        """Whether the subtask was decomposed (other subtasks name it as their parent)."""
+        return bool(self.session.scalar(select(exists().where(Subtask.parent_id == subtask_id))))
+
+    def list_for_request(self, request_id: uuid.UUID) -> Sequence[Subtask]:
+        """The request's subtasks in execution order: the history the agent prompt is built from."""
+        return self.session.scalars(
+            select(Subtask).where(Subtask.request_id == request_id).order_by(Subtask.seq, Subtask.part)
+        ).all()
+
+    def transition(
+        self,
+        subtask_id: uuid.UUID,
+        from_statuses: Collection[SubtaskStatus],
+        to_status: SubtaskStatus,
+        *,
+        count_attempt: bool = False,
+    ) -> bool:
+        """Move to ``to_status`` if currently in ``from_statuses``; False means someone else did."""
+        values: dict[str, Any] = {"status": to_status}
+        if count_attempt:
+            values["attempts"] = Subtask.attempts + 1
+        return self._guarded_update(subtask_id, from_statuses, values)
+
+    def reclaim_stale(self, subtask_id: uuid.UUID, stale_before: datetime) -> bool:
+        """Take over a ``running`` subtask whose worker has not touched it since ``stale_before``.
+
+        Counts an attempt and bumps ``updated_at``, so a second reclaimer (or the original worker
+        coming back) loses the race. False if the subtask is not running or was touched recently.
+        """
+        result = self.session.execute(
+            update(Subtask)
+            .where(
+                Subtask.id == subtask_id,
+                Subtask.status == SubtaskStatus.RUNNING,
+                Subtask.updated_at < stale_before,
+            )
+            .values(attempts=Subtask.attempts + 1)
+        )
+        return rows_changed(result) == 1
+
+    def reassign(self, subtask_id: uuid.UUID, from_executor: Executor, to_executor: Executor) -> bool:
+        """Move an unfinished subtask to another executor and back to ``pending`` (edge outage
+        fallback), so the run task queued for the new executor can claim it. False if it already
+        moved or finished."""
+        return self._guarded_update(
+            subtask_id,
+            (SubtaskStatus.PENDING, SubtaskStatus.RUNNING),
+            {"executor": to_executor, "status": SubtaskStatus.PENDING},
+            executor=from_executor,
+        )
+
+    def succeed(
+        self,
+        subtask_id: uuid.UUID,
+        output: str,
+        *,
+        raw_output: str | None = None,
+        next_subtask: str | None = None,
+        problems: Sequence[str] = (),
+    ) -> bool:
+        """Store the outcome of a running subtask; False if it was not running."""
+        return self._guarded_update(
+            subtask_id,
+            (SubtaskStatus.RUNNING,),
+            {
+                "status": SubtaskStatus.SUCCEEDED,
+                "output": output,
+                "raw_output": raw_output,
+                "next_subtask": next_subtask,
+                "problems": list(problems),
+            },
+        )
+
+    def fail(self, subtask_id: uuid.UUID, error: str) -> bool:
+        """Fail a pending or running subtask; False if it had already finished."""
+        return self._guarded_update(
+            subtask_id,
+            (SubtaskStatus.PENDING, SubtaskStatus.RUNNING),
+            {"status": SubtaskStatus.FAILED, "error": error},
+        )
+
+    def _guarded_update(
+        self,
+        subtask_id: uuid.UUID,
+        from_statuses: Collection[SubtaskStatus],
+        values: dict[str, Any],
+        executor: Executor | None = None,
+    ) -> bool:
+        statement = update(Subtask).where(Subtask.id == subtask_id, Subtask.status.in_(list(from_statuses)))
+        if executor is not None:
+            statement = statement.where(Subtask.executor == executor)
+        return rows_changed(self.session.execute(statement.values(**values))) == 1

@@ -1,0 +1,95 @@
+"""Tenants and their API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hera_router.db.base import utcnow
+from hera_router.db.models import ApiKey, Tenant
+from hera_router.db.repositories._dml import rows_changed
+
+KEY_PREFIX = "hk_"
+"""Marks a string as a hera-router key (secret scanners and humans recognise it)."""
+LOOKUP_PREFIX_LENGTH = 12
+"""Characters of the secret stored in clear for lookup: ``hk_`` plus 9 random ones (54 bits)."""
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 hex of a key secret. Keys are 256-bit random, so a plain hash (no salt, no KDF) is
+    enough: there is no dictionary to attack, and the lookup must stay one indexed query."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class TenantRepository:
+    """Tenants by id and by name."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(self, name: str) -> Tenant:
+        tenant = Tenant(name=name)
+        self.session.add(tenant)
+        self.session.flush()
+        return tenant
+
+    def get(self, tenant_id: uuid.UUID) -> Tenant | None:
+        return self.session.get(Tenant, tenant_id)
+
+    def by_name(self, name: str) -> Tenant | None:
+        return self.session.scalars(select(Tenant).where(Tenant.name == name)).one_or_none()
+
+
+class ApiKeyRepository:
+    """Issue, find and revoke API keys; the plaintext secret exists only in ``create_key``'s result."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create_key(self, tenant: Tenant, name: str = "default") -> tuple[ApiKey, str]:
+        """Issue a key for ``tenant``; returns the row and the secret to show the user once."""
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = ApiKey(
+            tenant_id=tenant.id,
+            name=name,
+            prefix=secret[:LOOKUP_PREFIX_LENGTH],
+            key_hash=hash_secret(secret),
+        )
+        self.session.add(key)
+        self.session.flush()
+        return key, secret
+
+    def find_by_secret(self, secret: str) -> ApiKey | None:
+        """The live (not revoked) key whose secret is ``secret``, or None.
+
+        The prefix narrows the search by index; the hash comparison is constant-time so response
+        timing says nothing about how much of a guessed key matched.
+        """
+        if not secret.startswith(KEY_PREFIX) or len(secret) <= LOOKUP_PREFIX_LENGTH:
+            return None
+        presented = hash_secret(secret)
+        candidates = self.session.scalars(
+            select(ApiKey).where(ApiKey.prefix == secret[:LOOKUP_PREFIX_LENGTH], ApiKey.revoked_at.is_(None))
+        )
+        for key in candidates:
+            if hmac.compare_digest(key.key_hash, presented):
+                return key
+        return None
+
+    def list_for_tenant(self, tenant_id: uuid.UUID) -> Sequence[ApiKey]:
+        return self.session.scalars(
+            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
+        ).all()
+
+    def revoke(self, key_id: uuid.UUID) -> bool:
+        """Revoke a key; False if it does not exist or was already revoked."""
+        result = self.session.execute(
+            update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
+        )
+        return rows_changed(result) == 1

@@ -1,0 +1,94 @@
+"""Training runs: at most one per (model, scheduled time), with a heartbeat while running."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hera_router.db.base import utcnow
+from hera_router.db.enums import RunStatus
+from hera_router.db.models import TrainingRun
+from hera_router.db.repositories._dml import insert_if_absent, rows_changed
+
+FINISHED_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED})
+
+
+class TrainingRunRepository:
+    """Training runs keyed by (model_name, scheduled_for)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def start_run(self, model_name: str, scheduled_for: datetime) -> TrainingRun | None:
+        """Claim the run for ``model_name`` at ``scheduled_for`` and mark it running.
+
+        Returns None if the run already exists in any state: a second beat or a redelivered
+        nightly task must not train twice, so the caller simply stops. Commit promptly, so a
+        concurrent claimer waits on the unique key only briefly.
+        """
+        now = utcnow()
+        created = insert_if_absent(
+            self.session,
+            TrainingRun,
+            {
+                "model_name": model_name,
+                "scheduled_for": scheduled_for,
+                "status": RunStatus.RUNNING,
+                "started_at": now,
+                "heartbeat_at": now,
+            },
+            ("model_name", "scheduled_for"),
+        )
+        return self.by_schedule(model_name, scheduled_for) if created else None
+
+    def by_schedule(self, model_name: str, scheduled_for: datetime) -> TrainingRun | None:
+        return self.session.scalars(
+            select(TrainingRun).where(TrainingRun.model_name == model_name, TrainingRun.scheduled_for == scheduled_for)
+        ).one_or_none()
+
+    def get(self, run_id: uuid.UUID) -> TrainingRun | None:
+        return self.session.get(TrainingRun, run_id)
+
+    def latest(self, model_name: str) -> TrainingRun | None:
+        """The most recently scheduled run of ``model_name``."""
+        return self.session.scalars(
+            select(TrainingRun)
+            .where(TrainingRun.model_name == model_name)
+            .order_by(TrainingRun.scheduled_for.desc())
+            .limit(1)
+        ).one_or_none()
+
+    def heartbeat(self, run_id: uuid.UUID) -> bool:
+        """Show the run is alive; False if it is no longer running (so the trainer can stop)."""
+        result = self.session.execute(
+            update(TrainingRun)
+            .where(TrainingRun.id == run_id, TrainingRun.status == RunStatus.RUNNING)
+            .values(heartbeat_at=utcnow())
+        )
+        return rows_changed(result) == 1
+
+    def finish(
+        self,
+        run_id: uuid.UUID,
+        status: RunStatus,
+        *,
+        metrics: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Close a running run as succeeded, failed or skipped; False if it was not running."""
+        if status not in FINISHED_STATUSES:
+            raise ValueError(f"finish() needs a final status ({sorted(FINISHED_STATUSES)}), not {status!r}")
+        values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+        if metrics is not None:
+            values["metrics"] = dict(metrics)
+        result = self.session.execute(
+            update(TrainingRun)
+            .where(TrainingRun.id == run_id, TrainingRun.status == RunStatus.RUNNING)
+            .values(**values)
+        )
+        return rows_changed(result) == 1

@@ -1,0 +1,83 @@
+"""The routing interface: one method, pure, no Celery and no SQLAlchemy.
+
+A policy looks at where a request stands (the request, the (subtask, result) history, the subtask
+about to run and its sequence id) and returns a :class:`Decision`: which model runs it, why
+(branch), for how many steps (span), and every score it computed on the way. The router task
+records the decision verbatim; the execution task honours its span and its decomposition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = ["Decision", "Executor", "Policy", "PolicyFactory", "RoutingContext", "Step", "UnknownPolicyError"]
+
+from hera_router.config import RoutingSettings
+from hera_router.db.enums import Executor  # a plain StrEnum: no SQLAlchemy import
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One executed step of a request's chain."""
+
+    subtask: str
+    result: str
+    executor: Executor
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingContext:
+    """Where a request stands when its next subtask must be routed."""
+
+    request_id: str
+    request: str
+    """The root request text (ST_0)."""
+    current: str
+    """The subtask about to run; equals ``request`` at seq 0."""
+    seq: int
+    """Sequence id of ``current`` (0 for the root request)."""
+    history: Sequence[Step] = ()
+    max_steps: int = 15
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a policy decided for the current subtask, with everything needed to audit it."""
+
+    executor: Executor
+    branch: str
+    """urc | sse | sle | cd | sd | fallback, or the baseline's name."""
+    policy: str
+    span: int = 1
+    """Steps this decision covers, the current one included (SLE/CD/URC cover several)."""
+    parts: tuple[str, ...] = ()
+    """SD: the sub-subtasks the SLM runs in place of the current step."""
+    scores: Mapping[str, float] = field(default_factory=dict)
+    kappa: float | None = None
+    estimator_versions: Mapping[str, str] = field(default_factory=dict)
+    elapsed_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.span < 1:
+            raise ValueError(f"a decision covers at least the current step (span={self.span})")
+        if self.parts and self.executor is not Executor.SLM:
+            raise ValueError("only the SLM runs decomposed sub-subtasks")
+
+
+class Policy(Protocol):
+    """A routing policy. Implementations must be deterministic given their inputs and seed."""
+
+    name: str
+
+    def decide(self, context: RoutingContext) -> Decision: ...
+
+
+PolicyFactory = Callable[[RoutingSettings], Policy]
+
+
+class UnknownPolicyError(LookupError):
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        super().__init__(f"unknown routing policy {name!r}; known policies: {', '.join(sorted(known))}")
+        self.name = name

@@ -1,0 +1,59 @@
+"""Baseline policies that need no estimators: everything on one model, or a seeded coin."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from hera_router.config import RoutingSettings
+from hera_router.routing.base import Decision, Executor, RoutingContext
+
+
+class AllSLM:
+    """Every step on the edge SLM: the cheapest, least accurate reference."""
+
+    name = "all-slm"
+
+    def __init__(self, settings: RoutingSettings) -> None:
+        self.settings = settings
+
+    def decide(self, context: RoutingContext) -> Decision:
+        return Decision(executor=Executor.SLM, branch=self.name, policy=self.name)
+
+
+class AllLLM:
+    """Every step on the cloud LLM: the accuracy reference and cost 1.0."""
+
+    name = "all-llm"
+
+    def __init__(self, settings: RoutingSettings) -> None:
+        self.settings = settings
+
+    def decide(self, context: RoutingContext) -> Decision:
+        return Decision(executor=Executor.LLM, branch=self.name, policy=self.name)
+
+
+class RandomPolicy:
+    """Each step on the SLM with probability p.
+
+    The coin is a hash of (request id, seq) rather than a shared RNG so that a redelivered or
+    re-driven step gets the same answer it got the first time.
+    """
+
+    name = "random"
+
+    def __init__(self, settings: RoutingSettings) -> None:
+        self.p_slm = settings.random_p_slm
+
+    def decide(self, context: RoutingContext) -> Decision:
+        started = time.perf_counter()
+        digest = hashlib.blake2b(f"{context.request_id}:{context.seq}".encode(), digest_size=8).digest()
+        draw = int.from_bytes(digest, "big") / 2**64
+        executor = Executor.SLM if draw < self.p_slm else Executor.LLM
+        return Decision(
+            executor=executor,
+            branch=self.name,
+            policy=self.name,
+            scores={"draw": draw, "p_slm": self.p_slm},
+            elapsed_ms=(time.perf_counter() - started) * 1e3,
+        )

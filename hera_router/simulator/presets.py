@@ -1,0 +1,149 @@
+"""The simulator's behaviour configuration: typed, loaded from ``presets.toml`` plus an optional file.
+
+``presets.toml`` (next to this module) documents every field. A preset is the ``default`` section
+overridden field by field by the preset's own section; a user config file of the same shape is
+applied on top, so an operator can tweak one number without copying the rest.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ModelRole = Literal["slm", "llm"]
+_Probability = Field(ge=0.0, le=1.0)
+
+
+class RoleBehaviour(BaseModel):
+    """How one simulated model behaves; see ``presets.toml`` for what each field means."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    error_base: float = _Probability
+    error_per_difficulty: float = _Probability
+    late_gain: float = Field(ge=0.0)
+    compounding: float = Field(ge=0.0)
+    substep_factor: float = _Probability
+    misread: float = _Probability
+    split_base: float = _Probability
+    split_late: float = _Probability
+    paraphrase: float = _Probability
+    fix: float = _Probability
+    drift: float = _Probability
+    reconverge: float = _Probability
+    logprob_correct: float = Field(le=0.0)
+    logprob_wrong: float = Field(le=0.0)
+    logprob_difficulty: float = Field(le=0.0)
+    logprob_noise: float = Field(ge=0.0)
+    first_token_s: float = Field(ge=0.0)
+    prefill_s_per_token: float = Field(ge=0.0)
+    decode_s_per_token: float = Field(ge=0.0)
+    latency_jitter: float = Field(ge=0.0, le=1.0)
+
+    def error_probability(self, difficulty: float, position: float, decomposed: bool, loose: float = 0.0) -> float:
+        """P(wrong result) for a step of ``difficulty`` at relative ``position`` (0 first .. 1 last hop).
+
+        ``loose`` is the share of the history's subtasks not worded the plan's way (0..1).
+        """
+        p = (self.error_base + self.error_per_difficulty * difficulty) * (1.0 + self.late_gain * position)
+        p *= 1.0 + self.compounding * loose
+        if decomposed:
+            p *= self.substep_factor
+        return min(p, 1.0)
+
+    def split_probability(self, position: float) -> float:
+        return self.split_base + (self.split_late - self.split_base) * position
+
+    def latency_s(self, prompt_tokens: int, completion_tokens: int, jitter: float) -> float:
+        """Reported seconds for a call; ``jitter`` in [-1, 1] comes from the call's seeded draw."""
+        base = (
+            self.first_token_s
+            + self.prefill_s_per_token * prompt_tokens
+            + self.decode_s_per_token * completion_tokens
+        )
+        return round(base * (1.0 + self.latency_jitter * jitter), 6)
+
+
+class WorldShape(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lookup_min_hops: int = Field(ge=1)
+    lookup_max_hops: int = Field(ge=1)
+    arithmetic_min_ops: int = Field(ge=1)
+    arithmetic_max_ops: int = Field(ge=1)
+
+
+class Behaviour(BaseModel):
+    """A complete preset: the world's shape and both models."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    world: WorldShape
+    slm: RoleBehaviour
+    llm: RoleBehaviour
+
+    def role(self, role: ModelRole) -> RoleBehaviour:
+        return self.slm if role == "slm" else self.llm
+
+
+class PresetError(ValueError):
+    """The preset name or the config file is wrong; the message says which and how."""
+
+
+def _package_presets() -> dict[str, Any]:
+    text = resources.files("hera_router.simulator").joinpath("presets.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def preset_names(config_path: Path | None = None) -> list[str]:
+    names = set(_package_presets())
+    if config_path is not None:
+        names |= set(_read_file(config_path))
+    return sorted(names)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PresetError(f"simulator config {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"simulator config {path} is not valid TOML: {exc}") from None
+
+
+def load_behaviour(preset: str = "default", config_path: Path | None = None) -> Behaviour:
+    """The behaviour of ``preset``, from the packaged presets and optionally a config file on top."""
+    packaged = _package_presets()
+    user = _read_file(config_path) if config_path is not None else {}
+    if preset not in packaged and preset not in user:
+        known = ", ".join(preset_names(config_path))
+        raise PresetError(f"unknown simulator preset {preset!r}; known presets: {known}")
+    data: dict[str, Any] = {}
+    for layer in (packaged.get("default", {}), user.get("default", {})):
+        data = _merge(data, layer)
+    if preset != "default":
+        for layer in (packaged.get(preset, {}), user.get(preset, {})):
+            data = _merge(data, layer)
+    try:
+        return Behaviour(name=preset, **data)
+    except ValidationError as exc:
+        where = f" (with {config_path})" if config_path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise PresetError(f"simulator preset {preset!r}{where} is invalid: {problems}") from None

@@ -1,0 +1,69 @@
+"""Engine settings and the unit-of-work scope, on real connections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, delete, func, select, text
+
+from hera_router.config import load_settings
+from hera_router.db.models import Tenant
+from hera_router.db.repositories import TenantRepository
+from hera_router.db.session import make_engine, make_session_factory, session_scope
+
+
+def test_session_scope_commits_or_rolls_back(engine: Engine) -> None:
+    factory = make_session_factory(engine)
+    with session_scope(factory) as session:
+        kept = TenantRepository(session).create("scope-kept")
+
+    def create_then_fail() -> None:
+        with session_scope(factory) as session:
+            TenantRepository(session).create("scope-dropped")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        create_then_fail()
+    try:
+        with session_scope(factory) as session:
+            names = set(session.scalars(select(Tenant.name).where(Tenant.name.like("scope-%"))))
+            assert names == {"scope-kept"}
+            assert kept.name == "scope-kept"  # still readable: expire_on_commit=False
+    finally:
+        with session_scope(factory) as session:
+            session.execute(delete(Tenant).where(Tenant.name == "scope-kept"))
+
+
+def test_sqlite_connection_settings(tmp_path: Path) -> None:
+    engine = make_engine(
+        load_settings(database_url=f"sqlite:///{tmp_path / 'new-dir' / 'x.sqlite3'}", db_lock_timeout_ms=1234)
+    )
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1234
+            connection.rollback()  # end the transaction the PRAGMA reads autobegan
+            # Savepoints work because SQLAlchemy, not the driver, opens transactions.
+            with connection.begin():
+                connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+                savepoint = connection.begin_nested()
+                connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+                savepoint.rollback()
+                assert connection.scalar(select(func.count()).select_from(text("t"))) == 0
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_timeouts_come_from_settings(migrated_db_postgres_url: str) -> None:
+    engine = make_engine(
+        load_settings(database_url=migrated_db_postgres_url, db_statement_timeout_ms=4321, db_lock_timeout_ms=1234)
+    )
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "4321ms"
+            assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "1234ms"
+    finally:
+        engine.dispose()

@@ -1,0 +1,87 @@
+"""Settings: defaults resolve sensibly and every bad value names its environment variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hera_router.config import Mode, SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("HERA_"):
+            monkeypatch.delenv(name)
+
+
+def test_embedded_defaults_need_no_services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERA_DATA_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.mode is Mode.EMBEDDED
+    assert settings.broker_url == "memory://"
+    assert settings.database_url == f"sqlite:///{tmp_path.resolve() / 'hera.sqlite3'}"
+    assert settings.artifacts == tmp_path / "artifacts"
+    assert not settings.is_postgres
+
+
+def test_distributed_mode_defaults_to_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERA_MODE", "distributed")
+    monkeypatch.setenv("HERA_REDIS_URL", "redis://127.0.0.1:6390/3")
+    assert load_settings().broker_url == "redis://127.0.0.1:6390/3"
+
+
+def test_explicit_urls_and_nested_values_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERA_DATABASE_URL", "postgresql+psycopg://u@db/hera")
+    monkeypatch.setenv("HERA_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    monkeypatch.setenv("HERA_ROUTING__TAU_REQ", "0.75")
+    monkeypatch.setenv("HERA_CLOUD__MODEL", "gpt-4o-mini")
+    monkeypatch.setenv("HERA_QUEUES__EDGE", "edge.site-a")
+    settings = load_settings()
+    assert settings.is_postgres
+    assert settings.broker_url.startswith("amqp://")
+    assert settings.routing.tau_req == 0.75
+    assert settings.cloud.model == "gpt-4o-mini"
+    assert settings.queues.edge == "edge.site-a"
+
+
+def test_prices_come_from_json_and_unknown_models_are_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERA_PRICES", '{"my-llm": {"input_per_mtok": 1.5, "output_per_mtok": 6}}')
+    settings = load_settings()
+    assert settings.price_of("my-llm").output_per_mtok == 6
+    assert settings.price_of("smollm2").input_per_mtok == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("HERA_ROUTING__TAU_REQ", "1.5", "HERA_ROUTING__TAU_REQ"),
+        ("HERA_ROUTING__KAPPA_CAP", "five", "HERA_ROUTING__KAPPA_CAP"),
+        ("HERA_MODE", "cluster", "HERA_MODE"),
+        ("HERA_EDGE__TIMEOUT_S", "-1", "HERA_EDGE__TIMEOUT_S"),
+        ("HERA_PRICES", '{"m": {"input_per_mtok": 1}}', "HERA_PRICES"),
+        ("HERA_PRICES", "{not json", "HERA_PRICES"),
+        ("HERA_TASK_TIME_LIMIT_S", "7200", "HERA_TASK_TIME_LIMIT_S"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=expected):
+        load_settings()
+
+
+def test_cli_reports_bad_settings_without_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from hera_router.cli import app
+
+    monkeypatch.setenv("HERA_ROUTING__TAU_REQ", "lots")
+    result = CliRunner().invoke(app, ["config"])
+    assert result.exit_code == 2
+    assert "HERA_ROUTING__TAU_REQ" in result.output
+    assert "Traceback" not in result.output
