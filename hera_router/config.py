@@ -118,6 +118,25 @@ class SimulatorSettings(BaseModel):
     """Sleep for the simulated latency instead of only reporting it (demos, not tests)."""
 
 
+class ApiSettings(BaseModel):
+    """The producer API: where it listens and how much one call may submit.
+
+    The limits keep one client from filling the database or the broker in a single request; they
+    are reported to the client by name (``HERA_API__MAX_BATCH_REQUESTS``) when exceeded.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65_535)
+    max_batch_requests: int = Field(default=10_000, gt=0)
+    """Requests (non-blank lines or list items) one batch may hold."""
+    max_input_chars: int = Field(default=32_000, gt=0)
+    """Characters of one request's ``input``."""
+    max_upload_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Bytes of any request body: a JSON list, a JSONL body or a multipart upload."""
+    results_page_size: int = Field(default=500, gt=0)
+    """Requests read per query while streaming a batch's results."""
+
+
 class Settings(BaseSettings):
     """Everything configurable about hera-router. Read once with :func:`load_settings`."""
 
@@ -168,6 +187,7 @@ class Settings(BaseSettings):
 
     routing: RoutingSettings = RoutingSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    api: ApiSettings = ApiSettings()
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -70,7 +70,6 @@ MAX_PARTS_LABEL = "Maximum number of steps:"
 _INDENT = "    "
 
 
-
 @dataclass(frozen=True, slots=True)
 class StepOutput:
     """A parsed step answer. ``problems`` is empty when the answer followed the format exactly."""
@@ -109,9 +108,7 @@ def _value(text: str) -> str:
     return "\n".join([lines[0], *(_INDENT + line for line in lines[1:])])
 
 
-def render_step_messages(
-    request: str, history: list[tuple[str, str]], current: str, step: int
-) -> list[Message]:
+def render_step_messages(request: str, history: list[tuple[str, str]], current: str, step: int) -> list[Message]:
     """The messages an executor receives at step ``step`` (ST_0 is the request itself)."""
     first = step - len(history)
     parts = [f"{REQUEST_LABEL} {_value(request)}", "", HISTORY_LABEL]
@@ -141,9 +138,7 @@ def render_decompose_messages(
 
 def _user_text(messages: list[Message]) -> str:
     # A prompt that came over a raw-prompt protocol may be a single message holding everything.
-    return "\n".join(m.content for m in messages if m.role != "system") or "\n".join(
-        m.content for m in messages
-    )
+    return "\n".join(m.content for m in messages if m.role != "system") or "\n".join(m.content for m in messages)
 
 
 # A history line and its indented continuation lines; the literal "\n[" start lets the regex
@@ -187,8 +182,8 @@ def parse_step_prompt(messages: list[Message]) -> StepPrompt | None:
     request = _leading_value(head[at_request + 1 + len(REQUEST_LABEL) :])
     subtasks: dict[int, str] = {}
     results: dict[int, str] = {}
-    for index, label, value in _HISTORY_ITEM.findall(head):
-        value = value.replace("\n" + _INDENT, "\n") if "\n" in value else value
+    for index, label, raw in _HISTORY_ITEM.findall(head):
+        value = raw.replace("\n" + _INDENT, "\n") if "\n" in raw else raw
         (subtasks if label == "Subtask" else results)[int(index)] = value.strip()
     history = tuple((subtasks[k], results.get(k, "")) for k in sorted(subtasks))
     return StepPrompt(request=request, history=history, current=_leading_value(current), step=int(number))

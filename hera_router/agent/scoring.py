@@ -49,9 +49,7 @@ def extract_number(text: str) -> float | None:
         return None
 
 
-def score_numeric(
-    prediction: str | None, gold: str, rel_tol: float = 1e-6, abs_tol: float = 1e-6
-) -> float:
+def score_numeric(prediction: str | None, gold: str, rel_tol: float = 1e-6, abs_tol: float = 1e-6) -> float:
     """1.0 when the last number in the prediction is within tolerance of the gold number."""
     if prediction is None:
         return 0.0

@@ -94,7 +94,15 @@ def _sim(config: BackendSettings, settings: Settings, role: BackendRole) -> Mode
             f"{setting_name(role, 'backend')}=sim needs hera_router.simulator.backend.SimBackend, "
             f"which cannot be imported ({exc})",
         ) from exc
-    backend = sim_class(role="slm" if role == "edge" else "llm", model=config.model)
+    sim = settings.simulator
+    backend = sim_class(
+        role="slm" if role == "edge" else "llm",
+        model=config.model,
+        seed=sim.seed,
+        preset=sim.preset,
+        config_path=sim.config_path,
+        realtime=sim.realtime,
+    )
     if not isinstance(backend, ModelBackend):
         raise BackendConfigError("sim", f"{sim_class!r} does not implement the ModelBackend protocol")
     return backend

@@ -12,14 +12,18 @@ import math
 import random
 import re
 
-from hera_router.simulator.tasks import ParsedSubtask, TaskInstance, Template, strip_markers
+from hera_router.simulator.tasks import ParsedSubtask, TaskInstance, Template, strip_markers, words
 
 _NAMES = {
-    "she": "Nora Ada Mina Lena Iris Greta Petra Cleo Rhea Vera".split(),
-    "he": "Otto Felix Hugo Jonas Leon Oskar Ruben Theo Anton Silas".split(),
+    "she": ["Nora", "Ada", "Mina", "Lena", "Iris", "Greta", "Petra", "Cleo", "Rhea", "Vera"],
+    "he": ["Otto", "Felix", "Hugo", "Jonas", "Leon", "Oskar", "Ruben", "Theo", "Anton", "Silas"],
 }
 _PRONOUN = {name: pronoun for pronoun, names in _NAMES.items() for name in names}
-_ITEMS = "marbles stickers coins apples stamps books shells cards".split()
+_ITEMS = words(
+    """
+    marbles stickers coins apples stamps books shells cards
+    """
+)
 
 # Per operator: how the request states it, the canonical subtask, the verb a split step uses,
 # the symbol in results, and its base difficulty (multiplying and dividing trip small models up).

@@ -90,14 +90,9 @@ class SimBackend:
                 text = text[:cut].rstrip()
         words = text.split()
         if len(words) > params.max_new_tokens:
-            # Cut on a word boundary of the original text so that line breaks survive.
-            kept = 0
-            position = 0
-            for _ in range(params.max_new_tokens):
-                start = text.index(words[kept], position)
-                position = start + len(words[kept])
-                kept += 1
-            text, words, finish = text[:position], words[: params.max_new_tokens], "length"
+            # Whitespace-led pieces, so the cut text keeps its line breaks.
+            text = "".join(_PIECE.findall(text)[: params.max_new_tokens])
+            words, finish = words[: params.max_new_tokens], "length"
         prompt_tokens = sum(_count_words(m) for m in messages)
         latency = self.behaviour.latency_s(prompt_tokens, len(words), reply.jitter)
         if self.realtime:
@@ -122,6 +117,5 @@ class SimBackend:
         rng = random.Random(f"{self.seed}:{self.role}:{text}")
         spread = 0.3 * abs(mean) + 0.01
         return tuple(
-            TokenLogprob(token=piece, logprob=round(min(0.0, mean + rng.gauss(0.0, spread)), 4))
-            for piece in pieces
+            TokenLogprob(token=piece, logprob=round(min(0.0, mean + rng.gauss(0.0, spread)), 4)) for piece in pieces
         )

@@ -25,6 +25,7 @@ from hera_router.agent.scoring import score
 from hera_router.backends.base import ModelBackend
 from hera_router.simulator.generate import TaskRecord
 from hera_router.simulator.loop import Chooser, Executor, Trace, run_request
+from hera_router.simulator.tasks import words
 from hera_router.simulator.world import World
 
 SIMILAR = 0.7
@@ -34,16 +35,22 @@ BUCKETS = ("early", "middle", "late")
 
 _TOKEN = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
 _FUNCTION_WORDS = frozenset(
-    "a an the of to by in into and or is are was it its that this from for with on at as be there "
-    "what who which how many does do end".split()
+    words(
+        """
+        a an the of to by in into and or is are was it its that this from for with on at as be
+        there what who which how many does do end
+        """
+    )
 )
 # Instruction verbs and lead-ins change the wording of a subtask, not what it asks for.
-_WORDING = frozenset("find identify determine look up now next then first finally".split())
+_WORDING = frozenset(["find", "identify", "determine", "look", "up", "now", "next", "then", "first", "finally"])
 _NUMBER_WEIGHT = 3  # a different number is a different arithmetic step, however alike the words
 
 
 def _tokens(text: str) -> list[str]:
-    return [t[:-1] if len(t) > 3 and t.endswith("s") and not t[0].isdigit() else t for t in _TOKEN.findall(text.lower())]
+    return [
+        t[:-1] if len(t) > 3 and t.endswith("s") and not t[0].isdigit() else t for t in _TOKEN.findall(text.lower())
+    ]
 
 
 def _dice(a: Counter[str], b: Counter[str]) -> float:
@@ -146,8 +153,8 @@ class CalibrationReport:
     similarity_by_position: dict[str, dict[int, list[float]]] = field(default_factory=dict)
     sbert_distance: dict[str, dict[int, list[float]]] | None = None
     sd_accuracy: float = 0.0
-    slm_step_error_by_position: dict[str, float] = field(default_factory=dict)
-    logprob_correct_vs_wrong: tuple[float, float] = (0.0, 0.0)
+    confidence: tuple[float, float, float] = (0.0, 0.0, 0.5)
+    """All-SLM: mean step logprob on right / wrong requests, AUROC of the lowest step logprob."""
 
     def policy(self, name: str) -> PolicyResult:
         return next(p for p in self.policies if p.name == name)
@@ -219,7 +226,9 @@ def calibrate(
             other: Executor = "llm" if flip_to == "slm" else "slm"
             for index in range(len(base.steps)):
 
-                def choose(step: int, _current: str, at: int = index, to: Executor = flip_to, rest: Executor = other) -> Executor:
+                def choose(
+                    step: int, _current: str, at: int = index, to: Executor = flip_to, rest: Executor = other
+                ) -> Executor:
                     return to if step == at else rest
 
                 swapped = run_request(task.request, backends, choose)
@@ -249,18 +258,31 @@ def calibrate(
     report.distance = groups
     report.similarity_by_position = sims
     report.sbert_distance = sbert_groups if sbert is not None else None
-    report.logprob_correct_vs_wrong = _confidence_gap(tasks, slm_traces)
+    report.confidence = _confidence_gap(tasks, slm_traces)
     return report
 
 
-def _confidence_gap(tasks: Sequence[TaskRecord], traces: Sequence[Trace]) -> tuple[float, float]:
-    """Mean SLM step logprob on requests it got right vs wrong (the Minions-style signal)."""
+def _confidence_gap(tasks: Sequence[TaskRecord], traces: Sequence[Trace]) -> tuple[float, float, float]:
+    """Minions-style signal on All-SLM: mean step logprob on right vs wrong requests, and the AUROC
+    of a request's lowest step logprob as a predictor of the request being right."""
     right: list[float] = []
     wrong: list[float] = []
+    lowest: list[tuple[float, bool]] = []
     for task, trace in zip(tasks, traces, strict=True):
-        target = right if _score(task, trace) == 1.0 else wrong
-        target.extend(s.mean_logprob for s in trace.steps[1:] if not math.isnan(s.mean_logprob))
-    return (sum(right) / len(right) if right else 0.0, sum(wrong) / len(wrong) if wrong else 0.0)
+        ok = _score(task, trace) == 1.0
+        values = [s.mean_logprob for s in trace.steps[1:] if not math.isnan(s.mean_logprob)]
+        (right if ok else wrong).extend(values)
+        if values:
+            lowest.append((min(values), ok))
+    positives = [v for v, ok in lowest if ok]
+    negatives = [v for v, ok in lowest if not ok]
+    pairs = len(positives) * len(negatives)
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return (
+        sum(right) / len(right) if right else 0.0,
+        sum(wrong) / len(wrong) if wrong else 0.0,
+        wins / pairs if pairs else 0.5,
+    )
 
 
 # --- rendering -------------------------------------------------------------------------------------
@@ -275,7 +297,9 @@ def _share_inf(values: list[float]) -> str:
     return f"{100 * sum(not math.isfinite(v) for v in values) / len(values):.0f}%" if values else "—"
 
 
-def _distance_table(groups: dict[str, dict[int, list[float]]], sims: dict[str, dict[int, list[float]]] | None) -> list[str]:
+def _distance_table(
+    groups: dict[str, dict[int, list[float]]], sims: dict[str, dict[int, list[float]]] | None
+) -> list[str]:
     header = "| LLM subtask # | matched: n | mean d (finite) | ∞ share |"
     rule = "| ---: | ---: | ---: | ---: |"
     if sims is not None:
@@ -315,7 +339,8 @@ def render_markdown(report: CalibrationReport, command: str = "") -> str:
     ]
     for p in report.policies:
         lines.append(
-            f"| {p.name} | {p.accuracy:.1f} | {p.slm_share:.1f} | {p.completion:.1f} | {p.steps:.2f} | {p.steps_correct:.2f} |"
+            f"| {p.name} | {p.accuracy:.1f} | {p.slm_share:.1f} | {p.completion:.1f} "
+            f"| {p.steps:.2f} | {p.steps_correct:.2f} |"
         )
     slm, llm = report.policy("All-SLM"), report.policy("All-LLM")
     extra = 100 * (slm.steps_correct / llm.steps_correct - 1) if llm.steps_correct else 0.0
@@ -325,10 +350,12 @@ def render_markdown(report: CalibrationReport, command: str = "") -> str:
         f"All-SLM with every step run as explicit sub-steps (SD): {report.sd_accuracy:.1f} % accuracy.",
         f"Requests whose All-SLM and All-LLM final answers match: {report.matched_share:.1f} % "
         "(paper: 23.3–44.9 % by dataset).",
-        f"Mean SLM step logprob on requests it got right / wrong: {report.logprob_correct_vs_wrong[0]:.3f} / "
-        f"{report.logprob_correct_vs_wrong[1]:.3f}.",
+        f"Confidence (All-SLM): mean step logprob {report.confidence[0]:.3f} on requests answered right, "
+        f"{report.confidence[1]:.3f} on wrong ones; the lowest step logprob separates them with "
+        f"AUROC {report.confidence[2]:.2f}.",
         "",
-        "### One-step swaps by position (paper: LLM→SLM costs 5.25 / 7.59 / 9.53 pts; SLM→LLM gains 5.14 / 6.25 / 9.40)",
+        "### One-step swaps by position "
+        "(paper: LLM→SLM costs 5.25 / 7.59 / 9.53 pts; SLM→LLM gains 5.14 / 6.25 / 9.40)",
         "",
         "| position | LLM→SLM cost (pts) | SLM→LLM gain (pts) |",
         "| --- | ---: | ---: |",

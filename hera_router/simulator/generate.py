@@ -55,10 +55,7 @@ def generate_tasks(world: World, family: str, n: int) -> list[TaskRecord]:
             if instance.request not in seen:
                 break
         seen.add(instance.request)
-        plan = [
-            task_family.hop_text(instance, op, instance.truth[level], 0)
-            for level, op in enumerate(instance.ops)
-        ]
+        plan = [task_family.hop_text(instance, op, instance.truth[level], 0) for level, op in enumerate(instance.ops)]
         records.append(
             TaskRecord(
                 id=f"sim-{world.seed}-{name}-{index:05d}",

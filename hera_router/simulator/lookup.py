@@ -12,7 +12,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from hera_router.simulator.tasks import ParsedSubtask, TaskInstance, Template, strip_markers
+from hera_router.simulator.tasks import ParsedSubtask, TaskInstance, Template, strip_markers, words
 
 PERSON, FILM, COMPANY, CITY = "person", "film", "company", "city"
 
@@ -46,23 +46,50 @@ _QUESTION_WORD = {PERSON: "Who", COMPANY: "Which company", CITY: "Which city", F
 _NOUNS = "|".join(re.escape(n) for n in sorted(BY_NOUN, key=len, reverse=True))
 
 _SIZES = {PERSON: 400, FILM: 150, COMPANY: 80, CITY: 60}
-_FIRST = (
-    "Mara Ivo Lena Tomas Ada Felix Nora Otto Rhea Silas Vera Hugo Ines Jonas Kira Leon Mina Oskar "
-    "Petra Ruben Saga Theo Una Viktor Wren Yara Anton Bela Cleo Dario Elin Fabian Greta Hanno Iris"
-).split()
-_LAST_A = "Vo Kar Bel Dun Eld Fal Gor Hal Ist Jor Kel Lor Mar Nor Or Pel Quin Rov Sel Tor Ul Var Wen".split()
-_LAST_B = "ss sk ling ford wick ner holt ton mark berg sen dahl".split()
-_FILM_A = (
-    "Crimson Silent Hollow Golden Broken Distant Electric Frozen Hidden Iron Last Midnight Northern "
-    "Paper Quiet Scarlet Velvet Wild"
-).split()
-_FILM_B = (
-    "Harbor Garden Signal Empire Orchard Lantern River Meridian Tide Circuit Mirror Station Voyage "
-    "Winter Archive Canyon"
-).split()
-_COMPANY_B = "Pictures Dynamics Holdings Works Labs Studios Industries Media".split()
-_CITY_A = "Lorn Ash Brin Cal Dor Elm Fen Gal Hart Kes Mel Nor Oak Pen Rav Stan Tarn Wex".split()
-_CITY_B = "haven ford mouth stad ville bridge port field".split()
+_FIRST = words(
+    """
+    Mara Ivo Lena Tomas Ada Felix Nora Otto Rhea Silas Vera Hugo Ines Jonas Kira Leon Mina Oskar
+    Petra Ruben Saga Theo Una Viktor Wren Yara Anton Bela Cleo Dario Elin Fabian Greta Hanno
+    Iris
+    """
+)
+_LAST_A = words(
+    """
+    Vo Kar Bel Dun Eld Fal Gor Hal Ist Jor Kel Lor Mar Nor Or Pel Quin Rov Sel Tor Ul Var Wen
+    """
+)
+_LAST_B = words(
+    """
+    ss sk ling ford wick ner holt ton mark berg sen dahl
+    """
+)
+_FILM_A = words(
+    """
+    Crimson Silent Hollow Golden Broken Distant Electric Frozen Hidden Iron Last Midnight
+    Northern Paper Quiet Scarlet Velvet Wild
+    """
+)
+_FILM_B = words(
+    """
+    Harbor Garden Signal Empire Orchard Lantern River Meridian Tide Circuit Mirror Station
+    Voyage Winter Archive Canyon
+    """
+)
+_COMPANY_B = words(
+    """
+    Pictures Dynamics Holdings Works Labs Studios Industries Media
+    """
+)
+_CITY_A = words(
+    """
+    Lorn Ash Brin Cal Dor Elm Fen Gal Hart Kes Mel Nor Oak Pen Rav Stan Tarn Wex
+    """
+)
+_CITY_B = words(
+    """
+    haven ford mouth stad ville bridge port field
+    """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +247,7 @@ class LookupFamily:
         # A confusion with a neighbour of the same type (the lead actor for the director) is the
         # error a model really makes; a random entity of the right type is the fallback.
         neighbours = [
-            v
-            for r in RELATIONS
-            if r.name != op and r.range == kind and (v := self.graph.facts.get((subject, r.name)))
+            v for r in RELATIONS if r.name != op and r.range == kind and (v := self.graph.facts.get((subject, r.name)))
         ]
         candidates = [v for v in neighbours if truth is None or v != truth]
         if candidates and rng.random() < 0.5:

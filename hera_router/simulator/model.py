@@ -205,9 +205,7 @@ class SimulatedModel:
     ) -> tuple[str | None, str | None]:
         """(next subtask, final answer): re-check, detour, finish, or the next hop of the plan."""
         b = self.behaviour
-        first_wrong = next(
-            (j for j in range(1, len(values)) if not same_value(values[j], instance.truth[j])), None
-        )
+        first_wrong = next((j for j in range(1, len(values)) if not same_value(values[j], instance.truth[j])), None)
         if first_wrong is not None:
             draw = rng.random()
             if draw < b.fix:

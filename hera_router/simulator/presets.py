@@ -61,9 +61,7 @@ class RoleBehaviour(BaseModel):
     def latency_s(self, prompt_tokens: int, completion_tokens: int, jitter: float) -> float:
         """Reported seconds for a call; ``jitter`` in [-1, 1] comes from the call's seeded draw."""
         base = (
-            self.first_token_s
-            + self.prefill_s_per_token * prompt_tokens
-            + self.decode_s_per_token * completion_tokens
+            self.first_token_s + self.prefill_s_per_token * prompt_tokens + self.decode_s_per_token * completion_tokens
         )
         return round(base * (1.0 + self.latency_jitter * jitter), 6)
 

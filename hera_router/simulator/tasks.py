@@ -157,3 +157,8 @@ def lower_first(text: str) -> str:
 
 def same_value(a: str, b: str) -> bool:
     return a.strip().casefold() == b.strip().casefold()
+
+
+def words(text: str) -> list[str]:
+    """The whitespace-separated words of a (triple-quoted) word list."""
+    return text.split()

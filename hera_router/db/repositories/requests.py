@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
@@ -64,6 +64,36 @@ class RequestRepository:
         return self.session.scalars(
             select(Request).where(Request.batch_id == batch_id).order_by(Request.created_at, Request.id)
         ).all()
+
+    def get_for_tenant(self, request_id: uuid.UUID, tenant_id: uuid.UUID) -> Request | None:
+        """The request, or None if it does not exist or belongs to another tenant (the API answers
+        both with 404, so a tenant cannot probe for other tenants' ids)."""
+        return self.session.scalars(
+            select(Request).where(Request.id == request_id, Request.tenant_id == tenant_id)
+        ).one_or_none()
+
+    def page_for_batch(
+        self,
+        batch_id: uuid.UUID,
+        *,
+        after: tuple[datetime, uuid.UUID] | None = None,
+        limit: int = 500,
+    ) -> Sequence[Request]:
+        """Up to ``limit`` requests of the batch in submission order, after the ``(created_at, id)``
+        of the last row of the previous page.
+
+        Keyset, not OFFSET: streaming a large batch's results stays one index range scan per page,
+        and rows added or cancelled meanwhile neither repeat nor vanish from the walk.
+        """
+        statement = select(Request).where(Request.batch_id == batch_id)
+        if after is not None:
+            statement = statement.where(tuple_(Request.created_at, Request.id) > tuple_(*after))
+        return self.session.scalars(statement.order_by(Request.created_at, Request.id).limit(limit)).all()
+
+    def cancel(self, request_id: uuid.UUID, reason: str) -> bool:
+        """Cancel a queued or running request with ``reason`` as its error; False if it had
+        already finished. Workers see the terminal status at their next guarded transition."""
+        return self._guarded_update(request_id, ACTIVE_STATUSES, {"status": RequestStatus.CANCELLED, "error": reason})
 
     def transition(
         self,

@@ -100,7 +100,9 @@ def test_well_formed_answers_parse_without_problems() -> None:
         None,
         [],
     )
-    assert final.is_final and final.final_answer == "7" and final.problems == []
+    assert final.is_final
+    assert final.final_answer == "7"
+    assert final.problems == []
 
 
 @pytest.mark.parametrize(
@@ -124,10 +126,15 @@ def test_problems_are_recorded_not_raised() -> None:
     repeated = parse_step("RESULT: a\nRESULT: b\nFINAL: c")
     empty_final = parse_step("RESULT: a\nFINAL: none")
 
-    assert both.final_answer == "c" and both.next_subtask is None and both.problems
-    assert unlabelled.result == "just some text" and len(unlabelled.problems) == 2
-    assert repeated.result == "a" and repeated.problems
-    assert empty_final.final_answer is None and empty_final.problems
+    assert both.final_answer == "c"
+    assert both.next_subtask is None
+    assert both.problems
+    assert unlabelled.result == "just some text"
+    assert len(unlabelled.problems) == 2
+    assert repeated.result == "a"
+    assert repeated.problems
+    assert empty_final.final_answer is None
+    assert empty_final.problems
 
 
 def test_parser_survives_random_garbage() -> None:

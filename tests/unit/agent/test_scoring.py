@@ -9,8 +9,13 @@ from hera_router.agent.scoring import extract_number, normalise_answer, score, s
 
 @pytest.mark.parametrize(
     ("prediction", "gold"),
-    [("Mara Voss", "Mara Voss"), ("  mara voss. ", "Mara Voss"), ("Final answer: Mara Voss", "Mara Voss"),
-     ("The Crimson Harbor", "Crimson Harbor"), ("Zoë", "Zoe")],
+    [
+        ("Mara Voss", "Mara Voss"),
+        ("  mara voss. ", "Mara Voss"),
+        ("Final answer: Mara Voss", "Mara Voss"),
+        ("The Crimson Harbor", "Crimson Harbor"),
+        ("Zoë", "Zoe"),
+    ],
 )
 def test_entity_match_normalises(prediction: str, gold: str) -> None:
     assert score_entity(prediction, gold) == 1.0
@@ -21,7 +26,7 @@ def test_entity_match_rejects_wrong_answers(prediction: str | None) -> None:
     assert score_entity(prediction, "Mara Voss") == 0.0
 
 
-@pytest.mark.parametrize("prediction", ["22", "22.0", "17 + 5 = 22", "1,000,022"[-2:], "22 marbles"])
+@pytest.mark.parametrize("prediction", ["22", "22.0", "17 + 5 = 22", "22 marbles"])
 def test_numeric_accepts_the_number(prediction: str) -> None:
     assert score_numeric(prediction, "22") == 1.0
 

@@ -1,0 +1,67 @@
+"""Embedded mode: the whole system in one process.
+
+SQLite (or any configured database), the ``memory://`` broker, one real in-process Celery worker
+consuming every queue, and a maintenance thread doing beat's job (outbox relay, reconciler). The
+tasks, the outbox and the recovery paths are the same code the distributed deployment runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from hera_router.config import Settings
+from hera_router.db.migrate import upgrade
+from hera_router.workers import HeraCelery, Queue, create_app
+from hera_router.workers.embedded import embedded_worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbeddedSystem:
+    app: HeraCelery
+    settings: Settings
+
+
+class _Maintenance(threading.Thread):
+    """Beat's periodic work for a single process: relay the outbox, reconcile stalled requests."""
+
+    def __init__(self, app: HeraCelery) -> None:
+        super().__init__(name="hera-maintenance", daemon=True)
+        self.app = app
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        settings = self.app.settings
+        since_reconcile = 0.0
+        while not self.stopping.wait(settings.relay_interval_s):
+            try:
+                self.app.pipeline.relay()
+                since_reconcile += settings.relay_interval_s
+                if since_reconcile >= settings.reconcile_interval_s:
+                    since_reconcile = 0.0
+                    self.app.pipeline.reconcile()
+            except Exception:  # keep the loop alive; the next tick retries
+                log.exception("embedded maintenance tick failed")
+
+
+@contextmanager
+def embedded_system(settings: Settings, *, concurrency: int = 4, migrate: bool = True) -> Iterator[EmbeddedSystem]:
+    """Start the system in this process; stop it when the block exits."""
+    if migrate:
+        upgrade(settings.database_url)
+    app = create_app(settings)
+    maintenance = _Maintenance(app)
+    queues = (Queue.ROUTER, Queue.EDGE, Queue.CLOUD, Queue.MAINTENANCE)
+    with embedded_worker(app, queues, concurrency=concurrency):
+        maintenance.start()
+        try:
+            yield EmbeddedSystem(app=app, settings=settings)
+        finally:
+            maintenance.stopping.set()
+            maintenance.join(timeout=30)
+    app.hera_runtime.close()

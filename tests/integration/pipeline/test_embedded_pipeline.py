@@ -1,0 +1,39 @@
+"""The whole pipeline in one process: memory:// broker, SQLite, real in-process worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hera_router.agent.embedded import embedded_system
+from hera_router.agent.scoring import score
+from hera_router.config import load_settings
+from hera_router.db.enums import RequestStatus
+from hera_router.simulator.generate import generate
+from hera_router.workers.dispatch import Dispatcher
+from tests.integration.pipeline.helpers import assert_consistent_record, submit, wait_until_finished
+
+SEED = 11
+
+
+@pytest.mark.parametrize("policy", ["all-llm", "random"])
+def test_embedded_run_completes_with_a_consistent_record(tmp_path: Path, policy: str) -> None:
+    settings = load_settings(data_dir=tmp_path, mode="embedded", simulator={"seed": SEED})
+    tasks = generate("mixed", 12, SEED)
+    with embedded_system(settings) as system:
+        sessions = system.app.hera_runtime.sessions
+        ids = submit(sessions, Dispatcher(system.app), tasks, policy)
+        rows = wait_until_finished(sessions, ids, timeout_s=120)
+        for request_id in ids:
+            assert_consistent_record(sessions, request_id)
+    assert all(row.status is RequestStatus.SUCCEEDED for row in rows.values()), {
+        row.custom_id: row.error for row in rows.values() if row.error
+    }
+    accuracy = sum(score(task.metric, rows[i].final_answer, task.gold) for i, task in zip(ids, tasks, strict=True))
+    if policy == "all-llm":
+        assert accuracy / len(tasks) >= 0.6  # the simulated LLM is good at these tasks
+        assert all(row.slm_steps == 0 for row in rows.values())
+    else:
+        assert sum(row.slm_steps for row in rows.values()) > 0
+        assert sum(row.llm_steps for row in rows.values()) > 0
