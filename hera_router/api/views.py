@@ -1,0 +1,240 @@
+"""The read side: what a client sees of its requests and batches, built from the repositories.
+
+Every read is scoped to the caller's tenant; another tenant's object reads as absent (None), which
+the routes answer with 404, so ids cannot be probed across tenants. No FastAPI here either: the
+CLI's ``status`` and ``results`` can render the same views.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from hera_router.api.schemas import (
+    BatchStatus,
+    DecisionView,
+    ModelCallSummary,
+    ModelCallView,
+    RejectedLine,
+    RequestDetail,
+    RoleUsage,
+    SubtaskNode,
+)
+from hera_router.db.enums import CallStatus, ModelRole, RequestStatus
+from hera_router.db.models import Batch, Decision, ModelCall, Request, Subtask
+from hera_router.db.repositories import (
+    BatchRepository,
+    DecisionRepository,
+    ModelCallRepository,
+    RequestRepository,
+    SubtaskRepository,
+)
+from hera_router.db.session import session_scope
+
+
+class RequestViews:
+    """Tenant-scoped reads of requests and batches."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, results_page_size: int = 500) -> None:
+        self.sessions = sessions
+        self.results_page_size = results_page_size
+
+    def request_detail(self, tenant_id: uuid.UUID, request_id: uuid.UUID) -> RequestDetail | None:
+        """The request with its subtask tree, decisions and model calls; None if not the tenant's."""
+        with session_scope(self.sessions) as session:
+            request = RequestRepository(session).get_for_tenant(request_id, tenant_id)
+            if request is None:
+                return None
+            subtasks = SubtaskRepository(session).list_for_request(request_id)
+            decisions = DecisionRepository(session).list_for_request(request_id)
+            calls = ModelCallRepository(session).list_for_request(request_id)
+            return RequestDetail(
+                id=request.id,
+                batch_id=request.batch_id,
+                custom_id=request.custom_id,
+                status=request.status,
+                policy=request.policy,
+                priority=request.priority,
+                metadata=request.meta,
+                input=request.input,
+                final_answer=request.final_answer,
+                error=request.error,
+                gold_answer=request.gold_answer,
+                cost_usd=request.cost_usd,
+                slm_steps=request.slm_steps,
+                llm_steps=request.llm_steps,
+                current_seq=request.current_seq,
+                attempts=request.attempts,
+                created_at=request.created_at,
+                updated_at=request.updated_at,
+                subtasks=subtask_tree(subtasks),
+                decisions=[_decision_view(decision) for decision in decisions],
+                model_calls=summarise_calls(calls),
+            )
+
+    def batch_status(self, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> BatchStatus | None:
+        """Progress counts and cost so far; None if the batch is not the tenant's."""
+        with session_scope(self.sessions) as session:
+            batches = BatchRepository(session)
+            batch = batches.get(batch_id, tenant_id)
+            if batch is None:
+                return None
+            progress = batches.progress(batch_id)
+            return BatchStatus(
+                id=batch.id,
+                name=batch.name,
+                policy=batch.policy,
+                metadata=batch.meta,
+                created_at=batch.created_at,
+                accepted=batch.accepted,
+                rejected=rejected_lines(batch),
+                total=progress.total,
+                done=progress.done,
+                counts={status: progress.counts.get(status, 0) for status in RequestStatus},
+                cost_usd=progress.cost_usd,
+                slm_steps=progress.slm_steps,
+                llm_steps=progress.llm_steps,
+                cancelled=batch.cancelled_at is not None,
+                cancelled_at=batch.cancelled_at,
+            )
+
+    def batch_results(self, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> Iterator[str] | None:
+        """The batch's results as JSONL lines (one per request, submission order), read page by
+        page as the caller iterates; None if the batch is not the tenant's.
+
+        The ownership check runs now, so the caller can answer 404 before streaming starts.
+        """
+        with session_scope(self.sessions) as session:
+            if BatchRepository(session).get(batch_id, tenant_id) is None:
+                return None
+        return self._result_lines(batch_id)
+
+    def _result_lines(self, batch_id: uuid.UUID) -> Iterator[str]:
+        after: tuple[Any, uuid.UUID] | None = None
+        while True:
+            # A short transaction per page: a slow download must not hold one open for minutes.
+            with session_scope(self.sessions) as session:
+                page = RequestRepository(session).page_for_batch(batch_id, after=after, limit=self.results_page_size)
+                lines = [json.dumps(result_record(request), ensure_ascii=False) + "\n" for request in page]
+            yield from lines
+            if len(page) < self.results_page_size:
+                return
+            after = (page[-1].created_at, page[-1].id)
+
+
+def result_record(request: Request) -> dict[str, Any]:
+    """One line of a batch's results file."""
+    record: dict[str, Any] = {
+        "custom_id": request.custom_id,
+        "request_id": str(request.id),
+        "status": request.status.value,
+        "final_answer": request.final_answer,
+        "error": request.error,
+        "cost_usd": request.cost_usd,
+        "slm_steps": request.slm_steps,
+        "llm_steps": request.llm_steps,
+    }
+    if request.gold_answer is not None:
+        record["gold_answer"] = request.gold_answer
+    return record
+
+
+def rejected_lines(batch: Batch) -> list[RejectedLine]:
+    return [
+        RejectedLine(
+            line=entry["line"],
+            error=entry["error"],
+            message=entry.get("message") or f"line {entry['line']}: {entry['error']}",
+        )
+        for entry in batch.rejected
+    ]
+
+
+def subtask_tree(subtasks: Sequence[Subtask]) -> list[SubtaskNode]:
+    """Nest parts under the step they decompose; steps stay in (seq, part) order.
+
+    A part whose parent is missing from ``subtasks`` (cannot happen with the cascade, but a view
+    must not drop rows it was given) is shown at the top level.
+    """
+    nodes = {subtask.id: _subtask_node(subtask) for subtask in subtasks}
+    roots: list[SubtaskNode] = []
+    for subtask in subtasks:
+        node = nodes[subtask.id]
+        parent = nodes.get(subtask.parent_id) if subtask.parent_id is not None else None
+        (parent.children if parent is not None else roots).append(node)
+    return roots
+
+
+def summarise_calls(calls: Sequence[ModelCall]) -> ModelCallSummary:
+    by_role = {role: RoleUsage() for role in ModelRole}
+    for call in calls:
+        usage = by_role[call.role]
+        usage.calls += 1
+        usage.tokens_in += call.tokens_in
+        usage.tokens_out += call.tokens_out
+        usage.cost_usd += call.cost_usd
+        usage.latency_ms += call.latency_ms
+    return ModelCallSummary(
+        calls=len(calls),
+        errors=sum(1 for call in calls if call.status is CallStatus.ERROR),
+        tokens_in=sum(call.tokens_in for call in calls),
+        tokens_out=sum(call.tokens_out for call in calls),
+        cost_usd=sum(call.cost_usd for call in calls),
+        latency_ms=sum(call.latency_ms for call in calls),
+        by_role=by_role,
+        items=[_call_view(call) for call in calls],
+    )
+
+
+def _subtask_node(subtask: Subtask) -> SubtaskNode:
+    return SubtaskNode(
+        id=subtask.id,
+        seq=subtask.seq,
+        part=subtask.part,
+        parent_id=subtask.parent_id,
+        executor=subtask.executor,
+        branch=subtask.branch,
+        status=subtask.status,
+        text=subtask.text,
+        output=subtask.output,
+        next_subtask=subtask.next_subtask,
+        error=subtask.error,
+        attempts=subtask.attempts,
+        problems=list(subtask.problems),
+    )
+
+
+def _decision_view(decision: Decision) -> DecisionView:
+    return DecisionView(
+        seq=decision.seq,
+        policy=decision.policy,
+        executor=decision.executor,
+        branch=decision.branch,
+        span=decision.span,
+        scores=decision.scores,
+        kappa=decision.kappa,
+        estimator_versions=decision.estimator_versions,
+        elapsed_ms=decision.elapsed_ms,
+        fallback_reason=decision.fallback_reason,
+        created_at=decision.created_at,
+    )
+
+
+def _call_view(call: ModelCall) -> ModelCallView:
+    return ModelCallView(
+        subtask_id=call.subtask_id,
+        backend=call.backend,
+        model=call.model,
+        role=call.role,
+        status=call.status,
+        tokens_in=call.tokens_in,
+        tokens_out=call.tokens_out,
+        latency_ms=call.latency_ms,
+        cost_usd=call.cost_usd,
+        attempts=call.attempts,
+        error=call.error,
+    )

@@ -1,0 +1,168 @@
+"""The pipeline across processes: real Postgres and Redis, `hera-router worker` processes for the
+router, edge and cloud queues, simulated models behind dev servers over TGI and OpenAI HTTP.
+
+Failure tests assert on what Postgres holds afterwards: every request finished exactly once, one
+decision and one successful model call per step, cost equal to the sum of the calls.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from hera_router.agent.pipeline import PLAN_TASK, plan_task_id
+from hera_router.db.enums import CallStatus, Executor, RequestStatus
+from hera_router.db.repositories import (
+    DecisionRepository,
+    ModelCallRepository,
+    OutboxRepository,
+    RequestRepository,
+    SubtaskRepository,
+    TenantRepository,
+)
+from hera_router.db.session import session_scope
+from hera_router.devserver.faults import FaultConfig
+from hera_router.simulator.generate import generate
+from hera_router.workers.dispatch import Dispatcher
+from tests.conftest import REDIS_URL
+from tests.integration.pipeline.distributed import DistributedSystem, distributed_system, wait_for
+from tests.integration.pipeline.helpers import assert_consistent_record, submit, wait_until_finished
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+SEED = 5
+
+
+def snapshot(system_sessions: object, ids: list[uuid.UUID]) -> dict[str, object]:
+    with session_scope(system_sessions) as session:  # type: ignore[arg-type]
+        return {
+            str(i): (
+                RequestRepository(session).get(i).cost_usd,  # type: ignore[union-attr]
+                len(SubtaskRepository(session).list_for_request(i)),
+                len(DecisionRepository(session).list_for_request(i)),
+                len(ModelCallRepository(session).list_for_request(i)),
+            )
+            for i in ids
+        }
+
+
+def queues_drained(system: DistributedSystem) -> bool:
+    """No message waiting in, or delivered but unacknowledged from, this system's queues."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        names = system.settings.queues.model_dump().values()
+        waiting = sum(int(client.llen(name)) for name in names)
+        unacked = [raw for raw in client.hvals("unacked") if any(name.encode() in raw for name in names)]
+        return waiting == 0 and not unacked
+    finally:
+        client.close()
+
+
+def test_batch_completes_and_redelivery_changes_nothing(migrated_postgres_url: str, tmp_path: Path) -> None:
+    tasks = generate("mixed", 50, SEED)
+    with distributed_system(migrated_postgres_url, REDIS_URL, tmp_path, seed=SEED) as system:
+        sessions = system.app.hera_runtime.sessions
+        ids = submit(sessions, Dispatcher(system.app), tasks, "random")
+        try:
+            rows = wait_until_finished(sessions, ids, timeout_s=300)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{system.logs()}") from None
+        assert all(row.status is RequestStatus.SUCCEEDED for row in rows.values())
+        for request_id in ids:
+            assert_consistent_record(sessions, request_id)
+        before = snapshot(sessions, ids)
+
+        # Redelivery: publish every message of the batch a second time.
+        resent = 0
+        with session_scope(sessions) as session:
+            for request_id in ids:
+                for subtask in SubtaskRepository(session).list_for_request(request_id):
+                    system.app.send_task(
+                        "execution.run_subtask",
+                        kwargs={"subtask_id": str(subtask.id), "executor": subtask.executor.value},
+                    )
+                    resent += 1
+                system.app.send_task(PLAN_TASK, kwargs={"request_id": str(request_id), "seq": 0},
+                                     task_id=plan_task_id(request_id, 0))  # fmt: skip
+        assert resent > 50
+        wait_for(lambda: queues_drained(system), 120, f"the duplicates were never consumed\n{system.logs()}")
+        time.sleep(2)  # the last consumed duplicates finish their (no-op) transactions
+        assert snapshot(sessions, ids) == before
+
+
+def test_a_lost_message_is_recovered_by_the_reconciler(migrated_postgres_url: str, tmp_path: Path) -> None:
+    overrides = {"HERA_RECONCILE_AFTER_S": "1"}
+    with distributed_system(migrated_postgres_url, REDIS_URL, tmp_path, seed=SEED, overrides=overrides) as system:
+        sessions = system.app.hera_runtime.sessions
+        task = generate("lookup", 1, SEED + 1)[0]
+        # Write the request and its first message, then "lose" the message: mark it published
+        # without ever sending it, as a broker that dropped it would leave things.
+        with session_scope(sessions) as session:
+            tenant = TenantRepository(session).create(f"lost-{uuid.uuid4().hex[:6]}")
+            request = RequestRepository(session).add(
+                tenant_id=tenant.id, input=task.request, policy="all-llm", gold_answer=task.gold
+            )
+            message_id = Dispatcher.enqueue(
+                session, PLAN_TASK, {"request_id": str(request.id), "seq": 0}, plan_task_id(request.id, 0)
+            )
+            OutboxRepository(session).mark_published([message_id])
+        time.sleep(2)  # older than HERA_RECONCILE_AFTER_S
+        assert system.app.pipeline.reconcile() == 1
+        rows = wait_until_finished(sessions, [request.id], timeout_s=120)
+        assert rows[request.id].status is RequestStatus.SUCCEEDED
+        assert_consistent_record(sessions, request.id)
+
+
+def test_worker_killed_mid_step_still_completes_exactly_once(migrated_postgres_url: str, tmp_path: Path) -> None:
+    overrides = {"HERA_RECONCILE_AFTER_S": "2", "HERA_SUBTASK_STALE_AFTER_S": "2"}
+    with distributed_system(migrated_postgres_url, REDIS_URL, tmp_path, seed=SEED, overrides=overrides) as system:
+        sessions = system.app.hera_runtime.sessions
+        system.cloud_faults.configure(FaultConfig(latency_s=3.0))
+        task = generate("arithmetic", 1, SEED + 2)[0]
+        [request_id] = submit(sessions, Dispatcher(system.app), [task], "all-llm")
+
+        def step_running() -> bool:
+            with session_scope(sessions) as session:
+                return any(s.status.value == "running" for s in SubtaskRepository(session).list_for_request(request_id))
+
+        wait_for(step_running, 60, f"no step started\n{system.logs()}")
+        system.kill_worker("cloud")
+        system.cloud_faults.configure(FaultConfig())
+        system.start_worker("cloud")
+
+        def finished() -> bool:
+            system.app.pipeline.reconcile()
+            with session_scope(sessions) as session:
+                request = RequestRepository(session).get(request_id)
+                return request is not None and request.status is RequestStatus.SUCCEEDED
+
+        wait_for(finished, 180, f"the request never finished after the kill\n{system.logs()}", interval_s=1.0)
+        assert_consistent_record(sessions, request_id)
+        with session_scope(sessions) as session:
+            attempts = [s.attempts for s in SubtaskRepository(session).list_for_request(request_id)]
+        assert max(attempts) >= 2, "the step the killed worker held was never claimed again"
+
+
+def test_edge_outage_falls_back_to_the_cloud(migrated_postgres_url: str, tmp_path: Path) -> None:
+    with distributed_system(migrated_postgres_url, REDIS_URL, tmp_path, seed=SEED) as system:
+        sessions = system.app.hera_runtime.sessions
+        system.edge_faults.configure(FaultConfig(error_rate=1.0, error_status=503))
+        tasks = generate("mixed", 3, SEED + 3)
+        ids = submit(sessions, Dispatcher(system.app), tasks, "all-slm")
+        rows = wait_until_finished(sessions, ids, timeout_s=180)
+        assert all(row.status is RequestStatus.SUCCEEDED for row in rows.values())
+        with session_scope(sessions) as session:
+            for request_id in ids:
+                decisions = DecisionRepository(session).list_for_request(request_id)
+                assert decisions
+                assert all(d.fallback_reason and "edge" in d.fallback_reason for d in decisions)
+                assert all(d.executor is Executor.LLM for d in decisions)
+                calls = ModelCallRepository(session).list_for_request(request_id)
+                assert {c.status for c in calls} == {CallStatus.OK, CallStatus.ERROR}
+                assert rows[request_id].slm_steps == 0
+        for request_id in ids:
+            assert_consistent_record(sessions, request_id)
