@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install hera-router with its dev tools
 
 demo: $(STAMP)  ## run the main job on the embedded default (SQLite, in-process broker, simulated models)
-	$(BIN)/hera-router demo
+	$(BIN)/hera-router run examples/requests.jsonl --policy all-llm --policy random --policy all-slm
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check hera_router migrations tests benchmarks

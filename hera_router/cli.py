@@ -7,9 +7,16 @@ heavy imports (torch, transformers, celery) inside the command that needs them s
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
 
-from hera_router.config import Settings, SettingsError, load_settings
+from hera_router.config import Mode, Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from hera_router.agent.inputs import RequestFile
+    from hera_router.workers.runtime import Runtime
 
 app = typer.Typer(
     name="hera-router",
@@ -143,6 +150,238 @@ def serve_models(
     except BackendConfigError as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2) from None
+
+def _read_request_file(path: Path) -> RequestFile:
+    from hera_router.agent.inputs import read_request_file
+
+    try:
+        return read_request_file(path)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror or exc}", param_hint="FILE") from None
+
+
+def _is_simulated(settings: Settings) -> bool:
+    return settings.edge.backend == "sim" or settings.cloud.backend == "sim"
+
+
+@app.command("run")
+def run(
+    file: Path = typer.Argument(..., help="JSONL of requests (API items, or `world generate` records)."),
+    policies: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        [], "--policy", "-p", help="Routing policy; repeat to compare several on the same requests."
+    ),
+    concurrency: int = typer.Option(4, "--concurrency", "-c", help="Threads of the in-process worker."),
+) -> None:
+    """Run FILE to completion in this process: SQLite, in-memory broker, in-process workers.
+
+    The same tasks, outbox and recovery paths as the distributed deployment; the models are the
+    configured backends (by default the simulated world, so results are labelled "simulated").
+    """
+    from rich.console import Console
+
+    from hera_router.agent.batch_run import LOCAL_TENANT, ensure_tenant, follow_batch, submit_file
+    from hera_router.agent.embedded import embedded_system
+    from hera_router.api.errors import SubmissionError
+    from hera_router.api.service import SubmissionService
+    from hera_router.db.session import session_scope
+    from hera_router.evaluation.summary import summarise, summary_table
+    from hera_router.routing.registry import policy_names
+    from hera_router.workers.dispatch import Dispatcher
+
+    settings = settings_or_exit()
+    request_file = _read_request_file(file)
+    updates: dict[str, object] = {"mode": Mode.EMBEDDED, "broker_url": "memory://"}
+    if _is_simulated(settings) and request_file.world_seeds:
+        if len(request_file.world_seeds) > 1:
+            raise typer.BadParameter(f"{file} mixes world seeds {sorted(request_file.world_seeds)}", param_hint="FILE")
+        # The simulated models must live in the world the requests were generated from.
+        updates["simulator"] = settings.simulator.model_copy(update={"seed": next(iter(request_file.world_seeds))})
+    settings = settings.model_copy(update=updates)
+    for name in policies:
+        if name not in policy_names():
+            raise typer.BadParameter(f"unknown policy {name!r}; known: {', '.join(policy_names())}", "--policy")
+    console = Console()
+    results = []
+    with embedded_system(settings, concurrency=concurrency) as system:
+        sessions = system.app.hera_runtime.sessions
+        service = SubmissionService(settings, sessions, Dispatcher(system.app))
+        tenant = ensure_tenant(sessions, LOCAL_TENANT)
+        for policy in policies or [settings.routing.policy]:
+            try:
+                submission = submit_file(service, tenant, file, request_file, policy=policy, console=console)
+            except SubmissionError as exc:
+                typer.secho(str(exc), err=True, fg=typer.colors.RED)
+                raise typer.Exit(code=2) from None
+            ids = follow_batch(sessions, submission.batch.id, console=console, label=policy)
+            with session_scope(sessions) as session:
+                results.append((policy, summarise(session, settings, ids)))
+    world = " (simulated world)" if _is_simulated(settings) else ""
+    console.print(summary_table(results, title=f"{file.name}: {results[0][1].requests} requests{world}"))
+
+
+@app.command("submit")
+def submit(
+    file: Path = typer.Argument(..., help="JSONL of requests (API items, or `world generate` records)."),
+    policy: str | None = typer.Option(None, "--policy", "-p", help="Routing policy for items that name none."),
+    tenant: str = typer.Option("local", "--tenant", help="Tenant the batch belongs to (created if missing)."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow the batch with a progress bar."),
+) -> None:
+    """Submit FILE as a batch to the configured deployment (its database and broker) and follow it.
+
+    Workers must be running (`hera-router worker`); this command only writes and watches.
+    """
+    from rich.console import Console
+
+    from hera_router.agent.batch_run import ensure_tenant, follow_batch, submit_file
+    from hera_router.api.errors import SubmissionError
+    from hera_router.api.service import SubmissionService
+    from hera_router.db.session import session_scope
+    from hera_router.evaluation.summary import summarise, summary_table
+    from hera_router.workers import create_app
+    from hera_router.workers.dispatch import Dispatcher
+
+    settings = settings_or_exit()
+    request_file = _read_request_file(file)
+    console = Console()
+    app_ = create_app(settings)
+    sessions = app_.hera_runtime.sessions
+    service = SubmissionService(settings, sessions, Dispatcher(app_))
+    try:
+        submission = submit_file(
+            service, ensure_tenant(sessions, tenant), file, request_file, policy=policy, console=console
+        )
+    except SubmissionError as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+    console.print(f"batch {submission.batch.id}: {submission.batch.accepted} requests queued")
+    if not wait:
+        return
+    ids = follow_batch(sessions, submission.batch.id, console=console, label=submission.batch.policy)
+    with session_scope(sessions) as session:
+        summary = summarise(session, settings, ids)
+    world = " (simulated world)" if _is_simulated(settings) else ""
+    console.print(summary_table([(submission.batch.policy, summary)], title=f"batch {submission.batch.id}{world}"))
+
+
+@app.command("status")
+def status(batch_id: str | None = typer.Argument(None, help="A batch id; without it, requests by status.")) -> None:
+    """Show a batch's progress, or how many requests are in each status."""
+    import uuid
+
+    from hera_router.db.repositories import BatchRepository, RequestRepository
+    from hera_router.db.session import session_scope
+    from hera_router.workers.runtime import Runtime
+
+    runtime = Runtime(settings_or_exit())
+    with session_scope(runtime.sessions) as session:
+        if batch_id is None:
+            counts = RequestRepository(session).count_by_status()
+            for state, count in sorted(counts.items()):
+                typer.echo(f"{state.value:>10}  {count}")
+            return
+        try:
+            parsed = uuid.UUID(batch_id)
+        except ValueError:
+            raise typer.BadParameter(f"{batch_id!r} is not a batch id (a UUID)", param_hint="BATCH_ID") from None
+        batch = BatchRepository(session).get(parsed)
+        if batch is None:
+            typer.secho(f"no batch {batch_id}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(code=1)
+        progress = BatchRepository(session).progress(parsed)
+        typer.echo(f"batch {batch.id} ({batch.policy}): {progress.done}/{progress.total} done, ${progress.cost_usd:.4f}")
+        for state, count in sorted(progress.counts.items()):
+            typer.echo(f"{state.value:>10}  {count}")
+        for rejected in batch.rejected:
+            typer.echo(f"  rejected: {rejected.get('error')}")
+    runtime.close()
+
+
+def _checked_runtime(settings: Settings) -> Runtime:
+    """The database runtime, or a clear exit if the database is down or was never migrated.
+
+    The producer never migrates on its own: `hera-router db upgrade` is an explicit step, so an
+    API pointed at the wrong database says so instead of creating tables there.
+    """
+    from hera_router.api.health import database_problem
+    from hera_router.workers.runtime import Runtime
+
+    runtime = Runtime(settings)
+    problem = database_problem(runtime.engine)
+    if problem is not None:
+        runtime.close()
+        typer.secho(problem, err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2)
+    return runtime
+
+
+@app.command("serve-api")
+def serve_api(
+    host: str | None = typer.Option(None, "--host", help="Bind address [default: HERA_API__HOST, 127.0.0.1]."),
+    port: int | None = typer.Option(None, "--port", help="Port [default: HERA_API__PORT, 8000]."),
+) -> None:
+    """Serve the producer API (OpenAPI docs at /docs). Run `hera-router db upgrade` first."""
+    import uvicorn
+
+    from hera_router.api.app import create_app
+
+    settings = settings_or_exit()
+    _checked_runtime(settings).close()
+    bind_host = host or settings.api.host
+    bind_port = settings.api.port if port is None else port
+    typer.echo(f"serving the producer API on http://{bind_host}:{bind_port} (docs: /docs)")
+    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level=settings.log_level.lower())
+
+
+tenants_app = typer.Typer(help="Tenants of the producer API; run `hera-router db upgrade` first.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+keys_app = typer.Typer(help="API keys of the producer API's tenants.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@tenants_app.command("create")
+def tenants_create(name: str = typer.Argument(..., help="A unique name for the tenant.")) -> None:
+    """Create a tenant; then give it a key with `hera-router keys create NAME`."""
+    from hera_router.api.tenants import TenantError, create_tenant
+
+    runtime = _checked_runtime(settings_or_exit())
+    try:
+        tenant = create_tenant(runtime.sessions, name)
+    except TenantError as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
+    finally:
+        runtime.close()
+    typer.echo(f"created tenant {tenant.name!r} ({tenant.id}); give it a key: `hera-router keys create {tenant.name}`")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: str = typer.Argument(..., help="Name of the tenant the key belongs to."),
+    name: str = typer.Option("default", "--name", help="A label for the key, e.g. where it is used."),
+) -> None:
+    """Create an API key and print its secret, once: only a hash is stored.
+
+    The secret is the only thing on stdout (`KEY=$(hera-router keys create acme)` works); the
+    notes go to stderr.
+    """
+    from hera_router.api.tenants import TenantError, create_api_key
+
+    runtime = _checked_runtime(settings_or_exit())
+    try:
+        key, secret = create_api_key(runtime.sessions, tenant, name)
+    except TenantError as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
+    finally:
+        runtime.close()
+    typer.echo(secret)
+    typer.secho(
+        f"API key {key.name!r} ({key.id}) for tenant {tenant!r}: store the secret above now, it cannot be shown "
+        "again. Send it as 'Authorization: Bearer <key>'.",
+        err=True,
+        fg=typer.colors.YELLOW,
+    )
+
 
 # The simulated agent world; its module imports only typer, the simulator loads per command.
 from hera_router.simulator.cli import world_app  # noqa: E402

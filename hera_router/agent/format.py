@@ -173,7 +173,9 @@ def parse_step_prompt(messages: list[Message]) -> StepPrompt | None:
     # Whole-string partitions rather than a loop over lines: the simulator parses every prompt it
     # answers and this was most of its per-call cost. Values never contain a line starting with
     # "[" or "Current subtask" because continuation lines are indented.
-    text = "\n" + _user_text(messages).replace("\r\n", "\n")
+    text = "\n" + _user_text(messages)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
     head, found, tail = text.rpartition("\n" + CURRENT_PREFIX)
     number, colon, current = tail.partition("):")
     at_request = head.find("\n" + REQUEST_LABEL)

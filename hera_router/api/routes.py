@@ -13,7 +13,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -227,8 +227,8 @@ def cancel_batch(batch_id: uuid.UUID, caller: CurrentCaller, state: State) -> Ba
     summary="Liveness and database check (no auth)",
     responses={503: {"model": ErrorBody, "description": "The database is unreachable or not migrated."}},
 )
-def healthz(state: State) -> Health | JSONResponse:
+def healthz(state: State) -> Health:
     problem = database_problem(state.engine)
     if problem is not None:
-        return JSONResponse({"error": problem}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, problem)
     return Health(status="ok", database="ok")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.table import Table
@@ -90,24 +90,24 @@ def summarise(session: Session, settings: Settings, request_ids: Sequence[uuid.U
     )
 
 
-def summary_table(summary: RunSummary, *, title: str) -> Table:
-    """The summary as a rich table (what the CLI prints after its progress bar)."""
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column("metric", style="bold")
-    table.add_column("value", justify="right")
-    table.add_row(
-        "requests",
-        f"{summary.requests} ({summary.succeeded} succeeded, {summary.failed} failed, {summary.cancelled} cancelled)",
-    )
-    if summary.accuracy is not None:
-        table.add_row("accuracy", f"{summary.accuracy:.1%} over {summary.scored} with gold answers")
-    table.add_row("SLM share of steps", f"{summary.slm_share:.1%}")
-    table.add_row("steps per request", f"{summary.steps_per_request:.2f}")
-    table.add_row("cost", f"${summary.cost_usd:.4f}")
-    ratio = summary.cost_ratio
-    table.add_row(
-        "vs same tokens all on the cloud",
-        f"${summary.cloud_only_cost_usd:.4f}" + (f" (ratio {ratio:.2f})" if ratio is not None else ""),
-    )
-    table.add_row("request latency p50 / p95", f"{summary.latency_p50_s:.2f} s / {summary.latency_p95_s:.2f} s")
+def summary_table(summaries: Sequence[tuple[str, RunSummary]], *, title: str) -> Table:
+    """Summaries side by side, one column each (what the CLI prints after its progress bar)."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("", style="bold")
+    for name, _ in summaries:
+        table.add_column(name, justify="right")
+
+    def row(label: str, render: Callable[[RunSummary], str]) -> None:
+        table.add_row(label, *(render(summary) for _, summary in summaries))
+
+    row("requests", lambda s: str(s.requests))
+    row("succeeded / failed / cancelled", lambda s: f"{s.succeeded} / {s.failed} / {s.cancelled}")
+    if any(s.accuracy is not None for _, s in summaries):
+        row("accuracy", lambda s: f"{s.accuracy:.1%}" if s.accuracy is not None else "no gold")
+    row("SLM share of steps", lambda s: f"{s.slm_share:.1%}")
+    row("steps per request", lambda s: f"{s.steps_per_request:.2f}")
+    row("cost (USD)", lambda s: f"{s.cost_usd:.4f}")
+    row("same tokens all on the cloud (USD)", lambda s: f"{s.cloud_only_cost_usd:.4f}")
+    row("cost ratio", lambda s: f"{s.cost_ratio:.2f}" if s.cost_ratio is not None else "-")
+    row("latency p50 / p95 (s)", lambda s: f"{s.latency_p50_s:.2f} / {s.latency_p95_s:.2f}")
     return table

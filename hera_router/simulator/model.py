@@ -169,11 +169,12 @@ class SimulatedModel:
         earlier one); otherwise an operation that is next in the plan is taken as the next hop
         whatever its subject (a chain that started from a misread value).
         """
+        ops = instance.ops
         progress = len(values) - 1
-        for level in range(min(progress + 1, instance.hops), 0, -1):
-            if instance.ops[level - 1] == op and same_value(values[level - 1], subject):
+        for level in range(min(progress + 1, len(ops)), 0, -1):
+            if ops[level - 1] == op and same_value(values[level - 1], subject):
                 return level
-        if progress < instance.hops and instance.ops[progress] == op:
+        if progress < len(ops) and ops[progress] == op:
             return progress + 1
         return None
 

@@ -35,7 +35,7 @@ DATABASES = [
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
 
-LIMITS = {"max_batch_requests": 5, "max_input_chars": 100, "max_upload_bytes": 4096, "results_page_size": 2}
+LIMITS = {"max_batch_requests": 6, "max_input_chars": 100, "max_upload_bytes": 4096, "results_page_size": 2}
 
 
 @pytest.fixture(scope="module", params=DATABASES)

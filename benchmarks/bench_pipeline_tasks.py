@@ -1,0 +1,98 @@
+"""Raw-Celery baseline tasks for ``benchmarks/bench_pipeline.py``: a no-op and a self-publishing chain.
+
+They do no database work and call no model: what they cost is what Celery, kombu and the broker
+cost per task on this machine, with the project's own app configuration (``create_app``: acks_late,
+prefetch 1, task events on). Their names start with ``maintenance.`` so the static routes send
+them to the maintenance queue; the benchmark passes an explicit ``queue`` when it wants another
+one (a second baseline worker with another pool), and the chain republishes to the queue it was
+sent to.
+
+Completion is recorded where the producer can read it with no polling error:
+
+- ``sink`` is a ``redis://`` URL (distributed mode): ``INCR`` a counter; the task that brings it to
+  ``total`` writes its wall-clock time under ``<key>:done``.
+- ``sink`` is ``"local"`` (embedded mode, worker threads in the producer's process): the same in a
+  module-level dict guarded by a lock, with an event per key.
+
+Load into a worker with ``-I benchmarks.bench_pipeline_tasks`` and ``PYTHONPATH`` at the repo root.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import redis
+from celery import shared_task
+
+NOOP_TASK = "maintenance.bench_noop"
+CHAIN_TASK = "maintenance.bench_chain"
+LOCAL_SINK = "local"
+
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+# sink == "local": key -> [count, done_at]; key -> Event set when done.
+_local_counts: dict[str, list[float]] = {}
+_local_done: dict[str, threading.Event] = {}
+_local_lock = threading.Lock()
+
+
+def _client(url: str) -> redis.Redis:
+    # One client per process (created after a prefork child started, never inherited).
+    with _clients_lock:
+        if url not in _clients:
+            _clients[url] = redis.Redis.from_url(url)
+        return _clients[url]
+
+
+def local_event(key: str) -> threading.Event:
+    """The event set when ``key`` reaches its total (sink ``"local"``)."""
+    with _local_lock:
+        return _local_done.setdefault(key, threading.Event())
+
+
+def local_done_at(key: str) -> float | None:
+    with _local_lock:
+        entry = _local_counts.get(key)
+        return entry[1] if entry and entry[1] else None
+
+
+def local_count(key: str) -> int:
+    with _local_lock:
+        entry = _local_counts.get(key)
+        return int(entry[0]) if entry else 0
+
+
+def record(sink: str, key: str, total: int) -> None:
+    """Count one completion of ``key``; the completion that reaches ``total`` stamps the time."""
+    if sink == LOCAL_SINK:
+        with _local_lock:
+            entry = _local_counts.setdefault(key, [0, 0.0])
+            entry[0] += 1
+            if entry[0] == total:
+                entry[1] = time.time()
+                _local_done.setdefault(key, threading.Event()).set()
+        return
+    client = _client(sink)
+    if int(client.incr(key)) == total:
+        client.set(f"{key}:done", repr(time.time()))
+
+
+@shared_task(name=NOOP_TASK, bind=True, ignore_result=True)
+def bench_noop(self: Any, sink: str, key: str, total: int) -> None:
+    """Do nothing but count the completion."""
+    record(sink, key, total)
+
+
+@shared_task(name=CHAIN_TASK, bind=True, ignore_result=True)
+def bench_chain(self: Any, sink: str, key: str, remaining: int, queue: str | None = None) -> None:
+    """Publish the next hop (as the pipeline's tasks do, with ``app.send_task``) until
+    ``remaining`` runs out; the last hop records the completion."""
+    if remaining <= 1:
+        record(sink, key, 1)
+        return
+    options: dict[str, Any] = {"queue": queue} if queue else {}
+    kwargs = {"sink": sink, "key": key, "remaining": remaining - 1, "queue": queue}
+    self.app.send_task(CHAIN_TASK, kwargs=kwargs, **options)
