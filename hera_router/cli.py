@@ -167,7 +167,7 @@ def _is_simulated(settings: Settings) -> bool:
 @app.command("run")
 def run(
     file: Path = typer.Argument(..., help="JSONL of requests (API items, or `world generate` records)."),
-    policies: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+    policies: list[str] = typer.Option(
         [], "--policy", "-p", help="Routing policy; repeat to compare several on the same requests."
     ),
     concurrency: int = typer.Option(4, "--concurrency", "-c", help="Threads of the in-process worker."),
@@ -199,7 +199,8 @@ def run(
     settings = settings.model_copy(update=updates)
     for name in policies:
         if name not in policy_names():
-            raise typer.BadParameter(f"unknown policy {name!r}; known: {', '.join(policy_names())}", "--policy")
+            known = ", ".join(policy_names())
+            raise typer.BadParameter(f"unknown policy {name!r}; known: {known}", param_hint="--policy")
     console = Console()
     results = []
     with embedded_system(settings, concurrency=concurrency) as system:
@@ -288,7 +289,9 @@ def status(batch_id: str | None = typer.Argument(None, help="A batch id; without
             typer.secho(f"no batch {batch_id}", err=True, fg=typer.colors.RED)
             raise typer.Exit(code=1)
         progress = BatchRepository(session).progress(parsed)
-        typer.echo(f"batch {batch.id} ({batch.policy}): {progress.done}/{progress.total} done, ${progress.cost_usd:.4f}")
+        typer.echo(
+            f"batch {batch.id} ({batch.policy}): {progress.done}/{progress.total} done, ${progress.cost_usd:.4f}"
+        )
         for state, count in sorted(progress.counts.items()):
             typer.echo(f"{state.value:>10}  {count}")
         for rejected in batch.rejected:
