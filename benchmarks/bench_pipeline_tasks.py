@@ -15,20 +15,28 @@ Completion is recorded where the producer can read it with no polling error:
   module-level dict guarded by a lock, with an event per key.
 
 Load into a worker with ``-I benchmarks.bench_pipeline_tasks`` and ``PYTHONPATH`` at the repo root.
+
+With ``HERA_BENCH_TIMERS=<run id>`` in its environment, a worker that loads this module also times
+the pieces of every hop it runs (``bench_pipeline.HopTimer``, installed in each process that runs
+tasks) and writes the running totals to Redis every 0.2 s under ``bench:<run id>:timers:<pid>``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from typing import Any
 
 import redis
-from celery import shared_task
+from celery import shared_task, signals
 
 NOOP_TASK = "maintenance.bench_noop"
 CHAIN_TASK = "maintenance.bench_chain"
 LOCAL_SINK = "local"
+TIMERS_ENV = "HERA_BENCH_TIMERS"
+SENT_AT_HEADER = "bench_sent_at"
 
 _clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()
@@ -96,3 +104,53 @@ def bench_chain(self: Any, sink: str, key: str, remaining: int, queue: str | Non
     options: dict[str, Any] = {"queue": queue} if queue else {}
     kwargs = {"sink": sink, "key": key, "remaining": remaining - 1, "queue": queue}
     self.app.send_task(CHAIN_TASK, kwargs=kwargs, **options)
+
+
+# -- optional hop timers in a worker process (HERA_BENCH_TIMERS) -----------------------------------
+
+
+def stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """``before_task_publish`` handler: the wall-clock publish time travels in the message, so the
+    consuming process (any process on this machine) can measure the time in the broker."""
+    if headers is not None:
+        headers[SENT_AT_HEADER] = time.time()
+
+
+def timers_key(run: str, pid: int) -> str:
+    return f"bench:{run}:timers:{pid}"
+
+
+_timers_pid: int | None = None
+
+
+def _start_timers(sender: Any = None, **_: Any) -> None:
+    """Install the hop timer in this process and flush its totals to Redis periodically.
+
+    Runs in each prefork child (``worker_process_init``) and in a threads-pool worker's main
+    process (``worker_ready``); a prefork parent runs no tasks and is skipped, so a child it forks
+    later does not inherit wrapped classes.
+    """
+    global _timers_pid  # noqa: PLW0603  # once per process
+    run = os.environ.get(TIMERS_ENV)
+    pool = getattr(sender, "pool", None)
+    if not run or _timers_pid == os.getpid() or (pool is not None and "prefork" in type(pool).__module__):
+        return
+    _timers_pid = os.getpid()
+    from benchmarks.bench_pipeline import HopTimer
+
+    timer = HopTimer()
+    timer.install()
+    client = redis.Redis.from_url(os.environ.get("HERA_BROKER_URL", "redis://127.0.0.1:6379/0"))
+    key = timers_key(run, os.getpid())
+
+    def flush() -> None:
+        while True:
+            time.sleep(0.2)
+            client.set(key, json.dumps(timer.snapshot()), ex=3600)
+
+    threading.Thread(target=flush, name="bench-timers", daemon=True).start()
+
+
+if os.environ.get(TIMERS_ENV):
+    signals.worker_process_init.connect(_start_timers, weak=False)
+    signals.worker_ready.connect(_start_timers, weak=False)

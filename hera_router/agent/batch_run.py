@@ -36,7 +36,7 @@ def submit_file(
 ) -> BatchSubmission:
     submission = service.submit_batch(tenant.id, request_file.jsonl, policy=policy, name=path.name)
     for rejection in submission.rejected:
-        console.print(f"[yellow]skipped[/] {path.name}: {rejection.as_record()['error']}")
+        console.print(f"[yellow]skipped[/] {path.name}: {rejection.message}")
     return submission
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,6 +49,8 @@ from hera_router.simulator.tasks import (
 )
 from hera_router.simulator.world import World
 
+_Replayed = tuple[tuple[str, ...], int, int]
+"""Chain values after a history, with the loose and counted subtask totals."""
 ReplyKind = Literal["step", "decompose", "unknown_request", "unparseable"]
 UNKNOWN_ANSWER = "unknown"
 
@@ -64,12 +67,17 @@ class Reply:
 
 
 class SimulatedModel:
-    """One role (``slm`` or ``llm``) in one world. Stateless between calls, so thread-safe."""
+    """One role (``slm`` or ``llm``) in one world.
+
+    Thread-safe: answers depend on the prompt only; the one cache (replayed histories) holds pure
+    results, and a race at worst computes an entry twice.
+    """
 
     def __init__(self, world: World, role: ModelRole, behaviour: RoleBehaviour) -> None:
         self.world = world
         self.role: ModelRole = role
         self.behaviour = behaviour
+        self._replays: dict[tuple[str, tuple[tuple[str, str], ...]], _Replayed] = {}
 
     # --- entry point ------------------------------------------------------------------------------
 
@@ -142,8 +150,12 @@ class SimulatedModel:
                 wrong = truth is None or rng.random() < b.error_probability(
                     difficulty, position, parsed.decomposed, loose
                 )
-                value = family.wrong_value(parsed.op, parsed.subject, truth, rng) if wrong else truth
-                assert value is not None  # wrong_value always returns; truth is None only when wrong
+                # A subject the world does not know (truth is None) gets a made-up answer.
+                value = (
+                    truth
+                    if truth is not None and not wrong
+                    else family.wrong_value(parsed.op, parsed.subject, truth, rng)
+                )
                 correct = not wrong
                 result_style = 0 if style == 0 else 1 + style % 2
                 result = family.result_text(instance, parsed.op, parsed.subject, value, result_style)
@@ -162,7 +174,7 @@ class SimulatedModel:
         return (level - 1) / (instance.hops - 1) if instance.hops > 1 else 1.0
 
     @staticmethod
-    def _level(instance: TaskInstance, values: list[str], op: str, subject: str) -> int | None:
+    def _level(instance: TaskInstance, values: Sequence[str], op: str, subject: str) -> int | None:
         """Which hop of the chain (1-based) a subtask carries out, given the values held so far.
 
         A hop whose subject is the value held at that level is that hop (an advance, or a redo of an
@@ -183,23 +195,48 @@ class SimulatedModel:
     ) -> tuple[list[str], float]:
         """The values the chain holds after the history (``values[j]`` after hop ``j``), and the
         share of its subtasks not worded the plan's way."""
-        values = [instance.start]
-        loose = counted = 0
-        for subtask, result in history:
-            if subtask == instance.request:
-                continue
-            parsed = family.parse_subtask(subtask)
-            # The first half of a split hop is a sub-step, which helps rather than muddles.
-            if parsed is None or parsed.kind != "locate":
-                counted += 1
-                loose += parsed is None or not parsed.plain
-            if parsed is None or parsed.kind != "hop":
-                continue
+        # An agent loop sends the same history again with one more step each time, so the state
+        # after all but the last step is usually known: extend it instead of replaying it all.
+        key = (instance.request, history)
+        state = self._replays.get(key)
+        if state is None:
+            if history:
+                previous = self._replays.get((instance.request, history[:-1]))
+                state = self._extend(
+                    family, instance, previous or self._replay_state(family, instance, history[:-1]), history[-1]
+                )
+            else:
+                state = ((instance.start,), 0, 0)
+            if len(self._replays) > 50_000:
+                self._replays.clear()
+            self._replays[key] = state
+        values, loose, counted = state
+        return list(values), loose / counted if counted else 0.0
+
+    def _replay_state(
+        self, family: TaskFamily, instance: TaskInstance, history: tuple[tuple[str, str], ...]
+    ) -> _Replayed:
+        state: _Replayed = ((instance.start,), 0, 0)
+        for item in history:
+            state = self._extend(family, instance, state, item)
+        return state
+
+    def _extend(self, family: TaskFamily, instance: TaskInstance, state: _Replayed, item: tuple[str, str]) -> _Replayed:
+        values, loose, counted = state
+        subtask, result = item
+        if subtask == instance.request:
+            return state
+        parsed = family.parse_subtask(subtask)
+        # The first half of a split hop is a sub-step, which helps rather than muddles.
+        if parsed is None or parsed.kind != "locate":
+            counted += 1
+            loose += parsed is None or not parsed.plain
+        if parsed is not None and parsed.kind == "hop":
             value = family.parse_result_value(result)
             level = self._level(instance, values, parsed.op, parsed.subject)
             if value is not None and level is not None:
-                values = [*values[:level], value]
-        return values, loose / counted if counted else 0.0
+                values = (*values[:level], value)
+        return values, loose, counted
 
     def _next(
         self, family: TaskFamily, instance: TaskInstance, values: list[str], rng: random.Random, style: int

@@ -23,7 +23,7 @@ QUESTION = [Message("user", "What is the capital of France?")]
 
 @pytest.fixture(scope="session")
 def artifacts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     return cache.mkdir("hera-artifacts") if cache is not None else tmp_path_factory.mktemp("artifacts")
 
 

@@ -67,13 +67,13 @@ def test_missing_simulator_is_a_config_error(tmp_path: Path, monkeypatch: pytest
 
 
 def test_sim_maps_edge_to_the_slm_and_cloud_to_the_llm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    built: list[tuple[str, str]] = []
+    built: list[tuple[str, str, int]] = []
 
     class FakeSim:
         name = "sim"
 
-        def __init__(self, role: Literal["slm", "llm"], model: str, seed: int = 0) -> None:
-            built.append((role, model))
+        def __init__(self, role: Literal["slm", "llm"], model: str, seed: int = 0, **options: object) -> None:
+            built.append((role, model, seed))
             self.model = model
 
         def generate(self, messages: list[Message], params: GenerationParams) -> Generation:
@@ -82,9 +82,10 @@ def test_sim_maps_edge_to_the_slm_and_cloud_to_the_llm(tmp_path: Path, monkeypat
     module = types.ModuleType("hera_router.simulator.backend")
     module.SimBackend = FakeSim  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "hera_router.simulator.backend", module)
-    settings = load_settings(data_dir=tmp_path)
+    settings = load_settings(data_dir=tmp_path, simulator={"seed": 42})
 
     create_backend(settings, "edge")
     create_backend(settings, "cloud")
 
-    assert built == [("slm", settings.edge.model), ("llm", settings.cloud.model)]
+    # Both models live in the world of the configured seed (request files are generated from it).
+    assert built == [("slm", settings.edge.model, 42), ("llm", settings.cloud.model, 42)]
