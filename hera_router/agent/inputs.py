@@ -46,7 +46,7 @@ def read_request_file(path: Path) -> RequestFile:
         except ValueError:
             lines.append(line)  # left for the submission to report with its line number
             continue
-        if isinstance(decoded, dict) and WORLD_RECORD_KEYS <= decoded.keys() and "input" not in decoded:
+        if isinstance(decoded, dict) and decoded.keys() >= WORLD_RECORD_KEYS and "input" not in decoded:
             if isinstance(decoded.get("world_seed"), int):
                 seeds.add(decoded["world_seed"])
             lines.append(json.dumps(world_record_to_item(decoded), ensure_ascii=False))

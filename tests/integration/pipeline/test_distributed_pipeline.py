@@ -12,8 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 import httpx
+import pytest
 import redis
 
 from hera_router.agent.inputs import world_record_to_item
