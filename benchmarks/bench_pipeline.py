@@ -824,7 +824,50 @@ def fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
-def report(results: Sequence[ModeResult], args: argparse.Namespace, command: str, profile: Profile | None) -> str:
+def ratio_rows(r: ModeResult) -> list[str]:
+    b = r.baseline()
+    t, s = r.throughput, r.sequential
+    return [
+        f"| {r.mode} | (c) routed subtasks/s, {t.requests} requests in flight | {fmt(t.subtasks_per_s)} "
+        f"| (a) {fmt(b.noop_per_s)} no-op tasks/s | {t.subtasks_per_s / b.noop_per_s:.3f} |",
+        f"| {r.mode} | (c) pipeline hops/s (2 per subtask) | {fmt(t.hops_per_s)} "
+        f"| (a) {fmt(b.noop_per_s)} no-op tasks/s | {t.hops_per_s / b.noop_per_s:.3f} |",
+        f"| {r.mode} | (d) ms per hop, one request at a time | {fmt(s.ms_per_hop)} "
+        f"| (b) {fmt(b.ms_per_hop)} ms/hop | {s.ms_per_hop / b.ms_per_hop:.1f}x |",
+    ]
+
+
+def breakdown_lines(results: Sequence[ModeResult]) -> list[str]:
+    lines = [
+        "",
+        "## Per-hop cost breakdown (`--profile`, timing counters)",
+        "",
+        "Separate passes after the measured ones, with the pipeline's methods and `session_scope` wrapped",
+        "in timers (patched in the benchmark's processes only: in-process for embedded, in fresh",
+        "router/edge/cloud workers for distributed), SQL statements timed by verb, and the broker time",
+        "from a publish-time message header. Times are summed over all threads and processes, so they",
+        'overlap in wall time; "per hop" divides by the pass\'s hops. Rows nest: a task body contains',
+        "its transactions, which contain their SQL; the timers themselves add a little to every row.",
+    ]
+    for r in results:
+        for breakdown in r.breakdowns:
+            lines += [
+                "",
+                f"**{r.mode}, {breakdown.label}**: {breakdown.hops} hops in {breakdown.wall_s:.2f} s "
+                f"= {breakdown.wall_s * 1e3 / breakdown.hops:.1f} ms of wall time per hop.",
+                "",
+                "| piece | calls per hop | ms per call | ms per hop |",
+                "| --- | ---: | ---: | ---: |",
+            ]
+            for label, (calls, seconds) in sorted(breakdown.counters.items(), key=lambda kv: -kv[1][1]):
+                lines.append(
+                    f"| {label} | {calls / breakdown.hops:.2f} | {seconds * 1e3 / calls:.2f} "
+                    f"| {seconds * 1e3 / breakdown.hops:.2f} |"
+                )
+    return lines
+
+
+def report(results: Sequence[ModeResult], args: argparse.Namespace, command: str, load: tuple[str, str]) -> str:
     lines = [
         "# Pipeline: routed subtasks/s and per-hop overhead vs raw Celery",
         "",
@@ -836,7 +879,8 @@ def report(results: Sequence[ModeResult], args: argparse.Namespace, command: str
         "Pipeline: (c) M requests in flight at once, routed subtasks/s = executed steps / wall time (a step is",
         "two hops, `routing.plan_step` + `execution.run_subtask`); (d) K requests one at a time, request wall",
         "time (submit -> last update) / its hops. Wall times end at the completion's own timestamp (Redis",
-        "key, or the request row's `updated_at`), so polling adds no error.",
+        "key, or the request row's `updated_at`), so polling adds no error; progress is polled through a",
+        "separate plain engine so that watching never takes SQLite's write lock.",
         "",
         "Command (from the repo root):",
         "",
@@ -847,9 +891,10 @@ def report(results: Sequence[ModeResult], args: argparse.Namespace, command: str
         f'Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; policy `{args.policy}` on `generate("mixed", M, {args.seed})`; '
         f"N = {args.noop} no-ops, H = {args.hops} hops, M = {args.requests}, K = {args.sequential}; "
         f"worker log level {args.loglevel}.",
-        f"Machine: **a shared, noisy 2-core VM** ({platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}); broker, database, workers and producer share the two cores. "
-        "Single runs: read the numbers as orders of magnitude, and the ratios as the result.",
+        f"Machine: **a shared, noisy 2-core VM** ({platform.machine()}, Python {platform.python_version()}; "
+        f"load average {load[0]} at the start, {load[1]} at the end, other jobs included); broker, database, "
+        "workers and producer share the two cores. Single runs: read the numbers as orders of magnitude and "
+        "the ratios as the result.",
         "",
         "## Summary",
         "",
@@ -857,19 +902,11 @@ def report(results: Sequence[ModeResult], args: argparse.Namespace, command: str
         "| --- | --- | ---: | ---: | ---: |",
     ]
     for r in results:
-        b = r.baseline()
-        t, s = r.throughput, r.sequential
-        lines += [
-            f"| {r.mode} | (c) routed subtasks/s, {t.requests} requests in flight | {fmt(t.subtasks_per_s)} "
-            f"| (a) {fmt(b.noop_per_s)} no-op tasks/s | {t.subtasks_per_s / b.noop_per_s:.3f} |",
-            f"| {r.mode} | (c) pipeline hops/s (2 per subtask) | {fmt(t.hops_per_s)} "
-            f"| (a) {fmt(b.noop_per_s)} no-op tasks/s | {t.hops_per_s / b.noop_per_s:.3f} |",
-            f"| {r.mode} | (d) ms per hop, one request at a time | {fmt(s.ms_per_hop)} "
-            f"| (b) {fmt(b.ms_per_hop)} ms/hop | {s.ms_per_hop / b.ms_per_hop:.1f}x |",
-        ]
+        lines += ratio_rows(r)
     lines += [
         "",
-        "Ratios use the raw baseline on the router worker's pool (distributed) or on the embedded worker.",
+        "Ratios use the raw baseline on the router worker's pool (distributed) or on the embedded worker;",
+        "the details give the other distributed pool too.",
         "",
         "## Details",
         "",
@@ -877,8 +914,7 @@ def report(results: Sequence[ModeResult], args: argparse.Namespace, command: str
         "| --- | --- | ---: | ---: |",
     ]
     for r in results:
-        for b in r.baselines:
-            lines.append(f"| {r.mode} | `{b.worker}` | {fmt(b.noop_per_s)} | {fmt(b.ms_per_hop)} |")
+        lines += [f"| {r.mode} | `{b.worker}` | {fmt(b.noop_per_s)} | {fmt(b.ms_per_hop)} |" for b in r.baselines]
     lines += [
         "",
         "| mode | (c) requests | subtasks | hops | wall s | statuses | (d) requests | mean hops/request "
@@ -894,30 +930,11 @@ def report(results: Sequence[ModeResult], args: argparse.Namespace, command: str
         )
     lines += ["", "Setups:", ""]
     lines += [f"- {r.mode}: {r.setup}." for r in results]
-    if profile is not None:
-        lines += [
-            "",
-            "## Per-hop cost breakdown (embedded, timing counters)",
-            "",
-            "Separate embedded passes (`--profile`) with the pipeline's methods wrapped in timers (patched on",
-            "the classes in the benchmark process only), every SQL statement timed by verb, and Celery's",
-            "publish/prerun/postrun signals. Times are summed over the worker threads (they overlap in wall",
-            'time); "ms per hop" is the total divided by the pass\'s hops. Nested rows are included in the',
-            "rows that contain them (a task body contains its transactions, which contain their SQL).",
-        ]
-        for breakdown in profile.breakdowns:
-            lines += [
-                "",
-                f"{breakdown.label}: {breakdown.hops} hops in {breakdown.wall_s:.2f} s "
-                f"= {breakdown.wall_s * 1e3 / breakdown.hops:.1f} ms of wall time per hop.",
-                "",
-                "| piece | calls | ms per call | ms per hop |",
-                "| --- | ---: | ---: | ---: |",
-            ]
-            for label, (calls, seconds) in sorted(breakdown.counters.items(), key=lambda kv: -kv[1][1]):
-                lines.append(
-                    f"| {label} | {int(calls)} | {seconds * 1e3 / calls:.2f} | {seconds * 1e3 / breakdown.hops:.2f} |"
-                )
+    errors = [f"- {r.mode}: {n} x {error!r}" for r in results for error, n in sorted(r.throughput.errors.items())]
+    if errors:
+        lines += ["", "Failed requests in (c) (the simulated SLM can fail a request; they count as run):", "", *errors]
+    if any(r.breakdowns for r in results):
+        lines += breakdown_lines(results)
     return "\n".join(lines) + "\n"
 
 
@@ -950,7 +967,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--embedded-concurrency", type=int, default=4)
     parser.add_argument("--loglevel", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for any one measurement")
-    parser.add_argument("--profile", action="store_true", help="also time the pieces of a hop (embedded)")
+    parser.add_argument("--profile", action="store_true", help="also time the pieces of a hop (extra passes)")
+    parser.add_argument("--cprofile", action="store_true", help="also cProfile the embedded mode (stdout only)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="results file")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
@@ -966,6 +984,10 @@ def _terminate(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")  # unwind through every finally: workers, database
 
 
+def loadavg() -> str:
+    return "/".join(f"{value:.1f}" for value in os.getloadavg())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
@@ -978,14 +1000,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(modes) - set(runners))
     if unknown:
         raise SystemExit(f"unknown modes: {unknown}")
-    started = time.monotonic()
+    started, load_before = time.monotonic(), loadavg()
     results = [runners[mode](args) for mode in modes]
-    profile = run_profile(args) if args.profile else None
-    markdown = report(results, args, command.strip(), profile)
+    markdown = report(results, args, command.strip(), (load_before, loadavg()))
     print(markdown)
-    if profile is not None:
-        print("cProfile, every thread of the embedded pass, top 25 by own time:\n")
-        print(profile.top)
+    if args.cprofile:
+        print("cProfile, every thread of an embedded system, requests one at a time:\n")
+        print(run_cprofile(args))
     log(f"done in {time.monotonic() - started:.0f} s")
     if not args.no_write:
         observations = keep_observations(args.output)

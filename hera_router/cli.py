@@ -386,6 +386,39 @@ def keys_create(
     )
 
 
+@app.command("results")
+def results(
+    batch_id: str = typer.Argument(..., help="The batch id printed by `submit` (or returned by the API)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the JSONL here instead of stdout."),
+) -> None:
+    """Write a batch's results as JSONL: one line per request, in submission order."""
+    import sys
+    import uuid
+
+    from hera_router.api.views import RequestViews
+    from hera_router.db.repositories import BatchRepository
+    from hera_router.db.session import session_scope
+    from hera_router.workers.runtime import Runtime
+
+    try:
+        parsed = uuid.UUID(batch_id)
+    except ValueError:
+        raise typer.BadParameter(f"{batch_id!r} is not a batch id (a UUID)", param_hint="BATCH_ID") from None
+    runtime = Runtime(settings_or_exit())
+    with session_scope(runtime.sessions) as session:
+        batch = BatchRepository(session).get(parsed)
+    lines = RequestViews(runtime.sessions).batch_results(batch.tenant_id, parsed) if batch is not None else None
+    if lines is None:
+        typer.secho(f"no batch {batch_id}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1)
+    if out is None:
+        sys.stdout.writelines(lines)
+    else:
+        with out.open("w", encoding="utf-8") as sink:
+            sink.writelines(lines)
+    runtime.close()
+
+
 # The simulated agent world; its module imports only typer, the simulator loads per command.
 from hera_router.simulator.cli import world_app  # noqa: E402
 

@@ -103,6 +103,7 @@ class RoutingSettings(BaseModel):
     cd_horizon: int = Field(default=5, ge=0)
     max_steps: int = Field(default=15, gt=0)
     random_p_slm: float = Field(default=0.5, ge=0, le=1)
+    random_seed: int = 0
 
 
 class SimulatorSettings(BaseModel):

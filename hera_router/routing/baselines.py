@@ -36,18 +36,21 @@ class AllLLM:
 class RandomPolicy:
     """Each step on the SLM with probability p.
 
-    The coin is a hash of (request id, seq) rather than a shared RNG so that a redelivered or
-    re-driven step gets the same answer it got the first time.
+    The coin is a hash of (seed, request text, step) rather than a shared RNG: a redelivered or
+    re-driven step gets the answer it got the first time, and the same requests are routed the
+    same way in every run and every deployment mode, so runs can be compared request by request.
     """
 
     name = "random"
 
     def __init__(self, settings: RoutingSettings) -> None:
         self.p_slm = settings.random_p_slm
+        self.seed = settings.random_seed
 
     def decide(self, context: RoutingContext) -> Decision:
         started = time.perf_counter()
-        digest = hashlib.blake2b(f"{context.request_id}:{context.seq}".encode(), digest_size=8).digest()
+        key = f"{self.seed}:{context.seq}:{context.request}"
+        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
         draw = int.from_bytes(digest, "big") / 2**64
         executor = Executor.SLM if draw < self.p_slm else Executor.LLM
         return Decision(

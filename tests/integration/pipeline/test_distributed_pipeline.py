@@ -16,10 +16,13 @@ import httpx
 import pytest
 import redis
 
+from hera_router.agent.embedded import embedded_system
 from hera_router.agent.inputs import world_record_to_item
 from hera_router.agent.pipeline import PLAN_TASK, plan_task_id
 from hera_router.api.app import create_app as create_api
+from hera_router.api.service import SubmissionService
 from hera_router.api.tenants import create_api_key, create_tenant
+from hera_router.config import load_settings
 from hera_router.db.enums import CallStatus, Executor, RequestStatus
 from hera_router.db.repositories import (
     DecisionRepository,
@@ -105,6 +108,7 @@ def test_batch_completes_and_redelivery_changes_nothing(migrated_postgres_url: s
         assert all(row.status in (RequestStatus.SUCCEEDED, RequestStatus.FAILED) for row in rows.values())
         assert all("without a final answer" in (error or "") for error in failed.values()), failed
         assert len(failed) <= 5, failed
+        distributed_answers = {row.custom_id: (row.status, row.final_answer) for row in rows.values()}
         for request_id in ids:
             assert_consistent_record(sessions, request_id)
         before = snapshot(sessions, ids)
@@ -125,6 +129,19 @@ def test_batch_completes_and_redelivery_changes_nothing(migrated_postgres_url: s
         wait_for(lambda: queues_drained(system), 120, f"the duplicates were never consumed\n{system.logs()}")
         time.sleep(2)  # the last consumed duplicates finish their (no-op) transactions
         assert snapshot(sessions, ids) == before
+
+    # The same batch in embedded mode (in-process models, SQLite, memory://) answers the same.
+    embedded_settings = load_settings(data_dir=tmp_path / "embedded", simulator={"seed": SEED})
+    with embedded_system(embedded_settings) as embedded:
+        embedded_sessions = embedded.app.hera_runtime.sessions
+        service = SubmissionService(embedded_settings, embedded_sessions, Dispatcher(embedded.app))
+        tenant = create_tenant(embedded_sessions, "embedded")
+        submission = service.submit_batch(tenant.id, items, policy="random")
+        with session_scope(embedded_sessions) as session:
+            embedded_ids = [r.id for r in RequestRepository(session).list_for_batch(submission.batch.id)]
+        embedded_rows = wait_until_finished(embedded_sessions, embedded_ids, timeout_s=300)
+    embedded_answers = {row.custom_id: (row.status, row.final_answer) for row in embedded_rows.values()}
+    assert embedded_answers == distributed_answers
 
 
 def test_a_lost_message_is_recovered_by_the_reconciler(migrated_postgres_url: str, tmp_path: Path) -> None:
