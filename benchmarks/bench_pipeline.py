@@ -405,9 +405,16 @@ def wait_redis_done(client: redis.Redis, key: str, timeout_s: float) -> float:
 
 
 def redis_baseline(
-    app: HeraCelery, client: redis.Redis, worker: str, queue: str, args: argparse.Namespace, concurrency: int
+    app: HeraCelery,
+    client: redis.Redis,
+    worker: str,
+    queue: str,
+    args: argparse.Namespace,
+    concurrency: int,
+    suffix: str,
 ) -> Baseline:
-    run = uuid.uuid4().hex[:8]
+    """(a) and (b) on one worker; its keys live under ``bench:<suffix>:`` (swept at the end too)."""
+    run = f"{suffix}:{uuid.uuid4().hex[:6]}"
 
     def noop(n: int, key: str) -> float:
         started = time.time()
@@ -460,6 +467,7 @@ def run_distributed(args: argparse.Namespace) -> ModeResult:
         app = create_app(settings)
         stack.callback(app.hera_runtime.close)
         stack.callback(_forget_queues, client, queues)
+        stack.callback(_forget_keys, client, f"bench:{suffix}*")  # after the workers stopped writing
         workers = Workers(env, log_dir)
         stack.callback(workers.stop)
         include = ("-I", "benchmarks.bench_pipeline_tasks")
@@ -474,8 +482,8 @@ def run_distributed(args: argparse.Namespace) -> ModeResult:
             workers.wait_ready(app)
             log(f"distributed: {len(workers.started)} workers ready; raw Celery baselines")
             baselines = [
-                redis_baseline(app, client, router_pool, queues.maintenance, args, args.router_concurrency),
-                redis_baseline(app, client, exec_pool, queues.training, args, args.exec_concurrency),
+                redis_baseline(app, client, router_pool, queues.maintenance, args, args.router_concurrency, suffix),
+                redis_baseline(app, client, exec_pool, queues.training, args, args.exec_concurrency, suffix),
             ]
             warm, batch, one_by_one = pipeline_tasks(args)
             run_throughput(app, warm, args.policy, args.timeout)  # fork children build policy, engine, world
@@ -483,7 +491,7 @@ def run_distributed(args: argparse.Namespace) -> ModeResult:
             throughput = run_throughput(app, batch, args.policy, args.timeout)
             log(f"distributed: pipeline latency, {len(one_by_one)} requests one at a time")
             sequential = run_sequential(app, one_by_one, args.policy, args.timeout)
-            breakdowns = profile_distributed(app, workers, client, args) if args.profile else []
+            breakdowns = profile_distributed(app, workers, client, args, suffix) if args.profile else []
         except BaseException:
             for worker in workers.started:
                 print(f"--- {worker.name}\n{worker.tail()}", file=sys.stderr)
@@ -502,10 +510,9 @@ def start_pipeline_workers(workers: Workers, args: argparse.Namespace, **options
 
 
 def profile_distributed(
-    app: HeraCelery, workers: Workers, client: redis.Redis, args: argparse.Namespace
+    app: HeraCelery, workers: Workers, client: redis.Redis, args: argparse.Namespace, run: str
 ) -> list[Breakdown]:
     """Fresh router/edge/cloud workers with hop timers (reported through Redis), then the passes."""
-    run = uuid.uuid4().hex[:8]
     workers.stop({"router", "edge", "cloud"})
     include = ("-I", "benchmarks.bench_pipeline_tasks")
     start_pipeline_workers(workers, args, extra=include, env={raw.TIMERS_ENV: run})
@@ -529,15 +536,18 @@ def profile_distributed(
         return measure_passes(app, args, snapshot)
     finally:
         signals.before_task_publish.disconnect(raw.stamp_sent_at)
-        keys = list(client.scan_iter(match=pattern))
-        if keys:
-            client.delete(*keys)
+
+
+def _forget_keys(client: redis.Redis, pattern: str) -> None:
+    keys = list(client.scan_iter(match=pattern))
+    if keys:
+        client.delete(*keys)
 
 
 def _forget_queues(client: redis.Redis, queues: QueueNames) -> None:
     """Remove the run's kombu bindings (its queue lists are empty once its workers drained them)."""
     for name in queues.model_dump().values():
-        client.delete(f"_kombu.binding.{name}", name)
+        client.delete(f"_kombu.binding.{name}", f"_kombu.binding_permanent.{name}", name)
 
 
 # -- embedded mode ---------------------------------------------------------------------------------

@@ -23,9 +23,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Literal
 
 from sqlalchemy.orm import Session
 
@@ -35,6 +34,7 @@ from hera_router.backends.base import (
     BackendRole,
     Generation,
     GenerationParams,
+    Message,
     ModelBackend,
 )
 from hera_router.backends.pricing import generation_cost
@@ -82,10 +82,6 @@ def run_task_id(subtask_id: uuid.UUID, executor: Executor) -> str:
     return f"run:{subtask_id}:{executor.value}"
 
 
-class StepFailedError(Exception):
-    """The step cannot succeed (a rejected request, retries exhausted); the request fails."""
-
-
 @dataclass(frozen=True, slots=True)
 class Claimed:
     """What a claimed subtask needs for its model call, read inside the claiming transaction."""
@@ -96,7 +92,7 @@ class Claimed:
     part: int
     attempt: int
     executor: Executor
-    messages: list[object]
+    messages: list[Message]
 
 
 BackendFactory = Callable[[Settings, BackendRole], ModelBackend]
@@ -198,7 +194,7 @@ class Pipeline:
             started = time.perf_counter()
             decision = self.policy(request.policy).decide(context)
             if not decision.elapsed_ms:
-                decision = _with_elapsed(decision, (time.perf_counter() - started) * 1e3)
+                decision = replace(decision, elapsed_ms=(time.perf_counter() - started) * 1e3)
             decided.append(decision)
             return self._apply_decision(session, request_id, seq, current, decision)
 
@@ -267,7 +263,7 @@ class Pipeline:
         params = GenerationParams(max_new_tokens=self.settings.edge.max_new_tokens if role == "edge"
                                   else self.settings.cloud.max_new_tokens)
         try:
-            generation = self.backend(role).generate(claimed.messages, params)  # type: ignore[arg-type]
+            generation = self.backend(role).generate(claimed.messages, params)
         except BackendError as exc:
             return self._on_backend_error(claimed, exc, final_attempt=final_attempt)
         self._publish_after(lambda session: self._complete(session, claimed, generation))
@@ -402,7 +398,7 @@ class Pipeline:
                 executor=Executor.SLM,
                 branch=decision.branch,
                 span=decision.span - 1,
-                scores={"span_origin": float(seq - (decision.scores.get("span_offset", 0) or 0))},
+                scores={"span_origin": decision.scores.get("span_origin", seq)},
                 kappa=decision.kappa,
                 estimator_versions=decision.estimator_versions,
                 elapsed_ms=0.0,
@@ -415,8 +411,10 @@ class Pipeline:
         return [self._queue_plan(session, request_id, seq + 1)]
 
     def _on_backend_error(self, claimed: Claimed, exc: BackendError, *, final_attempt: bool) -> str:
+        # Any edge failure (down, overloaded, or refusing a prompt too long for the small model)
+        # is worth one try on the cloud; decomposed parts have no cloud twin, so they do not.
         fallback = claimed.executor is Executor.SLM and claimed.part == 0 and self.settings.edge_fallback_to_cloud
-        if exc.retryable and fallback:
+        if fallback:
             self._publish_after(lambda session: self._fall_back(session, claimed, exc))
             return "fell back to the cloud"
         if exc.retryable and not final_attempt:
@@ -507,10 +505,3 @@ class Pipeline:
         return redriven
 
 
-def _with_elapsed(decision: Decision, elapsed_ms: float) -> Decision:
-    from dataclasses import replace
-
-    return replace(decision, elapsed_ms=elapsed_ms)
-
-
-ExecutorName = Literal["slm", "llm"]
