@@ -58,6 +58,7 @@ from hera_router.db.repositories import (
 )
 from hera_router.db.session import session_scope
 from hera_router.routing.base import Decision, Policy, RoutingContext, Step
+from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import create_policy
 from hera_router.workers.dispatch import Dispatcher
 from hera_router.workers.runtime import Runtime
@@ -104,6 +105,13 @@ def _default_backend_factory(settings: Settings, role: BackendRole) -> ModelBack
     return create_backend(settings, role)
 
 
+EstimatorSource = Callable[[], Estimators | None]
+
+
+def _no_estimators() -> Estimators | None:
+    return None
+
+
 class Pipeline:
     """The services behind the router, execution and maintenance tasks of one process."""
 
@@ -113,11 +121,15 @@ class Pipeline:
         dispatcher: Dispatcher,
         *,
         backend_factory: BackendFactory = _default_backend_factory,
+        estimator_source: EstimatorSource = _no_estimators,
     ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.dispatcher = dispatcher
         self._backend_factory = backend_factory
+        # Called for every decision, so a newly promoted estimator version is picked up by a
+        # running router without a restart (the source caches and checks the registry itself).
+        self._estimator_source = estimator_source
         self._backends: dict[BackendRole, ModelBackend] = {}
         self._policies: dict[str, Policy] = {}
         self._lock = threading.Lock()
@@ -192,7 +204,7 @@ class Pipeline:
                 max_steps=self.settings.routing.max_steps,
             )
             started = time.perf_counter()
-            decision = self.policy(request.policy).decide(context)
+            decision = self.policy(request.policy).decide(context, self._estimator_source())
             if not decision.elapsed_ms:
                 decision = replace(decision, elapsed_ms=(time.perf_counter() - started) * 1e3)
             decided.append(decision)

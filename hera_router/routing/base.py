@@ -12,10 +12,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Decision", "Executor", "Policy", "PolicyFactory", "RoutingContext", "Step", "UnknownPolicyError"]
-
 from hera_router.config import RoutingSettings
 from hera_router.db.enums import Executor  # a plain StrEnum: no SQLAlchemy import
+from hera_router.routing.estimators import Estimators
+
+__all__ = [
+    "Decision",
+    "Executor",
+    "MissingEstimatorsError",
+    "Policy",
+    "PolicyFactory",
+    "RoutingContext",
+    "Step",
+    "UnknownPolicyError",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +77,23 @@ class Decision:
 
 
 class Policy(Protocol):
-    """A routing policy. Implementations must be deterministic given their inputs and seed."""
+    """A routing policy. Implementations must be deterministic given their inputs and seed.
+
+    ``estimators`` are the learned estimators of the calling process (None where none are loaded);
+    policies that need them raise :class:`MissingEstimatorsError` without them.
+    """
 
     name: str
 
-    def decide(self, context: RoutingContext) -> Decision: ...
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision: ...
+
+
+class MissingEstimatorsError(RuntimeError):
+    def __init__(self, policy: str) -> None:
+        super().__init__(
+            f"policy {policy!r} needs trained estimators and none are active; "
+            "run `hera-router bootstrap` (or train and promote them) first"
+        )
 
 
 PolicyFactory = Callable[[RoutingSettings], Policy]

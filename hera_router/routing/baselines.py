@@ -7,6 +7,7 @@ import time
 
 from hera_router.config import RoutingSettings
 from hera_router.routing.base import Decision, Executor, RoutingContext
+from hera_router.routing.estimators import Estimators
 
 
 class AllSLM:
@@ -17,7 +18,7 @@ class AllSLM:
     def __init__(self, settings: RoutingSettings) -> None:
         self.settings = settings
 
-    def decide(self, context: RoutingContext) -> Decision:
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
         return Decision(executor=Executor.SLM, branch=self.name, policy=self.name)
 
 
@@ -29,7 +30,7 @@ class AllLLM:
     def __init__(self, settings: RoutingSettings) -> None:
         self.settings = settings
 
-    def decide(self, context: RoutingContext) -> Decision:
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
         return Decision(executor=Executor.LLM, branch=self.name, policy=self.name)
 
 
@@ -47,7 +48,7 @@ class RandomPolicy:
         self.p_slm = settings.random_p_slm
         self.seed = settings.random_seed
 
-    def decide(self, context: RoutingContext) -> Decision:
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
         started = time.perf_counter()
         key = f"{self.seed}:{context.seq}:{context.request}"
         digest = hashlib.blake2b(key.encode(), digest_size=8).digest()

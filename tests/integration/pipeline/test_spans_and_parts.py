@@ -16,6 +16,7 @@ from hera_router.db.enums import CallStatus, Executor, RequestStatus
 from hera_router.db.repositories import DecisionRepository, ModelCallRepository, SubtaskRepository
 from hera_router.db.session import session_scope
 from hera_router.routing.base import Decision, RoutingContext
+from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import POLICIES
 from hera_router.simulator.backend import SimBackend
 from hera_router.simulator.generate import generate
@@ -33,7 +34,7 @@ class SpanAtStart:
     def __init__(self, settings: RoutingSettings) -> None:
         self.calls: list[int] = []
 
-    def decide(self, context: RoutingContext) -> Decision:
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
         if context.seq == 0:
             return Decision(executor=Executor.SLM, branch="sle", policy=self.name, span=3, scores={"d": 2.0})
         return Decision(executor=Executor.LLM, branch="fallback", policy=self.name)
@@ -47,7 +48,7 @@ class DecomposeSecondStep:
     def __init__(self, settings: RoutingSettings) -> None:
         self.slm = SimBackend("slm", "sim-slm", seed=SEED)
 
-    def decide(self, context: RoutingContext) -> Decision:
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
         if context.seq == 1:
             answer = self.slm.generate(render_decompose_messages(context.current, context.request), GenerationParams())
             parts = tuple(parse_decomposition(answer.text))
