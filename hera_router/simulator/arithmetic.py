@@ -12,7 +12,14 @@ import math
 import random
 import re
 
-from hera_router.simulator.tasks import ParsedSubtask, TaskInstance, Template, strip_markers, words
+from hera_router.simulator.tasks import (
+    ParsedSubtask,
+    SubtaskParseCache,
+    TaskInstance,
+    Template,
+    strip_markers,
+    words,
+)
 
 _NAMES = {
     "she": ["Nora", "Ada", "Mina", "Lena", "Iris", "Greta", "Petra", "Cleo", "Rhea", "Vera"],
@@ -75,7 +82,7 @@ class ArithmeticFamily:
 
     def __init__(self, min_ops: int = 3, max_ops: int = 8) -> None:
         self.min_ops, self.max_ops = min_ops, max_ops
-        self._parsed: dict[str, ParsedSubtask | None] = {}
+        self.parse_subtask = SubtaskParseCache(self._parse_subtask)
         self._values: dict[str, str | None] = {}
         self._hops = {kind: Template(text, _SLOTS) for kind, text in _HOP.items()}
         self._locate = Template("Write down the current count, {subj} {items}, before you {verb} {n}.", _SLOTS)
@@ -262,15 +269,6 @@ class ArithmeticFamily:
         return "I will do the operations one at a time."
 
     # --- parsing model output -------------------------------------------------------------------
-
-    def parse_subtask(self, text: str) -> ParsedSubtask | None:
-        if text in self._parsed:
-            return self._parsed[text]
-        parsed = self._parse_subtask(text)
-        if len(self._parsed) > 100_000:  # bounded: a long-running dev server sees endless texts
-            self._parsed.clear()
-        self._parsed[text] = parsed
-        return parsed
 
     def _parse_subtask(self, text: str) -> ParsedSubtask | None:
         bare, marks = strip_markers(text)

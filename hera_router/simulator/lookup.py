@@ -12,7 +12,14 @@ import random
 import re
 from dataclasses import dataclass
 
-from hera_router.simulator.tasks import ParsedSubtask, TaskInstance, Template, strip_markers, words
+from hera_router.simulator.tasks import (
+    ParsedSubtask,
+    SubtaskParseCache,
+    TaskInstance,
+    Template,
+    strip_markers,
+    words,
+)
 
 PERSON, FILM, COMPANY, CITY = "person", "film", "company", "city"
 
@@ -159,7 +166,7 @@ class LookupFamily:
     def __init__(self, graph: KnowledgeGraph, min_hops: int = 2, max_hops: int = 6) -> None:
         self.graph = graph
         self.min_hops, self.max_hops = min_hops, max_hops
-        self._parsed: dict[str, ParsedSubtask | None] = {}
+        self.parse_subtask = SubtaskParseCache(self._parse_subtask)
         self._values: dict[str, str | None] = {}
         slots = {"rel": _NOUNS, "verb": "find|identify|determine|look up"}
         self._hop = Template("{verb} the {rel} of {subj}.", slots)
@@ -306,15 +313,6 @@ class LookupFamily:
         return "I will work through this one lookup at a time."
 
     # --- parsing model output -------------------------------------------------------------------
-
-    def parse_subtask(self, text: str) -> ParsedSubtask | None:
-        if text in self._parsed:
-            return self._parsed[text]
-        parsed = self._parse_subtask(text)
-        if len(self._parsed) > 100_000:  # bounded: a long-running dev server sees endless texts
-            self._parsed.clear()
-        self._parsed[text] = parsed
-        return parsed
 
     def _parse_subtask(self, text: str) -> ParsedSubtask | None:
         bare, marks = strip_markers(text)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -162,3 +162,26 @@ def same_value(a: str, b: str) -> bool:
 def words(text: str) -> list[str]:
     """The whitespace-separated words of a (triple-quoted) word list."""
     return text.split()
+
+
+class SubtaskParseCache:
+    """Memoises a family's subtask parser; bounded, since a long-running dev server sees endless texts.
+
+    Parsing the same subtask text again is common (every later step's prompt repeats the history),
+    and a family's grammar does not change, so the first answer stands.
+    """
+
+    LIMIT = 100_000
+
+    def __init__(self, parse: Callable[[str], ParsedSubtask | None]) -> None:
+        self._parse = parse
+        self._parsed: dict[str, ParsedSubtask | None] = {}
+
+    def __call__(self, text: str) -> ParsedSubtask | None:
+        if text in self._parsed:
+            return self._parsed[text]
+        parsed = self._parse(text)
+        if len(self._parsed) > self.LIMIT:
+            self._parsed.clear()
+        self._parsed[text] = parsed
+        return parsed
