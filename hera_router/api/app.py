@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hera_router.api import errors
+from hera_router.api import metrics as api_metrics
 from hera_router.api.health import database_problem
 from hera_router.api.limits import BodySizeLimitMiddleware
 from hera_router.api.publisher import BackgroundPublisher
@@ -34,6 +35,7 @@ from hera_router.api.views import RequestViews
 from hera_router.config import Settings, load_settings
 from hera_router.workers.app import create_app as create_celery_app
 from hera_router.workers.dispatch import Dispatcher
+from hera_router.workers.metrics import MetricsEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         submissions=SubmissionService(settings, sessions, dispatcher, publish=publisher),
         views=RequestViews(sessions, results_page_size=settings.api.results_page_size),
     )
+    metrics = MetricsEndpoint(settings, multiprocess_dir=settings.ops.metrics_dir)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.error("%s", problem)
         yield
         state.close()
+        metrics.close()
 
     app = FastAPI(
         title="hera-router",
@@ -87,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_upload_bytes)
     _install_error_handlers(app)
     app.include_router(router)
+    api_metrics.install(app, metrics)
     return app
 
 

@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 
 from hera_router.api.auth import CurrentCaller
 from hera_router.api.errors import InvalidRequestError
-from hera_router.api.health import database_problem
+from hera_router.api.health import broker_problem, database_problem
 from hera_router.api.schemas import (
     AgentRequestItem,
     BatchAccepted,
@@ -224,11 +224,13 @@ def cancel_batch(batch_id: uuid.UUID, caller: CurrentCaller, state: State) -> Ba
 @router.get(
     "/healthz",
     tags=["health"],
-    summary="Liveness and database check (no auth)",
-    responses={503: {"model": ErrorBody, "description": "The database is unreachable or not migrated."}},
+    summary="Liveness, database and broker check (no auth)",
+    responses={
+        503: {"model": ErrorBody, "description": "The database is unreachable or not migrated, or the broker is down."}
+    },
 )
 def healthz(state: State) -> Health:
-    problem = database_problem(state.engine)
+    problem = database_problem(state.engine) or broker_problem(state.celery)
     if problem is not None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, problem)
-    return Health(status="ok", database="ok")
+    return Health(status="ok", database="ok", broker="ok")

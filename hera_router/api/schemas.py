@@ -220,3 +220,4 @@ class BatchCancelled(BaseModel):
 class Health(BaseModel):
     status: str
     database: str
+    broker: str

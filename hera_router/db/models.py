@@ -265,6 +265,8 @@ class EstimatorVersion(UUIDPrimaryKey, CreatedAt, Base):
         value_enum(EstimatorStatus, "estimator_status"), default=EstimatorStatus.CANDIDATE
     )
     path: Mapped[str] = mapped_column(String(1024))
+    backbone: Mapped[str | None] = mapped_column(String(1024))
+    """The base model the artefact was trained from (a local path or a packaged model's name)."""
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     data_window_start: Mapped[datetime | None]
     data_window_end: Mapped[datetime | None]
@@ -307,7 +309,14 @@ class ProfileRun(UUIDPrimaryKey, Timestamps, Base):
 
 
 class ProfileNode(UUIDPrimaryKey, CreatedAt, Base):
-    """One node of a profiling tree: a step produced by the SLM or the LLM under its parent."""
+    """One node of a profiling tree: a step produced by the SLM or the LLM under its parent.
+
+    ``kind`` says what the row is: ``root`` (the request, ST_0; no producing model), ``step``
+    (``text`` is the subtask ``producing_model`` wrote after running the parent, or its final
+    answer when ``is_final``; ``output`` is the result it gave for the parent, with that call's
+    tokens and cost) or ``decomposition`` (the SLM's split of the parent subtask, one numbered line
+    per part, in ``text``). See ``training/profiling.py``.
+    """
 
     __tablename__ = "profile_nodes"
     __table_args__ = (Index(None, "run_id", "request_key"),)
@@ -316,7 +325,8 @@ class ProfileNode(UUIDPrimaryKey, CreatedAt, Base):
     request_key: Mapped[str] = mapped_column(String(256))
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("profile_nodes.id", ondelete="CASCADE"), index=True)
     depth: Mapped[int]
-    producing_model: Mapped[Executor] = mapped_column(value_enum(Executor, "producing_model"))
+    kind: Mapped[str] = mapped_column(String(16), default="step", server_default="step")
+    producing_model: Mapped[Executor | None] = mapped_column(value_enum(Executor, "producing_model"))
     text: Mapped[str] = mapped_column(Text)
     output: Mapped[str | None] = mapped_column(Text)
     tokens_in: Mapped[int] = mapped_column(default=0)

@@ -35,6 +35,8 @@ class Step:
     subtask: str
     result: str
     executor: Executor
+    confidence: float | None = None
+    """Mean token log-probability of ``result`` on the model that ran it; None where not recorded."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Baseline policies that need no estimators: everything on one model, or a seeded coin."""
+"""Baseline policies that need no estimators: everything on one model, a seeded coin, or the SLM's
+own confidence (Minions)."""
 
 from __future__ import annotations
 
@@ -59,5 +60,56 @@ class RandomPolicy:
             branch=self.name,
             policy=self.name,
             scores={"draw": draw, "p_slm": self.p_slm},
+            elapsed_ms=(time.perf_counter() - started) * 1e3,
+        )
+
+
+class MissingConfidenceError(RuntimeError):
+    """Minions needs the SLM's confidence on the step before, and the pipeline did not record it."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(
+            f"policy 'minions' needs the mean token log-probability of step {seq - 1} (run on the SLM), "
+            "and the history does not carry it: the pipeline must request logprobs from the edge "
+            "backend and pass them as Step.confidence"
+        )
+
+
+class MinionsPolicy:
+    """SLM first; escalate to the LLM when the SLM's confidence is low (Minions, hera-paper.md §5.3).
+
+    Minions measures confidence as the mean token log-probability of the SLM's answer. A policy
+    decides *before* a step runs, so the signal it can use is the confidence of the step before:
+    every step goes to the SLM unless the previous step ran on the SLM and its mean token logprob
+    was below ``minions_logprob_threshold``; then this step goes to the LLM, which re-examines a
+    chain the SLM was unsure of. After an LLM step the SLM is tried again. The root step (no
+    history) starts on the SLM.
+
+    This is a one-step-lagged escalation: Minions proper re-runs the *same* subtask on the cloud
+    when the local answer is uncertain (a cascade), which needs the execution path, not the router,
+    to check the confidence after the SLM call.
+    """
+
+    name = "minions"
+
+    def __init__(self, settings: RoutingSettings) -> None:
+        self.threshold = settings.minions_logprob_threshold
+
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
+        started = time.perf_counter()
+        previous = context.history[-1] if context.history else None
+        scores: dict[str, float] = {"threshold": self.threshold}
+        executor = Executor.SLM
+        if previous is not None and previous.executor is Executor.SLM:
+            if previous.confidence is None:
+                raise MissingConfidenceError(context.seq)
+            scores["previous_logprob"] = previous.confidence
+            if previous.confidence < self.threshold:
+                executor = Executor.LLM
+        return Decision(
+            executor=executor,
+            branch=self.name,
+            policy=self.name,
+            scores=scores,
             elapsed_ms=(time.perf_counter() - started) * 1e3,
         )

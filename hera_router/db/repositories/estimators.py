@@ -26,6 +26,7 @@ class EstimatorVersionRepository:
         path: str,
         *,
         metrics: Mapping[str, Any] | None = None,
+        backbone: str | None = None,
         data_window_start: datetime | None = None,
         data_window_end: datetime | None = None,
     ) -> EstimatorVersion:
@@ -39,6 +40,7 @@ class EstimatorVersionRepository:
             name=name,
             version=(latest or 0) + 1,
             path=path,
+            backbone=backbone,
             metrics=dict(metrics or {}),
             data_window_start=data_window_start,
             data_window_end=data_window_end,
@@ -59,6 +61,20 @@ class EstimatorVersionRepository:
                 EstimatorVersion.name == name, EstimatorVersion.status == EstimatorStatus.ACTIVE
             )
         ).one_or_none()
+
+    def all_active(self) -> Sequence[EstimatorVersion]:
+        """Every active version (one per name): what a router process serves, in one query."""
+        return self.session.scalars(
+            select(EstimatorVersion)
+            .where(EstimatorVersion.status == EstimatorStatus.ACTIVE)
+            .order_by(EstimatorVersion.name)
+        ).all()
+
+    def list_all(self) -> Sequence[EstimatorVersion]:
+        """Every version of every estimator, by name then version."""
+        return self.session.scalars(
+            select(EstimatorVersion).order_by(EstimatorVersion.name, EstimatorVersion.version)
+        ).all()
 
     def list_versions(self, name: str) -> Sequence[EstimatorVersion]:
         return self.session.scalars(

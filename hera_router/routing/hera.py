@@ -1,0 +1,241 @@
+"""The HERA policy (hera-paper.md §4, Algorithm 1): URC → SSE → SLE → CD → SD → LLM.
+
+One call decides the current step (and, for URC/SLE/CD, how many steps after it run on the SLM
+without re-routing). Every threshold is a :class:`~hera_router.config.RoutingSettings` field
+(``HERA_ROUTING__*``); the stages run in the paper's order and the first that passes decides.
+
+Stages, with the conventions this implementation chose where the paper is silent or ambiguous:
+
+* **κ (position-aware threshold).** κ = ``kappa_base`` + ``kappa_step`` · min(ID, ``kappa_cap``),
+  i.e. 0.6 + 0.02·min(ID, 5). ID = ``seq`` + ``id_origin``; ``seq`` is 0 for the root request.
+  Default ``id_origin = 1``: the root request is subtask 1 (κ 0.62 → 0.70 from the fifth
+  subtask on), matching the paper's figures, which number subtasks from 1. ``id_origin = 0``
+  gives κ 0.60 → 0.70. κ is rounded to 10 decimals so that 0.6 + 0.02·5 is exactly 0.7. With
+  ``position_aware_kappa`` off (ablation "fixed κ") every step uses ``kappa_fixed`` (0.7, the
+  paper's single SBERT threshold). The same κ(ID of the current step) is used by SSE, SLE, every
+  CD pair and every SD part, as the paper says. Every similarity test is strict: sim > κ.
+* **URC.** Score of the request text; > ``tau_req`` (0.7) → the SLM runs the rest of the request:
+  span = ``max_steps`` − seq. It is evaluated at every decision (it depends on the request only),
+  so a request that passed keeps going to the SLM even after an edge failure made the pipeline
+  route a step again.
+* **SSE.** cos(SP_SLM(cur), SP_LLM(cur)) > κ, the predicted *next* subtasks → this step on the SLM.
+* **SLE.** d = DP(cur, seq); None (∞) fails. SP_SLM is rolled L steps from cur and its L-th
+  prediction compared with SP_LLM's first. ``sle_lookahead = "d+1"`` (default): L = d + 1, the
+  reading consistent with Fig. 5 (L1 of the LLM chain is matched by S2 of the SLM chain, d = 1:
+  one *extra* SLM step, so the 2nd SLM prediction is compared) and with the v1 text;
+  ``"d"``: L = d, the literal "(i+d)-th subtask" of the EuroSys text. L is at least 1 (with "d"
+  and d = 0 the test is the SSE test). On pass the span is d + 1 under both conventions —
+  Algorithm 1's "the current and the next d subtasks"; under "d+1" the matched subtask is the one
+  routed next, under "d" it is the last step of the span.
+* **CD.** Both predictors rolled H = min(``cd_horizon``, steps left) steps from cur; pair j
+  converges when cos(SP_SLM^j, SP_LLM^j) > κ; the *last* converging j ≤ H is chosen. The span is
+  j (the steps before the converged subtask, which is routed afresh); with
+  ``cd_include_convergence`` it is j + 1. ``cd_horizon`` defaults to 5 (not recovered from the
+  paper; 5 matches κ's saturation and keeps the roll-out cheap). Pair 1 is the SSE pair.
+* **SD.** SD(request, cur, expected_next=None) → parts; fewer than ``sd_min_parts`` (2) parts is no
+  decomposition. Each part gets the SSE test only (Algorithm 1 and the detailed design; the
+  overview's "repeat the above steps for each sub-subtask" is not followed), seen as the current
+  subtask of the step's chain (same history, same seq, same κ). All parts pass → the SLM runs the
+  parts in place of the step; the first failing part stops the checks (all-or-nothing) and the
+  original step goes to the LLM. ``expected_next`` is None because the predictor protocol returns
+  embeddings, not text; a decomposer that wants SP_LLM's text predicts it itself.
+* **Fallback.** The step on the LLM.
+
+Roll-outs are computed once per decision and reused: SSE's pair is the first pair of SLE/CD, and
+when SSE fails the SLM is rolled to max(L, H) in one call so SLE and CD share it.
+
+Every span is clipped to the steps left (``max_steps`` − seq): the pipeline stops there anyway.
+
+Scores (``Decision.scores``, floats only so they store as JSON): ``urc``, ``sse_sim``, ``dp_d``
+(−1 means ∞), ``sle_lookahead``, ``sle_sim``, ``cd_sim_<j>`` for each j evaluated, ``cd_j``,
+``sd_parts``, ``sd_sim_<k>`` for each part checked. A stage that did not run leaves no score.
+
+Ablations are settings (``use_urc``, ``use_sse``, ``use_sle``, ``use_cd``, ``use_sd``,
+``position_aware_kappa``) and registered names (:data:`VARIANTS`): each switch removes exactly its
+stage; the remaining stages run in the same order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hera_router.config import RoutingSettings
+from hera_router.routing.base import Decision, Executor, MissingEstimatorsError, Policy, RoutingContext
+from hera_router.routing.estimators import ChainState, Estimators, NextSubtaskPredictor, Vector, cosine
+
+VARIANTS: dict[str, Mapping[str, Any]] = {
+    "hera": {},
+    "hera-no-sd": {"use_sd": False},
+    "hera-no-cd": {"use_cd": False},
+    "hera-no-sle": {"use_sle": False},
+    "hera-urc-only": {"use_sse": False, "use_sle": False, "use_cd": False, "use_sd": False},
+    "hera-no-urc": {"use_urc": False},
+    "hera-fixed-kappa": {"position_aware_kappa": False},
+    # The cumulative rows of the paper's Table 4.
+    "hera-urc-sse-sle": {"use_cd": False, "use_sd": False},
+    "hera-urc-sse": {"use_sle": False, "use_cd": False, "use_sd": False},
+}
+"""Registered policy name → the settings it overrides."""
+
+
+def kappa(seq: int, settings: RoutingSettings) -> float:
+    """κ for the step with sequence number ``seq`` (0 = the root request)."""
+    if not settings.position_aware_kappa:
+        return settings.kappa_fixed
+    step_id = seq + settings.id_origin
+    # Rounded: 0.6 + 0.02 * 5 is 0.7000000000000001 in floating point, and a boundary that moves
+    # by an ulp with the ID would make "sim > κ" depend on representation error.
+    return round(settings.kappa_base + settings.kappa_step * min(step_id, settings.kappa_cap), 10)
+
+
+@dataclass
+class _Rollout:
+    """One predictor's roll-out from the current state, extended (re-rolled) only when asked for more."""
+
+    predictor: NextSubtaskPredictor
+    state: ChainState
+    predictions: list[Vector] = field(default_factory=list)
+
+    def upto(self, steps: int) -> list[Vector]:
+        if steps > len(self.predictions):
+            self.predictions = self.predictor.roll(self.state, steps)
+            if len(self.predictions) < steps:
+                raise ValueError(f"a subtask predictor returned {len(self.predictions)} predictions for {steps} steps")
+        return self.predictions[:steps]
+
+
+class HeraPolicy:
+    """HERA with the stages and conventions of ``settings`` (see the module docstring)."""
+
+    def __init__(self, settings: RoutingSettings, name: str = "hera") -> None:
+        self.name = name
+        self.settings = settings
+
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
+        if estimators is None:
+            raise MissingEstimatorsError(self.name)
+        started = time.perf_counter()
+        scores: dict[str, float] = {}
+        step_kappa = kappa(context.seq, self.settings)
+        executor, branch, span, parts = self._evaluate(context, estimators, step_kappa, scores)
+        versions = dict(estimators.versions) or {
+            role: handle.version
+            for role, handle in (("urc", estimators.urc), ("sp_slm", estimators.sp_slm),
+                                 ("sp_llm", estimators.sp_llm), ("dp", estimators.dp), ("sd", estimators.sd))
+        }  # fmt: skip
+        return Decision(
+            executor=executor,
+            branch=branch,
+            policy=self.name,
+            span=span,
+            parts=parts,
+            scores=scores,
+            kappa=step_kappa,
+            estimator_versions=versions,
+            elapsed_ms=(time.perf_counter() - started) * 1e3,
+        )
+
+    def _evaluate(
+        self, context: RoutingContext, estimators: Estimators, step_kappa: float, scores: dict[str, float]
+    ) -> tuple[Executor, str, int, tuple[str, ...]]:
+        s = self.settings
+        left = max(1, context.max_steps - context.seq)
+
+        if s.use_urc:
+            scores["urc"] = urc = float(estimators.urc.score(context.request))
+            if urc > s.tau_req:
+                return Executor.SLM, "urc", left, ()
+
+        history = tuple((step.subtask, step.result) for step in context.history)
+        state = ChainState(request=context.request, history=history, current=context.current, seq=context.seq)
+        slm = _Rollout(estimators.sp_slm, state)
+        llm = _Rollout(estimators.sp_llm, state)
+        horizon = min(s.cd_horizon, left) if s.use_cd else 0
+
+        if s.use_sse:
+            scores["sse_sim"] = sim = cosine(slm.upto(1)[0], llm.upto(1)[0])
+            if sim > step_kappa:
+                return Executor.SLM, "sse", 1, ()
+
+        if s.use_sle and (span := self._sle(context, estimators, slm, llm, horizon, step_kappa, scores)):
+            return Executor.SLM, "sle", min(span, left), ()
+
+        if horizon > 0 and (span := self._cd(slm, llm, horizon, step_kappa, scores)):
+            return Executor.SLM, "cd", min(span, left), ()
+
+        if s.use_sd:
+            parts = self._decompose(context, estimators, history, step_kappa, scores)
+            if parts:
+                return Executor.SLM, "sd", 1, parts
+
+        return Executor.LLM, "fallback", 1, ()
+
+    def _sle(
+        self,
+        context: RoutingContext,
+        estimators: Estimators,
+        slm: _Rollout,
+        llm: _Rollout,
+        horizon: int,
+        step_kappa: float,
+        scores: dict[str, float],
+    ) -> int | None:
+        """The span (d + 1) if SLE passes."""
+        distance = estimators.dp.predict(context.current, context.seq)
+        scores["dp_d"] = -1.0 if distance is None else float(distance)
+        if distance is None:
+            return None
+        lookahead = max(1, distance + 1 if self.settings.sle_lookahead == "d+1" else distance)
+        scores["sle_lookahead"] = float(lookahead)
+        # One roll serves SLE and, if SLE fails, CD (roll-outs are the dominant cost).
+        predicted = slm.upto(max(lookahead, horizon))
+        scores["sle_sim"] = sim = cosine(predicted[lookahead - 1], llm.upto(1)[0])
+        return distance + 1 if sim > step_kappa else None
+
+    def _cd(
+        self, slm: _Rollout, llm: _Rollout, horizon: int, step_kappa: float, scores: dict[str, float]
+    ) -> int | None:
+        """The span up to the last convergence point within the horizon, if there is one."""
+        converged = 0
+        for j, (slm_j, llm_j) in enumerate(zip(slm.upto(horizon), llm.upto(horizon), strict=True), start=1):
+            scores[f"cd_sim_{j}"] = sim = cosine(slm_j, llm_j)
+            if sim > step_kappa:
+                converged = j  # keep going: the paper takes the last convergence point
+        if not converged:
+            return None
+        scores["cd_j"] = float(converged)
+        return converged + int(self.settings.cd_include_convergence)
+
+    def _decompose(
+        self,
+        context: RoutingContext,
+        estimators: Estimators,
+        history: tuple[tuple[str, str], ...],
+        step_kappa: float,
+        scores: dict[str, float],
+    ) -> tuple[str, ...]:
+        """The parts if the decomposition passes (all-or-nothing), else ()."""
+        parts = tuple(p.strip() for p in estimators.sd.decompose(context.request, context.current, None) if p.strip())
+        scores["sd_parts"] = float(len(parts))
+        if len(parts) < self.settings.sd_min_parts:
+            return ()
+        for number, part in enumerate(parts, start=1):
+            state = ChainState(request=context.request, history=history, current=part, seq=context.seq)
+            sim = cosine(estimators.sp_slm.roll(state, 1)[0], estimators.sp_llm.roll(state, 1)[0])
+            scores[f"sd_sim_{number}"] = sim
+            if not sim > step_kappa:
+                return ()  # one failing part sends the original step to the LLM; the rest cannot help
+        return parts
+
+
+def hera_variant(name: str) -> Callable[[RoutingSettings], Policy]:
+    """The factory of a registered HERA variant: the process's settings with the variant's overrides."""
+    overrides = VARIANTS[name]
+
+    def factory(settings: RoutingSettings) -> Policy:
+        return HeraPolicy(settings.model_copy(update=dict(overrides)), name=name)
+
+    return factory

@@ -1,0 +1,158 @@
+"""Labels from profiling trees: S-L distances, URC targets, SP pairs and SD examples.
+
+Everything here is pure: trees in, examples out. Similarity is passed in (SBERT in production,
+anything in unit tests) so the labelling rules can be tested on hand-built chains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from hera_router.agent.format import parse_decomposition
+from hera_router.db.enums import Executor
+from hera_router.estimators.decomposer import DecompositionExample
+from hera_router.estimators.predictor import SubtaskPair
+from hera_router.routing.estimators import ChainState
+from hera_router.training.profiling import DECOMPOSITION, ROOT, STEP, TreeNode, llm_chain, slm_chain
+
+Similarity = Callable[[str, str], float]
+
+
+def sl_distances(
+    llm_subtasks: Sequence[str], slm_subtasks: Sequence[str], similarity: Similarity, threshold: float = 0.7
+) -> list[int | None]:
+    """S-L distance of each LLM subtask (hera-paper.md §2, Observation 4); None is ∞.
+
+    The extra SLM subtasks needed, counted since the previous match, before an SLM subtask is
+    similar (cosine > ``threshold``) to the LLM one. Figure 5: L1↔S2, L2↔S5, L3↔S6 gives 1, 2, 0.
+    An LLM subtask with no match is ∞ and does not move the cursor, so later LLM subtasks may
+    still match (the SLM can re-converge).
+    """
+    distances: list[int | None] = []
+    cursor = 0
+    for llm_subtask in llm_subtasks:
+        found = next(
+            (j for j in range(cursor, len(slm_subtasks)) if similarity(slm_subtasks[j], llm_subtask) > threshold), None
+        )
+        if found is None:
+            distances.append(None)
+        else:
+            distances.append(found - cursor)
+            cursor = found + 1
+    return distances
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTree:
+    """One request's profiled tree with the views the labels need."""
+
+    key: str
+    nodes: tuple[TreeNode, ...]
+
+    @property
+    def request(self) -> str:
+        return next(n.text for n in self.nodes if n.kind == ROOT)
+
+    def chain(self, model: Executor) -> list[TreeNode]:
+        return llm_chain(self.nodes) if model is Executor.LLM else slm_chain(self.nodes)
+
+    def subtasks(self, model: Executor) -> list[TreeNode]:
+        """ST_1, ST_2, ... of the model's pure chain (root and final answer left out)."""
+        return [n for n in self.chain(model)[1:] if not n.is_final and n.text]
+
+    def final_answer(self, model: Executor) -> str | None:
+        last = self.chain(model)[-1]
+        return last.text if last.is_final else None
+
+    def history(self, node: TreeNode) -> list[tuple[str, str]]:
+        by_id = {n.id: n for n in self.nodes}
+        pairs: list[tuple[str, str]] = []
+        child = node
+        while child.parent is not None:
+            parent = by_id[child.parent]
+            pairs.append((parent.text, child.output or ""))
+            child = parent
+        return pairs[::-1]
+
+
+def request_trees(trees: Mapping[str, Sequence[TreeNode]]) -> list[RequestTree]:
+    return [RequestTree(key, tuple(nodes)) for key, nodes in sorted(trees.items())]
+
+
+def split_by_request(
+    trees: Sequence[RequestTree], validation_fraction: float, seed: int = 0
+) -> tuple[list[RequestTree], list[RequestTree]]:
+    """(train, validation), by a hash of the request key: stable as runs grow, never splits a tree."""
+
+    def bucket(key: str) -> float:
+        digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") / 2**64
+
+    train = [t for t in trees if bucket(t.key) >= validation_fraction]
+    validation = [t for t in trees if bucket(t.key) < validation_fraction]
+    return train, validation
+
+
+def urc_targets(trees: Iterable[RequestTree], similarity: Similarity) -> list[tuple[str, float]]:
+    """(request, similarity of the All-SLM and All-LLM final answers); 0 if either never finished."""
+    examples = []
+    for tree in trees:
+        slm, llm = tree.final_answer(Executor.SLM), tree.final_answer(Executor.LLM)
+        target = max(0.0, min(1.0, similarity(slm, llm))) if slm is not None and llm is not None else 0.0
+        examples.append((tree.request, target))
+    return examples
+
+
+@dataclass(frozen=True, slots=True)
+class DistanceExample:
+    subtask: str
+    seq: int
+    distance: int | None
+
+
+def distance_examples(trees: Iterable[RequestTree], similarity: Similarity, threshold: float) -> list[DistanceExample]:
+    """One example per LLM subtask of each All-LLM chain, labelled against the All-SLM chain."""
+    examples = []
+    for tree in trees:
+        llm, slm = tree.subtasks(Executor.LLM), tree.subtasks(Executor.SLM)
+        distances = sl_distances([n.text for n in llm], [n.text for n in slm], similarity, threshold)
+        examples += [DistanceExample(n.text, n.depth, d) for n, d in zip(llm, distances, strict=True)]
+    return examples
+
+
+def subtask_pairs(trees: Iterable[RequestTree], model: Executor) -> list[SubtaskPair]:
+    """Every edge of every tree where ``model`` ran a subtask and wrote a next one (SP data)."""
+    pairs = []
+    for tree in trees:
+        for node in tree.nodes:
+            if node.kind != STEP or node.producing_model is not model or node.is_final or not node.text:
+                continue
+            parent = next(n for n in tree.nodes if n.id == node.parent)
+            state = ChainState(tree.request, tuple(tree.history(parent)), parent.text, parent.depth)
+            pairs.append(SubtaskPair(state, node.text))
+    return pairs
+
+
+def decomposition_examples(trees: Iterable[RequestTree]) -> list[DecompositionExample]:
+    """The SLM's recorded decompositions, each with the subtask the LLM wrote after the original."""
+    examples = []
+    for tree in trees:
+        llm_next = {n.parent: n for n in tree.nodes if n.kind == STEP and n.producing_model is Executor.LLM}
+        by_id = {n.id: n for n in tree.nodes}
+        for node in tree.nodes:
+            if node.kind != DECOMPOSITION or node.parent is None:
+                continue
+            expected = llm_next.get(node.parent)
+            examples.append(
+                DecompositionExample(
+                    request=tree.request,
+                    subtask=by_id[node.parent].text,
+                    expected_next=expected.text if expected is not None and not expected.is_final else None,
+                    parts=tuple(parse_decomposition(node.text)),
+                    history=tuple(tree.history(by_id[node.parent])),
+                    seq=by_id[node.parent].depth,
+                )
+            )
+    return examples
