@@ -7,6 +7,7 @@ heavy imports (torch, transformers, celery) inside the command that needs them s
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -233,7 +234,8 @@ def run(
             except SubmissionError as exc:
                 typer.secho(str(exc), err=True, fg=typer.colors.RED)
                 raise typer.Exit(code=2) from None
-            ids = follow_batch(sessions, submission.batch.id, console=console, label=policy)
+            readers = system.app.hera_runtime.read_sessions
+            ids = follow_batch(readers, submission.batch.id, console=console, label=policy)
             with session_scope(sessions) as session:
                 results.append((policy, summarise(session, settings, ids)))
     world = " (simulated world)" if _is_simulated(settings) else ""
@@ -277,7 +279,8 @@ def submit(
     console.print(f"batch {submission.batch.id}: {submission.batch.accepted} requests queued")
     if not wait:
         return
-    ids = follow_batch(sessions, submission.batch.id, console=console, label=submission.batch.policy)
+    readers = app_.hera_runtime.read_sessions
+    ids = follow_batch(readers, submission.batch.id, console=console, label=submission.batch.policy)
     with session_scope(sessions) as session:
         summary = summarise(session, settings, ids)
     world = " (simulated world)" if _is_simulated(settings) else ""
@@ -532,6 +535,223 @@ def ping(
         typer.secho(f"worker {destination} did not answer within {timeout_s:g} s", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=1)
     typer.echo(f"{destination}: {replies[destination].get('ok', 'pong')}")
+
+
+# --- profiling, training and the estimator registry (training/, estimators/) -------------------
+
+
+def _migrated_runtime(settings: Settings) -> Runtime:
+    """A runtime on a migrated database (embedded SQLite is migrated here, like `run` does)."""
+    from hera_router.db.migrate import upgrade
+
+    if not settings.is_postgres:
+        upgrade(settings.database_url)
+    return _checked_runtime(settings)
+
+
+def _parse_run_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a profile run id (a UUID)", param_hint="--profile") from None
+
+
+@app.command("profile")
+def profile(
+    family: str = typer.Option(None, "--family", help="Simulated task family: lookup, arithmetic or mixed."),
+    n: int = typer.Option(None, "--n", help="Requests to profile (default HERA_ESTIMATORS__PROFILE_REQUESTS)."),
+    offset: int = typer.Option(0, "--offset", help="Skip the first OFFSET requests of the family (held-out sets)."),
+    file: Path = typer.Option(None, "--file", help="JSONL of requests to profile instead of simulated ones."),
+    name: str = typer.Option("profile", "--name", help="A label for the run."),
+    budget: int = typer.Option(None, "--budget", help="Step nodes per request tree (HERA_ESTIMATORS__NODE_BUDGET)."),
+    resume: str = typer.Option(None, "--resume", help="Continue an interrupted run (its id)."),
+    queue: bool = typer.Option(False, "--queue", help="Send the run to the training queue instead of running here."),
+) -> None:
+    """Profile requests into SLM/LLM trees (the estimators' training data); prints the run id."""
+    from rich.progress import Progress
+
+    from hera_router.training.profiling import create_run, profile_run, run_config
+
+    settings = settings_or_exit()
+    runtime = _migrated_runtime(settings)
+    if resume:
+        run_id = _parse_run_id(resume)
+    else:
+        source = "sim" if file is None and _is_simulated(settings) else "real"
+        config = run_config(settings, family=family, n=n, offset=offset, file=file, node_budget=budget)
+        run_id = create_run(runtime.sessions, name, source, config)
+    if queue:
+        from hera_router.workers import create_app
+
+        create_app(settings).send_task("training.profile", kwargs={"run_id": str(run_id)})
+        typer.echo(f"profile run {run_id} queued on the training queue")
+        return
+    with Progress() as bar:
+        task = bar.add_task(f"profiling {run_id}", total=None)
+        count = profile_run(
+            settings,
+            runtime.sessions,
+            run_id,
+            on_request=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    simulated = " (simulated)" if _is_simulated(settings) and file is None else ""
+    typer.echo(f"profile run {run_id}: {count} requests{simulated}")
+    runtime.close()
+
+
+@app.command("train")
+def train(
+    name: str = typer.Argument(..., help="Estimator: urc, sp_slm, sp_llm, dp or sd."),
+    profile_run_id: str = typer.Option(None, "--profile", help="Profile run id (default: the latest finished)."),
+    variant: str = typer.Option(None, "--variant", help="SP: embedding|generative; SD: prompted|trained."),
+    promote_after: bool = typer.Option(False, "--promote", help="Make the new version active at once."),
+) -> None:
+    """Train one estimator on a profile run, validate it and register it as a candidate version."""
+    from hera_router.db.repositories import EstimatorVersionRepository, ProfilingRepository
+    from hera_router.db.session import session_scope
+    from hera_router.estimators import ESTIMATOR_NAMES
+    from hera_router.training.evaluation import headline
+    from hera_router.training.trainers import train_estimator
+
+    if name not in ESTIMATOR_NAMES:
+        raise typer.BadParameter(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATOR_NAMES)}")
+    settings = settings_or_exit()
+    runtime = _migrated_runtime(settings)
+    if profile_run_id:
+        run_id = _parse_run_id(profile_run_id)
+    else:
+        with session_scope(runtime.sessions) as session:
+            latest = ProfilingRepository(session).latest_run()
+        if latest is None:
+            typer.secho("no finished profile run; run `hera-router profile` first", err=True, fg=typer.colors.RED)
+            raise typer.Exit(code=2)
+        run_id = latest.id
+    try:
+        result = train_estimator(runtime, name, run_id, variant=variant, progress=typer.echo)
+    except (ValueError, LookupError) as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+    if result is None:
+        typer.echo(f"a training run of {name} for this time is already recorded; nothing to do")
+        return
+    metric, value, baseline = headline(result.metrics)
+    typer.echo(
+        f"{name} v{result.version} ({result.variant}) at {result.path}: "
+        f"{metric} {value:.3f} (baseline {baseline:.3f})"
+    )
+    if promote_after:
+        with session_scope(runtime.sessions) as session:
+            EstimatorVersionRepository(session).promote(name, result.version)
+        typer.echo(f"{name} v{result.version} is active")
+    runtime.close()
+
+
+@app.command("promote")
+def promote(
+    name: str = typer.Argument(..., help="Estimator name."),
+    version: int = typer.Argument(..., help="Version to make active (a retired one rolls back)."),
+) -> None:
+    """Make VERSION the active version of NAME; routers pick it up within the reload interval."""
+    from hera_router.db.repositories import EstimatorVersionRepository
+    from hera_router.db.session import session_scope
+
+    settings = settings_or_exit()
+    runtime = _checked_runtime(settings)
+    try:
+        with session_scope(runtime.sessions) as session:
+            EstimatorVersionRepository(session).promote(name, version)
+    except LookupError as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+    typer.echo(
+        f"{name} v{version} is active; routers load it within {settings.estimators.reload_interval_s:g} s"
+    )
+    runtime.close()
+
+
+@app.command("estimators")
+def estimators_list() -> None:
+    """List every estimator version with its status, backbone and headline validation metric."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from hera_router.db.repositories import EstimatorVersionRepository
+    from hera_router.db.session import session_scope
+    from hera_router.training.evaluation import headline
+
+    settings = settings_or_exit()
+    runtime = _checked_runtime(settings)
+    table = Table("name", "version", "status", "variant", "backbone", "metric", "value", "baseline")
+    with session_scope(runtime.sessions) as session:
+        for row in EstimatorVersionRepository(session).list_all():
+            metric, value, baseline = headline(row.metrics) if "metric" in row.metrics else ("-", 0.0, 0.0)
+            table.add_row(
+                row.name, str(row.version), row.status.value, str(row.metrics.get("variant", "-")),
+                row.backbone or "-", metric, f"{value:.3f}", f"{baseline:.3f}",
+            )
+    Console().print(table)
+    runtime.close()
+
+
+@app.command("evaluate-estimator")
+def evaluate_estimator(
+    name: str = typer.Argument(..., help="Estimator name."),
+    version: int = typer.Argument(..., help="Registered version."),
+    profile_run_id: str = typer.Option(..., "--profile", help="Profile run to evaluate on (all its requests)."),
+) -> None:
+    """Validation metrics of a registered version on another profile run (e.g. an unseen family)."""
+    import json
+
+    from hera_router.training.trainers import evaluate_version
+
+    settings = settings_or_exit()
+    runtime = _checked_runtime(settings)
+    try:
+        metrics = evaluate_version(runtime, name, version, _parse_run_id(profile_run_id))
+    except LookupError as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+    typer.echo(json.dumps(metrics, indent=2, default=str))
+    runtime.close()
+
+
+@app.command("bootstrap")
+def bootstrap_command(
+    n: int = typer.Option(None, "--n", help="Simulated requests to profile (HERA_ESTIMATORS__PROFILE_REQUESTS)."),
+) -> None:
+    """Profile a default simulated set, train every estimator and promote them (a fresh install's HERA)."""
+    import time
+
+    from rich.progress import Progress
+
+    from hera_router.training.bootstrap import bootstrap
+    from hera_router.training.evaluation import headline
+
+    settings = settings_or_exit()
+    if n is not None:
+        settings = settings.model_copy(
+            update={"estimators": settings.estimators.model_copy(update={"profile_requests": n})}
+        )
+    runtime = _migrated_runtime(settings)
+    started = time.perf_counter()
+    with Progress() as bar:
+        task = bar.add_task("profiling", total=None)
+        result = bootstrap(
+            runtime,
+            on_request=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=bar.console.log,
+        )
+    for trained in result.trained:
+        metric, value, baseline = headline(trained.metrics)
+        typer.echo(
+            f"{trained.name:7} v{trained.version} {trained.variant:22} {metric} {value:.3f} (baseline {baseline:.3f})"
+        )
+    world = " (simulated)" if _is_simulated(settings) else ""
+    typer.echo(
+        f"profile run {result.run_id}: {result.requests} requests{world}; "
+        f"bootstrap took {time.perf_counter() - started:.0f} s"
+    )
+    runtime.close()
 
 
 # The simulated agent world; its module imports only typer, the simulator loads per command.

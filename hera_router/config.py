@@ -237,8 +237,8 @@ class EstimatorSettings(BaseModel):
     generator_max_examples: int = Field(default=200, gt=0)
     """Training pairs the causal-LM estimators see (about 0.5 s each on two CPU cores)."""
     generator_max_new_tokens: int = Field(default=40, gt=0)
-    embedding_hidden: int = Field(default=512, gt=0)
-    embedding_epochs: int = Field(default=300, gt=0)
+    embedding_hidden: int = Field(default=256, gt=0)
+    embedding_epochs: int = Field(default=40, gt=0)
     embedding_learning_rate: float = Field(default=2e-3, gt=0)
     train_seed: int = 0
 
@@ -282,6 +282,8 @@ class Settings(BaseSettings):
     reconcile_after_s: float = Field(default=120.0, gt=0)
     """An active request with no progress this long is re-driven by the reconciler."""
     relay_interval_s: float = Field(default=1.0, gt=0)
+    relay_grace_s: float = Field(default=5.0, ge=0)
+    """The relay leaves outbox rows younger than this to the writer that is publishing them."""
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     edge_fallback_to_cloud: bool = True
     """When the edge backend is unavailable, run the step on the cloud and record why."""

@@ -49,7 +49,11 @@ def follow_batch(
     poll_s: float = 0.25,
     timeout_s: float | None = None,
 ) -> list[uuid.UUID]:
-    """Show a progress bar until every request of the batch has finished; returns their ids."""
+    """Show a progress bar until every request of the batch has finished; returns their ids.
+
+    Pass read-only sessions (``Runtime.read_sessions``): polling must not compete with the run for
+    the database's write lock.
+    """
     started = time.monotonic()
     with session_scope(sessions) as session:
         batch = BatchRepository(session).get(batch_id)

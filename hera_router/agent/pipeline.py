@@ -177,6 +177,8 @@ class Pipeline:
     def plan_step(self, request_id: uuid.UUID, seq: int) -> Decision | None:
         """Decide who runs step ``seq`` of the request and queue it; None if there was nothing to do."""
         decided: list[Decision] = []
+        # Outside the transaction: loading or refreshing estimators must not hold database locks.
+        estimators = self._estimator_source()
 
         def work(session: Session) -> list[uuid.UUID]:
             requests = RequestRepository(session)
@@ -206,7 +208,7 @@ class Pipeline:
                 max_steps=self.settings.routing.max_steps,
             )
             started = time.perf_counter()
-            decision = self.policy(request.policy).decide(context, self._estimator_source())
+            decision = self.policy(request.policy).decide(context, estimators)
             if not decision.elapsed_ms:
                 decision = replace(decision, elapsed_ms=(time.perf_counter() - started) * 1e3)
             decided.append(decision)

@@ -27,6 +27,7 @@ TASK_MODULES: tuple[str, ...] = (
     "hera_router.tasks.routing",
     "hera_router.tasks.execution",
     "hera_router.tasks.maintenance",
+    "hera_router.tasks.training",
 )
 
 
@@ -47,9 +48,12 @@ class HeraCelery(Celery):  # type: ignore[misc]  # celery ships no type informat
         with self._hera_lock:
             if self._hera_pipeline is None:
                 from hera_router.agent.pipeline import Pipeline
+                from hera_router.estimators.loader import RegistryEstimatorSource
                 from hera_router.workers.dispatch import Dispatcher
 
-                self._hera_pipeline = Pipeline(self.hera_runtime, Dispatcher(self))
+                self._hera_pipeline = Pipeline(
+                    self.hera_runtime, Dispatcher(self), estimator_source=RegistryEstimatorSource(self.hera_runtime)
+                )
             return self._hera_pipeline
 
 

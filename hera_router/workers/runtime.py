@@ -22,6 +22,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        self._read_sessions: sessionmaker[Session] | None = None
 
     @property
     def engine(self) -> Engine:
@@ -42,6 +43,17 @@ class Runtime:
                 self._sessions = make_session_factory(engine)
             return self._sessions
 
+    @property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Sessions for read-only work: on SQLite they never wait for or hold the write lock."""
+        engine = self.engine
+        with self._lock:
+            if self._read_sessions is None:
+                from hera_router.db.session import make_read_session_factory
+
+                self._read_sessions = make_read_session_factory(engine)
+            return self._read_sessions
+
     def after_fork(self) -> None:
         """Drop connections inherited from the parent without closing them under its feet."""
         with self._lock:
@@ -54,3 +66,4 @@ class Runtime:
                 self._engine.dispose()
             self._engine = None
             self._sessions = None
+            self._read_sessions = None

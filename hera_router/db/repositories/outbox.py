@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
@@ -68,8 +68,11 @@ class OutboxRepository:
     def by_task_id(self, task_id: str) -> OutboxMessage | None:
         return self.session.scalars(select(OutboxMessage).where(OutboxMessage.task_id == task_id)).one_or_none()
 
-    def claim_unpublished(self, limit: int = 100) -> Sequence[OutboxMessage]:
+    def claim_unpublished(self, limit: int = 100, *, created_before: datetime | None = None) -> Sequence[OutboxMessage]:
         """Lock up to ``limit`` unpublished messages, oldest first, for this transaction.
+
+        ``created_before`` leaves young rows alone: their writer is probably publishing them right
+        now (it does so right after its commit), and the relay is only for what that missed.
 
         On Postgres ``FOR UPDATE SKIP LOCKED`` lets several relays run without publishing the same
         row concurrently: each skips rows another holds. SQLite has no row locks and SQLAlchemy
@@ -78,7 +81,10 @@ class OutboxRepository:
         """
         return self.session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.published_at.is_(None))
+            .where(
+                OutboxMessage.published_at.is_(None),
+                OutboxMessage.created_at < created_before if created_before is not None else true(),
+            )
             .order_by(OutboxMessage.created_at, OutboxMessage.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -139,7 +139,7 @@ def test_batch_completes_and_redelivery_changes_nothing(migrated_postgres_url: s
         submission = service.submit_batch(tenant.id, items, policy="random")
         with session_scope(embedded_sessions) as session:
             embedded_ids = [r.id for r in RequestRepository(session).list_for_batch(submission.batch.id)]
-        embedded_rows = wait_until_finished(embedded_sessions, embedded_ids, timeout_s=300)
+        embedded_rows = wait_until_finished(embedded.app.hera_runtime.read_sessions, embedded_ids, timeout_s=300)
     embedded_answers = {row.custom_id: (row.status, row.final_answer) for row in embedded_rows.values()}
     assert embedded_answers == distributed_answers
 
@@ -156,7 +156,7 @@ def test_a_lost_message_is_recovered_by_the_reconciler(migrated_postgres_url: st
             request = RequestRepository(session).add(
                 tenant_id=tenant.id, input=task.request, policy="all-llm", gold_answer=task.gold
             )
-            message_id = Dispatcher.enqueue(
+            message_id = Dispatcher(system.app).enqueue(
                 session, PLAN_TASK, {"request_id": str(request.id), "seq": 0}, plan_task_id(request.id, 0)
             )
             OutboxRepository(session).mark_published([message_id])

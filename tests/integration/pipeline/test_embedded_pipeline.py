@@ -24,7 +24,7 @@ def test_embedded_run_completes_with_a_consistent_record(tmp_path: Path, policy:
     with embedded_system(settings) as system:
         sessions = system.app.hera_runtime.sessions
         ids = submit(sessions, Dispatcher(system.app), tasks, policy)
-        rows = wait_until_finished(sessions, ids, timeout_s=120)
+        rows = wait_until_finished(system.app.hera_runtime.read_sessions, ids, timeout_s=120)
         for request_id in ids:
             assert_consistent_record(sessions, request_id)
     assert all(row.status is RequestStatus.SUCCEEDED for row in rows.values()), {

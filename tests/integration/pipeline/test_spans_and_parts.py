@@ -73,7 +73,7 @@ def test_spans_and_decompositions_are_executed_as_decided(tmp_path: Path) -> Non
         sessions = system.app.hera_runtime.sessions
         span_ids = submit(sessions, Dispatcher(system.app), tasks[:1], SpanAtStart.name)
         sd_ids = submit(sessions, Dispatcher(system.app), tasks[1:], DecomposeSecondStep.name)
-        rows = wait_until_finished(sessions, span_ids + sd_ids, timeout_s=120)
+        rows = wait_until_finished(system.app.hera_runtime.read_sessions, span_ids + sd_ids, timeout_s=120)
         for request_id in span_ids + sd_ids:
             assert_consistent_record(sessions, request_id)
         with session_scope(sessions) as session:
@@ -108,7 +108,7 @@ def test_the_step_limit_fails_a_request_with_its_reason(tmp_path: Path) -> None:
     with embedded_system(settings) as system:
         sessions = system.app.hera_runtime.sessions
         ids = submit(sessions, Dispatcher(system.app), tasks, "all-llm")
-        rows = wait_until_finished(sessions, ids, timeout_s=60)
+        rows = wait_until_finished(system.app.hera_runtime.read_sessions, ids, timeout_s=60)
     [row] = rows.values()
     assert row.status is RequestStatus.FAILED
     assert "2 steps" in (row.error or "")
