@@ -17,7 +17,8 @@ Stages, with the conventions this implementation chose where the paper is silent
 * **URC.** Score of the request text; > ``tau_req`` (0.7) → the SLM runs the rest of the request:
   span = ``max_steps`` − seq. It is evaluated at every decision (it depends on the request only),
   so a request that passed keeps going to the SLM even after an edge failure made the pipeline
-  route a step again.
+  route a step again; scores are cached per (URC version, request), so that costs one encoder
+  call per request.
 * **SSE.** cos(SP_SLM(cur), SP_LLM(cur)) > κ, the predicted *next* subtasks → this step on the SLM.
 * **SLE.** d = DP(cur, seq); None (∞) fails. SP_SLM is rolled L steps from cur and its L-th
   prediction compared with SP_LLM's first. ``sle_lookahead = "d+1"`` (default): L = d + 1, the
@@ -57,7 +58,9 @@ stage; the remaining stages run in the same order.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,9 +113,28 @@ class _Rollout:
 class HeraPolicy:
     """HERA with the stages and conventions of ``settings`` (see the module docstring)."""
 
+    URC_CACHE_SIZE = 4096
+
     def __init__(self, settings: RoutingSettings, name: str = "hera") -> None:
         self.name = name
         self.settings = settings
+        # URC depends on the request text and the estimator version only, and every later step of
+        # a request asks again: remember recent scores instead of re-running the encoder.
+        self._urc_scores: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._urc_lock = threading.Lock()
+
+    def _urc(self, estimators: Estimators, request: str) -> float:
+        key = (estimators.urc.version, request)
+        with self._urc_lock:
+            if key in self._urc_scores:
+                self._urc_scores.move_to_end(key)
+                return self._urc_scores[key]
+        score = float(estimators.urc.score(request))
+        with self._urc_lock:
+            self._urc_scores[key] = score
+            while len(self._urc_scores) > self.URC_CACHE_SIZE:
+                self._urc_scores.popitem(last=False)
+        return score
 
     def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
         if estimators is None:
@@ -145,7 +167,7 @@ class HeraPolicy:
         left = max(1, context.max_steps - context.seq)
 
         if s.use_urc:
-            scores["urc"] = urc = float(estimators.urc.score(context.request))
+            scores["urc"] = urc = self._urc(estimators, context.request)
             if urc > s.tau_req:
                 return Executor.SLM, "urc", left, ()
 
