@@ -65,6 +65,8 @@ class BackendSettings(BaseModel):
     use_chat: bool = True
     """For ``tgi``: use the Messages API (``chat_completion``) instead of ``text_generation``."""
     max_new_tokens: int = Field(default=256, gt=0)
+    logprobs: bool = False
+    """Ask for token logprobs: the mean is stored per step as the model's confidence (minions)."""
     breaker_failure_threshold: int = Field(default=5, gt=0)
     breaker_reset_s: float = Field(default=30.0, gt=0)
 
@@ -288,7 +290,7 @@ class Settings(BaseSettings):
     edge_fallback_to_cloud: bool = True
     """When the edge backend is unavailable, run the step on the cloud and record why."""
 
-    edge: BackendSettings = BackendSettings(backend="sim", model="sim-slm")
+    edge: BackendSettings = BackendSettings(backend="sim", model="sim-slm", logprobs=True)
     cloud: BackendSettings = BackendSettings(backend="sim", model="sim-llm")
     prices: dict[str, Price] = Field(default_factory=_default_prices)
     edge_cost_per_gpu_second: float = Field(default=0.0, ge=0)

@@ -58,7 +58,14 @@ from hera_router.db.repositories import (
     SubtaskRepository,
 )
 from hera_router.db.session import session_scope
-from hera_router.routing.base import Decision, Policy, RoutingContext, Step
+from hera_router.routing.base import (
+    Decision,
+    Policy,
+    PolicyUnavailableError,
+    RoutingContext,
+    Step,
+    UnknownPolicyError,
+)
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import create_policy
 from hera_router.workers import metrics
@@ -114,6 +121,18 @@ def _no_estimators() -> Estimators | None:
     return None
 
 
+def mean_logprob(generation: Generation) -> float | None:
+    """The answer's mean token logprob: from the tokens if the backend returned them, else from a
+    backend that reports only the mean (the simulator), else unknown."""
+    if generation.logprobs:
+        return sum(token.logprob for token in generation.logprobs) / len(generation.logprobs)
+    reported = generation.extra.get("mean_logprob")
+    try:
+        return float(reported) if reported is not None else None
+    except ValueError:
+        return None
+
+
 class Pipeline:
     """The services behind the router, execution and maintenance tasks of one process."""
 
@@ -161,7 +180,7 @@ class Pipeline:
     @staticmethod
     def _history(subtasks: list[Subtask], before_seq: int) -> list[Step]:
         return [
-            Step(subtask=s.text, result=s.output or "", executor=s.executor)
+            Step(subtask=s.text, result=s.output or "", executor=s.executor, confidence=s.confidence)
             for s in subtasks
             if s.part == 0 and s.seq < before_seq and s.status is SubtaskStatus.SUCCEEDED
         ]
@@ -208,7 +227,12 @@ class Pipeline:
                 max_steps=self.settings.routing.max_steps,
             )
             started = time.perf_counter()
-            decision = self.policy(request.policy).decide(context, estimators)
+            try:
+                decision = self.policy(request.policy).decide(context, estimators)
+            except (PolicyUnavailableError, UnknownPolicyError) as exc:
+                # Not transient: retrying or re-driving would only fail the same way.
+                requests.fail(request_id, f"step {seq} could not be routed: {exc}")
+                return []
             if not decision.elapsed_ms:
                 decision = replace(decision, elapsed_ms=(time.perf_counter() - started) * 1e3)
             decided.append(decision)
@@ -278,8 +302,8 @@ class Pipeline:
         if isinstance(claimed, str):
             return claimed
         role = ROLE_OF[executor]
-        params = GenerationParams(max_new_tokens=self.settings.edge.max_new_tokens if role == "edge"
-                                  else self.settings.cloud.max_new_tokens)
+        config = self.settings.edge if role == "edge" else self.settings.cloud
+        params = GenerationParams(max_new_tokens=config.max_new_tokens, logprobs=config.logprobs)
         try:
             generation = self.backend(role).generate(claimed.messages, params)
         except BackendError as exc:
@@ -349,6 +373,7 @@ class Pipeline:
             raw_output=generation.text,
             next_subtask=parsed.next_subtask,
             problems=parsed.problems,
+            confidence=mean_logprob(generation),
         ):
             return []  # another copy finished it first; it recorded the call and the cost
         role = ROLE_OF[claimed.executor]

@@ -154,6 +154,8 @@ class Subtask(UUIDPrimaryKey, Timestamps, Base):
     """The subtask this step proposed next (the text of step seq + 1), if any."""
     problems: Mapped[list[str]] = mapped_column(JSONType, default=list)
     """What the tolerant parser had to guess when reading ``raw_output``."""
+    confidence: Mapped[float | None]
+    """Mean token logprob of the answer, when the backend reports one (the minions signal)."""
     status: Mapped[SubtaskStatus] = mapped_column(
         value_enum(SubtaskStatus, "subtask_status"), default=SubtaskStatus.PENDING
     )

@@ -22,6 +22,7 @@ __all__ = [
     "MissingEstimatorsError",
     "Policy",
     "PolicyFactory",
+    "PolicyUnavailableError",
     "RoutingContext",
     "Step",
     "UnknownPolicyError",
@@ -90,7 +91,12 @@ class Policy(Protocol):
     def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision: ...
 
 
-class MissingEstimatorsError(RuntimeError):
+class PolicyUnavailableError(RuntimeError):
+    """The policy cannot decide for this request (missing estimators or signals); the request
+    fails with this message instead of being retried forever."""
+
+
+class MissingEstimatorsError(PolicyUnavailableError):
     def __init__(self, policy: str) -> None:
         super().__init__(
             f"policy {policy!r} needs trained estimators and none are active; "

@@ -7,7 +7,7 @@ import hashlib
 import time
 
 from hera_router.config import RoutingSettings
-from hera_router.routing.base import Decision, Executor, RoutingContext
+from hera_router.routing.base import Decision, Executor, PolicyUnavailableError, RoutingContext
 from hera_router.routing.estimators import Estimators
 
 
@@ -64,7 +64,7 @@ class RandomPolicy:
         )
 
 
-class MissingConfidenceError(RuntimeError):
+class MissingConfidenceError(PolicyUnavailableError):
     """Minions needs the SLM's confidence on the step before, and the pipeline did not record it."""
 
     def __init__(self, seq: int) -> None:

@@ -124,6 +124,7 @@ class SubtaskRepository:
         raw_output: str | None = None,
         next_subtask: str | None = None,
         problems: Sequence[str] = (),
+        confidence: float | None = None,
     ) -> bool:
         """Store the outcome of a running subtask; False if it was not running."""
         return self._guarded_update(
@@ -135,6 +136,7 @@ class SubtaskRepository:
                 "raw_output": raw_output,
                 "next_subtask": next_subtask,
                 "problems": list(problems),
+                "confidence": confidence,
             },
         )
 

@@ -1,0 +1,55 @@
+"""Baselines that depend on what the pipeline records: minions reads the SLM's confidence of the
+step before, and a policy that cannot decide fails its request with the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hera_router.agent.embedded import embedded_system
+from hera_router.config import load_settings
+from hera_router.db.enums import Executor, RequestStatus
+from hera_router.db.repositories import DecisionRepository, SubtaskRepository
+from hera_router.db.session import session_scope
+from hera_router.simulator.generate import generate
+from hera_router.workers.dispatch import Dispatcher
+from tests.integration.pipeline.helpers import assert_consistent_record, submit, wait_until_finished
+
+SEED = 4
+
+
+def test_minions_escalates_after_an_unsure_slm_step(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, simulator={"seed": SEED})
+    threshold = settings.routing.minions_logprob_threshold
+    tasks = generate("mixed", 8, SEED)
+    with embedded_system(settings) as system:
+        sessions = system.app.hera_runtime.sessions
+        ids = submit(sessions, Dispatcher(system.app), tasks, "minions")
+        rows = wait_until_finished(system.app.hera_runtime.read_sessions, ids, timeout_s=120)
+        escalations = 0
+        with session_scope(sessions) as session:
+            for request_id in ids:
+                steps = {s.seq: s for s in SubtaskRepository(session).list_for_request(request_id) if s.part == 0}
+                for decision in DecisionRepository(session).list_for_request(request_id):
+                    previous = steps.get(decision.seq - 1)
+                    if previous is None or previous.executor is not Executor.SLM:
+                        assert decision.executor is Executor.SLM
+                        continue
+                    assert previous.confidence is not None, "the edge step's confidence was not recorded"
+                    unsure = previous.confidence < threshold
+                    assert decision.executor is (Executor.LLM if unsure else Executor.SLM)
+                    assert decision.scores["previous_logprob"] == previous.confidence
+                    escalations += unsure
+        for request_id in ids:
+            assert_consistent_record(sessions, request_id)
+    assert all(row.status in (RequestStatus.SUCCEEDED, RequestStatus.FAILED) for row in rows.values())
+    assert escalations > 0, "the simulated SLM was never unsure: the test proves nothing"
+
+
+def test_a_policy_without_its_estimators_fails_the_request_with_the_reason(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, simulator={"seed": SEED})
+    with embedded_system(settings) as system:
+        ids = submit(system.app.hera_runtime.sessions, Dispatcher(system.app), generate("lookup", 1, SEED), "hera")
+        [row] = wait_until_finished(system.app.hera_runtime.read_sessions, ids, timeout_s=60).values()
+    assert row.status is RequestStatus.FAILED
+    assert "needs trained estimators" in (row.error or "")
+    assert "bootstrap" in (row.error or "")
