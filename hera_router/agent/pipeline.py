@@ -539,9 +539,10 @@ class Pipeline:
         """Re-drive active requests that made no progress within the deadline; returns how many.
 
         The broker may have lost a message, or a worker died holding one: the database says which
-        hop is missing, and re-opening that hop's outbox row makes the relay publish it again.
+        hop is missing; that hop's outbox row is re-opened and published again (and left to the
+        relay if publishing fails).
         """
-        redriven = 0
+        reopened: list[uuid.UUID] = []
         cutoff = utcnow() - timedelta(seconds=self.settings.reconcile_after_s)
         with session_scope(self.runtime.sessions) as session:
             requests = RequestRepository(session)
@@ -557,18 +558,19 @@ class Pipeline:
                 ]  # fmt: skip
                 if not open_parts:
                     kwargs: dict[str, object] = {"request_id": str(request.id), "seq": seq}
-                    outbox.reopen(PLAN_TASK, kwargs, plan_task_id(request.id, seq))
+                    reopened.append(outbox.reopen(PLAN_TASK, kwargs, plan_task_id(request.id, seq)).id)
                 else:
                     step = open_parts[0]
                     if step.status is SubtaskStatus.RUNNING:
                         subtasks.transition(step.id, [SubtaskStatus.RUNNING], SubtaskStatus.PENDING)
                     kwargs = {"subtask_id": str(step.id), "executor": step.executor.value}
-                    outbox.reopen(RUN_TASK, kwargs, run_task_id(step.id, step.executor))
-                redriven += 1
+                    reopened.append(outbox.reopen(RUN_TASK, kwargs, run_task_id(step.id, step.executor)).id)
                 log.warning("re-driving request %s at step %s (no progress since %s)", request.id, seq, cutoff)
-        if redriven:
-            metrics.REDRIVES.inc(redriven)
-            self.dispatcher.relay()
-        return redriven
+        if reopened:
+            metrics.REDRIVES.inc(len(reopened))
+            # Published now rather than by the relay: nobody else is publishing these rows, and
+            # the relay's grace period would hold them back for nothing.
+            self.dispatcher.publish(reopened)
+        return len(reopened)
 
 

@@ -16,6 +16,7 @@ from hera_router.db.repositories import (
     SubtaskRepository,
 )
 from hera_router.db.session import session_scope
+from hera_router.routing.registry import policy_names
 from tests.integration.api.conftest import RunningApi, TenantKey, plan_message, wait_published
 
 
@@ -96,7 +97,8 @@ def test_unknown_policy_and_blank_input_are_422(client: httpx.Client) -> None:
     blank = client.post("/v1/agent-requests", json={"input": "   "})
 
     assert unknown.status_code == 422
-    assert unknown.json()["error"] == ("`policy` 'magic' is not a known policy; choose one of all-llm, all-slm, random")
+    known = ", ".join(policy_names())
+    assert unknown.json()["error"] == f"`policy` 'magic' is not a known policy; choose one of {known}"
     assert blank.status_code == 422
     assert blank.json()["error"] == "`input` is blank; give the agent a task"
 
