@@ -229,9 +229,9 @@ class EstimatorSettings(BaseModel):
     lora_alpha: int = Field(default=16, gt=0)
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
     encoder_epochs: int = Field(default=4, gt=0)
-    encoder_learning_rate: float = Field(default=5e-4, gt=0)
+    encoder_learning_rate: float = Field(default=2e-3, gt=0)
     encoder_batch_size: int = Field(default=16, gt=0)
-    encoder_min_steps: int = Field(default=60, gt=0)
+    encoder_min_steps: int = Field(default=200, gt=0)
     """At least this many optimiser steps, however few examples (more epochs on small sets)."""
     generator_epochs: int = Field(default=1, gt=0)
     generator_learning_rate: float = Field(default=1e-3, gt=0)
@@ -239,6 +239,8 @@ class EstimatorSettings(BaseModel):
     generator_max_examples: int = Field(default=200, gt=0)
     """Training pairs the causal-LM estimators see (about 0.5 s each on two CPU cores)."""
     generator_max_new_tokens: int = Field(default=40, gt=0)
+    slow_validation_examples: int = Field(default=48, gt=0)
+    """Validation examples for the causal-LM variants (each costs a generation, ~1 s on CPU)."""
     embedding_hidden: int = Field(default=256, gt=0)
     embedding_epochs: int = Field(default=40, gt=0)
     embedding_learning_rate: float = Field(default=2e-3, gt=0)

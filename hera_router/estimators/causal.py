@@ -97,7 +97,7 @@ def train_causal_lora(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         if progress is not None:
             progress(f"epoch {epoch + 1}/{settings.generator_epochs}: loss {total / max(1, len(order)):.4f}")
     model.save_pretrained(out_dir / ADAPTER_DIR)
@@ -135,7 +135,5 @@ class CausalGenerator:
                     pad_token_id=self._tokenizer.pad_token_id,
                 )
                 width = inputs["input_ids"].shape[1]
-                answers += [
-                    self._tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in output
-                ]
+                answers += [self._tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in output]
         return answers

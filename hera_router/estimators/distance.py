@@ -52,6 +52,7 @@ def train_distance_predictor(
         settings=settings,
         out_dir=out_dir,
         progress=progress,
+        balance_classes=True,
     )
     return {"variant": VARIANT, "backbone": settings.encoder, "max_distance": settings.max_distance}
 

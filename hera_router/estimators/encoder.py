@@ -42,10 +42,13 @@ def train_encoder_head(
     settings: EstimatorSettings,
     out_dir: Path,
     progress: Progress | None = None,
+    balance_classes: bool = False,
 ) -> None:
     """Fine-tune and save the adapter (with its head) under ``out_dir/adapter``.
 
-    ``num_labels == 1`` is regression (float labels, MSE); more is classification (int labels).
+    ``num_labels == 1`` is regression (float labels, MSE); more is classification (int labels),
+    optionally with the loss weighted by 1/(class frequency): the balanced-accuracy objective, so
+    that rare classes (distances above 0, ∞) are predicted where there is any evidence for them.
     """
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
@@ -74,11 +77,16 @@ def train_encoder_head(
     if regression and len(labels):
         # Start the new head at the training mean: with few examples the first epochs would
         # otherwise be spent walking the output from 0 to where the targets are.
-        head = getattr(model.base_model.model, "classifier", None)
+        head: Any = getattr(model.base_model.model, "classifier", None)
         head = head.modules_to_save["default"] if hasattr(head, "modules_to_save") else head
         if isinstance(head, torch.nn.Linear) and head.bias is not None:
             with torch.no_grad():
                 head.bias.fill_(float(np.mean(np.asarray(labels, dtype=np.float32))))
+    weights = None
+    if balance_classes and not regression:
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_labels).astype(np.float32)
+        weights = torch.tensor(1.0 / np.maximum(counts, 1.0), dtype=torch.float32)
+        weights = weights / weights[counts > 0].mean()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.encoder_learning_rate)
     order = list(range(len(texts)))
     shuffle = random.Random(settings.train_seed)
@@ -99,11 +107,14 @@ def train_encoder_head(
                 if regression
                 else torch.tensor([int(labels[i]) for i in batch], dtype=torch.long)
             )
-            loss = model(**inputs, labels=target).loss
+            if weights is None:
+                loss = model(**inputs, labels=target).loss
+            else:
+                loss = torch.nn.functional.cross_entropy(model(**inputs).logits, target, weight=weights)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         if progress is not None:
             progress(f"epoch {epoch + 1}/{epochs}: loss {total / max(1, len(order)):.4f}")
     model.save_pretrained(out_dir / ADAPTER_DIR)

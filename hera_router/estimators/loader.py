@@ -110,9 +110,7 @@ class RegistryEstimatorSource:
         wanted = {name: active[name] for name in ESTIMATOR_NAMES if name in active}
         bundle: Estimators | None = None
         if len(wanted) == len(ESTIMATOR_NAMES):
-            loaded = {
-                name: self._component(name, version, Path(path)) for name, (version, path) in wanted.items()
-            }
+            loaded = {name: self._component(name, version, Path(path)) for name, (version, path) in wanted.items()}
             bundle = Estimators(
                 urc=loaded["urc"],
                 sp_slm=loaded["sp_slm"],

@@ -24,12 +24,13 @@ import numpy as np
 
 from hera_router.config import EstimatorSettings
 from hera_router.estimators.causal import CausalGenerator, Progress, generator_checkpoint, train_causal_lora
-from hera_router.estimators.similarity import EMBEDDING_DIM, DEFAULT_ENCODER, Embedder
+from hera_router.estimators.similarity import DEFAULT_ENCODER, EMBEDDING_DIM, Embedder
 from hera_router.routing.estimators import ChainState, Vector
 
 EMBEDDING_VARIANT = "embedding"
 GENERATIVE_VARIANT = "generative"
 HEAD_FILE = "head.pt"
+EMBEDDING_BATCH = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +49,14 @@ def _position_features(seq: int, max_position: int) -> np.ndarray[Any, np.dtype[
 
 def _normalise(rows: np.ndarray[Any, np.dtype[np.float32]]) -> np.ndarray[Any, np.dtype[np.float32]]:
     norms = np.linalg.norm(rows, axis=-1, keepdims=True)
-    return rows / np.maximum(norms, 1e-8)
+    normalised: np.ndarray[Any, np.dtype[np.float32]] = (rows / np.maximum(norms, 1e-8)).astype(np.float32)
+    return normalised
 
 
 def _mlp(input_dim: int, hidden: int) -> Any:
     import torch
 
-    net = torch.nn.Sequential(
+    net: Any = torch.nn.Sequential(
         torch.nn.Linear(input_dim, hidden),
         torch.nn.GELU(),
         torch.nn.Dropout(0.1),
@@ -103,7 +105,7 @@ def train_embedding_predictor(
     inputs = torch.from_numpy(_features(current, request, [p.state.seq for p in pairs], max_position))
     base = torch.from_numpy(current)
     requests = sorted({p.state.request for p in pairs})
-    held = set(requests[:: 10]) if len(requests) >= 5 else set()
+    held = set(requests[::10]) if len(requests) >= 5 else set()
     mask = torch.tensor([p.state.request in held for p in pairs])
     fit_rows, check_rows = ~mask, mask if bool(mask.any()) else ~mask
     net = _mlp(inputs.shape[1], settings.embedding_hidden)
@@ -114,20 +116,23 @@ def train_embedding_predictor(
         return (1.0 - (predicted * target[rows]).sum(dim=1)).mean()
 
     best_loss, best_state = float("inf"), copy.deepcopy(net.state_dict())
+    fit_index = torch.nonzero(fit_rows).flatten()
+    generator = torch.Generator().manual_seed(settings.train_seed)
     for epoch in range(settings.embedding_epochs):
         net.train()
-        loss = loss_on(fit_rows)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if epoch % 5 == 4:
-            net.eval()
-            with torch.no_grad():
-                held_loss = float(loss_on(check_rows))
-            if held_loss < best_loss:
-                best_loss, best_state = held_loss, copy.deepcopy(net.state_dict())
-        if progress is not None and (epoch + 1) % 100 == 0:
-            progress(f"epoch {epoch + 1}/{settings.embedding_epochs}: cosine loss {float(loss):.4f}, held-out best {best_loss:.4f}")
+        order = fit_index[torch.randperm(len(fit_index), generator=generator)]
+        for start in range(0, len(order), EMBEDDING_BATCH):
+            loss = loss_on(order[start : start + EMBEDDING_BATCH])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            held_loss = float(loss_on(check_rows))
+        if held_loss < best_loss:
+            best_loss, best_state = held_loss, copy.deepcopy(net.state_dict())
+        if progress is not None and (epoch + 1) % 10 == 0:
+            progress(f"epoch {epoch + 1}/{settings.embedding_epochs}: held-out cosine loss {held_loss:.4f}")
     net.load_state_dict(best_state)
     torch.save(net.state_dict(), out_dir / HEAD_FILE)
     return {

@@ -70,7 +70,8 @@ class Embedder:
                 for text, vector in zip(missing, vectors, strict=True):
                     known[text] = np.asarray(vector, dtype=np.float32)
                     self._remember(text, known[text])
-        return np.stack([known[text] for text in texts])
+        stacked: np.ndarray[Any, np.dtype[np.float32]] = np.stack([known[text] for text in texts])
+        return stacked
 
     def _remember(self, text: str, vector: Vector) -> None:
         if self._cache_size <= 0:
@@ -81,7 +82,8 @@ class Embedder:
             self._cache.popitem(last=False)
 
     def embed(self, text: str) -> Vector:
-        return self.embed_many([text])[0]
+        vector: Vector = self.embed_many([text])[0]
+        return vector
 
     def similarity(self, a: str, b: str) -> float:
         first, second = self.embed_many([a, b])

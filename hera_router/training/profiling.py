@@ -23,6 +23,7 @@ requests that already have nodes.
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -184,7 +185,7 @@ def _decompositions(
     chain = llm_chain(nodes.values())
     found: list[TreeNode] = []
     # Pairs (subtask, the LLM's next subtask after it), skipping the root (the request itself).
-    for node, expected in zip(chain[1:], chain[2:], strict=False):
+    for node, expected in itertools.pairwise(chain[1:]):
         if node.is_final or not node.text:
             continue
         messages = render_decompose_messages(node.text, item.request, None if expected.is_final else expected.text)
@@ -213,9 +214,9 @@ def _decompositions(
 
 def simulated_items(settings: Settings, family: str, n: int, offset: int = 0) -> list[ProfileItem]:
     """Requests ``offset .. offset + n`` of ``family`` in the simulated world the sim backends use."""
+    from hera_router.simulator.generate import generate_tasks
     from hera_router.simulator.presets import load_behaviour
     from hera_router.simulator.world import World
-    from hera_router.simulator.generate import generate_tasks
 
     shape = load_behaviour(settings.simulator.preset, settings.simulator.config_path).world
     records = generate_tasks(World(settings.simulator.seed, shape), family, offset + n)[offset:]
@@ -235,7 +236,9 @@ def file_items(path: Path) -> list[ProfileItem]:
                 request = row.get("request") or row["input"]
             except (json.JSONDecodeError, KeyError, AttributeError):
                 raise ValueError(f"{path}, line {number}: expected an object with 'request' or 'input'") from None
-            items.append(ProfileItem(str(row.get("id") or f"line-{number}"), request, row.get("gold"), row.get("metric")))
+            items.append(
+                ProfileItem(str(row.get("id") or f"line-{number}"), request, row.get("gold"), row.get("metric"))
+            )
     return items
 
 

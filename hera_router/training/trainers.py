@@ -43,8 +43,6 @@ if TYPE_CHECKING:
     from hera_router.workers.runtime import Runtime
 
 Progress = Callable[[str], None]
-MAX_SLOW_VALIDATION = 48
-"""Validation examples for the causal-LM variants (about a second each on two CPU cores)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +106,10 @@ def fit(
     if name == "urc":
         examples = urc_targets(train, similarity)
         meta = request_scorer.train_request_scorer(
-            [r for r, _ in examples], [t for _, t in examples], settings=settings, out_dir=out_dir,
+            [r for r, _ in examples],
+            [t for _, t in examples],
+            settings=settings,
+            out_dir=out_dir,
             progress=context.progress,
         )
         meta["train_mean"], meta["train_majority_decision"] = evaluation.urc_baseline(
@@ -118,8 +119,12 @@ def fit(
     if name == "dp":
         rows = distance_examples(train, similarity, settings.similarity_threshold)
         meta = distance.train_distance_predictor(
-            [r.subtask for r in rows], [r.seq for r in rows], [r.distance for r in rows],
-            settings=settings, out_dir=out_dir, progress=context.progress,
+            [r.subtask for r in rows],
+            [r.seq for r in rows],
+            [r.distance for r in rows],
+            settings=settings,
+            out_dir=out_dir,
+            progress=context.progress,
         )
         meta["train_majority_class"] = evaluation.dp_majority([r.distance for r in rows], settings.max_distance)
         return meta
@@ -132,17 +137,22 @@ def fit(
         if variant == predictor.GENERATIVE_VARIANT:
             return predictor.train_generative_predictor(
                 _sample(pairs, settings.generator_max_examples, settings.train_seed),
-                settings=settings, artifacts=context.settings.artifacts, out_dir=out_dir, progress=context.progress,
+                settings=settings,
+                artifacts=context.settings.artifacts,
+                out_dir=out_dir,
+                progress=context.progress,
             )
     if name == "sd":
         if variant == decomposer.PROMPTED_VARIANT:
             edge = context.settings.edge
             return {"variant": variant, "backbone": f"{edge.backend}:{edge.model}"}
         if variant == decomposer.TRAINED_VARIANT:
-            examples = decomposition_examples(train)
             return decomposer.train_decomposer(
-                _sample(examples, settings.generator_max_examples, settings.train_seed),
-                settings=settings, artifacts=context.settings.artifacts, out_dir=out_dir, progress=context.progress,
+                _sample(decomposition_examples(train), settings.generator_max_examples, settings.train_seed),
+                settings=settings,
+                artifacts=context.settings.artifacts,
+                out_dir=out_dir,
+                progress=context.progress,
             )
     raise ValueError(f"unknown estimator {name!r} or variant {variant!r}; estimators: {', '.join(ESTIMATOR_NAMES)}")
 
@@ -157,13 +167,16 @@ def evaluate(
     settings = context.settings.estimators
     similarity = context.embedder.similarity
     slow = meta.get("variant") in {"generative", "trained"}
-    limit = MAX_SLOW_VALIDATION if slow else 1_000_000
+    limit = settings.slow_validation_examples if slow else 1_000_000
     if name == "urc":
         examples = urc_targets(trees, similarity)
         predictions = component.score_many([r for r, _ in examples])
         return evaluation.urc_metrics(
-            list(predictions), [t for _, t in examples], float(meta["train_mean"]),
-            bool(meta["train_majority_decision"]), context.settings.routing.tau_req,
+            list(predictions),
+            [t for _, t in examples],
+            float(meta["train_mean"]),
+            bool(meta["train_majority_decision"]),
+            context.settings.routing.tau_req,
         )
     if name == "dp":
         rows = distance_examples(trees, similarity, settings.similarity_threshold)
@@ -183,14 +196,14 @@ def evaluate(
             predicted = np.stack([component.roll(p.state, 1)[0] for p in pairs])
         return evaluation.sp_metrics(predicted, pairs, context.embedder, settings.similarity_threshold)
     if name == "sd":
-        examples = _sample(decomposition_examples(trees), limit, 1)
-        items = [(e.request, e.subtask, e.expected_next) for e in examples]
+        decompositions_wanted = _sample(decomposition_examples(trees), limit, 1)
+        items = [(e.request, e.subtask, e.expected_next) for e in decompositions_wanted]
         if isinstance(component, TrainedDecomposer):
             decompositions = component.decompose_many(items)
         else:
             decompositions = [component.decompose(*item) for item in items]
         oracle = evaluation.SseOracle(context.sim_backends(), context.embedder, context.settings.routing)
-        return evaluation.sd_metrics(decompositions, examples, oracle)
+        return evaluation.sd_metrics(decompositions, decompositions_wanted, oracle)
     raise ValueError(f"unknown estimator {name!r}")
 
 
@@ -255,7 +268,9 @@ def train_estimator(
         component = load_estimator(name, staging, "candidate", settings, context.embedder)
         metrics = evaluate(name, component, meta, validation, context)
         metrics.update(
-            variant=meta["variant"], profile_run=str(run_id), n_train_requests=len(train),
+            variant=meta["variant"],
+            profile_run=str(run_id),
+            n_train_requests=len(train),
             n_validation_requests=len(validation),
         )
         meta["metrics"] = metrics
@@ -263,7 +278,11 @@ def train_estimator(
         start, end = _data_window(runtime, run_id)
         with session_scope(runtime.sessions) as session:
             row = EstimatorVersionRepository(session).add_candidate(
-                name, "", metrics=metrics, backbone=str(meta["backbone"]), data_window_start=start,
+                name,
+                "",
+                metrics=metrics,
+                backbone=str(meta["backbone"]),
+                data_window_start=start,
                 data_window_end=end,
             )
             final = publish(staging, settings.artifacts, name, row.version)
@@ -275,7 +294,9 @@ def train_estimator(
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         with session_scope(runtime.sessions) as session:
-            TrainingRunRepository(session).finish(training_run_id, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            TrainingRunRepository(session).finish(
+                training_run_id, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"
+            )
         raise
     context.say(f"{name} v{version}: {evaluation.headline(metrics)}")
     return TrainResult(name, version, final, str(meta["variant"]), str(meta["backbone"]), metrics)
