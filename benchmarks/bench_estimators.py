@@ -111,8 +111,12 @@ def main() -> None:
         train_s = time.perf_counter() - started
         metric, validation, baseline = headline(result.metrics)
         row: dict[str, Any] = {
-            "name": name, "variant": result.variant, "metric": metric, "train_s": train_s,
-            "validation": validation, "validation_baseline": baseline,
+            "name": name,
+            "variant": result.variant,
+            "metric": metric,
+            "train_s": train_s,
+            "validation": validation,
+            "validation_baseline": baseline,
         }
         for label in ("in-distribution", "out-of-distribution"):
             metrics = evaluate_version(runtime, name, result.version, runs[label])
@@ -130,8 +134,10 @@ def main() -> None:
     counter = iter(range(10**9))
     similarity_ms = timed(lambda: embedder.similarity(f"Find the mother of X{next(counter)}.", "Find the mayor."), 50)
     print(f"\nsimilarity (two uncached texts): {similarity_ms:.1f} ms")
-    print("\n| estimator | variant | metric | validation (baseline) | in-distribution (baseline) | "
-          "unseen family (baseline) | train s | latency ms/call |")
+    print(
+        "\n| estimator | variant | metric | validation (baseline) | in-distribution (baseline) | "
+        "unseen family (baseline) | train s | latency ms/call |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         roll = f" (roll 5: {row['latency_roll5_ms']:.1f})" if "latency_roll5_ms" in row else ""
