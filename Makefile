@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test lint typecheck pytest services migrate clean
+.PHONY: help install demo test test-slow lint typecheck pytest services migrate clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install hera-router with its dev tools
 
-demo: $(STAMP)  ## run the main job on the embedded default (SQLite, in-process broker, simulated models)
-	$(BIN)/hera-router run examples/requests.jsonl --policy all-llm --policy random --policy all-slm
+demo: $(STAMP)  ## bootstrap HERA if needed, then route examples/requests.jsonl with HERA and baselines (embedded, simulated)
+	$(BIN)/hera-router run examples/requests.jsonl --policy hera --policy all-llm --policy all-slm --policy random
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check hera_router migrations tests benchmarks
@@ -39,6 +39,9 @@ pytest: $(STAMP)  ## the test suite (needs Postgres, Redis and RabbitMQ on their
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest  ## set up, lint, type-check and run the tests
+
+test-slow: $(STAMP)  ## only the slow suites (SmolLM2 + LoRA estimator training, minutes each)
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 services:  ## start Postgres, Redis and RabbitMQ if they are not running (this machine's packages)
 	bash .ci/services

@@ -16,6 +16,11 @@ import typer
 from hera_router.config import Mode, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime as datetime_type
+
+    from rich.table import Table
+
     from hera_router.agent.inputs import RequestFile
     from hera_router.workers.runtime import Runtime
 
@@ -172,6 +177,7 @@ def serve_models(
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2) from None
 
+
 def _read_request_file(path: Path) -> RequestFile:
     from hera_router.agent.inputs import read_request_file
 
@@ -183,6 +189,27 @@ def _read_request_file(path: Path) -> RequestFile:
 
 def _is_simulated(settings: Settings) -> bool:
     return settings.edge.backend == "sim" or settings.cloud.backend == "sim"
+
+
+def _branch_table(rows: Sequence[tuple[str, Mapping[str, tuple[int, int]]]], *, title: str) -> Table:
+    """Decisions per branch and policy: "decisions (steps covered)" in each cell."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("branch", style="bold")
+    for policy, _ in rows:
+        table.add_column(policy, justify="right")
+    names = sorted({branch for _, counts in rows for branch in counts}, key=lambda b: (b not in HERA_BRANCHES, b))
+    for branch in names:
+        cells = []
+        for _, counts in rows:
+            decisions, steps = counts.get(branch, (0, 0))
+            cells.append(f"{decisions} ({steps})" if decisions else "-")
+        table.add_row(branch, *cells)
+    return table
+
+
+HERA_BRANCHES = ("urc", "sse", "sle", "cd", "sd", "fallback")
 
 
 @app.command("run")
@@ -204,9 +231,10 @@ def run(
     from hera_router.agent.embedded import embedded_system
     from hera_router.api.errors import SubmissionError
     from hera_router.api.service import SubmissionService
+    from hera_router.db.repositories import DecisionRepository
     from hera_router.db.session import session_scope
     from hera_router.evaluation.summary import summarise, summary_table
-    from hera_router.routing.registry import policy_names
+    from hera_router.routing.registry import needs_estimators, policy_names
     from hera_router.workers.dispatch import Dispatcher
 
     settings = settings_or_exit()
@@ -222,8 +250,11 @@ def run(
         if name not in policy_names():
             known = ", ".join(policy_names())
             raise typer.BadParameter(f"unknown policy {name!r}; known: {known}", param_hint="--policy")
+    if any(needs_estimators(name) for name in policies or [settings.routing.policy]):
+        _ensure_estimators(settings)
     console = Console()
     results = []
+    branches: list[tuple[str, dict[str, tuple[int, int]]]] = []
     with embedded_system(settings, concurrency=concurrency) as system:
         sessions = system.app.hera_runtime.sessions
         service = SubmissionService(settings, sessions, Dispatcher(system.app))
@@ -238,8 +269,10 @@ def run(
             ids = follow_batch(readers, submission.batch.id, console=console, label=policy)
             with session_scope(sessions) as session:
                 results.append((policy, summarise(session, settings, ids)))
+                branches.append((policy, DecisionRepository(session).branch_counts(ids)))
     world = " (simulated world)" if _is_simulated(settings) else ""
     console.print(summary_table(results, title=f"{file.name}: {results[0][1].requests} requests{world}"))
+    console.print(_branch_table(branches, title=f"Decisions per branch (steps each covers){world}"))
 
 
 @app.command("submit")
@@ -636,8 +669,7 @@ def train(
         return
     metric, value, baseline = headline(result.metrics)
     typer.echo(
-        f"{name} v{result.version} ({result.variant}) at {result.path}: "
-        f"{metric} {value:.3f} (baseline {baseline:.3f})"
+        f"{name} v{result.version} ({result.variant}) at {result.path}: {metric} {value:.3f} (baseline {baseline:.3f})"
     )
     if promote_after:
         with session_scope(runtime.sessions) as session:
@@ -663,9 +695,7 @@ def promote(
     except LookupError as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2) from None
-    typer.echo(
-        f"{name} v{version} is active; routers load it within {settings.estimators.reload_interval_s:g} s"
-    )
+    typer.echo(f"{name} v{version} is active; routers load it within {settings.estimators.reload_interval_s:g} s")
     runtime.close()
 
 
@@ -686,8 +716,14 @@ def estimators_list() -> None:
         for row in EstimatorVersionRepository(session).list_all():
             metric, value, baseline = headline(row.metrics) if "metric" in row.metrics else ("-", 0.0, 0.0)
             table.add_row(
-                row.name, str(row.version), row.status.value, str(row.metrics.get("variant", "-")),
-                row.backbone or "-", metric, f"{value:.3f}", f"{baseline:.3f}",
+                row.name,
+                str(row.version),
+                row.status.value,
+                str(row.metrics.get("variant", "-")),
+                row.backbone or "-",
+                metric,
+                f"{value:.3f}",
+                f"{baseline:.3f}",
             )
     Console().print(table)
     runtime.close()
@@ -720,6 +756,17 @@ def bootstrap_command(
     n: int = typer.Option(None, "--n", help="Simulated requests to profile (HERA_ESTIMATORS__PROFILE_REQUESTS)."),
 ) -> None:
     """Profile a default simulated set, train every estimator and promote them (a fresh install's HERA)."""
+    settings = settings_or_exit()
+    if n is not None:
+        settings = settings.model_copy(
+            update={"estimators": settings.estimators.model_copy(update={"profile_requests": n})}
+        )
+    runtime = _migrated_runtime(settings)
+    _bootstrap_with_progress(runtime)
+    runtime.close()
+
+
+def _bootstrap_with_progress(runtime: Runtime) -> None:
     import time
 
     from rich.progress import Progress
@@ -727,12 +774,6 @@ def bootstrap_command(
     from hera_router.training.bootstrap import bootstrap
     from hera_router.training.evaluation import headline
 
-    settings = settings_or_exit()
-    if n is not None:
-        settings = settings.model_copy(
-            update={"estimators": settings.estimators.model_copy(update={"profile_requests": n})}
-        )
-    runtime = _migrated_runtime(settings)
     started = time.perf_counter()
     with Progress() as bar:
         task = bar.add_task("profiling", total=None)
@@ -746,11 +787,113 @@ def bootstrap_command(
         typer.echo(
             f"{trained.name:7} v{trained.version} {trained.variant:22} {metric} {value:.3f} (baseline {baseline:.3f})"
         )
-    world = " (simulated)" if _is_simulated(settings) else ""
+    world = " (simulated)" if _is_simulated(runtime.settings) else ""
     typer.echo(
         f"profile run {result.run_id}: {result.requests} requests{world}; "
         f"bootstrap took {time.perf_counter() - started:.0f} s"
     )
+
+
+def _ensure_estimators(settings: Settings) -> None:
+    """Bootstrap when no complete set of estimators is active (what `run --policy hera` needs)."""
+    from hera_router.db.repositories import EstimatorVersionRepository
+    from hera_router.db.session import session_scope
+    from hera_router.estimators import ESTIMATOR_NAMES
+
+    runtime = _migrated_runtime(settings)
+    try:
+        with session_scope(runtime.sessions) as session:
+            active = {row.name for row in EstimatorVersionRepository(session).all_active()}
+        missing = [name for name in ESTIMATOR_NAMES if name not in active]
+        if missing:
+            typer.echo(
+                f"no active {', '.join(missing)} estimator{'s' if len(missing) > 1 else ''}: "
+                "running `hera-router bootstrap` first (a few minutes, once per data dir)"
+            )
+            _bootstrap_with_progress(runtime)
+    finally:
+        runtime.close()
+
+
+# --- continual fine-tuning (training/continual.py, docs/continual.md) ---------------------------
+
+
+def _parse_slot(value: str | None) -> datetime_type | None:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        slot = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO time like 2026-11-28T02:00+00:00", param_hint="--slot"
+        ) from None
+    return slot if slot.tzinfo is not None else slot.replace(tzinfo=UTC)
+
+
+@app.command("retrain")
+def retrain_command(
+    estimator: list[str] = typer.Option(
+        None, "--estimator", "-e", help="dp, urc, sp_slm, sp_llm (default: HERA_CONTINUAL__ESTIMATORS)."
+    ),
+    slot: str = typer.Option(
+        None, "--slot", help="Schedule slot (ISO time); default: this minute. One run per estimator and slot."
+    ),
+    queue: bool = typer.Option(False, "--queue", help="Send the run to the training queue instead of running here."),
+) -> None:
+    """Run continual fine-tuning now: shadow labels → LoRA update → gate → promotion (what beat runs nightly)."""
+    from hera_router.db.base import utcnow
+    from hera_router.training.continual import RETRAIN_TASK, manual_slot, retrain
+
+    settings = settings_or_exit()
+    when = _parse_slot(slot) or manual_slot(utcnow())
+    if queue:
+        from hera_router.workers import create_app
+
+        create_app(settings).send_task(
+            RETRAIN_TASK,
+            kwargs={"scheduled_for": when.isoformat(), "trigger": "cli", "names": estimator or None},
+            task_id=f"retrain:{when.isoformat()}",
+        )
+        typer.echo(
+            f"retraining for slot {when.isoformat()} queued on the training queue; follow it with `hera-router runs`"
+        )
+        return
+    runtime = _migrated_runtime(settings)
+    try:
+        outcomes = retrain(runtime, slot=when, names=estimator or None, trigger="cli", progress=typer.echo)
+    except ValueError as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+    finally:
+        runtime.close()
+    for outcome in outcomes:
+        typer.echo(outcome.describe())
+
+
+@app.command("runs")
+def runs_command(
+    estimator: str = typer.Option(None, "--estimator", "-e", help="Only this estimator's runs."),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
+) -> None:
+    """List training runs (nightly, on demand, `train`) with their outcome and metrics."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from hera_router.db.repositories import TrainingRunRepository
+    from hera_router.db.session import session_scope
+    from hera_router.training.continual import describe_run
+
+    settings = settings_or_exit()
+    runtime = _checked_runtime(settings)
+    table = Table(
+        "estimator", "slot (UTC)", "status", "trigger", "took", "version", "candidate", "active", "reason / error"
+    )
+    with session_scope(runtime.sessions) as session:
+        for row in TrainingRunRepository(session).recent(limit, estimator):
+            table.add_row(*describe_run(row))
+    Console(width=200).print(table)
     runtime.close()
 
 
@@ -758,6 +901,10 @@ def bootstrap_command(
 from hera_router.simulator.cli import world_app  # noqa: E402
 
 app.add_typer(world_app, name="world")
+
+from hera_router.evaluation.cli import eval_app  # noqa: E402
+
+app.add_typer(eval_app, name="eval")
 
 if __name__ == "__main__":
     app()

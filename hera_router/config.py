@@ -92,10 +92,26 @@ def _default_prices() -> dict[str, Price]:
     return {name: Price(input_per_mtok=i, output_per_mtok=o) for name, (i, o) in table.items()}
 
 
+class EdgeBackendSettings(BackendSettings):
+    """The edge endpoint. Its defaults live on the class, not on a default instance: a deployment
+    that sets ``HERA_EDGE__BACKEND`` builds a new object from the class defaults, and a default set
+    only on an instance (as ``logprobs`` once was) silently turned off what minions needs."""
+
+    model: str = "sim-slm"
+    logprobs: bool = True
+
+
+class CloudBackendSettings(BackendSettings):
+    """The cloud endpoint (class defaults, for the same reason as :class:`EdgeBackendSettings`)."""
+
+    model: str = "sim-llm"
+
+
+
 class RoutingSettings(BaseModel):
     """HERA thresholds and the conventions the paper leaves open (hera-paper.md §4)."""
 
-    policy: str = "all-llm"
+    policy: str = "hera"
     tau_req: float = Field(default=0.7, ge=0, le=1)
     kappa_base: float = Field(default=0.6, ge=0, le=1)
     kappa_step: float = Field(default=0.02, ge=0, le=1)
@@ -157,6 +173,8 @@ class ApiSettings(BaseModel):
     """Bytes of any request body: a JSON list, a JSONL body or a multipart upload."""
     results_page_size: int = Field(default=500, gt=0)
     """Requests read per query while streaming a batch's results."""
+    admin_token: SecretStr | None = None
+    """Bearer token of the admin routes (``/v1/admin/...``); unset, they answer 403."""
 
 
 class OpsSettings(BaseModel):
@@ -212,6 +230,12 @@ class EstimatorSettings(BaseModel):
     """DP classes are 0..max_distance and ∞; a longer profiled distance is labelled ∞."""
     reload_interval_s: float = Field(default=30.0, gt=0)
     """How often a router process re-reads the registry for newly promoted versions."""
+    micro_batch_max: int = Field(default=32, ge=1)
+    """Largest batch of concurrent URC / DP / SBERT calls a router process runs as one forward
+    pass (1: no micro-batching). Batches form only while the model is busy: see
+    ``estimators/batching.py``; a router on the ``threads`` pool is what gives them company."""
+    micro_batch_wait_ms: float = Field(default=0.0, ge=0)
+    """How long the first call of a batch waits for company (0: never; batch only under load)."""
 
     profile_family: str = "mixed"
     profile_requests: int = Field(default=120, gt=0)
@@ -233,6 +257,12 @@ class EstimatorSettings(BaseModel):
     encoder_batch_size: int = Field(default=16, gt=0)
     encoder_min_steps: int = Field(default=200, gt=0)
     """At least this many optimiser steps, however few examples (more epochs on small sets)."""
+    encoder_early_stopping_fraction: float = Field(default=0.2, ge=0, lt=1)
+    """URC (regression heads): share of the training examples held out to pick the best epoch (0:
+    train every epoch, keep the last). The untrained head is the training mean, so URC never ends
+    up worse than the mean on that held-out part. DP always trains every epoch (encoder.py)."""
+    encoder_patience: int = Field(default=5, gt=0)
+    """Epochs without a better held-out loss before training stops."""
     generator_epochs: int = Field(default=1, gt=0)
     generator_learning_rate: float = Field(default=1e-3, gt=0)
     generator_batch_size: int = Field(default=8, gt=0)
@@ -245,6 +275,56 @@ class EstimatorSettings(BaseModel):
     embedding_epochs: int = Field(default=40, gt=0)
     embedding_learning_rate: float = Field(default=2e-3, gt=0)
     train_seed: int = 0
+
+
+ContinualEstimator = Literal["dp", "urc", "sp_slm", "sp_llm"]
+
+
+class ContinualSettings(BaseModel):
+    """Continual fine-tuning: shadow labels from live traffic and the nightly retraining (docs/continual.md).
+
+    A sampled share of finished live requests is re-run on the ``training`` queue as a profiling
+    tree (both models at every step), which is what S-L distance labels need; the nightly task
+    LoRA-updates the estimators on the labels newer than the active version, and promotes the
+    candidate only if it is not worse on the same held-out slice.
+    """
+
+    shadow_rate: float = Field(default=0.02, ge=0, le=1)
+    """Share of finished requests expanded into shadow trees (0 turns shadow execution off)."""
+    shadow_daily_cost_cap_usd: float = Field(default=5.0, ge=0)
+    """Shadow spend per UTC day; past it, sampled requests are skipped with that reason."""
+    shadow_node_budget: int = Field(default=32, ge=2)
+    """Step nodes per shadow tree: enough for the All-SLM and All-LLM chains (the DP labels)."""
+    shadow_decompose: bool = False
+    """Also record SLM decompositions in shadow trees (SD data; costs one more SLM call per step)."""
+    nightly: bool = True
+    """Put ``training.retrain_nightly`` on beat's schedule."""
+    schedule: str = "0 2 * * *"
+    """When beat triggers the nightly run: a 5-field cron expression in UTC (minute hour day month weekday)."""
+    estimators: list[ContinualEstimator] = ["dp"]
+    """Which estimators the nightly run updates; DP by default, URC and the SPs optional."""
+    min_labels: int = Field(default=500, gt=0)
+    """New labels needed for a run (DP: LLM subtasks); fewer makes a skipped run with the count."""
+    max_shadow_requests: int = Field(default=2_000, gt=0)
+    """The newest shadow trees a run uses at most (bounds the training time)."""
+    tolerance: float = Field(default=0.01, ge=0)
+    """Promote when the candidate's headline metric is at least the active one's minus this."""
+    update_epochs: int = Field(default=2, gt=0)
+    update_min_steps: int = Field(default=100, gt=0)
+    update_learning_rate: float = Field(default=1e-3, gt=0)
+    """Optimiser settings of the LoRA update from the active adapter (smaller than from scratch)."""
+    heartbeat_interval_s: float = Field(default=15.0, gt=0)
+    stale_after_s: float = Field(default=600.0, gt=0)
+    """Without Postgres advisory locks (SQLite), a running run silent this long counts as dead."""
+    reap_interval_s: float = Field(default=300.0, gt=0)
+    """How often beat asks the training queue to mark runs whose trainer died as failed."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("expected a 5-field cron expression (minute hour day-of-month month day-of-week)")
+        return value
 
 
 class Settings(BaseSettings):
@@ -292,8 +372,8 @@ class Settings(BaseSettings):
     edge_fallback_to_cloud: bool = True
     """When the edge backend is unavailable, run the step on the cloud and record why."""
 
-    edge: BackendSettings = BackendSettings(backend="sim", model="sim-slm", logprobs=True)
-    cloud: BackendSettings = BackendSettings(backend="sim", model="sim-llm")
+    edge: EdgeBackendSettings = EdgeBackendSettings()
+    cloud: CloudBackendSettings = CloudBackendSettings()
     prices: dict[str, Price] = Field(default_factory=_default_prices)
     edge_cost_per_gpu_second: float = Field(default=0.0, ge=0)
 
@@ -302,6 +382,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     estimators: EstimatorSettings = EstimatorSettings()
     ops: OpsSettings = OpsSettings()
+    continual: ContinualSettings = ContinualSettings()
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

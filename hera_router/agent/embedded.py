@@ -49,9 +49,30 @@ class _Maintenance(threading.Thread):
                 log.exception("embedded maintenance tick failed")
 
 
+def without_shadow(settings: Settings) -> Settings:
+    """``settings`` with shadow execution off (``HERA_CONTINUAL__SHADOW_RATE`` = 0).
+
+    Embedded mode never shadows: its one worker serves the live hops, so shadow trees would take
+    its threads from users' requests (shadow work must never delay an answer), and whatever is
+    still queued on the in-memory broker when ``run`` ends is lost. Continual fine-tuning's
+    labels come from a distributed deployment's training worker (docs/continual.md).
+    """
+    if settings.continual.shadow_rate <= 0:
+        return settings
+    log.info(
+        "embedded mode: shadow execution is off (HERA_CONTINUAL__SHADOW_RATE=%g ignored; it needs a "
+        "training worker, see docs/continual.md)",
+        settings.continual.shadow_rate,
+    )
+    continual = settings.continual.model_copy(update={"shadow_rate": 0.0})
+    return settings.model_copy(update={"continual": continual})
+
+
 @contextmanager
 def embedded_system(settings: Settings, *, concurrency: int = 4, migrate: bool = True) -> Iterator[EmbeddedSystem]:
-    """Start the system in this process; stop it when the block exits."""
+    """Start the system in this process; stop it when the block exits (no shadow execution:
+    :func:`without_shadow`)."""
+    settings = without_shadow(settings)
     if migrate:
         upgrade(settings.database_url)
     app = create_app(settings)

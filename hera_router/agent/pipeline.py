@@ -68,6 +68,7 @@ from hera_router.routing.base import (
 )
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import create_policy
+from hera_router.training import shadow
 from hera_router.workers import metrics
 from hera_router.workers.dispatch import Dispatcher
 from hera_router.workers.runtime import Runtime
@@ -431,13 +432,15 @@ class Pipeline:
             # No next subtask and no final answer: the parser recorded the problem; the result is
             # the best answer there is, and looping on a step that proposes nothing cannot help.
             answer = parsed.final_answer if parsed.final_answer is not None else parsed.result
+            shadow_run: list[uuid.UUID] = []
             if requests.succeed(request_id, answer):
                 finished = requests.get(request_id)
                 if finished is not None and finished.gold_answer is not None:
                     metric = str(finished.meta.get("metric", "entity"))  # evaluation.summary.DEFAULT_METRIC
                     quality = score(metric, answer, finished.gold_answer)
                     metrics.after_commit(session, lambda: metrics.record_gold_score(finished.policy, quality))
-            return []
+                shadow_run = self._queue_shadow(session, request_id)
+            return shadow_run
         if seq + 1 >= self.settings.routing.max_steps:
             requests.fail(
                 request_id,
@@ -472,6 +475,15 @@ class Pipeline:
             )  # fmt: skip
             return [self._queue_run(session, step)]
         return [self._queue_plan(session, request_id, seq + 1)]
+
+    def _queue_shadow(self, session: Session, request_id: uuid.UUID) -> list[uuid.UUID]:
+        """A sampled finished request is re-run as a profiling tree on the training queue (shadow
+        labels for continual fine-tuning, ``training/shadow.py``); queued with the success, so
+        the user's answer never waits for it."""
+        if not shadow.sampled(request_id, self.settings.continual.shadow_rate):
+            return []
+        kwargs = {"request_id": str(request_id)}
+        return [self.dispatcher.enqueue(session, shadow.SHADOW_TASK, kwargs, shadow.shadow_task_id(request_id))]
 
     def _on_backend_error(self, claimed: Claimed, exc: BackendError, *, final_attempt: bool) -> str:
         # Any edge failure (down, overloaded, or refusing a prompt too long for the small model)

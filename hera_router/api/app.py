@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hera_router.api import errors
 from hera_router.api import metrics as api_metrics
+from hera_router.api.admin import router as admin_router
 from hera_router.api.health import database_problem
 from hera_router.api.limits import BodySizeLimitMiddleware
 from hera_router.api.publisher import BackgroundPublisher
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_upload_bytes)
     _install_error_handlers(app)
     app.include_router(router)
+    app.include_router(admin_router)
     api_metrics.install(app, metrics)
     return app
 

@@ -6,7 +6,7 @@ Idempotency lives in the unique keys: a redelivered task that tries to write the
 cost. Child rows cascade at the database level (``ON DELETE CASCADE``), so retention jobs delete
 requests or runs with one statement.
 
-``files`` and shadow labels come in later revisions.
+Shadow labels (``shadow_runs``) arrived in revision 0005; ``files`` comes in a later one.
 """
 
 from __future__ import annotations
@@ -293,6 +293,31 @@ class TrainingRun(UUIDPrimaryKey, Timestamps, Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
     heartbeat_at: Mapped[datetime | None]
+
+
+class ShadowRun(UUIDPrimaryKey, Timestamps, Base):
+    """A finished live request re-run as a profiling tree on the training queue: shadow labels.
+
+    One row per sampled request (the unique key makes a redelivered shadow task a no-op). The tree
+    itself is stored as a profile run of source ``shadow`` (``profile_run_id``), so the labelling
+    code reads it like any profiled tree; ``cost_usd`` is the shadow spend, never added to the
+    request's own cost, and summed per day against the cap. ``reason`` says why a run was skipped
+    (cap reached) or failed.
+    """
+
+    __tablename__ = "shadow_runs"
+    # the nightly run reads "succeeded, finished after the active version's data window"
+    __table_args__ = (Index(None, "status", "finished_at"),)
+
+    request_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("requests.id", ondelete="SET NULL"), unique=True)
+    profile_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("profile_runs.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[RunStatus] = mapped_column(value_enum(RunStatus, "run_status"), default=RunStatus.RUNNING)
+    cost_usd: Mapped[float] = mapped_column(default=0.0)
+    nodes: Mapped[int] = mapped_column(default=0)
+    reason: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None]
 
 
 class ProfileRun(UUIDPrimaryKey, Timestamps, Base):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from hera_router.estimators import ESTIMATOR_NAMES
 from hera_router.estimators.artifacts import read_meta
+from hera_router.estimators.batching import BatchedEmbedder, micro_batched
 from hera_router.estimators.similarity import Embedder, shared_embedder
 from hera_router.routing.estimators import Estimators
 
@@ -68,14 +69,15 @@ class RegistryEstimatorSource:
         *,
         reload_interval_s: float | None = None,
         clock: Clock = time.monotonic,
-        loader: Callable[[str, Path, str, Settings], Any] = load_estimator,
+        loader: Callable[[str, Path, str, Settings], Any] | None = None,
     ) -> None:
         self.runtime = runtime
         self.reload_interval_s = (
             reload_interval_s if reload_interval_s is not None else runtime.settings.estimators.reload_interval_s
         )
         self._clock = clock
-        self._loader = loader
+        self._loader = loader or self._load
+        self._embedder: Embedder | None = None
         self._state_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._bundle: Estimators | None = None
@@ -88,6 +90,7 @@ class RegistryEstimatorSource:
             if self._pid != os.getpid():
                 # Inherited through a fork: models and their thread pools must be reloaded here.
                 self._bundle, self._loaded, self._checked_at, self._pid = None, {}, None, os.getpid()
+                self._embedder = None
             due = self._checked_at is None or self._clock() - self._checked_at >= self.reload_interval_s
             bundle = self._bundle
         if not due:
@@ -119,6 +122,11 @@ class RegistryEstimatorSource:
                 sd=loaded["sd"],
                 versions={name: str(version) for name, (version, _) in wanted.items()},
             )
+            batch = self.runtime.settings.estimators
+            if batch.micro_batch_max > 1:
+                bundle = micro_batched(
+                    bundle, max_batch=batch.micro_batch_max, max_wait_s=batch.micro_batch_wait_ms / 1000
+                )
         with self._state_lock:
             if bundle is None or bundle.versions != (self._bundle.versions if self._bundle else None):
                 log.info("estimators: %s", dict(bundle.versions) if bundle else "none active")
@@ -128,6 +136,24 @@ class RegistryEstimatorSource:
             self._bundle = bundle
             self._checked_at = self._clock()
         return bundle
+
+    def _load(self, name: str, folder: Path, version: str, settings: Settings) -> Any:
+        return load_estimator(name, folder, version, settings, self._shared_embedder())
+
+    def _shared_embedder(self) -> Embedder:
+        """The process's SBERT model, batched across routing threads unless micro-batching is off."""
+        with self._state_lock:
+            if self._embedder is None:
+                estimators = self.runtime.settings.estimators
+                embedder = shared_embedder(estimators.similarity_cache_size)
+                if estimators.micro_batch_max > 1:
+                    embedder = BatchedEmbedder(
+                        embedder,
+                        max_batch=estimators.micro_batch_max,
+                        max_wait_s=estimators.micro_batch_wait_ms / 1000,
+                    )
+                self._embedder = embedder
+            return self._embedder
 
     def _component(self, name: str, version: int, path: Path) -> Any:
         key = (name, version)

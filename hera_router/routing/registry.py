@@ -25,6 +25,11 @@ def policy_names() -> list[str]:
     return sorted(POLICIES)
 
 
+def needs_estimators(name: str) -> bool:
+    """Whether policy ``name`` consults the learned estimators (HERA and its ablations)."""
+    return name in VARIANTS
+
+
 def create_policy(name: str, settings: RoutingSettings) -> Policy:
     try:
         factory = POLICIES[name]

@@ -53,3 +53,54 @@ def train_estimator(
         with session_scope(runtime.sessions) as session:
             EstimatorVersionRepository(session).promote(name, result.version)
     return result.version
+
+
+@shared_task(base=HeraTask, bind=True, name="training.shadow_request", max_retries=3)
+def shadow_request(self: Any, request_id: str) -> str:
+    """Re-run finished request ``request_id`` as a profiling tree: shadow labels (training/shadow.py).
+
+    Idempotent: the ``shadow_runs`` row is unique per request and claimed before any model call,
+    so a redelivered or duplicated message stops at the claim and never pays twice. Late ack
+    (the default): a lost worker's message is redelivered and the claim decides. Retries:
+    transient backend/database errors release the claim and retry with backoff (HeraTask).
+    """
+    from hera_router.training.shadow import shadow_request as run
+
+    return run(self.app.hera_runtime, uuid.UUID(request_id)).status
+
+
+@shared_task(base=HeraTask, bind=True, name="training.retrain_nightly", acks_late=False, max_retries=0)
+def retrain_nightly(
+    self: Any, scheduled_for: str | None = None, trigger: str = "beat", names: list[str] | None = None
+) -> list[str]:
+    """Continual fine-tuning for one schedule slot (training/continual.py); returns one line per estimator.
+
+    ``scheduled_for`` is the slot; beat sends none and the slot is the latest time the nightly
+    schedule fired, so two beats or a redelivery land on the same slot. Idempotent: the
+    ``training_runs`` row is unique per (estimator, slot) and the run holds an advisory lock, so a
+    second copy does nothing. Acked early and never retried (a run can outlive the visibility
+    timeout): a crash leaves a run marked failed (by the next run or ``training.reap_abandoned_runs``)
+    and no registered version; the next slot tries again.
+    """
+    from hera_router.db.base import utcnow
+    from hera_router.training.continual import last_slot, retrain
+
+    runtime = self.app.hera_runtime
+    slot = (
+        datetime.fromisoformat(scheduled_for)
+        if scheduled_for
+        else last_slot(runtime.settings.continual.schedule, utcnow())
+    )
+    outcomes = retrain(runtime, slot=slot, names=names, trigger=trigger)
+    return [outcome.describe() for outcome in outcomes]
+
+
+@shared_task(base=HeraTask, bind=True, name="training.reap_abandoned_runs", max_retries=0)
+def reap_abandoned_runs(self: Any) -> int:
+    """Mark failed the training runs whose trainer died (no lock holder, no heartbeat); returns how many.
+
+    Idempotent: only rows still ``running`` change. Cheap and periodic; not retried.
+    """
+    from hera_router.training.continual import reap_abandoned_runs as reap
+
+    return len(reap(self.app.hera_runtime))

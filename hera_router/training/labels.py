@@ -7,10 +7,13 @@ anything in unit tests) so the labelling rules can be tested on hand-built chain
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hera_router.agent.format import parse_decomposition
+from hera_router.agent.scoring import extract_number, normalise_answer
 from hera_router.db.enums import Executor
 from hera_router.estimators.decomposer import DecompositionExample
 from hera_router.estimators.predictor import SubtaskPair
@@ -18,6 +21,7 @@ from hera_router.routing.estimators import ChainState
 from hera_router.training.profiling import DECOMPOSITION, ROOT, STEP, TreeNode, llm_chain, slm_chain
 
 Similarity = Callable[[str, str], float]
+_BARE_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 
 
 def sl_distances(
@@ -95,12 +99,30 @@ def split_by_request(
     return train, validation
 
 
+def answer_similarity(a: str, b: str, similarity: Similarity) -> float:
+    """How alike two final answers are, in [0, 1].
+
+    SBERT (the paper's measure) for text; but two answers that are each just a number compare by
+    value (1 if equal, else 0): SBERT scores "42" and "45" around 0.8, which would tell URC that an
+    SLM whose arithmetic is off is as good as the LLM. Measured on the simulated world before this
+    rule, most arithmetic requests got a target above τ_req whatever the SLM answered.
+    """
+    first, second = a.strip().rstrip("."), b.strip().rstrip(".")
+    if _BARE_NUMBER.fullmatch(first) and _BARE_NUMBER.fullmatch(second):
+        x, y = extract_number(first), extract_number(second)
+        return 1.0 if x is not None and y is not None and math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6) else 0.0
+    if normalise_answer(first) == normalise_answer(second):
+        return 1.0
+    return max(0.0, min(1.0, similarity(a, b)))
+
+
 def urc_targets(trees: Iterable[RequestTree], similarity: Similarity) -> list[tuple[str, float]]:
-    """(request, similarity of the All-SLM and All-LLM final answers); 0 if either never finished."""
+    """(request, :func:`answer_similarity` of the All-SLM and All-LLM final answers); 0 if either
+    never finished."""
     examples = []
     for tree in trees:
         slm, llm = tree.final_answer(Executor.SLM), tree.final_answer(Executor.LLM)
-        target = max(0.0, min(1.0, similarity(slm, llm))) if slm is not None and llm is not None else 0.0
+        target = answer_similarity(slm, llm, similarity) if slm is not None and llm is not None else 0.0
         examples.append((tree.request, target))
     return examples
 

@@ -335,7 +335,7 @@ def profile_run(
                 cost=cost,
             )
             with session_scope(sessions) as session:
-                _store_tree(ProfilingRepository(session), run_id, item.key, tree)
+                store_tree(ProfilingRepository(session), run_id, item.key, tree)
         if on_request is not None:
             on_request(index + 1, len(items))
     with session_scope(sessions) as session:
@@ -343,7 +343,7 @@ def profile_run(
     return len(items)
 
 
-def _store_tree(repository: Any, run_id: uuid.UUID, key: str, tree: Sequence[TreeNode]) -> None:
+def store_tree(repository: Any, run_id: uuid.UUID, key: str, tree: Sequence[TreeNode]) -> None:
     ids: dict[str, uuid.UUID] = {}
     for node in tree:  # parents come before their children
         row = repository.add_node(
@@ -372,20 +372,23 @@ def load_trees(sessions: sessionmaker[Session], run_id: uuid.UUID) -> dict[str, 
     trees: dict[str, list[TreeNode]] = {}
     with session_scope(sessions) as session:
         for row in ProfilingRepository(session).nodes(run_id):
-            trees.setdefault(row.request_key, []).append(
-                TreeNode(
-                    id=str(row.id),
-                    parent=str(row.parent_id) if row.parent_id is not None else None,
-                    depth=row.depth,
-                    kind=row.kind,
-                    producing_model=row.producing_model,
-                    text=row.text,
-                    output=row.output,
-                    tokens_in=row.tokens_in,
-                    tokens_out=row.tokens_out,
-                    cost_usd=row.cost_usd,
-                    is_final=row.is_final,
-                    correct=row.correct,
-                )
-            )
+            trees.setdefault(row.request_key, []).append(tree_node(row))
     return trees
+
+
+def tree_node(row: Any) -> TreeNode:
+    """A stored ``ProfileNode`` row as a :class:`TreeNode` (ids as strings)."""
+    return TreeNode(
+        id=str(row.id),
+        parent=str(row.parent_id) if row.parent_id is not None else None,
+        depth=row.depth,
+        kind=row.kind,
+        producing_model=row.producing_model,
+        text=row.text,
+        output=row.output,
+        tokens_in=row.tokens_in,
+        tokens_out=row.tokens_out,
+        cost_usd=row.cost_usd,
+        is_final=row.is_final,
+        correct=row.correct,
+    )

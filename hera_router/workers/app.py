@@ -70,6 +70,32 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+LONG_TRAINING_TASKS = ("training.profile", "training.train_estimator", "training.retrain_nightly")
+
+
+def continual_schedule(settings: Settings) -> dict[str, Any]:
+    """Beat entries of continual fine-tuning: the nightly retraining and the abandoned-run reaper."""
+    from celery.schedules import crontab
+
+    from hera_router.training.continual import cron_fields
+
+    continual = settings.continual
+    if not continual.nightly:
+        return {}
+    return {
+        "retrain-nightly": {
+            "task": "training.retrain_nightly",
+            "schedule": crontab(**cron_fields(continual.schedule)),
+            "kwargs": {"trigger": "beat"},
+        },
+        "reap-training-runs": {
+            "task": "training.reap_abandoned_runs",
+            "schedule": continual.reap_interval_s,
+            "options": {"expires": continual.reap_interval_s},
+        },
+    }
+
+
 def create_app(settings: Settings, *, include: Sequence[str] = TASK_MODULES) -> HeraCelery:
     app = HeraCelery("hera_router", set_as_current=False)
     app.hera_runtime = Runtime(settings)
@@ -113,6 +139,16 @@ def create_app(settings: Settings, *, include: Sequence[str] = TASK_MODULES) -> 
                 "schedule": settings.reconcile_interval_s,
                 "options": {"expires": settings.reconcile_interval_s},
             },
+            **continual_schedule(settings),
+        },
+        # Training tasks run for minutes to hours (they ack early, so the visibility timeout does
+        # not bound them); the global limits are sized for routing and execution hops.
+        task_annotations={
+            name: {
+                "time_limit": settings.training_time_limit_s,
+                "soft_time_limit": max(1, settings.training_time_limit_s - 60),
+            }
+            for name in LONG_TRAINING_TASKS
         },
     )
     _connect_signals(app)

@@ -85,3 +85,14 @@ def test_cli_reports_bad_settings_without_a_traceback(monkeypatch: pytest.Monkey
     assert result.exit_code == 2
     assert "HERA_ROUTING__TAU_REQ" in result.output
     assert "Traceback" not in result.output
+
+
+def test_role_defaults_survive_configuring_the_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A default set only on a default instance was lost as soon as HERA_EDGE__BACKEND was set.
+    monkeypatch.setenv("HERA_EDGE__BACKEND", "tgi")
+    monkeypatch.setenv("HERA_EDGE__URL", "http://edge:8080")
+    monkeypatch.setenv("HERA_CLOUD__BACKEND", "openai")
+    settings = load_settings()
+    assert settings.edge.logprobs is True
+    assert (settings.edge.model, settings.cloud.model) == ("sim-slm", "sim-llm")
+    assert settings.cloud.logprobs is False

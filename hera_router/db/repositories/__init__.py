@@ -11,6 +11,7 @@ from hera_router.db.repositories.model_calls import ModelCallRepository
 from hera_router.db.repositories.outbox import OutboxRepository
 from hera_router.db.repositories.profiling import ProfilingRepository
 from hera_router.db.repositories.requests import RequestRepository
+from hera_router.db.repositories.shadow import ShadowRunRepository
 from hera_router.db.repositories.subtasks import SubtaskRepository
 from hera_router.db.repositories.tenants import ApiKeyRepository, TenantRepository
 from hera_router.db.repositories.training import TrainingRunRepository
@@ -24,6 +25,7 @@ __all__ = [
     "OutboxRepository",
     "ProfilingRepository",
     "RequestRepository",
+    "ShadowRunRepository",
     "SubtaskRepository",
     "TenantRepository",
     "TrainingRunRepository",

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.enums import Executor
@@ -19,6 +19,20 @@ class DecisionRepository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def branch_counts(self, request_ids: Sequence[uuid.UUID]) -> dict[str, tuple[int, int]]:
+        """branch -> (decisions, steps they cover) over ``request_ids`` (SLE/CD/URC cover several)."""
+        counts: dict[str, tuple[int, int]] = {}
+        for start in range(0, len(request_ids), 500):
+            rows = self.session.execute(
+                select(Decision.branch, func.count(), func.coalesce(func.sum(Decision.span), 0))
+                .where(Decision.request_id.in_(request_ids[start : start + 500]))
+                .group_by(Decision.branch)
+            )
+            for branch, decisions, steps in rows:
+                before = counts.get(branch, (0, 0))
+                counts[branch] = (before[0] + int(decisions), before[1] + int(steps))
+        return counts
 
     def record(
         self,

@@ -83,8 +83,11 @@ class ProfilingRepository:
         )
 
     def latest_run(self, status: RunStatus | None = RunStatus.SUCCEEDED) -> ProfileRun | None:
-        """The most recently created run (in ``status``, when given)."""
-        statement = select(ProfileRun).order_by(ProfileRun.created_at.desc()).limit(1)
+        """The most recently created profiling run (in ``status``, when given); the one-request
+        trees of shadow execution (source ``shadow``) are not profiling runs in this sense."""
+        statement = (
+            select(ProfileRun).where(ProfileRun.source != "shadow").order_by(ProfileRun.created_at.desc()).limit(1)
+        )
         if status is not None:
             statement = statement.where(ProfileRun.status == status)
         return self.session.scalars(statement).one_or_none()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -115,3 +115,42 @@ class TrainingRunRepository:
             .values(**values)
         )
         return rows_changed(result) == 1
+
+    def record_progress(self, run_id: uuid.UUID, progress: Mapping[str, Any]) -> bool:
+        """Heartbeat and replace the running run's ``metrics`` with ``progress`` (stage, counts);
+        False if the run is no longer running (so the trainer stops)."""
+        result = self.session.execute(
+            update(TrainingRun)
+            .where(TrainingRun.id == run_id, TrainingRun.status == RunStatus.RUNNING)
+            .values(heartbeat_at=utcnow(), metrics=dict(progress))
+        )
+        return rows_changed(result) == 1
+
+    def fail_running(
+        self,
+        model_name: str,
+        reason: str,
+        *,
+        except_id: uuid.UUID | None = None,
+        silent_since: datetime | None = None,
+    ) -> list[uuid.UUID]:
+        """Mark ``model_name``'s running runs failed with ``reason`` (their trainer died); returns
+        their ids. ``silent_since`` limits it to runs whose last heartbeat is older than that."""
+        statement = update(TrainingRun).where(
+            TrainingRun.model_name == model_name, TrainingRun.status == RunStatus.RUNNING
+        )
+        if except_id is not None:
+            statement = statement.where(TrainingRun.id != except_id)
+        if silent_since is not None:
+            statement = statement.where(func.coalesce(TrainingRun.heartbeat_at, TrainingRun.started_at) < silent_since)
+        result = self.session.execute(
+            statement.values(status=RunStatus.FAILED, finished_at=utcnow(), error=reason).returning(TrainingRun.id)
+        )
+        return list(result.scalars())
+
+    def recent(self, limit: int = 20, model_name: str | None = None) -> Sequence[TrainingRun]:
+        """The latest runs (by scheduled time), newest first."""
+        statement = select(TrainingRun).order_by(TrainingRun.scheduled_for.desc(), TrainingRun.created_at.desc())
+        if model_name is not None:
+            statement = statement.where(TrainingRun.model_name == model_name)
+        return self.session.scalars(statement.limit(limit)).all()

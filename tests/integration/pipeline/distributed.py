@@ -49,7 +49,10 @@ class DistributedSystem:
     cloud_faults: FaultInjector
     workers: dict[str, WorkerProcess] = field(default_factory=dict)
 
-    def start_worker(self, queue: str, *, pool: str = "threads", concurrency: int = 4) -> WorkerProcess:
+    def start_worker(
+        self, queue: str, *, pool: str = "threads", concurrency: int = 4, env: dict[str, str] | None = None
+    ) -> WorkerProcess:
+        """Start a `hera-router worker` for ``queue``; ``env`` adds settings for this process only."""
         name = f"{queue}-{uuid.uuid4().hex[:6]}"
         log_path = self.log_dir / f"worker-{name}.log"
         process = subprocess.Popen(
@@ -57,7 +60,7 @@ class DistributedSystem:
                 sys.executable, "-m", "hera_router.cli", "worker", "-Q", queue, "-P", pool,
                 "-c", str(concurrency), "-n", f"{name}@localhost", "--without-gossip", "--without-mingle",
             ],
-            cwd=REPO, env=self.env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+            cwd=REPO, env={**self.env, **(env or {})}, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         worker = WorkerProcess(queue=queue, process=process, log_path=log_path)
         self.workers[queue] = worker
@@ -110,6 +113,9 @@ def distributed_system(
             "HERA_DATABASE_URL": database_url,
             "HERA_DATA_DIR": str(log_dir),
             "HERA_SIMULATOR__SEED": str(seed),
+            # No training worker by default: shadow runs would sit in its queue (tests of continual
+            # fine-tuning start one and override this).
+            "HERA_CONTINUAL__SHADOW_RATE": "0",
             "HERA_EDGE__BACKEND": "tgi",
             "HERA_EDGE__URL": edge.url,
             "HERA_EDGE__MODEL": "sim-slm",

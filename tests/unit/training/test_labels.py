@@ -5,6 +5,7 @@ from __future__ import annotations
 from hera_router.db.enums import Executor
 from hera_router.training.labels import (
     RequestTree,
+    answer_similarity,
     decomposition_examples,
     distance_examples,
     sl_distances,
@@ -99,3 +100,17 @@ def test_split_is_by_request_and_stable() -> None:
     assert 20 <= len(validation) <= 60
     again, _ = split_by_request(trees[:100], 0.2)
     assert {t.key for t in again} == {t.key for t in train if int(t.key[1:]) < 100}
+
+
+def test_answers_that_are_numbers_compare_by_value_not_by_sbert() -> None:
+    def sbert(a: str, b: str) -> float:
+        return 0.8  # what SBERT says of "42" vs "45"
+
+    assert answer_similarity("42", "45", sbert) == 0.0
+    assert answer_similarity("42", " 42.", sbert) == 1.0
+    assert answer_similarity("1,200", "1200", sbert) == 1.0
+    assert answer_similarity("-3.5", "-3.5", sbert) == 1.0
+    assert answer_similarity("-3.5", "3.5", sbert) == 0.0
+    assert answer_similarity("The Louvre", "louvre", sbert) == 1.0
+    assert answer_similarity("Hugo Wenss", "Lena Marsh", sbert) == 0.8
+    assert answer_similarity("42 apples", "45 apples", sbert) == 0.8  # text: SBERT decides

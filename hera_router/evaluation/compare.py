@@ -1,0 +1,142 @@
+"""Every policy and ablation side by side: one table, markdown and JSON, with bootstrap intervals.
+
+The policies are created from the registry with the evaluation's routing settings, replayed on
+the same profile (sharing one estimator cache), and summarised by ``metrics.summarise`` against
+the same All-LLM reference costs. Policies a replay cannot evaluate (``minions`` needs the SLM's
+token log-probabilities, which profiles do not store) show as unavailable with the reason; run
+them live instead (``hera-router eval live``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hera_router.config import RoutingSettings
+from hera_router.evaluation.metrics import PolicyMetrics, RequestOutcome, summarise
+from hera_router.evaluation.replay import Replayer, ReplayStats
+from hera_router.routing.hera import VARIANTS
+from hera_router.routing.registry import create_policy
+
+BASELINES = ("all-slm", "all-llm", "random", "hybridllm", "minions", "oracle", "hera")
+"""The policy table's rows, in the order the paper discusses them."""
+ABLATIONS = (
+    "hera",
+    "hera-no-sd",
+    "hera-urc-sse-sle",
+    "hera-urc-sse",
+    "hera-urc-only",
+    "hera-no-urc",
+    "hera-no-cd",
+    "hera-no-sle",
+    "hera-fixed-kappa",
+)
+"""The ablation table's rows: the paper's Table 4 order first, then this implementation's extra switches."""
+assert set(ABLATIONS) == set(VARIANTS), "every registered HERA variant belongs in the ablation table"
+
+
+@dataclass
+class Evaluated:
+    """One policy's replay: per-request outcomes, what the replay approximated, the metrics."""
+
+    name: str
+    outcomes: list[RequestOutcome]
+    stats: ReplayStats
+    metrics: PolicyMetrics
+    error: str = ""
+
+
+@dataclass
+class Comparison:
+    rows: list[Evaluated] = field(default_factory=list)
+
+    def get(self, name: str) -> Evaluated | None:
+        return next((row for row in self.rows if row.name == name), None)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [{**row.metrics.to_json(), "error": row.error or None} for row in self.rows]
+
+
+def evaluate(
+    replayer: Replayer,
+    names: Sequence[str],
+    routing: RoutingSettings,
+    all_llm_cost: Mapping[str, float],
+    *,
+    keys: Sequence[str] | None = None,
+    resamples: int = 1000,
+) -> Comparison:
+    """Replay every named policy with ``routing`` on ``replayer``'s profile (or its ``keys``)."""
+    comparison = Comparison()
+    for name in names:
+        policy = create_policy(name, routing)
+        try:
+            outcomes, stats = replayer.run(policy, keys)
+            error = ""
+        except Exception as exc:  # a baseline without its trained file: say so in its row
+            outcomes, stats, error = [], ReplayStats(), f"{type(exc).__name__}: {exc}"
+        unavailable = next((o.note for o in outcomes if o.status == "unavailable"), "")
+        metrics = summarise(name, outcomes, all_llm_cost, resamples=resamples, extra=stats.to_json())
+        comparison.rows.append(Evaluated(name, outcomes, stats, metrics, error or unavailable))
+    return comparison
+
+
+# -- rendering -----------------------------------------------------------------------------------
+
+
+def pct(value: float) -> str:
+    return "–" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def pct_ci(value: float, ci: tuple[float, float]) -> str:
+    if math.isnan(value):
+        return "–"
+    return f"{100 * value:.1f} [{pct(ci[0])}, {pct(ci[1])}]"
+
+
+def ratio_ci(value: float, ci: tuple[float, float]) -> str:
+    if math.isnan(value):
+        return "–"
+    low, high = ("–" if math.isnan(v) else f"{v:.2f}" for v in ci)
+    return f"{value:.2f} [{low}, {high}]"
+
+
+def markdown_table(rows: Sequence[PolicyMetrics], *, families: Sequence[str] = (), latency: bool = True) -> str:
+    """A markdown table of ``rows``: accuracy, SLM usage and cost with 95 % bootstrap intervals."""
+    headers = ["policy", "n", "not evaluated", "accuracy % [95% CI]"]
+    headers += [f"acc. {family} %" for family in families]
+    headers += ["SLM usage % [95% CI]", "cost vs All-LLM [95% CI]", "completed %", "subtasks/req"]
+    if latency:
+        headers += ["latency s", "deciding %"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for m in rows:
+        cells = [f"`{m.policy}`", str(m.counted), str(m.off_tree + m.unavailable), pct_ci(m.accuracy, m.accuracy_ci)]
+        cells += [pct(m.accuracy_by_family.get(family, math.nan)) for family in families]
+        cells += [
+            pct_ci(m.slm_usage, m.slm_usage_ci),
+            ratio_ci(m.cost, m.cost_ci),
+            pct(m.completion_rate),
+            "–" if math.isnan(m.subtasks_per_request) else f"{m.subtasks_per_request:.2f}",
+        ]
+        if latency:
+            cells += [
+                "–" if math.isnan(m.latency_s) else f"{m.latency_s:.2f}",
+                "–" if math.isnan(m.decision_share) else f"{100 * m.decision_share:.2f}",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def branch_table(rows: Sequence[PolicyMetrics]) -> str:
+    """Steps per HERA branch (a span counts each step it covers)."""
+    branches = ["urc", "sse", "sle", "cd", "sd", "fallback"]
+    lines = ["| policy | " + " | ".join(branches) + " |", "|---|" + "---|" * len(branches)]
+    for m in rows:
+        total = sum(m.branches.get(b, 0) for b in branches)
+        if not total:
+            continue
+        cells = [f"{m.branches.get(b, 0)} ({100 * m.branches.get(b, 0) / total:.0f}%)" for b in branches]
+        lines.append(f"| `{m.policy}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,276 @@
+"""The paper's evaluation metrics (hera-paper.md §5.2) over per-request outcomes.
+
+One :class:`RequestOutcome` per request, whether it was replayed on a profiled tree
+(``evaluation/replay.py``) or run live through the pipeline (``evaluation/live.py``); every metric
+below is a function of a list of them, so replay and live numbers are computed by the same code.
+
+Definitions:
+
+* **accuracy**: mean score of the final answer against the gold answer with the request's metric
+  (``agent/scoring.py``: exact match for entities, numeric tolerance for numbers, token F1 where
+  the metric is ``f1``); an unfinished request scores 0. Reported overall and per family.
+* **SLM usage**: the share of a request's executed steps that ran on the SLM, averaged over
+  requests (not pooled over steps: a long request counts as much as a short one).
+* **remote cost**: the USD of the steps run on the cloud LLM (the SLM is free, as in the paper),
+  normalised by the All-LLM remote cost of the *same* requests, so All-LLM = 1.0. A ratio of sums
+  (the paper's "per 100 requests").
+* **completion rate**: the share of requests that ended with an answer within the step limit.
+* **subtasks per request**: executed steps (decomposed parts count one each, as in ``run``).
+* **latency**: per request, the model time of its steps plus the time spent deciding (the chain is
+  sequential); the decision share is decision time over that total.
+* **branches**: HERA's decisions per branch (urc, sse, sle, cd, sd, fallback), counting each
+  step a decision covers (a span of 3 counts 3).
+
+Requests that a replay could not finish inside the profiled tree (``off_tree``) are counted and
+left out of every other metric; see ``replay.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hera_router.db.enums import Executor
+
+Status = Literal["completed", "failed", "off_tree", "unavailable"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One executed step: who ran it, why, and what it cost."""
+
+    seq: int
+    executor: Executor
+    branch: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    remote_cost_usd: float = 0.0
+    """USD charged by the cloud for this step (0 for an SLM step)."""
+    model_s: float = 0.0
+    """Model latency of the step (simulated or measured)."""
+    decision_s: float = 0.0
+    """Time spent deciding this step (0 inside a span: no routing)."""
+    routed: bool = True
+    """False for a step inside a span (SLE/CD/URC) that the policy was not asked about."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOutcome:
+    """What one request ended with under one policy."""
+
+    key: str
+    family: str
+    status: Status
+    steps: tuple[StepRecord, ...] = ()
+    answer: str | None = None
+    score: float = 0.0
+    note: str = ""
+    """Why the request is off-tree, failed or unavailable."""
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.steps)
+
+    @property
+    def slm_share(self) -> float | None:
+        """Share of the executed steps that ran on the SLM; None when no step ran."""
+        if not self.steps:
+            return None
+        return sum(step.executor is Executor.SLM for step in self.steps) / len(self.steps)
+
+    @property
+    def remote_cost_usd(self) -> float:
+        return sum(step.remote_cost_usd for step in self.steps)
+
+    @property
+    def model_s(self) -> float:
+        return sum(step.model_s for step in self.steps)
+
+    @property
+    def decision_s(self) -> float:
+        return sum(step.decision_s for step in self.steps)
+
+    @property
+    def latency_s(self) -> float:
+        return self.model_s + self.decision_s
+
+    @property
+    def counted(self) -> bool:
+        """Whether the request enters the metrics (everything except off-tree and unavailable)."""
+        return self.status in ("completed", "failed")
+
+
+# -- the metric functions ------------------------------------------------------------------------
+
+
+def counted(outcomes: Sequence[RequestOutcome]) -> list[RequestOutcome]:
+    return [o for o in outcomes if o.counted]
+
+
+def accuracy(outcomes: Sequence[RequestOutcome]) -> float:
+    rows = counted(outcomes)
+    return statistics.fmean(o.score for o in rows) if rows else math.nan
+
+
+def accuracy_by_family(outcomes: Sequence[RequestOutcome]) -> dict[str, float]:
+    families = sorted({o.family for o in counted(outcomes)})
+    return {family: accuracy([o for o in outcomes if o.family == family]) for family in families}
+
+
+def slm_usage(outcomes: Sequence[RequestOutcome]) -> float:
+    """The paper's SLM usage: each request's SLM share of steps, averaged over requests."""
+    shares = [share for o in counted(outcomes) if (share := o.slm_share) is not None]
+    return statistics.fmean(shares) if shares else math.nan
+
+
+def normalised_cost(outcomes: Sequence[RequestOutcome], all_llm_cost: Mapping[str, float]) -> float:
+    """Remote cost relative to All-LLM on the same requests (All-LLM = 1.0).
+
+    ``all_llm_cost`` maps a request key to what All-LLM spent on it; requests without a reference
+    are left out of both sums, so the ratio always compares the same requests.
+    """
+    rows = [o for o in counted(outcomes) if o.key in all_llm_cost]
+    reference = sum(all_llm_cost[o.key] for o in rows)
+    return sum(o.remote_cost_usd for o in rows) / reference if reference > 0 else math.nan
+
+
+def completion_rate(outcomes: Sequence[RequestOutcome]) -> float:
+    rows = counted(outcomes)
+    return sum(o.status == "completed" for o in rows) / len(rows) if rows else math.nan
+
+
+def subtasks_per_request(outcomes: Sequence[RequestOutcome]) -> float:
+    rows = counted(outcomes)
+    return statistics.fmean(o.n_steps for o in rows) if rows else math.nan
+
+
+def mean_latency_s(outcomes: Sequence[RequestOutcome]) -> float:
+    rows = counted(outcomes)
+    return statistics.fmean(o.latency_s for o in rows) if rows else math.nan
+
+
+def decision_share(outcomes: Sequence[RequestOutcome]) -> float:
+    """Time spent deciding over end-to-end time, pooled over requests."""
+    rows = counted(outcomes)
+    total = sum(o.latency_s for o in rows)
+    return sum(o.decision_s for o in rows) / total if total > 0 else math.nan
+
+
+def branch_counts(outcomes: Sequence[RequestOutcome]) -> dict[str, int]:
+    counts = Counter(step.branch for o in counted(outcomes) for step in o.steps)
+    return dict(sorted(counts.items()))
+
+
+# -- bootstrap confidence intervals over requests -----------------------------------------------
+
+Statistic = Callable[[Sequence[RequestOutcome]], float]
+
+
+def bootstrap_ci(
+    outcomes: Sequence[RequestOutcome],
+    statistic: Statistic,
+    *,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic``, resampling requests with replacement.
+
+    Resampling whole requests keeps each request's steps together (the unit the paper averages
+    over). NaN resamples (e.g. no counted request drawn) are dropped.
+    """
+    rows = counted(outcomes)
+    if not rows:
+        return (math.nan, math.nan)
+    rng = random.Random(seed)
+    values = sorted(
+        value
+        for _ in range(resamples)
+        if not math.isnan(value := statistic([rows[rng.randrange(len(rows))] for _ in rows]))
+    )
+    if not values:
+        return (math.nan, math.nan)
+    tail = (1 - level) / 2
+    low = values[min(len(values) - 1, math.floor(tail * len(values)))]
+    high = values[min(len(values) - 1, math.ceil((1 - tail) * len(values)) - 1)]
+    return (low, high)
+
+
+# -- one policy's numbers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyMetrics:
+    """Every metric of one policy on one request set, with bootstrap intervals where they matter."""
+
+    policy: str
+    requests: int
+    counted: int
+    off_tree: int
+    unavailable: int
+    accuracy: float
+    accuracy_ci: tuple[float, float]
+    accuracy_by_family: dict[str, float]
+    slm_usage: float
+    slm_usage_ci: tuple[float, float]
+    cost: float
+    """Remote cost normalised to All-LLM = 1.0."""
+    cost_ci: tuple[float, float]
+    completion_rate: float
+    subtasks_per_request: float
+    latency_s: float
+    decision_share: float
+    branches: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Mode-specific counters (replay: extended steps, SD approximations)."""
+
+    def to_json(self) -> dict[str, Any]:
+        def clean(value: Any) -> Any:
+            if isinstance(value, float):
+                return None if math.isnan(value) else round(value, 6)
+            if isinstance(value, tuple | list):
+                return [clean(v) for v in value]
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            return value
+
+        return {name: clean(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+def summarise(
+    policy: str,
+    outcomes: Sequence[RequestOutcome],
+    all_llm_cost: Mapping[str, float],
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    extra: Mapping[str, Any] | None = None,
+) -> PolicyMetrics:
+    def cost(rows: Sequence[RequestOutcome]) -> float:
+        return normalised_cost(rows, all_llm_cost)
+
+    return PolicyMetrics(
+        policy=policy,
+        requests=len(outcomes),
+        counted=len(counted(outcomes)),
+        off_tree=sum(o.status == "off_tree" for o in outcomes),
+        unavailable=sum(o.status == "unavailable" for o in outcomes),
+        accuracy=accuracy(outcomes),
+        accuracy_ci=bootstrap_ci(outcomes, accuracy, resamples=resamples, seed=seed),
+        accuracy_by_family=accuracy_by_family(outcomes),
+        slm_usage=slm_usage(outcomes),
+        slm_usage_ci=bootstrap_ci(outcomes, slm_usage, resamples=resamples, seed=seed),
+        cost=cost(outcomes),
+        cost_ci=bootstrap_ci(outcomes, cost, resamples=resamples, seed=seed),
+        completion_rate=completion_rate(outcomes),
+        subtasks_per_request=subtasks_per_request(outcomes),
+        latency_s=mean_latency_s(outcomes),
+        decision_share=decision_share(outcomes),
+        branches=branch_counts(outcomes),
+        extra=dict(extra or {}),
+    )

@@ -1,0 +1,421 @@
+"""Replay: evaluate a routing policy on profiled trees, without running the agent again.
+
+A profiled tree (``training/profiling.py``) holds, for one request, the subtask each model writes
+after each node, with that call's tokens and cost, down to the step limit. Any policy's run of the
+request is one root-to-leaf walk: at each node the policy decides (exactly as the router task
+would, with the same :class:`~hera_router.routing.base.RoutingContext` and estimators), and the
+walk follows the child of the chosen model. Spans (URC, SLE, CD) are honoured as the pipeline
+honours them: the covered steps go to the SLM without asking the policy again.
+
+Leaving the tree. The profiler expands nodes within a node budget (paths with few model switches
+first), so a policy that switches models often can reach a node whose child for the chosen model
+was never profiled. The replay then stops that request and marks it ``off_tree`` (counted and
+reported, and left out of the metrics), unless ``extend`` backends are given: then the missing
+step is run on that backend, added to the tree (so every later policy reuses it) and counted as an
+extended step. With the simulated backends (deterministic at temperature 0) an extended step is
+exactly the step a live run would take.
+
+Two approximations, both counted: an SD decision (the SLM runs sub-subtasks in place of the step)
+has no node in the tree, so the walk follows the SLM child of the step (``sd_approximated``);
+and latency is the preset's latency model on the step's tokens, without the simulator's per-call
+jitter, since profiles do not store latency (``latency="model"``), or 0 for real profiles.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hera_router.agent.format import parse_step, render_step_messages
+from hera_router.agent.scoring import score
+from hera_router.backends.base import GenerationParams, ModelBackend
+from hera_router.db.enums import Executor
+from hera_router.evaluation.caching import CachingEstimators
+from hera_router.evaluation.metrics import RequestOutcome, StepRecord
+from hera_router.routing import oracle
+from hera_router.routing.base import Policy, PolicyUnavailableError, RoutingContext, Step
+from hera_router.routing.estimators import Estimators
+from hera_router.training.profiling import ROOT, STEP
+from hera_router.training.profiling import TreeNode as ProfiledNode
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from hera_router.config import Settings
+
+LatencyModel = Callable[[Executor, int, int], float]
+"""(executor, prompt tokens, completion tokens) → seconds."""
+
+DEFAULT_FAMILY = "all"
+
+
+@dataclass
+class Node:
+    """A replayable tree node: the subtask ``text`` (or final answer), and the call that wrote it."""
+
+    text: str
+    depth: int
+    is_final: bool = False
+    output: str | None = None
+    """The result the producing model gave for the parent subtask."""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    children: dict[Executor, Node] = field(default_factory=dict)
+    extended: bool = False
+    """Added by a replay with ``extend`` backends, not by the profiler."""
+
+
+@dataclass
+class ReplayTree:
+    key: str
+    request: str
+    root: Node
+    family: str = DEFAULT_FAMILY
+    gold: str | None = None
+    metric: str | None = None
+    profiled: list[ProfiledNode] = field(default_factory=list)
+    """The profiler's nodes (for the Oracle search and the HybridLLM samples)."""
+
+    def all_llm_cost(self) -> float | None:
+        """Remote cost of the All-LLM chain when the tree holds it to an answer (or the step limit)."""
+        node, total = self.root, 0.0
+        while Executor.LLM in node.children:
+            node = node.children[Executor.LLM]
+            total += node.cost_usd
+        return total if node is not self.root else None
+
+    def oracle_tree(self, max_depth: int) -> oracle.TreeNode:
+        return oracle.tree_from_rows((_Row.of(n) for n in self.profiled), max_depth)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A profiled node in the shape ``oracle.tree_from_rows`` reads (it was written for DB rows)."""
+
+    id: uuid.UUID
+    parent_id: uuid.UUID | None
+    kind: str
+    producing_model: Executor | None
+    text: str
+    depth: int
+    is_final: bool
+    correct: bool | None
+
+    @classmethod
+    def of(cls, node: ProfiledNode) -> _Row:
+        return cls(
+            id=_as_uuid(node.id),
+            parent_id=_as_uuid(node.parent) if node.parent is not None else None,
+            kind=node.kind,
+            producing_model=node.producing_model,
+            text=node.text,
+            depth=node.depth,
+            is_final=node.is_final,
+            correct=node.correct,
+        )
+
+
+def _as_uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:  # trees built in memory number their nodes "0", "1", ...
+        return uuid.uuid5(uuid.NAMESPACE_OID, value)
+
+
+def build_tree(key: str, nodes: Sequence[ProfiledNode], meta: RequestMeta | None = None) -> ReplayTree:
+    """A :class:`ReplayTree` from one request's profiled nodes (decompositions are not steps)."""
+    by_id: dict[str, Node] = {}
+    root: Node | None = None
+    request = ""
+    for profiled in nodes:  # parents come before their children (load order is insertion order)
+        if profiled.kind not in (ROOT, STEP):
+            continue
+        node = Node(
+            text=profiled.text,
+            depth=profiled.depth,
+            is_final=profiled.is_final,
+            output=profiled.output,
+            tokens_in=profiled.tokens_in,
+            tokens_out=profiled.tokens_out,
+            cost_usd=profiled.cost_usd,
+        )
+        by_id[profiled.id] = node
+        if profiled.kind == ROOT:
+            root, request = node, profiled.text
+    for profiled in nodes:
+        if profiled.kind != STEP or profiled.parent is None or profiled.producing_model is None:
+            continue
+        parent, child = by_id.get(profiled.parent), by_id.get(profiled.id)
+        if parent is not None and child is not None:
+            parent.children[profiled.producing_model] = child
+    if root is None:
+        raise ValueError(f"request {key!r}: the profile holds no root node")
+    meta = meta or RequestMeta()
+    return ReplayTree(key, request, root, meta.family, meta.gold, meta.metric, list(nodes))
+
+
+# -- loading a profile run -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMeta:
+    family: str = DEFAULT_FAMILY
+    gold: str | None = None
+    metric: str | None = None
+
+
+@dataclass
+class ProfileSet:
+    """The trees of one profile run, with what the run was."""
+
+    run_id: uuid.UUID | None
+    trees: list[ReplayTree]
+    config: dict[str, Any] = field(default_factory=dict)
+    simulated: bool = True
+
+    @property
+    def max_depth(self) -> int:
+        return int(self.config.get("max_depth", 15))
+
+    def subset(self, keys: Sequence[str]) -> ProfileSet:
+        wanted = set(keys)
+        return ProfileSet(self.run_id, [t for t in self.trees if t.key in wanted], self.config, self.simulated)
+
+    def all_llm_costs(self) -> dict[str, float]:
+        return {t.key: cost for t in self.trees if (cost := t.all_llm_cost()) is not None}
+
+
+def request_meta(settings: Settings, config: Mapping[str, Any]) -> dict[str, RequestMeta]:
+    """Family, gold answer and metric of every request a profile run's config names."""
+    if config.get("file"):
+        meta: dict[str, RequestMeta] = {}
+        with Path(config["file"]).open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                extra = row.get("metadata") or {}
+                family = str(row.get("family") or extra.get("family") or DEFAULT_FAMILY)
+                gold = row.get("gold", row.get("gold_answer"))
+                metric = row.get("metric") or extra.get("metric")
+                meta[str(row.get("id") or f"line-{number}")] = RequestMeta(family, gold, metric)
+        return meta
+    from hera_router.simulator.generate import generate_tasks
+    from hera_router.simulator.presets import load_behaviour
+    from hera_router.simulator.world import World
+
+    preset = str(config.get("preset", settings.simulator.preset))
+    seed = int(config.get("world_seed", settings.simulator.seed))
+    shape = load_behaviour(preset, settings.simulator.config_path).world
+    offset, n = int(config.get("offset", 0)), int(config["n"])
+    records = generate_tasks(World(seed, shape), str(config["family"]), offset + n)[offset:]
+    return {r.id: RequestMeta(r.family, r.gold, r.metric) for r in records}
+
+
+def load_profile(settings: Settings, sessions: sessionmaker[Session], run_id: uuid.UUID) -> ProfileSet:
+    """Every tree of a finished profile run, with each request's family and gold answer."""
+    from hera_router.db.repositories import ProfilingRepository
+    from hera_router.db.session import session_scope
+    from hera_router.training.profiling import load_trees
+
+    with session_scope(sessions) as session:
+        run = ProfilingRepository(session).get_run(run_id)
+        if run is None:
+            raise LookupError(f"profile run {run_id} does not exist")
+        config, source = dict(run.config), run.source
+    meta = request_meta(settings, config)
+    trees = [build_tree(key, nodes, meta.get(key)) for key, nodes in load_trees(sessions, run_id).items()]
+    trees.sort(key=lambda t: t.key)
+    return ProfileSet(run_id, trees, config, simulated=source == "sim")
+
+
+def simulated_latency(settings: Settings) -> LatencyModel:
+    """The simulator preset's latency model (jitter-free) for the two roles."""
+    from hera_router.simulator.presets import load_behaviour
+
+    behaviour = load_behaviour(settings.simulator.preset, settings.simulator.config_path)
+    slm, llm = behaviour.role("slm"), behaviour.role("llm")
+
+    def latency(executor: Executor, tokens_in: int, tokens_out: int) -> float:
+        model = slm if executor is Executor.SLM else llm
+        return model.latency_s(tokens_in, tokens_out, 0.0)
+
+    return latency
+
+
+def no_latency(executor: Executor, tokens_in: int, tokens_out: int) -> float:
+    return 0.0
+
+
+# -- the walk ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Extension:
+    """Backends that run the steps a profile lacks (see the module docstring), and their prices."""
+
+    backends: Mapping[Executor, ModelBackend]
+    cost: Callable[[Executor, Any], float]
+    params: Mapping[Executor, GenerationParams]
+    steps: int = 0
+
+
+@dataclass
+class ReplayStats:
+    """What a replay had to approximate or add, per policy."""
+
+    off_tree: int = 0
+    extended_steps: int = 0
+    sd_approximated: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "off_tree": self.off_tree,
+            "extended_steps": self.extended_steps,
+            "sd_approximated": self.sd_approximated,
+        }
+
+
+class Replayer:
+    """Replays policies over one profile set; shares an estimator cache across every policy."""
+
+    def __init__(
+        self,
+        profile: ProfileSet,
+        estimators: Estimators | None = None,
+        *,
+        max_steps: int = 15,
+        latency: LatencyModel = no_latency,
+        extension: Extension | None = None,
+        cache: bool = True,
+    ) -> None:
+        self.profile = profile
+        self.cache = CachingEstimators(estimators) if estimators is not None and cache else None
+        self.estimators = self.cache.bundle if self.cache is not None else estimators
+        self.max_steps = max_steps
+        self.latency = latency
+        self.extension = extension
+
+    def run(self, policy: Policy, keys: Sequence[str] | None = None) -> tuple[list[RequestOutcome], ReplayStats]:
+        stats = ReplayStats()
+        wanted = set(keys) if keys is not None else None
+        trees = [t for t in self.profile.trees if wanted is None or t.key in wanted]
+        outcomes = [self.request(tree, policy, stats) for tree in trees]
+        stats.off_tree = sum(o.status == "off_tree" for o in outcomes)
+        return outcomes, stats
+
+    def _decide(self, policy: Policy, context: RoutingContext) -> tuple[Any, float]:
+        saved_before = self.cache.saved_s if self.cache is not None else 0.0
+        started = time.perf_counter()
+        decision = policy.decide(context, self.estimators)
+        elapsed = time.perf_counter() - started
+        # Add back what the cache saved: the decision time an uncached router would have had.
+        saved = (self.cache.saved_s - saved_before) if self.cache is not None else 0.0
+        return decision, elapsed + saved
+
+    def request(self, tree: ReplayTree, policy: Policy, stats: ReplayStats) -> RequestOutcome:
+        node, seq = tree.root, 0
+        history: list[Step] = []
+        steps: list[StepRecord] = []
+        span_left, span_branch = 0, ""
+
+        def outcome(status: Any, answer: str | None = None, note: str = "") -> RequestOutcome:
+            quality = score(tree.metric, answer, tree.gold) if tree.gold is not None and tree.metric else 0.0
+            return RequestOutcome(tree.key, tree.family, status, tuple(steps), answer, quality, note)
+
+        while True:
+            current = node.text
+            if span_left > 0:
+                executor, branch, decision_s, routed = Executor.SLM, span_branch, 0.0, False
+                span_left -= 1
+            else:
+                context = RoutingContext(
+                    request_id=tree.key,
+                    request=tree.request,
+                    current=current,
+                    seq=seq,
+                    history=tuple(history),
+                    max_steps=self.max_steps,
+                )
+                try:
+                    decision, decision_s = self._decide(policy, context)
+                except PolicyUnavailableError as exc:
+                    return outcome("unavailable", note=str(exc))
+                executor, branch, routed = decision.executor, decision.branch, True
+                if decision.span > 1:
+                    span_left, span_branch = decision.span - 1, decision.branch
+                if decision.parts:
+                    stats.sd_approximated += 1
+            child = node.children.get(executor) or self._extend(tree, node, history, executor, stats)
+            if child is None:
+                return outcome("off_tree", note=f"step {seq} on the {executor.value} was not profiled")
+            steps.append(
+                StepRecord(
+                    seq=seq,
+                    executor=executor,
+                    branch=branch,
+                    tokens_in=child.tokens_in,
+                    tokens_out=child.tokens_out,
+                    remote_cost_usd=child.cost_usd if executor is Executor.LLM else 0.0,
+                    model_s=self.latency(executor, child.tokens_in, child.tokens_out),
+                    decision_s=decision_s,
+                    routed=routed,
+                )
+            )
+            history.append(Step(subtask=current, result=child.output or "", executor=executor))
+            if child.is_final:
+                return outcome("completed", child.text)
+            if not child.text:
+                # No next subtask and no answer: the pipeline finishes with the step's result.
+                return outcome("completed", child.output)
+            if child.depth >= self.max_steps:
+                return outcome("failed", note=f"no final answer within {self.max_steps} steps")
+            node, seq = child, seq + 1
+
+    def _extend(
+        self, tree: ReplayTree, node: Node, history: Sequence[Step], executor: Executor, stats: ReplayStats
+    ) -> Node | None:
+        if self.extension is None or node.is_final or node.depth >= self.max_steps:
+            return None
+        pairs = [(step.subtask, step.result) for step in history]
+        messages = render_step_messages(tree.request, pairs, node.text, node.depth)
+        generation = self.extension.backends[executor].generate(messages, self.extension.params[executor])
+        parsed = parse_step(generation.text)
+        child = Node(
+            text=parsed.final_answer or parsed.next_subtask or "",
+            depth=node.depth + 1,
+            is_final=parsed.final_answer is not None,
+            output=parsed.result,
+            tokens_in=generation.prompt_tokens,
+            tokens_out=generation.completion_tokens,
+            cost_usd=self.extension.cost(executor, generation),
+            extended=True,
+        )
+        node.children[executor] = child
+        self.extension.steps += 1
+        stats.extended_steps += 1
+        return child
+
+
+def simulated_extension(settings: Settings) -> Extension:
+    """Extension backends for a simulated profile: the configured edge and cloud, live params."""
+    from hera_router.backends.pricing import generation_cost
+    from hera_router.backends.registry import create_backend
+
+    def cost(executor: Executor, generation: Any) -> float:
+        return generation_cost(settings, generation, "edge" if executor is Executor.SLM else "cloud")
+
+    return Extension(
+        backends={Executor.SLM: create_backend(settings, "edge"), Executor.LLM: create_backend(settings, "cloud")},
+        cost=cost,
+        params={
+            Executor.SLM: GenerationParams(max_new_tokens=settings.edge.max_new_tokens),
+            Executor.LLM: GenerationParams(max_new_tokens=settings.cloud.max_new_tokens),
+        },
+    )
