@@ -12,7 +12,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceParseError
 
@@ -92,20 +100,12 @@ def _default_prices() -> dict[str, Price]:
     return {name: Price(input_per_mtok=i, output_per_mtok=o) for name, (i, o) in table.items()}
 
 
-class EdgeBackendSettings(BackendSettings):
-    """The edge endpoint. Its defaults live on the class, not on a default instance: a deployment
-    that sets ``HERA_EDGE__BACKEND`` builds a new object from the class defaults, and a default set
-    only on an instance (as ``logprobs`` once was) silently turned off what minions needs."""
-
-    model: str = "sim-slm"
-    logprobs: bool = True
-
-
-class CloudBackendSettings(BackendSettings):
-    """The cloud endpoint (class defaults, for the same reason as :class:`EdgeBackendSettings`)."""
-
-    model: str = "sim-llm"
-
+ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "edge": {"backend": "sim", "model": "sim-slm", "logprobs": True},
+    "cloud": {"backend": "sim", "model": "sim-llm"},
+}
+"""Per-role defaults, applied under whatever the environment or the caller sets: a deployment that
+sets only ``HERA_EDGE__BACKEND`` and ``__URL`` must keep ``logprobs`` on (minions needs it)."""
 
 
 class RoutingSettings(BaseModel):
@@ -372,8 +372,8 @@ class Settings(BaseSettings):
     edge_fallback_to_cloud: bool = True
     """When the edge backend is unavailable, run the step on the cloud and record why."""
 
-    edge: EdgeBackendSettings = EdgeBackendSettings()
-    cloud: CloudBackendSettings = CloudBackendSettings()
+    edge: BackendSettings = BackendSettings(**ROLE_DEFAULTS["edge"])
+    cloud: BackendSettings = BackendSettings(**ROLE_DEFAULTS["cloud"])
     prices: dict[str, Price] = Field(default_factory=_default_prices)
     edge_cost_per_gpu_second: float = Field(default=0.0, ge=0)
 
@@ -390,6 +390,15 @@ class Settings(BaseSettings):
     @classmethod
     def _prices_json(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("edge", "cloud", mode="before")
+    @classmethod
+    def _role_defaults(cls, value: Any, info: ValidationInfo) -> Any:
+        # A mapping (the environment, or keyword arguments) fills in only what it names; the
+        # rest comes from the role's defaults, not from BackendSettings' generic ones.
+        if isinstance(value, dict):
+            return {**ROLE_DEFAULTS[str(info.field_name)], **value}
+        return value
 
     @model_validator(mode="after")
     def _resolve_and_check(self) -> Settings:
