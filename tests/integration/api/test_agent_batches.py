@@ -46,7 +46,7 @@ def assert_mixed_batch_accepted(api: RunningApi, response: httpx.Response) -> st
     with session_scope(api.sessions) as session:
         rows = RequestRepository(session).list_for_batch(uuid.UUID(body["id"]))
         assert [(r.custom_id, r.input, r.policy, r.priority) for r in rows] == [
-            ("a1", "What is 2 + 2?", "all-llm", 0),
+            ("a1", "What is 2 + 2?", api.state.settings.routing.policy, 0),
             ("a4", "Capital of Peru?", "all-slm", 2),
         ]
         assert all(r.status is RequestStatus.QUEUED for r in rows)
