@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
 
+from hera_router.config import load_settings
 from hera_router.db.enums import EstimatorStatus
-from hera_router.db.models import EstimatorVersion
+from hera_router.db.migrate import upgrade
 from hera_router.db.repositories import EstimatorVersionRepository
 from hera_router.db.session import session_scope
 from hera_router.estimators import ESTIMATOR_NAMES
@@ -32,12 +32,14 @@ class FakeComponent:
 
 
 @pytest.fixture
-def registry(runtime: Runtime) -> Any:
-    with session_scope(runtime.sessions) as session:
-        session.execute(delete(EstimatorVersion))
+def registry(tmp_path: Path) -> Any:
+    """A registry of its own: these tests number versions from 1 and publish fake artefacts, which
+    must never land on the session's trained estimators (tests/integration/conftest.py)."""
+    settings = load_settings(data_dir=tmp_path)
+    upgrade(settings.database_url)
+    runtime = Runtime(settings)
     yield runtime
-    with session_scope(runtime.sessions) as session:
-        session.execute(delete(EstimatorVersion))
+    runtime.close()
 
 
 def register(runtime: Runtime, name: str, *, promote: bool) -> int:
