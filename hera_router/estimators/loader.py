@@ -78,6 +78,8 @@ class RegistryEstimatorSource:
         self._clock = clock
         self._loader = loader or self._load
         self._embedder: Embedder | None = None
+        self.load_error: str | None = None
+        """The last failure to load the active versions (None once a load succeeds)."""
         self._state_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._bundle: Estimators | None = None
@@ -113,7 +115,18 @@ class RegistryEstimatorSource:
         wanted = {name: active[name] for name in ESTIMATOR_NAMES if name in active}
         bundle: Estimators | None = None
         if len(wanted) == len(ESTIMATOR_NAMES):
-            loaded = {name: self._component(name, version, Path(path)) for name, (version, path) in wanted.items()}
+            try:
+                loaded = {name: self._component(name, version, Path(path)) for name, (version, path) in wanted.items()}
+            except Exception as exc:
+                # A broken artefact (missing, corrupt, written by an incompatible release) must not
+                # crash every routing task: keep routing with what this process has (None on a
+                # first load: HERA requests then fail with a message, baselines are unaffected),
+                # and try again after the interval.
+                log.exception("estimators: cannot load the active versions %s", wanted)
+                with self._state_lock:
+                    self.load_error = f"{type(exc).__name__}: {exc}"
+                    self._checked_at = self._clock()
+                    return self._bundle
             bundle = Estimators(
                 urc=loaded["urc"],
                 sp_slm=loaded["sp_slm"],
@@ -128,6 +141,7 @@ class RegistryEstimatorSource:
                     bundle, max_batch=batch.micro_batch_max, max_wait_s=batch.micro_batch_wait_ms / 1000
                 )
         with self._state_lock:
+            self.load_error = None
             if bundle is None or bundle.versions != (self._bundle.versions if self._bundle else None):
                 log.info("estimators: %s", dict(bundle.versions) if bundle else "none active")
             # Drop versions no longer served so their memory goes with them.

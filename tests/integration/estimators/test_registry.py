@@ -106,6 +106,34 @@ def test_the_source_follows_promotions_and_rollbacks_after_its_interval(registry
     assert statuses == {1: EstimatorStatus.ACTIVE, 2: EstimatorStatus.RETIRED}
 
 
+def test_a_version_that_cannot_load_leaves_the_previous_bundle_routing(registry: Runtime) -> None:
+    broken: set[tuple[str, str]] = set()
+
+    def loader(name: str, path: Path, version: str, settings: Any) -> FakeComponent:
+        if (name, version) in broken:
+            raise KeyError("backbone")
+        return FakeComponent(name, version)
+
+    clock = Clock()
+    source = RegistryEstimatorSource(registry, reload_interval_s=30.0, clock=clock, loader=loader)
+    broken.add(("urc", "1"))
+    for name in ESTIMATOR_NAMES:
+        register(registry, name, promote=True)
+    assert source() is None  # nothing loadable yet, and no exception for the routing task
+    assert source.load_error == "KeyError: 'backbone'"
+    broken.clear()
+    clock.now = 31.0
+    first = source()
+    assert first is not None
+    assert source.load_error is None
+
+    broken.add(("dp", "2"))
+    register(registry, "dp", promote=True)
+    clock.now = 62.0
+    assert source() is first  # the broken v2 is not served; v1 keeps routing
+    assert source.load_error == "KeyError: 'backbone'"
+
+
 def test_the_router_pipeline_uses_the_registry_source(registry: Runtime) -> None:
     from hera_router.workers import create_app
 
