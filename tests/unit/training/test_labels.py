@@ -114,3 +114,12 @@ def test_answers_that_are_numbers_compare_by_value_not_by_sbert() -> None:
     assert answer_similarity("The Louvre", "louvre", sbert) == 1.0
     assert answer_similarity("Hugo Wenss", "Lena Marsh", sbert) == 0.8
     assert answer_similarity("42 apples", "45 apples", sbert) == 0.8  # text: SBERT decides
+
+
+def test_a_small_split_leaves_neither_side_empty() -> None:
+    trees = [RequestTree(f"shadow-{i}", small_tree().nodes) for i in range(8)]
+    train, validation = split_by_request(trees, 0.0)
+    assert (len(train), len(validation)) == (7, 1)
+    train, validation = split_by_request(trees, 0.9999)
+    assert (len(train), len(validation)) == (1, 7)
+    assert split_by_request(trees[:1], 0.0) == (trees[:1], [])
