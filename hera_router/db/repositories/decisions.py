@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.enums import Executor
@@ -21,17 +21,22 @@ class DecisionRepository:
         self.session = session
 
     def branch_counts(self, request_ids: Sequence[uuid.UUID]) -> dict[str, tuple[int, int]]:
-        """branch -> (decisions, steps they cover) over ``request_ids`` (SLE/CD/URC cover several)."""
+        """branch -> (decisions, steps they cover) over ``request_ids``.
+
+        Every step has one decision row; a decision that covers several steps (SLE/CD/URC) is
+        copied onto the covered ones with ``span_origin`` in its scores, so the decisions are the
+        rows without it and the steps are all the rows.
+        """
         counts: dict[str, tuple[int, int]] = {}
         for start in range(0, len(request_ids), 500):
             rows = self.session.execute(
-                select(Decision.branch, func.count(), func.coalesce(func.sum(Decision.span), 0))
-                .where(Decision.request_id.in_(request_ids[start : start + 500]))
-                .group_by(Decision.branch)
+                select(Decision.branch, Decision.scores).where(
+                    Decision.request_id.in_(request_ids[start : start + 500])
+                )
             )
-            for branch, decisions, steps in rows:
-                before = counts.get(branch, (0, 0))
-                counts[branch] = (before[0] + int(decisions), before[1] + int(steps))
+            for branch, scores in rows:
+                decisions, steps = counts.get(branch, (0, 0))
+                counts[branch] = (decisions + int("span_origin" not in (scores or {})), steps + 1)
         return counts
 
     def record(

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from hera_router import cli
 from hera_router.db.models import Decision
-from hera_router.db.repositories import EstimatorVersionRepository
+from hera_router.db.repositories import DecisionRepository, EstimatorVersionRepository
 from hera_router.db.session import session_scope
 from hera_router.simulator.generate import generate, write_jsonl
 from hera_router.workers.runtime import Runtime
@@ -59,7 +59,11 @@ def test_run_with_hera_bootstraps_once_then_routes_and_breaks_decisions_down_by_
     check = Runtime(cli.load_settings())
     with session_scope(check.sessions) as session:
         rows = session.scalars(select(Decision).where(Decision.policy == "hera")).all()
+        counts = DecisionRepository(session).branch_counts(sorted({row.request_id for row in rows}))
     check.close()
+    # One decision row per step; a span's copies are steps, not decisions.
+    assert sum(steps for _, steps in counts.values()) == len(rows)
+    assert sum(decisions for decisions, _ in counts.values()) == sum("span_origin" not in r.scores for r in rows)
     assert len({row.request_id for row in rows}) == 8  # two runs of four requests
     assert all(row.estimator_versions == dict.fromkeys(trained, "1") for row in rows)
     branches = {row.branch for row in rows}
