@@ -132,6 +132,17 @@ class RoutingSettings(BaseModel):
     position_aware_kappa: bool = True
     kappa_fixed: float = Field(default=0.7, ge=0, le=1)
     """κ for every step when ``position_aware_kappa`` is off (the paper's single 0.7 threshold)."""
+    similarity: Literal["divergence", "sp-cosine"] = "divergence"
+    """What SSE/SLE/CD/SD compare with κ: the divergence estimator's P(the SLM's and the LLM's next
+    subtasks agree), or the paper's cosine of the SP_SLM / SP_LLM embeddings (``hera-paper``)."""
+    use_verify: bool = True
+    """Verify stage (beyond the paper): after an SLM step, accept it or re-run it on the LLM."""
+    verify_threshold: float = Field(default=0.5, ge=0, le=1)
+    """Accept an SLM step when the divergence estimator's post-execution P(agree) reaches this
+    (the fallback when no calibration is active)."""
+    use_calibration: bool = True
+    """Take τ_req, κ base and the verify threshold (and which stages to trust) from the active
+    calibration when its estimator versions are the active ones; the values above otherwise."""
     minions_logprob_threshold: float = -1.0
     """Minions: an SLM step whose mean token logprob is below this escalates the next step."""
     hybridllm_model_path: Path | None = None
@@ -221,6 +232,11 @@ class EstimatorSettings(BaseModel):
     """Backbone of URC and DP (sequence classification/regression + LoRA)."""
     generator: str = "smollm2-135m-instruct"
     """Backbone of the generative SP variant and the trained SD (causal LM + LoRA)."""
+    urc_variant: Literal["embedding-logistic", "encoder-regression"] = "embedding-logistic"
+    """URC: a logistic head on frozen SBERT features (default; learns from a few hundred requests)
+    or the paper's encoder + LoRA regression (needs far more profiled requests)."""
+    urc_requests: int = Field(default=600, ge=0)
+    """Extra requests ``bootstrap`` profiles for URC only (their two pure chains: cheap)."""
     sp_variant: Literal["embedding", "generative"] = "embedding"
     sd_variant: Literal["prompted", "trained"] = "prompted"
     similarity_threshold: float = Field(default=0.7, ge=0, le=1)
@@ -238,7 +254,7 @@ class EstimatorSettings(BaseModel):
     """How long the first call of a batch waits for company (0: never; batch only under load)."""
 
     profile_family: str = "mixed"
-    profile_requests: int = Field(default=120, gt=0)
+    profile_requests: int = Field(default=300, gt=0)
     profile_seed: int = 1
     """Seed of the simulated request set bootstrap profiles (the world seed is ``simulator.seed``)."""
     node_budget: int = Field(default=64, ge=2)

@@ -37,6 +37,7 @@ from hera_router.backends.base import (
     GenerationParams,
     Message,
     ModelBackend,
+    mean_logprob,
 )
 from hera_router.backends.pricing import cost_usd, generation_cost
 from hera_router.config import Settings
@@ -120,18 +121,6 @@ EstimatorSource = Callable[[], Estimators | None]
 
 def _no_estimators() -> Estimators | None:
     return None
-
-
-def mean_logprob(generation: Generation) -> float | None:
-    """The answer's mean token logprob: from the tokens if the backend returned them, else from a
-    backend that reports only the mean (the simulator), else unknown."""
-    if generation.logprobs:
-        return sum(token.logprob for token in generation.logprobs) / len(generation.logprobs)
-    reported = generation.extra.get("mean_logprob")
-    try:
-        return float(reported) if reported is not None else None
-    except ValueError:
-        return None
 
 
 class Pipeline:

@@ -128,3 +128,15 @@ class BackendRejected(BackendError):  # noqa: N818 - the name the tasks already 
 
 class CircuitOpen(BackendUnavailable):
     """The backend's circuit breaker is open: recent calls failed, so this one was not attempted."""
+
+
+def mean_logprob(generation: Generation) -> float | None:
+    """The answer's mean token logprob: from the tokens if the backend returned them, else from a
+    backend that reports only the mean (the simulator), else unknown."""
+    if generation.logprobs:
+        return sum(token.logprob for token in generation.logprobs) / len(generation.logprobs)
+    reported = generation.extra.get("mean_logprob")
+    try:
+        return float(reported) if reported is not None else None
+    except ValueError:
+        return None

@@ -361,5 +361,9 @@ class ProfileNode(UUIDPrimaryKey, CreatedAt, Base):
     cost_usd: Mapped[float] = mapped_column(default=0.0)
     is_final: Mapped[bool] = mapped_column(default=False)
     correct: Mapped[bool | None]
+    confidence: Mapped[float | None]
+    """Mean token logprob of the call that wrote this node (its ``output`` and ``text``)."""
+    step_correct: Mapped[bool | None]
+    """Ground truth of that call's own result, where the source knows it (the simulator)."""
 
     run: Mapped[ProfileRun] = relationship(back_populates="nodes")

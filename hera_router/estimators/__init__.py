@@ -12,5 +12,13 @@ Nothing here loads a model at import time: torch and transformers are imported b
 that need them, and models are read from disk only (``HF_HUB_OFFLINE=1``).
 """
 
-ESTIMATOR_NAMES: tuple[str, ...] = ("urc", "sp_slm", "sp_llm", "dp", "sd")
-"""Registry names, in the order bootstrap trains them (SD's evaluation uses nothing trained)."""
+ESTIMATOR_NAMES: tuple[str, ...] = ("urc", "sp_slm", "sp_llm", "dp", "sd", "divergence")
+"""Registry names, in the order bootstrap trains them (SD's evaluation uses nothing trained;
+``divergence`` reads the active SP_SLM / SP_LLM, so it comes after them)."""
+REQUIRED_ESTIMATORS: tuple[str, ...] = ("urc", "sp_slm", "sp_llm", "dp", "sd")
+"""What a router needs to route with HERA at all. ``divergence`` is optional for a router (without
+it HERA compares the SP embeddings by cosine, as the paper does, and has no verify stage), so a
+deployment bootstrapped before it existed keeps routing."""
+CALIBRATION = "calibration"
+"""Registry name of the thresholds fitted on the deployment's profiled traffic
+(``training/calibration.py``): versioned, promoted and rolled back like an estimator."""

@@ -10,15 +10,16 @@ others keep routing with the previous bundle.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hera_router.estimators import ESTIMATOR_NAMES
+from hera_router.estimators import CALIBRATION, ESTIMATOR_NAMES, REQUIRED_ESTIMATORS
 from hera_router.estimators.artifacts import read_meta
 from hera_router.estimators.batching import BatchedEmbedder, micro_batched
 from hera_router.estimators.similarity import Embedder, shared_embedder
@@ -31,18 +32,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+CALIBRATION_FILE = "calibration.json"
 
 
-def load_estimator(name: str, folder: Path, version: str, settings: Settings, embedder: Embedder | None = None) -> Any:
+def load_estimator(  # noqa: PLR0911 - one return per estimator and variant
+    name: str, folder: Path, version: str, settings: Settings, embedder: Embedder | None = None
+) -> Any:
     """The estimator saved in ``folder`` (any variant), ready to serve. Raises on unknown variants."""
     from hera_router.estimators import decomposer, distance, predictor, request_scorer
 
     meta = read_meta(folder)
     variant = meta.get("variant")
     if name == "urc":
+        if variant == request_scorer.LOGISTIC_VARIANT:
+            return request_scorer.LogisticRequestScorer.load(
+                folder, meta, version, embedder or shared_embedder(settings.estimators.similarity_cache_size)
+            )
         return request_scorer.TrainedRequestScorer.load(folder, meta, version)
     if name == "dp":
         return distance.TrainedDistancePredictor.load(folder, meta, version)
+    if name == "divergence":
+        from hera_router.estimators.divergence import DivergenceEstimator
+
+        embedder = embedder or shared_embedder(settings.estimators.similarity_cache_size)
+        return DivergenceEstimator.load(folder, meta, version, embedder)
     if name in {"sp_slm", "sp_llm"}:
         embedder = embedder or shared_embedder(settings.estimators.similarity_cache_size)
         if variant == predictor.EMBEDDING_VARIANT:
@@ -57,6 +70,32 @@ def load_estimator(name: str, folder: Path, version: str, settings: Settings, em
         if variant == decomposer.TRAINED_VARIANT:
             return decomposer.TrainedDecomposer.load(folder, meta, version, settings.artifacts)
     raise ValueError(f"{folder}: estimator {name!r} has unknown variant {variant!r}")
+
+
+def matching_calibration(row: tuple[int, str] | None, versions: Mapping[str, str]) -> dict[str, Any] | None:
+    """The active calibration's thresholds if they were fitted for exactly ``versions``, else None.
+
+    A calibration belongs to one set of estimator versions: after a promotion or a rollback that
+    changed any of them, its thresholds no longer describe what the estimators output, so the
+    policy falls back to the settings (the paper's constants) until the set is calibrated again
+    (``hera-router promote`` does that; ``hera-router estimators`` shows which applies).
+    """
+    if row is None:
+        return None
+    version, path = row
+    try:
+        data: dict[str, Any] = json.loads((Path(path) / CALIBRATION_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.warning("calibration v%s: cannot read %s; routing with the settings' thresholds", version, path)
+        return None
+    fitted_for = {str(k): str(v) for k, v in data.get("for_versions", {}).items()}
+    if fitted_for != dict(versions):
+        log.warning(
+            "calibration v%s was fitted for %s, not the active %s; routing with the settings' thresholds",
+            version, fitted_for, dict(versions),
+        )  # fmt: skip
+        return None
+    return {**data.get("thresholds", {}), "version": str(version)}
 
 
 class RegistryEstimatorSource:
@@ -114,7 +153,7 @@ class RegistryEstimatorSource:
             active = {row.name: (row.version, row.path) for row in EstimatorVersionRepository(session).all_active()}
         wanted = {name: active[name] for name in ESTIMATOR_NAMES if name in active}
         bundle: Estimators | None = None
-        if len(wanted) == len(ESTIMATOR_NAMES):
+        if all(name in wanted for name in REQUIRED_ESTIMATORS):
             try:
                 loaded = {name: self._component(name, version, Path(path)) for name, (version, path) in wanted.items()}
             except Exception as exc:
@@ -127,13 +166,18 @@ class RegistryEstimatorSource:
                     self.load_error = f"{type(exc).__name__}: {exc}"
                     self._checked_at = self._clock()
                     return self._bundle
+            versions = {name: str(version) for name, (version, _) in wanted.items()}
+            embedder = self._shared_embedder()
             bundle = Estimators(
                 urc=loaded["urc"],
                 sp_slm=loaded["sp_slm"],
                 sp_llm=loaded["sp_llm"],
                 dp=loaded["dp"],
                 sd=loaded["sd"],
-                versions={name: str(version) for name, (version, _) in wanted.items()},
+                versions=versions,
+                divergence=loaded.get("divergence"),
+                embed=embedder.embed,
+                calibration=matching_calibration(active.get(CALIBRATION), versions),
             )
             batch = self.runtime.settings.estimators
             if batch.micro_batch_max > 1:

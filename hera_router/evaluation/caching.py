@@ -118,7 +118,16 @@ class CachingEstimators:
             dp=_CachedDistance(inner.dp, self.memo),
             sd=_CachedDecomposer(inner.sd, self.memo),
             versions=dict(inner.versions),
+            divergence=inner.divergence,
+            embed=self._cached_embed(inner.embed),
+            calibration=inner.calibration,
         )
+
+    def _cached_embed(self, embed: Callable[[str], Vector] | None) -> Callable[[str], Vector] | None:
+        if embed is None:
+            return None
+        memo = self.memo
+        return lambda text: memo.get(("embed", text), lambda: embed(text))
 
     @property
     def saved_s(self) -> float:

@@ -57,6 +57,9 @@ class StepRecord:
     """Time spent deciding this step (0 inside a span: no routing)."""
     routed: bool = True
     """False for a step inside a span (SLE/CD/URC) that the policy was not asked about."""
+    escalated: bool = False
+    """The SLM ran the step first and the verify stage re-ran it on the LLM (``executor`` is the
+    LLM; ``model_s`` holds both calls)."""
 
 
 @dataclass(frozen=True, slots=True)

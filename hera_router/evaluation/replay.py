@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 from hera_router.agent.format import parse_step, render_step_messages
 from hera_router.agent.scoring import score
-from hera_router.backends.base import GenerationParams, ModelBackend
+from hera_router.backends.base import GenerationParams, ModelBackend, mean_logprob
 from hera_router.db.enums import Executor
 from hera_router.evaluation.caching import CachingEstimators
 from hera_router.evaluation.metrics import RequestOutcome, StepRecord
 from hera_router.routing import oracle
 from hera_router.routing.base import Policy, PolicyUnavailableError, RoutingContext, Step
 from hera_router.routing.estimators import Estimators
-from hera_router.training.profiling import ROOT, STEP
+from hera_router.training.profiling import ROOT, STEP, step_correctness
 from hera_router.training.profiling import TreeNode as ProfiledNode
 
 if TYPE_CHECKING:
@@ -66,6 +66,9 @@ class Node:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
+    confidence: float | None = None
+    """Mean token logprob of the call that wrote this node (what the verify stage reads)."""
+    step_correct: bool | None = None
     children: dict[Executor, Node] = field(default_factory=dict)
     extended: bool = False
     """Added by a replay with ``extend`` backends, not by the profiler."""
@@ -144,6 +147,8 @@ def build_tree(key: str, nodes: Sequence[ProfiledNode], meta: RequestMeta | None
             tokens_in=profiled.tokens_in,
             tokens_out=profiled.tokens_out,
             cost_usd=profiled.cost_usd,
+            confidence=profiled.confidence,
+            step_correct=profiled.step_correct,
         )
         by_id[profiled.id] = node
         if profiled.kind == ROOT:
@@ -319,7 +324,9 @@ class Replayer:
         saved = (self.cache.saved_s - saved_before) if self.cache is not None else 0.0
         return decision, elapsed + saved
 
-    def request(self, tree: ReplayTree, policy: Policy, stats: ReplayStats) -> RequestOutcome:
+    def request(  # noqa: PLR0912 - the walk: spans, verify, off-tree and three ways to end
+        self, tree: ReplayTree, policy: Policy, stats: ReplayStats
+    ) -> RequestOutcome:
         node, seq = tree.root, 0
         history: list[Step] = []
         steps: list[StepRecord] = []
@@ -331,6 +338,7 @@ class Replayer:
 
         while True:
             current = node.text
+            decision: Any = None
             if span_left > 0:
                 executor, branch, decision_s, routed = Executor.SLM, span_branch, 0.0, False
                 span_left -= 1
@@ -355,6 +363,20 @@ class Replayer:
             child = node.children.get(executor) or self._extend(tree, node, history, executor, stats)
             if child is None:
                 return outcome("off_tree", note=f"step {seq} on the {executor.value} was not profiled")
+            model_s = self.latency(executor, child.tokens_in, child.tokens_out)
+            escalated = False
+            if executor is Executor.SLM and not (routed and decision.parts):
+                context = RoutingContext(tree.key, tree.request, current, seq, tuple(history), self.max_steps)
+                verified = self._verify(tree, node, child, context, policy, stats)
+                if verified is None:
+                    return outcome("off_tree", note=f"step {seq} escalated to the llm was not profiled")
+                escalation, verify_s = verified
+                decision_s += verify_s
+                if escalation is not child:
+                    # Rejected: the same step again on the LLM; the SLM's time stays in the latency.
+                    child, executor, branch, escalated = escalation, Executor.LLM, "verify", True
+                    model_s += self.latency(executor, child.tokens_in, child.tokens_out)
+                    span_left = 0  # the chain now follows the LLM's result: route the next step afresh
             steps.append(
                 StepRecord(
                     seq=seq,
@@ -363,9 +385,10 @@ class Replayer:
                     tokens_in=child.tokens_in,
                     tokens_out=child.tokens_out,
                     remote_cost_usd=child.cost_usd if executor is Executor.LLM else 0.0,
-                    model_s=self.latency(executor, child.tokens_in, child.tokens_out),
+                    model_s=model_s,
                     decision_s=decision_s,
                     routed=routed,
+                    escalated=escalated,
                 )
             )
             history.append(Step(subtask=current, result=child.output or "", executor=executor))
@@ -377,6 +400,25 @@ class Replayer:
             if child.depth >= self.max_steps:
                 return outcome("failed", note=f"no final answer within {self.max_steps} steps")
             node, seq = child, seq + 1
+
+    def _verify(
+        self, tree: ReplayTree, node: Node, child: Node, context: RoutingContext, policy: Policy, stats: ReplayStats
+    ) -> tuple[Node, float] | None:
+        """(the node the walk continues from, seconds the verify stage took) after an SLM step:
+        ``child`` when the policy has no verify stage or accepts, the LLM's child when it rejects
+        (None if that was never profiled and cannot be extended)."""
+        verify = getattr(policy, "verify", None)
+        if verify is None:
+            return child, 0.0
+        started = time.perf_counter()
+        verdict = verify(context, child.confidence, self.estimators)
+        elapsed = time.perf_counter() - started
+        if verdict is None or verdict.accept:
+            return child, elapsed
+        escalation = node.children.get(Executor.LLM) or self._extend(
+            tree, node, list(context.history), Executor.LLM, stats
+        )
+        return (escalation, elapsed) if escalation is not None else None
 
     def _extend(
         self, tree: ReplayTree, node: Node, history: Sequence[Step], executor: Executor, stats: ReplayStats
@@ -395,6 +437,8 @@ class Replayer:
             tokens_in=generation.prompt_tokens,
             tokens_out=generation.completion_tokens,
             cost_usd=self.extension.cost(executor, generation),
+            confidence=mean_logprob(generation),
+            step_correct=step_correctness(generation),
             extended=True,
         )
         node.children[executor] = child
@@ -415,7 +459,7 @@ def simulated_extension(settings: Settings) -> Extension:
         backends={Executor.SLM: create_backend(settings, "edge"), Executor.LLM: create_backend(settings, "cloud")},
         cost=cost,
         params={
-            Executor.SLM: GenerationParams(max_new_tokens=settings.edge.max_new_tokens),
-            Executor.LLM: GenerationParams(max_new_tokens=settings.cloud.max_new_tokens),
+            Executor.SLM: GenerationParams(max_new_tokens=settings.edge.max_new_tokens, logprobs=True),
+            Executor.LLM: GenerationParams(max_new_tokens=settings.cloud.max_new_tokens, logprobs=True),
         },
     )

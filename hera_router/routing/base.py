@@ -26,6 +26,7 @@ __all__ = [
     "RoutingContext",
     "Step",
     "UnknownPolicyError",
+    "Verdict",
 ]
 
 
@@ -77,6 +78,19 @@ class Decision:
             raise ValueError(f"a decision covers at least the current step (span={self.span})")
         if self.parts and self.executor is not Executor.SLM:
             raise ValueError("only the SLM runs decomposed sub-subtasks")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The verify stage's judgement of a step the SLM ran: keep its result, or re-run it on the LLM."""
+
+    accept: bool
+    score: float
+    """P(the SLM's result agrees with what the LLM would give), from the step and its logprobs."""
+    threshold: float
+    policy: str
+    estimator_versions: Mapping[str, str] = field(default_factory=dict)
+    elapsed_ms: float = 0.0
 
 
 class Policy(Protocol):

@@ -13,9 +13,9 @@ predictions either way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +68,21 @@ class Decomposer(Protocol):
     def decompose(self, request: str, subtask: str, expected_next: str | None) -> list[str]: ...
 
 
+class DivergenceScorer(Protocol):
+    """DV: P(the SLM's and the LLM's continuations of a step agree), before and after the SLM ran it."""
+
+    version: str
+    can_verify: bool
+
+    def agreement_vec(self, current: Vector, seq: int, sp_cosine: float) -> float:
+        """Before execution, from the step's embedding, its sequence id and cos(SP_SLM, SP_LLM)."""
+        ...
+
+    def accept_vec(self, current: Vector, seq: int, sp_cosine: float, confidence: float | None) -> float:
+        """After the SLM ran the step, adding its mean token logprob."""
+        ...
+
+
 def cosine(a: Vector, b: Vector) -> float:
     """Cosine similarity of two embeddings (normalised here, so callers need not guarantee it)."""
     denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
@@ -84,3 +99,10 @@ class Estimators:
     dp: DistancePredictor
     sd: Decomposer
     versions: Mapping[str, str] = field(default_factory=dict)
+    divergence: DivergenceScorer | None = None
+    """Optional: without it the similarity tests use the SP cosine and there is no verify stage."""
+    embed: Callable[[str], Vector] | None = None
+    """The process's SBERT encoder (what the divergence estimator reads a step with)."""
+    calibration: Mapping[str, Any] | None = None
+    """Thresholds fitted on this deployment's profiled traffic for exactly these versions
+    (``training/calibration.py``); None: the settings' values (the paper's constants)."""

@@ -61,16 +61,29 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hera_router.config import RoutingSettings
-from hera_router.routing.base import Decision, Executor, MissingEstimatorsError, Policy, RoutingContext
+from hera_router.routing.base import Decision, Executor, MissingEstimatorsError, Policy, RoutingContext, Verdict
 from hera_router.routing.estimators import ChainState, Estimators, NextSubtaskPredictor, Vector, cosine
+
+CALIBRATED_VALUES = ("tau_req", "kappa_base", "verify_threshold")
+"""Thresholds a calibration sets (``training/calibration.py``)."""
+CALIBRATED_SWITCHES = ("use_urc", "use_sse", "use_sle", "use_cd", "use_sd", "use_verify")
+"""Stages a calibration may turn off (an untrusted estimator, or a stage that only cost accuracy on
+the validation traffic); it never turns on a stage the policy's variant removed."""
+
+PAPER: Mapping[str, Any] = {"similarity": "sp-cosine", "use_verify": False, "use_calibration": False}
+"""The paper-faithful HERA: SBERT cosine of the SP predictions, the paper's constants, no verify."""
 
 VARIANTS: dict[str, Mapping[str, Any]] = {
     "hera": {},
+    "hera-paper": PAPER,
+    "hera-no-verify": {"use_verify": False},
+    "hera-verify-only": {"use_urc": False, "use_sse": False, "use_sle": False, "use_cd": False, "use_sd": False},
+    "hera-uncalibrated": {"use_calibration": False},
     "hera-no-sd": {"use_sd": False},
     "hera-no-cd": {"use_cd": False},
     "hera-no-sle": {"use_sle": False},
@@ -122,6 +135,7 @@ class HeraPolicy:
         # a request asks again: remember recent scores instead of re-running the encoder.
         self._urc_scores: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._urc_lock = threading.Lock()
+        self._calibrated: dict[str, RoutingSettings] = {}
 
     def _urc(self, estimators: Estimators, request: str) -> float:
         key = (estimators.urc.version, request)
@@ -136,13 +150,69 @@ class HeraPolicy:
                 self._urc_scores.popitem(last=False)
         return score
 
+    @property
+    def verifies(self) -> bool:
+        """Whether this policy may want its SLM steps verified (the pipeline then asks :meth:`verify`)."""
+        return self.settings.use_verify
+
+    def effective(self, estimators: Estimators | None) -> RoutingSettings:
+        """The settings with the active calibration applied (see :data:`CALIBRATED_VALUES`)."""
+        calibration = estimators.calibration if estimators is not None and self.settings.use_calibration else None
+        if not calibration:
+            return self.settings
+        key = str(calibration.get("version", id(calibration)))
+        with self._urc_lock:
+            cached = self._calibrated.get(key)
+        if cached is not None:
+            return cached
+        update: dict[str, Any] = {name: float(calibration[name]) for name in CALIBRATED_VALUES if name in calibration}
+        for switch in CALIBRATED_SWITCHES:
+            if calibration.get(switch) is False:
+                update[switch] = False
+        effective = self.settings.model_copy(update=update)
+        with self._urc_lock:
+            self._calibrated = {key: effective}
+        return effective
+
+    def verify(
+        self, context: RoutingContext, confidence: float | None, estimators: Estimators | None
+    ) -> Verdict | None:
+        """Judge the SLM's run of ``context.current`` (its mean token logprob ``confidence``).
+
+        None when the stage does not apply: turned off (by the variant or by the calibration), or
+        no divergence estimator with a post-execution head is loaded. Then the step is kept.
+        """
+        if estimators is None or estimators.divergence is None or estimators.embed is None:
+            return None
+        s = self.effective(estimators)
+        if not s.use_verify or not estimators.divergence.can_verify:
+            return None
+        started = time.perf_counter()
+        state = self._state(context)
+        sp_cos = cosine(estimators.sp_slm.roll(state, 1)[0], estimators.sp_llm.roll(state, 1)[0])
+        score = estimators.divergence.accept_vec(estimators.embed(context.current), context.seq, sp_cos, confidence)
+        return Verdict(
+            accept=score >= s.verify_threshold,
+            score=score,
+            threshold=s.verify_threshold,
+            policy=self.name,
+            estimator_versions=dict(estimators.versions),
+            elapsed_ms=(time.perf_counter() - started) * 1e3,
+        )
+
+    @staticmethod
+    def _state(context: RoutingContext) -> ChainState:
+        history = tuple((step.subtask, step.result) for step in context.history)
+        return ChainState(request=context.request, history=history, current=context.current, seq=context.seq)
+
     def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
         if estimators is None:
             raise MissingEstimatorsError(self.name)
         started = time.perf_counter()
         scores: dict[str, float] = {}
-        step_kappa = kappa(context.seq, self.settings)
-        executor, branch, span, parts = self._evaluate(context, estimators, step_kappa, scores)
+        settings = self.effective(estimators)
+        step_kappa = kappa(context.seq, settings)
+        executor, branch, span, parts = self._evaluate(context, estimators, settings, step_kappa, scores)
         versions = dict(estimators.versions) or {
             role: handle.version
             for role, handle in (("urc", estimators.urc), ("sp_slm", estimators.sp_slm),
@@ -161,9 +231,13 @@ class HeraPolicy:
         )
 
     def _evaluate(
-        self, context: RoutingContext, estimators: Estimators, step_kappa: float, scores: dict[str, float]
+        self,
+        context: RoutingContext,
+        estimators: Estimators,
+        s: RoutingSettings,
+        step_kappa: float,
+        scores: dict[str, float],
     ) -> tuple[Executor, str, int, tuple[str, ...]]:
-        s = self.settings
         left = max(1, context.max_steps - context.seq)
 
         if s.use_urc:
@@ -171,25 +245,25 @@ class HeraPolicy:
             if urc > s.tau_req:
                 return Executor.SLM, "urc", left, ()
 
-        history = tuple((step.subtask, step.result) for step in context.history)
-        state = ChainState(request=context.request, history=history, current=context.current, seq=context.seq)
+        state = self._state(context)
         slm = _Rollout(estimators.sp_slm, state)
         llm = _Rollout(estimators.sp_llm, state)
         horizon = min(s.cd_horizon, left) if s.use_cd else 0
+        compare = _Comparison(s, estimators, context)
 
         if s.use_sse:
-            scores["sse_sim"] = sim = cosine(slm.upto(1)[0], llm.upto(1)[0])
+            scores["sse_sim"] = sim = compare(slm, llm, 1, 1, scores, "sp_cos")
             if sim > step_kappa:
                 return Executor.SLM, "sse", 1, ()
 
-        if s.use_sle and (span := self._sle(context, estimators, slm, llm, horizon, step_kappa, scores)):
+        if s.use_sle and (span := self._sle(context, estimators, slm, llm, horizon, step_kappa, scores, compare)):
             return Executor.SLM, "sle", min(span, left), ()
 
-        if horizon > 0 and (span := self._cd(slm, llm, horizon, step_kappa, scores)):
+        if horizon > 0 and (span := self._cd(slm, llm, horizon, step_kappa, scores, compare)):
             return Executor.SLM, "cd", min(span, left), ()
 
         if s.use_sd:
-            parts = self._decompose(context, estimators, history, step_kappa, scores)
+            parts = self._decompose(context, estimators, s, state.history, step_kappa, scores)
             if parts:
                 return Executor.SLM, "sd", 1, parts
 
@@ -204,6 +278,7 @@ class HeraPolicy:
         horizon: int,
         step_kappa: float,
         scores: dict[str, float],
+        compare: _Comparison,
     ) -> int | None:
         """The span (d + 1) if SLE passes."""
         distance = estimators.dp.predict(context.current, context.seq)
@@ -213,17 +288,24 @@ class HeraPolicy:
         lookahead = max(1, distance + 1 if self.settings.sle_lookahead == "d+1" else distance)
         scores["sle_lookahead"] = float(lookahead)
         # One roll serves SLE and, if SLE fails, CD (roll-outs are the dominant cost).
-        predicted = slm.upto(max(lookahead, horizon))
-        scores["sle_sim"] = sim = cosine(predicted[lookahead - 1], llm.upto(1)[0])
+        slm.upto(max(lookahead, horizon))
+        scores["sle_sim"] = sim = compare(slm, llm, lookahead, 1)
         return distance + 1 if sim > step_kappa else None
 
     def _cd(
-        self, slm: _Rollout, llm: _Rollout, horizon: int, step_kappa: float, scores: dict[str, float]
+        self,
+        slm: _Rollout,
+        llm: _Rollout,
+        horizon: int,
+        step_kappa: float,
+        scores: dict[str, float],
+        compare: _Comparison,
     ) -> int | None:
         """The span up to the last convergence point within the horizon, if there is one."""
         converged = 0
-        for j, (slm_j, llm_j) in enumerate(zip(slm.upto(horizon), llm.upto(horizon), strict=True), start=1):
-            scores[f"cd_sim_{j}"] = sim = cosine(slm_j, llm_j)
+        slm.upto(horizon), llm.upto(horizon)
+        for j in range(1, horizon + 1):
+            scores[f"cd_sim_{j}"] = sim = compare(slm, llm, j, j)
             if sim > step_kappa:
                 converged = j  # keep going: the paper takes the last convergence point
         if not converged:
@@ -235,22 +317,59 @@ class HeraPolicy:
         self,
         context: RoutingContext,
         estimators: Estimators,
-        history: tuple[tuple[str, str], ...],
+        s: RoutingSettings,
+        history: Sequence[tuple[str, str]],
         step_kappa: float,
         scores: dict[str, float],
     ) -> tuple[str, ...]:
         """The parts if the decomposition passes (all-or-nothing), else ()."""
         parts = tuple(p.strip() for p in estimators.sd.decompose(context.request, context.current, None) if p.strip())
         scores["sd_parts"] = float(len(parts))
-        if len(parts) < self.settings.sd_min_parts:
+        if len(parts) < s.sd_min_parts:
             return ()
         for number, part in enumerate(parts, start=1):
             state = ChainState(request=context.request, history=history, current=part, seq=context.seq)
-            sim = cosine(estimators.sp_slm.roll(state, 1)[0], estimators.sp_llm.roll(state, 1)[0])
+            part_context = RoutingContext(context.request_id, context.request, part, context.seq)
+            sim = _Comparison(s, estimators, part_context)(
+                _Rollout(estimators.sp_slm, state), _Rollout(estimators.sp_llm, state), 1, 1
+            )
             scores[f"sd_sim_{number}"] = sim
             if not sim > step_kappa:
                 return ()  # one failing part sends the original step to the LLM; the rest cannot help
         return parts
+
+
+class _Comparison:
+    """The similarity every test compares with κ: the divergence estimator's P(agree) when the
+    policy uses it and one is loaded, else the paper's cosine of the two predictions.
+
+    For a roll-out, pair (i, j) compares the SLM's i-th and the LLM's j-th predicted subtask; the
+    divergence estimator reads the subtask the SLM's i-th prediction was made from (the current
+    step for i = 1, else the SLM's own (i-1)-th prediction) at sequence id seq + i - 1.
+    """
+
+    def __init__(self, settings: RoutingSettings, estimators: Estimators, context: RoutingContext) -> None:
+        self.divergence = estimators.divergence if settings.similarity == "divergence" else None
+        self.embed = estimators.embed
+        self.context = context
+        self._current: Vector | None = None
+
+    def __call__(
+        self, slm: _Rollout, llm: _Rollout, i: int, j: int, scores: dict[str, float] | None = None, key: str = ""
+    ) -> float:
+        slm_i, llm_j = slm.upto(i)[i - 1], llm.upto(j)[j - 1]
+        cos = cosine(slm_i, llm_j)
+        if scores is not None and key:
+            scores[key] = cos
+        if self.divergence is None or self.embed is None:
+            return cos
+        if i == 1:
+            if self._current is None:
+                self._current = self.embed(self.context.current)
+            source = self._current
+        else:
+            source = slm.upto(i - 1)[i - 2]
+        return self.divergence.agreement_vec(source, self.context.seq + i - 1, cos)
 
 
 def hera_variant(name: str) -> Callable[[RoutingSettings], Policy]:

@@ -107,7 +107,13 @@ class SimBackend:
             model=self.model,
             backend=self.name,
             logprobs=logprobs,
-            extra={"mean_logprob": f"{reply.mean_logprob:.4f}", "sim_kind": reply.kind},
+            # ``sim_correct``: the step's ground truth ("1"/"0", "" when it computes nothing), which
+            # profiles keep so that confidence checks can be measured and replayed offline.
+            extra={
+                "mean_logprob": f"{reply.mean_logprob:.4f}",
+                "sim_kind": reply.kind,
+                "sim_correct": "" if reply.correct is None else str(int(reply.correct)),
+            },
         )
 
     def _token_logprobs(self, text: str, mean: float) -> tuple[TokenLogprob, ...]:

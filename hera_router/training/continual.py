@@ -368,7 +368,7 @@ def train_candidate(
             "max_distance": estimators.max_distance,
             "train_majority_class": evaluation.dp_majority([r.distance for r in rows], estimators.max_distance),
         }
-    if name == "urc":
+    if name == "urc" and estimators.urc_variant == request_scorer.VARIANT:
         examples = urc_targets(train, context.embedder.similarity)
         targets = transform([t for _, t in examples])
         train_encoder_head(

@@ -14,6 +14,11 @@
   the two next subtasks they write are similar above κ (the default threshold base, 0.6 + 0.02·id
   capped at 0.7, as the policy uses). With the simulated backends that costs microseconds.
 
+- divergence: ROC AUC of the pre head's P(agree) for "the SLM's next subtask parts from the
+  LLM's" on held-out requests (baseline: the paper's signal, the cosine of the SP_SLM and SP_LLM
+  predictions), and the post head's AUC with the SLM's logprobs; where the profile knows each
+  step's ground truth (the simulator), both AUCs for "the SLM's step is wrong" too.
+
 Every result carries ``metric`` (the headline, higher is better except MAE) and ``baseline``.
 """
 
@@ -44,14 +49,36 @@ def urc_baseline(train_targets: Sequence[float], tau: float) -> tuple[float, boo
     return float(np.mean(train_targets)), bool(np.mean(np.asarray(train_targets) > tau) >= 0.5)
 
 
+def auc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
+    """ROC AUC of ``scores`` for ``labels`` (None when only one class is present)."""
+    y = np.asarray(labels, dtype=bool)
+    if y.all() or not y.any():
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, np.asarray(scores, dtype=float)))
+
+
+MIN_TRUSTED_AUC = 0.55
+"""A score whose held-out AUC is below this tells the policy nothing: its stage is not trusted."""
+
+
 def urc_metrics(
     predictions: Sequence[float], targets: Sequence[float], mean: float, majority: bool, tau: float
 ) -> Metrics:
     predicted, truth = np.asarray(predictions, dtype=float), np.asarray(targets, dtype=float)
+    mae, baseline_mae = float(np.mean(np.abs(predicted - truth))), float(np.mean(np.abs(mean - truth)))
+    # Whether the score ranks requests by how well the SLM alone does: a constant cannot.
+    ranking = auc(list(truth > tau), list(predicted)) if len(truth) else None
+    spread = float(np.std(predicted)) if len(predicted) else 0.0
+    trusted = bool(mae < baseline_mae and ranking is not None and ranking >= MIN_TRUSTED_AUC and spread > 1e-3)
     return {
+        "auc": ranking,
+        "prediction_std": spread,
+        "trusted": trusted,
         "metric": "accuracy",
-        "mae": float(np.mean(np.abs(predicted - truth))),
-        "baseline_mae": float(np.mean(np.abs(mean - truth))),
+        "mae": mae,
+        "baseline_mae": baseline_mae,
         "accuracy": float(np.mean((predicted > tau) == (truth > tau))),
         "baseline_accuracy": float(np.mean((truth > tau) == majority)),
         "train_mean": mean,
@@ -179,3 +206,43 @@ def headline(metrics: Mapping[str, Any]) -> tuple[str, float, float]:
     """(name, value, baseline value) of a metrics dict's headline metric."""
     name = str(metrics["metric"])
     return name, float(metrics[name]), float(metrics[f"baseline_{name}"])
+
+
+def divergence_metrics(
+    component: Any, examples: Sequence[Any], sp_cosine: Sequence[float], meta: Mapping[str, Any]
+) -> Metrics:
+    """Held-out AUCs of the divergence heads next to the paper's SP-cosine signal (module docstring)."""
+    if not examples:
+        return {"metric": "pre_auc", "pre_auc": 0.5, "baseline_pre_auc": 0.5, "n_validation": 0, "trusted": False}
+    states = [e.state for e in examples]
+    diverges = [not e.agree for e in examples]
+    pre = component.agreement_many(states, sp_cosine)
+    # Lower agreement (or a lower SP cosine) should mean "diverges": score with the negation.
+    metrics: Metrics = {
+        "metric": "pre_auc",
+        "pre_auc": auc(diverges, list(-pre)) or 0.5,
+        "baseline_pre_auc": auc(diverges, [-c for c in sp_cosine]) or 0.5,
+        "divergence_rate": float(np.mean(diverges)),
+        "n_validation": len(examples),
+    }
+    known = [i for i, e in enumerate(examples) if e.slm_correct is not None]
+    wrong = [not examples[i].slm_correct for i in known]
+    if known:
+        metrics["pre_auc_step_wrong"] = auc(wrong, [-float(pre[i]) for i in known])
+        metrics["baseline_pre_auc_step_wrong"] = auc(wrong, [-sp_cosine[i] for i in known])
+    if getattr(component, "can_verify", False):
+        rows = [i for i, e in enumerate(examples) if e.slm_confidence is not None]
+        post = component.accept_many(
+            [states[i] for i in rows], [sp_cosine[i] for i in rows], [examples[i].slm_confidence for i in rows]
+        )
+        metrics["post_auc"] = auc([diverges[i] for i in rows], list(-post))
+        metrics["logprob_auc"] = auc([diverges[i] for i in rows], [-float(examples[i].slm_confidence) for i in rows])
+        scored = {i: float(p) for i, p in zip(rows, post, strict=True)}
+        known_post = [i for i in known if i in scored]
+        if known_post:
+            metrics["post_auc_step_wrong"] = auc(
+                [not examples[i].slm_correct for i in known_post], [-scored[i] for i in known_post]
+            )
+    metrics["trusted"] = metrics["pre_auc"] >= MIN_TRUSTED_AUC
+    metrics["verify_trusted"] = (metrics.get("post_auc") or 0.0) >= MIN_TRUSTED_AUC
+    return metrics

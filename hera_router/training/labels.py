@@ -16,6 +16,7 @@ from hera_router.agent.format import parse_decomposition
 from hera_router.agent.scoring import extract_number, normalise_answer
 from hera_router.db.enums import Executor
 from hera_router.estimators.decomposer import DecompositionExample
+from hera_router.estimators.divergence import DivergenceExample
 from hera_router.estimators.predictor import SubtaskPair
 from hera_router.routing.estimators import ChainState
 from hera_router.training.profiling import DECOMPOSITION, ROOT, STEP, TreeNode, llm_chain, slm_chain
@@ -183,6 +184,80 @@ def decomposition_examples(trees: Iterable[RequestTree]) -> list[DecompositionEx
                     parts=tuple(parse_decomposition(node.text)),
                     history=tuple(tree.history(by_id[node.parent])),
                     seq=by_id[node.parent].depth,
+                )
+            )
+    return examples
+
+
+_WORD = re.compile(r"[A-Za-z][\w'-]*")
+_TRIM = ".,;:?!()[]{}\"'"
+
+
+def content_keys(text: str) -> frozenset[str]:
+    """What a subtask or answer is *about*: its numbers (by value) and its proper names.
+
+    Proper names are capitalised words that do not start the sentence (so "Find", "Then," and
+    "Add" are left out). Two subtasks worded differently ("Look up the mother of Nora Selwick" /
+    "Open the record of Nora Selwick ...") have the same keys; two that name a different entity or
+    number ("... to 86 shells" / "... to 80 shells") do not. This is the part of a chain that a
+    sentence embedding averages away (see ``estimators/divergence.py``).
+    """
+    keys: set[str] = set()
+    for number in _BARE_NUMBER.findall(text):
+        value = extract_number(number)
+        if value is not None:
+            keys.add(f"#{value:g}")
+    words = text.split()
+    for position, word in enumerate(words):
+        stripped = word.strip(_TRIM)
+        if position == 0 or not stripped or not _WORD.fullmatch(stripped.split("'")[0] or "x"):
+            continue
+        if stripped[0].isupper() and not words[position - 1].endswith((".", "?", "!", ":")):
+            keys.add(stripped.removesuffix("'s"))
+    return frozenset(keys)
+
+
+def same_content(slm: TreeNode, llm: TreeNode) -> bool:
+    """Whether the SLM's and the LLM's continuations of one node agree: both answered and the
+    answers name the same content, or both wrote a next subtask with the same content keys."""
+    if slm.is_final != llm.is_final:
+        return False
+    if slm.is_final:
+        return same_answer(slm.text, llm.text)
+    return content_keys(slm.text) == content_keys(llm.text)
+
+
+def same_answer(a: str, b: str) -> bool:
+    """Two final answers are the same: equal numbers by value, else equal after normalising."""
+    first, second = a.strip().rstrip("."), b.strip().rstrip(".")
+    if _BARE_NUMBER.fullmatch(first) and _BARE_NUMBER.fullmatch(second):
+        x, y = extract_number(first), extract_number(second)
+        return x is not None and y is not None and math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6)
+    return normalise_answer(first) == normalise_answer(second)
+
+
+def divergence_examples(trees: Iterable[RequestTree]) -> list[DivergenceExample]:
+    """One example per profiled node that both models ran (the step's two children exist)."""
+    examples = []
+    for tree in trees:
+        by_id = {n.id: n for n in tree.nodes}
+        children: dict[str, dict[Executor, TreeNode]] = {}
+        for node in tree.nodes:
+            if node.kind == STEP and node.parent is not None and node.producing_model is not None:
+                children.setdefault(node.parent, {})[node.producing_model] = node
+        for parent_id, pair in children.items():
+            slm, llm = pair.get(Executor.SLM), pair.get(Executor.LLM)
+            if slm is None or llm is None:
+                continue
+            parent = by_id[parent_id]
+            state = ChainState(tree.request, tuple(tree.history(parent)), parent.text, parent.depth)
+            examples.append(
+                DivergenceExample(
+                    request_key=tree.key,
+                    state=state,
+                    agree=same_content(slm, llm),
+                    slm_confidence=slm.confidence,
+                    slm_correct=slm.step_correct,
                 )
             )
     return examples

@@ -27,7 +27,7 @@ import itertools
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ from hera_router.agent.format import (
     render_step_messages,
 )
 from hera_router.agent.scoring import score
-from hera_router.backends.base import Generation, GenerationParams, ModelBackend
+from hera_router.backends.base import Generation, GenerationParams, ModelBackend, mean_logprob
 from hera_router.db.enums import Executor, RunStatus
 
 if TYPE_CHECKING:
@@ -78,10 +78,20 @@ class TreeNode:
     cost_usd: float = 0.0
     is_final: bool = False
     correct: bool | None = None
+    confidence: float | None = None
+    """Mean token logprob of the call that wrote this node (None where the backend gives none)."""
+    step_correct: bool | None = None
+    """Ground truth of that call's own result (the simulator knows it; real backends do not)."""
     switches: int = field(default=0, compare=False)
 
 
 CostFunction = Callable[[Executor, Generation], float]
+
+
+def step_correctness(generation: Generation) -> bool | None:
+    """Whether the call's own result was right, where the backend knows (the simulator only)."""
+    flag = generation.extra.get("sim_correct")
+    return None if not flag else flag == "1"
 
 
 def _history(nodes: Mapping[str, TreeNode], node: TreeNode) -> list[tuple[str, str]]:
@@ -106,7 +116,8 @@ def build_tree(
     params: GenerationParams | None = None,
 ) -> list[TreeNode]:
     """The profiling tree of one request (root first, parents before children)."""
-    params = params or GenerationParams()
+    # Logprobs on: the verify stage and the confidence baselines are trained and replayed from them.
+    params = replace(params or GenerationParams(), logprobs=True)
     nodes: dict[str, TreeNode] = {}
     counter = 0
 
@@ -145,6 +156,8 @@ def build_tree(
                         if final and item.gold is not None and item.metric is not None
                         else None
                     ),
+                    confidence=mean_logprob(generation),
+                    step_correct=step_correctness(generation),
                     switches=parent.switches + int(parent.producing_model not in (None, model)),
                 )
             )
@@ -344,24 +357,31 @@ def profile_run(
 
 
 def store_tree(repository: Any, run_id: uuid.UUID, key: str, tree: Sequence[TreeNode]) -> None:
-    ids: dict[str, uuid.UUID] = {}
-    for node in tree:  # parents come before their children
-        row = repository.add_node(
-            run_id=run_id,
-            request_key=key,
-            parent_id=ids[node.parent] if node.parent is not None else None,
-            depth=node.depth,
-            kind=node.kind,
-            producing_model=node.producing_model,
-            text=node.text,
-            output=node.output,
-            tokens_in=node.tokens_in,
-            tokens_out=node.tokens_out,
-            cost_usd=node.cost_usd,
-            is_final=node.is_final,
-            correct=node.correct,
-        )
-        ids[node.id] = row.id
+    """Write one request's tree in one flush (ids made here: parents come before their children)."""
+    ids = {node.id: uuid.uuid4() for node in tree}
+    repository.add_nodes(
+        [
+            {
+                "id": ids[node.id],
+                "run_id": run_id,
+                "request_key": key,
+                "parent_id": ids[node.parent] if node.parent is not None else None,
+                "depth": node.depth,
+                "kind": node.kind,
+                "producing_model": node.producing_model,
+                "text": node.text,
+                "output": node.output,
+                "tokens_in": node.tokens_in,
+                "tokens_out": node.tokens_out,
+                "cost_usd": node.cost_usd,
+                "is_final": node.is_final,
+                "correct": node.correct,
+                "confidence": node.confidence,
+                "step_correct": node.step_correct,
+            }
+            for node in tree
+        ]
+    )
 
 
 def load_trees(sessions: sessionmaker[Session], run_id: uuid.UUID) -> dict[str, list[TreeNode]]:
@@ -391,4 +411,6 @@ def tree_node(row: Any) -> TreeNode:
         cost_usd=row.cost_usd,
         is_final=row.is_final,
         correct=row.correct,
+        confidence=row.confidence,
+        step_correct=row.step_correct,
     )

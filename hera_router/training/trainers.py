@@ -26,11 +26,13 @@ from hera_router.estimators import ESTIMATOR_NAMES
 from hera_router.estimators.artifacts import new_staging_dir, publish, write_meta
 from hera_router.estimators.loader import load_estimator
 from hera_router.estimators.similarity import Embedder, shared_embedder
+from hera_router.routing.estimators import ChainState
 from hera_router.training import evaluation
 from hera_router.training.labels import (
     RequestTree,
     decomposition_examples,
     distance_examples,
+    divergence_examples,
     request_trees,
     split_by_request,
     subtask_pairs,
@@ -68,6 +70,25 @@ class TrainingContext:
         if self.progress is not None:
             self.progress(message)
 
+    predictors: tuple[Any, Any] | None = None
+    runtime: Runtime | None = None
+
+    def active_predictors(self) -> tuple[Any, Any] | None:
+        """The active SP_SLM and SP_LLM, loaded once (None when either has no active version)."""
+        if self.predictors is None and self.runtime is not None:
+            from hera_router.db.repositories import EstimatorVersionRepository
+            from hera_router.db.session import session_scope
+
+            with session_scope(self.runtime.sessions) as session:
+                active = {r.name: (r.version, r.path) for r in EstimatorVersionRepository(session).all_active()}
+            if "sp_slm" in active and "sp_llm" in active:
+                slm, llm = (
+                    load_estimator(name, Path(active[name][1]), str(active[name][0]), self.settings, self.embedder)
+                    for name in ("sp_slm", "sp_llm")
+                )
+                self.predictors = (slm, llm)
+        return self.predictors
+
     def sim_backends(self) -> Mapping[Executor, ModelBackend]:
         if self.backends is None:
             from hera_router.backends.registry import create_backend
@@ -95,7 +116,7 @@ def _variant(name: str, settings: Settings, variant: str | None) -> str:
     return "default"
 
 
-def fit(
+def fit(  # noqa: PLR0911 - one return per estimator and variant
     name: str, variant: str, train: Sequence[RequestTree], context: TrainingContext, out_dir: Path
 ) -> dict[str, Any]:
     """Train ``name`` on ``train`` into ``out_dir``; returns the artefact's metadata."""
@@ -103,6 +124,19 @@ def fit(
 
     settings = context.settings.estimators
     similarity = context.embedder.similarity
+    if name == "urc" and settings.urc_variant == request_scorer.LOGISTIC_VARIANT:
+        examples = urc_targets(train, similarity)
+        meta = request_scorer.train_logistic_scorer(
+            [r for r, _ in examples],
+            [t for _, t in examples],
+            context.embedder,
+            threshold=settings.similarity_threshold,
+            out_dir=out_dir,
+        )
+        meta["train_mean"], meta["train_majority_decision"] = evaluation.urc_baseline(
+            [t for _, t in examples], context.settings.routing.tau_req
+        )
+        return meta
     if name == "urc":
         examples = urc_targets(train, similarity)
         meta = request_scorer.train_request_scorer(
@@ -154,7 +188,36 @@ def fit(
                 out_dir=out_dir,
                 progress=context.progress,
             )
+    if name == "divergence":
+        from hera_router.estimators.divergence import train_divergence
+
+        nodes = divergence_examples(train)
+        context.say(f"divergence: {len(nodes)} profiled nodes with both models' continuations")
+        return train_divergence(nodes, sp_cosines(context, [e.state for e in nodes]), context.embedder, out_dir=out_dir)
     raise ValueError(f"unknown estimator {name!r} or variant {variant!r}; estimators: {', '.join(ESTIMATOR_NAMES)}")
+
+
+def sp_cosines(context: TrainingContext, states: Sequence[ChainState]) -> list[float]:
+    """cos(SP_SLM(state), SP_LLM(state)) with the active subtask predictors (0 where none are
+    active): the paper's SSE similarity, which the divergence heads take as one feature."""
+    predictors = context.active_predictors()
+    if predictors is None or not states:
+        return [0.0] * len(states)
+    slm, llm = predictors
+    return [
+        float(np.dot(a, b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
+        for a, b in zip(_next_embeddings(slm, states, context), _next_embeddings(llm, states, context), strict=True)
+    ]
+
+
+def _next_embeddings(component: Any, states: Sequence[ChainState], context: TrainingContext) -> Any:
+    from hera_router.estimators.predictor import EmbeddingSubtaskPredictor
+
+    if isinstance(component, EmbeddingSubtaskPredictor):
+        current = context.embedder.embed_many([s.current for s in states])
+        request = context.embedder.embed_many([s.request for s in states])
+        return component.step(current, request, [s.seq for s in states])
+    return np.stack([component.roll(state, 1)[0] for state in states])
 
 
 def evaluate(
@@ -195,6 +258,9 @@ def evaluate(
         else:
             predicted = np.stack([component.roll(p.state, 1)[0] for p in pairs])
         return evaluation.sp_metrics(predicted, pairs, context.embedder, settings.similarity_threshold)
+    if name == "divergence":
+        nodes = divergence_examples(trees)
+        return evaluation.divergence_metrics(component, nodes, sp_cosines(context, [e.state for e in nodes]), meta)
     if name == "sd":
         decompositions_wanted = _sample(decomposition_examples(trees), limit, 1)
         items = [(e.request, e.subtask, e.expected_next) for e in decompositions_wanted]
@@ -255,7 +321,9 @@ def train_estimator(
         training_run_id = claimed.id if claimed is not None else None
     if training_run_id is None:
         return None
-    context = TrainingContext(settings, shared_embedder(settings.estimators.similarity_cache_size), backends, progress)
+    context = TrainingContext(
+        settings, shared_embedder(settings.estimators.similarity_cache_size), backends, progress, runtime=runtime
+    )
     staging = new_staging_dir(settings.artifacts, name)
     try:
         train, validation = split_by_request(
@@ -321,7 +389,9 @@ def evaluate_version(
             raise LookupError(f"estimator {name!r} has no version {version}")
         path = Path(row.path)
     settings = runtime.settings
-    context = TrainingContext(settings, shared_embedder(settings.estimators.similarity_cache_size), backends)
+    context = TrainingContext(
+        settings, shared_embedder(settings.estimators.similarity_cache_size), backends, runtime=runtime
+    )
     component = load_estimator(name, path, str(version), settings, context.embedder)
     trees = request_trees(load_trees(runtime.sessions, run_id))
     return evaluate(name, component, read_meta(path), trees, context)

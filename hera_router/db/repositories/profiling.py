@@ -55,6 +55,8 @@ class ProfilingRepository:
         cost_usd: float = 0.0,
         is_final: bool = False,
         correct: bool | None = None,
+        confidence: float | None = None,
+        step_correct: bool | None = None,
     ) -> ProfileNode:
         """Append one node; pass the parent's id to hang it in the tree."""
         node = ProfileNode(
@@ -71,10 +73,18 @@ class ProfilingRepository:
             cost_usd=cost_usd,
             is_final=is_final,
             correct=correct,
+            confidence=confidence,
+            step_correct=step_correct,
         )
         self.session.add(node)
         self.session.flush()
         return node
+
+    def add_nodes(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append many nodes in one flush; each row holds ``add_node``'s fields and its own ``id``
+        (client-side UUIDs, so children can name parents that are not flushed yet)."""
+        self.session.add_all([ProfileNode(**row) for row in rows])
+        self.session.flush()
 
     def request_keys(self, run_id: uuid.UUID) -> set[str]:
         """The requests of a run that already have nodes (a resumed run skips them)."""
