@@ -209,7 +209,7 @@ def _branch_table(rows: Sequence[tuple[str, Mapping[str, tuple[int, int]]]], *, 
     return table
 
 
-HERA_BRANCHES = ("urc", "sse", "sle", "cd", "sd", "fallback")
+HERA_BRANCHES = ("urc", "sse", "sle", "cd", "sd", "fallback", "verify")
 
 
 @app.command("run")
@@ -252,6 +252,14 @@ def run(
             raise typer.BadParameter(f"unknown policy {name!r}; known: {known}", param_hint="--policy")
     if any(needs_estimators(name) for name in policies or [settings.routing.policy]):
         _ensure_estimators(settings)
+    # HybridLLM's router as `bootstrap` fitted it, unless the settings name another.
+    from hera_router.evaluation.baselines import default_paths
+
+    fitted = default_paths(settings).hybridllm
+    if settings.routing.hybridllm_model_path is None and fitted.is_file():
+        settings = settings.model_copy(
+            update={"routing": settings.routing.model_copy(update={"hybridllm_model_path": fitted})}
+        )
     console = Console()
     results = []
     branches: list[tuple[str, dict[str, tuple[int, int]]]] = []
@@ -798,13 +806,13 @@ def _ensure_estimators(settings: Settings) -> None:
     """Bootstrap when no complete set of estimators is active (what `run --policy hera` needs)."""
     from hera_router.db.repositories import EstimatorVersionRepository
     from hera_router.db.session import session_scope
-    from hera_router.estimators import ESTIMATOR_NAMES
+    from hera_router.estimators import CALIBRATION, ESTIMATOR_NAMES
 
     runtime = _migrated_runtime(settings)
     try:
         with session_scope(runtime.sessions) as session:
             active = {row.name for row in EstimatorVersionRepository(session).all_active()}
-        missing = [name for name in ESTIMATOR_NAMES if name not in active]
+        missing = [name for name in (*ESTIMATOR_NAMES, CALIBRATION) if name not in active]
         if missing:
             typer.echo(
                 f"no active {', '.join(missing)} estimator{'s' if len(missing) > 1 else ''}: "

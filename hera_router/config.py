@@ -154,6 +154,20 @@ class RoutingSettings(BaseModel):
     random_seed: int = 0
 
 
+class CalibrationSettings(BaseModel):
+    """How ``bootstrap`` / ``retrain`` / ``promote`` fit τ_req, κ base and the verify threshold on
+    the profiled traffic (``training/calibration.py``)."""
+
+    objective: Literal["accuracy-within", "slm-share", "cost"] = "accuracy-within"
+    """``accuracy-within``: the highest SLM share whose validation accuracy is within
+    ``accuracy_tolerance`` (relative) of All-LLM's; ``slm-share``: the best accuracy at an SLM share
+    of at least ``target_slm_share``; ``cost``: the best accuracy at a remote cost of at most
+    ``target_cost`` × All-LLM's."""
+    accuracy_tolerance: float = Field(default=0.03, ge=0, le=1)
+    target_slm_share: float = Field(default=0.7, ge=0, le=1)
+    target_cost: float = Field(default=0.3, ge=0)
+
+
 class SimulatorSettings(BaseModel):
     """The simulated agent world behind the ``sim`` backend (``hera_router/simulator``)."""
 
@@ -262,7 +276,9 @@ class EstimatorSettings(BaseModel):
     max_depth: int = Field(default=15, gt=0)
     decompose: bool = True
     """Also record the SLM's decomposition of every subtask on the All-LLM chain (SD data)."""
-    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    validation_fraction: float = Field(default=0.3, gt=0, lt=1)
+    """Requests held out from training: the estimators' validation metrics, then the calibration
+    (searched on one half of them, reported on the other)."""
     split_seed: int = 0
 
     lora_rank: int = Field(default=8, gt=0)
@@ -394,6 +410,7 @@ class Settings(BaseSettings):
     edge_cost_per_gpu_second: float = Field(default=0.0, ge=0)
 
     routing: RoutingSettings = RoutingSettings()
+    calibration: CalibrationSettings = CalibrationSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     api: ApiSettings = ApiSettings()
     estimators: EstimatorSettings = EstimatorSettings()

@@ -77,6 +77,7 @@ from hera_router.workers.runtime import Runtime
 log = logging.getLogger(__name__)
 
 PLAN_TASK = "routing.plan_step"
+VERIFY_TASK = "routing.verify_step"
 RUN_TASK = "execution.run_subtask"
 
 ROLE_OF: dict[Executor, BackendRole] = {Executor.SLM: "edge", Executor.LLM: "cloud"}
@@ -86,6 +87,11 @@ MODEL_ROLE_OF: dict[Executor, ModelRole] = {Executor.SLM: ModelRole.EDGE, Execut
 def plan_task_id(request_id: uuid.UUID, seq: int) -> str:
     """Deterministic Celery task id of the router hop for (request, step)."""
     return f"plan:{request_id}:{seq}"
+
+
+def verify_task_id(subtask_id: uuid.UUID) -> str:
+    """Deterministic Celery task id of the verify hop of an SLM step."""
+    return f"verify:{subtask_id}"
 
 
 def run_task_id(subtask_id: uuid.UUID, executor: Executor) -> str:
@@ -105,6 +111,8 @@ class Claimed:
     attempt: int
     executor: Executor
     messages: list[Message]
+    escalated: bool = False
+    """The LLM re-run of a step whose SLM result the verify stage rejected."""
 
 
 BackendFactory = Callable[[Settings, BackendRole], ModelBackend]
@@ -346,6 +354,7 @@ class Pipeline:
                     attempt=subtask.attempts + 1,
                     executor=executor,
                     messages=list(messages),
+                    escalated=subtask.branch == "verify",
                 )
             )
             RequestRepository(session).heartbeat(subtask.request_id)
@@ -369,7 +378,8 @@ class Pipeline:
         role = ROLE_OF[claimed.executor]
         cost = generation_cost(self.settings, generation, role)
         _, created = ModelCallRepository(session).record(
-            idempotency_key=f"call:{claimed.subtask_id}",
+            # The verify stage's LLM re-run is a second call for the same subtask, keyed apart.
+            idempotency_key=f"call:{claimed.subtask_id}" + (":verify" if claimed.escalated else ""),
             request_id=claimed.request_id,
             subtask_id=claimed.subtask_id,
             backend=generation.backend,
@@ -400,7 +410,93 @@ class Pipeline:
                 slm_steps=int(claimed.executor is Executor.SLM),
                 llm_steps=int(claimed.executor is Executor.LLM),
             )
+        if self._verifies(session, claimed):
+            return [self._queue_verify(session, claimed.subtask_id)]
         return self._hand_on(session, claimed, parsed)
+
+    # -- routing.verify_step (beyond the paper) --------------------------------------------------
+
+    def _verifies(self, session: Session, claimed: Claimed) -> bool:
+        """Whether this SLM step goes to the router's verify stage before the request moves on."""
+        if claimed.executor is not Executor.SLM or claimed.part > 0:
+            return False  # LLM steps are the reference; decomposition parts are judged as SD's
+        request = RequestRepository(session).get(claimed.request_id)
+        if request is None:
+            return False
+        try:
+            policy = self.policy(request.policy)
+        except UnknownPolicyError:
+            return False
+        return bool(getattr(policy, "verifies", False))
+
+    def _queue_verify(self, session: Session, subtask_id: uuid.UUID) -> uuid.UUID:
+        kwargs = {"subtask_id": str(subtask_id)}
+        return self.dispatcher.enqueue(session, VERIFY_TASK, kwargs, verify_task_id(subtask_id))
+
+    def verify_step(self, subtask_id: uuid.UUID) -> str:
+        """Accept an SLM step's result (hand on) or re-run the step on the LLM. Returns which.
+
+        Idempotent: it acts only on a succeeded SLM step of a running request still at that step;
+        the escalation is a guarded move (succeeded on the SLM → pending on the LLM) plus a new run
+        task with its own deterministic id, so a redelivered verify finds nothing left to do.
+        """
+        estimators = self._estimator_source()
+        outcome: list[str] = []
+
+        def work(session: Session) -> list[uuid.UUID]:
+            subtasks = SubtaskRepository(session)
+            step = subtasks.get(subtask_id)
+            if step is None or step.status is not SubtaskStatus.SUCCEEDED or step.executor is not Executor.SLM:
+                return []
+            requests = RequestRepository(session)
+            request = requests.get(step.request_id)
+            if request is None or request.status in TERMINAL_REQUEST_STATUSES or request.current_seq != step.seq:
+                return []
+            everything = list(subtasks.list_for_request(step.request_id))
+            context = RoutingContext(
+                request_id=str(step.request_id),
+                request=request.input,
+                current=step.text,
+                seq=step.seq,
+                history=tuple(self._history(everything, step.seq)),
+                max_steps=self.settings.routing.max_steps,
+            )
+            verify = getattr(self.policy(request.policy), "verify", None)
+            verdict = verify(context, step.confidence, estimators) if verify is not None else None
+            claimed = Claimed(step.id, step.request_id, step.seq, 0, step.attempts, Executor.SLM, [])
+            decisions = DecisionRepository(session)
+            if verdict is None or verdict.accept:
+                if verdict is not None:
+                    decisions.record_verdict(
+                        step.request_id, step.seq, accept=True, score=verdict.score,
+                        threshold=verdict.threshold, reason=None,
+                    )  # fmt: skip
+                outcome.append("accepted")
+                if verdict is not None:
+                    metrics.after_commit(session, lambda: metrics.record_verify(accepted=True))
+                parsed = parse_step(step.raw_output or step.output or "")
+                return self._hand_on(session, claimed, parsed)
+            if not subtasks.escalate(step.id):
+                return []
+            decisions.record_verdict(
+                step.request_id,
+                step.seq,
+                accept=False,
+                score=verdict.score,
+                threshold=verdict.threshold,
+                reason=(
+                    f"verify: the SLM's result scored {verdict.score:.3f} < {verdict.threshold:.3f}; "
+                    "re-ran on the cloud"
+                ),
+            )
+            # The step is counted once, on the LLM; the SLM call stays in model_calls with its cost.
+            requests.add_usage(step.request_id, cost_usd=0.0, slm_steps=-1)
+            metrics.after_commit(session, lambda: metrics.record_verify(accepted=False))
+            outcome.append("escalated")
+            return [self._queue_run(session, subtasks.get(step.id))]
+
+        self._publish_after(work)
+        return outcome[0] if outcome else "skipped"
 
     def _hand_on(self, session: Session, claimed: Claimed, parsed: StepOutput) -> list[uuid.UUID]:
         subtasks = SubtaskRepository(session)
@@ -557,8 +653,17 @@ class Pipeline:
                     if s.seq == seq and s.status in (SubtaskStatus.PENDING, SubtaskStatus.RUNNING)
                     and not (s.part == 0 and subtasks.has_parts(s.id))
                 ]  # fmt: skip
-                if not open_parts:
-                    kwargs: dict[str, object] = {"request_id": str(request.id), "seq": seq}
+                waiting = next(
+                    (s for s in subtasks.list_for_request(request.id)
+                     if s.seq == seq and s.part == 0 and s.status is SubtaskStatus.SUCCEEDED),
+                    None,
+                )  # fmt: skip
+                if not open_parts and waiting is not None:
+                    # Succeeded but the request did not move on: its verify hop was lost.
+                    kwargs: dict[str, object] = {"subtask_id": str(waiting.id)}
+                    reopened.append(outbox.reopen(VERIFY_TASK, kwargs, verify_task_id(waiting.id)).id)
+                elif not open_parts:
+                    kwargs = {"request_id": str(request.id), "seq": seq}
                     reopened.append(outbox.reopen(PLAN_TASK, kwargs, plan_task_id(request.id, seq)).id)
                 else:
                     step = open_parts[0]

@@ -148,6 +148,9 @@ class Subtask(UUIDPrimaryKey, Timestamps, Base):
     text: Mapped[str] = mapped_column(Text)
     output: Mapped[str | None] = mapped_column(Text)
     """The parsed result of the step."""
+    speculative_output: Mapped[str | None] = mapped_column(Text)
+    """The SLM's raw answer to a step that the verify stage rejected and re-ran on the LLM (its
+    call and cost stay in ``model_calls``)."""
     raw_output: Mapped[str | None] = mapped_column(Text)
     """The model's answer as it came back, for audits and training data."""
     next_subtask: Mapped[str | None] = mapped_column(Text)

@@ -20,3 +20,14 @@ def plan_step(self: Any, request_id: str, seq: int) -> None:
     worker crash (acks_late + reject_on_worker_lost) is safe for the same reasons.
     """
     self.app.pipeline.plan_step(uuid.UUID(request_id), int(seq))
+
+
+@shared_task(base=HeraTask, bind=True, name="routing.verify_step", acks_late=True, max_retries=5)
+def verify_step(self: Any, subtask_id: str) -> None:
+    """The verify stage: keep an SLM step's result, or re-run the step on the cloud.
+
+    Idempotent: it acts only on a succeeded SLM step of a request still at that step; the
+    escalation is a guarded state change plus a run task with a deterministic id, so a redelivered
+    or re-driven copy finds nothing to do. Retries: transient errors retry with backoff (HeraTask).
+    """
+    self.app.pipeline.verify_step(uuid.UUID(subtask_id))

@@ -102,6 +102,11 @@ ALL_LLM_COST = Counter(
     "What the same successful calls would have cost at the cloud model's token prices: an estimate "
     "of the All-LLM baseline (the LLM's own chain would differ in length and tokens).",
 )
+VERIFICATIONS = Counter(
+    "hera_verifications_total",
+    "SLM steps judged by the verify stage, by outcome (accepted, or escalated to the cloud).",
+    ["outcome"],
+)
 FALLBACKS = Counter(
     "hera_edge_fallbacks_total",
     "Steps moved from the edge SLM to the cloud LLM because the edge backend failed.",
@@ -145,6 +150,10 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
         callback()
 
     event.listen(session, "after_commit", run, once=True)
+
+
+def record_verify(*, accepted: bool) -> None:
+    VERIFICATIONS.labels("accepted" if accepted else "escalated").inc()
 
 
 def record_decision(decision: Decision, *, routed: bool = True) -> None:

@@ -1,4 +1,5 @@
-"""Profiles keep each call's mean token logprob and, where known, its ground-truth correctness.
+"""Profiles keep each call's mean token logprob and its ground truth; subtasks keep the SLM's
+answer when the verify stage re-ran the step on the LLM.
 
 Revision ID: 0007
 Revises: 0005
@@ -23,9 +24,13 @@ def upgrade() -> None:
     with op.batch_alter_table("profile_nodes", schema=None) as batch_op:
         batch_op.add_column(sa.Column("confidence", sa.Double(), nullable=True))
         batch_op.add_column(sa.Column("step_correct", sa.Boolean(), nullable=True))
+    with op.batch_alter_table("subtasks", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("speculative_output", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("subtasks", schema=None) as batch_op:
+        batch_op.drop_column("speculative_output")
     with op.batch_alter_table("profile_nodes", schema=None) as batch_op:
         batch_op.drop_column("step_correct")
         batch_op.drop_column("confidence")

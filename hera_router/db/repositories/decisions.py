@@ -93,6 +93,24 @@ class DecisionRepository:
         )
         return rows_changed(result) == 1
 
+    def record_verdict(
+        self, request_id: uuid.UUID, seq: int, *, accept: bool, score: float, threshold: float, reason: str | None
+    ) -> bool:
+        """Add the verify stage's judgement to step ``seq``'s decision; a rejection also moves the
+        decision to the LLM with branch ``verify`` and says why. False if there is no decision."""
+        decision = self.get(request_id, seq)
+        if decision is None:
+            return False
+        scores = {**(decision.scores or {}), "verify_score": score, "verify_threshold": threshold}
+        scores["verify_accept"] = 1.0 if accept else 0.0
+        decision.scores = scores
+        if not accept:
+            decision.executor = Executor.LLM
+            decision.branch = "verify"
+            decision.fallback_reason = reason
+        self.session.flush()
+        return True
+
     def get(self, request_id: uuid.UUID, seq: int) -> Decision | None:
         return self.session.scalars(
             select(Decision).where(Decision.request_id == request_id, Decision.seq == seq)

@@ -140,6 +140,28 @@ class SubtaskRepository:
             },
         )
 
+    def escalate(self, subtask_id: uuid.UUID) -> bool:
+        """The verify stage rejected the SLM's run of this step: keep its answer aside and queue the
+        step again on the LLM (``pending``, branch ``verify``). False if it already moved."""
+        subtask = self.get(subtask_id)
+        if subtask is None:
+            return False
+        return self._guarded_update(
+            subtask_id,
+            (SubtaskStatus.SUCCEEDED,),
+            {
+                "executor": Executor.LLM,
+                "status": SubtaskStatus.PENDING,
+                "branch": "verify",
+                "speculative_output": subtask.raw_output,
+                "output": None,
+                "raw_output": None,
+                "next_subtask": None,
+                "confidence": None,
+            },
+            executor=Executor.SLM,
+        )
+
     def fail(self, subtask_id: uuid.UUID, error: str) -> bool:
         """Fail a pending or running subtask; False if it had already finished."""
         return self._guarded_update(

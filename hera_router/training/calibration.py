@@ -1,0 +1,287 @@
+"""Thresholds calibrated on the deployment's own profiled traffic (τ_req, κ base, the verify threshold).
+
+The paper fits its constants (τ_req 0.7, κ 0.6 + 0.02·min(ID, 5)) on its own SLM–LLM pair and says
+they are meant to be re-tuned per pair. Here every ``bootstrap``, ``retrain`` promotion and
+``promote`` re-fits them for the estimator versions now active, by replaying ``hera`` on the
+validation requests of the profile the estimators were trained from (requests they never saw):
+
+* objective (``HERA_CALIBRATION__OBJECTIVE``): ``accuracy-within`` (default) — the highest SLM
+  share whose validation accuracy is at least (1 − ``accuracy_tolerance``) × All-LLM's on the same
+  requests (3 % relative by default); ``slm-share`` — the best accuracy with an SLM share of at
+  least ``target_slm_share``; ``cost`` — the best accuracy with a remote cost of at most
+  ``target_cost`` × All-LLM's. Ties go to the higher accuracy, then the lower cost.
+* search: a grid over τ_req (with URC off as one option), κ base and the verify threshold; each
+  point is a replay of the validation trees (estimator answers are cached, so a point costs
+  threshold comparisons only). Steps a profile lacks are run on the simulator when the profile is
+  simulated, and such requests are left out otherwise.
+* trust: a stage whose estimator did not beat its baseline on held-out requests is switched off
+  (``use_urc`` false for an untrusted URC, ``use_verify`` false without a trusted post head), so a
+  constant URC never decides a request.
+* held-out result: the validation requests are split in two by hash; the grid is searched on the
+  first half and the chosen point is reported on the second (``held_out``), next to All-LLM's and
+  the paper constants' results on it.
+
+The result is a registry entry ``calibration`` (its folder holds ``calibration.json``: thresholds,
+switches, the versions it was fitted for, the search's numbers), promoted with the estimators and
+rolled back with them: a router uses it only while exactly those versions are active
+(``estimators/loader.py``), and falls back to the settings (the paper's constants) otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hera_router.estimators import CALIBRATION
+from hera_router.estimators.artifacts import new_staging_dir, publish
+from hera_router.estimators.loader import CALIBRATION_FILE
+
+if TYPE_CHECKING:
+    from hera_router.evaluation.metrics import RequestOutcome
+    from hera_router.evaluation.replay import ProfileSet, Replayer
+    from hera_router.routing.estimators import Estimators
+    from hera_router.workers.runtime import Runtime
+
+TAU_GRID: tuple[float | None, ...] = (None, 0.6, 0.8)
+"""τ_req candidates; None = the URC stage off."""
+KAPPA_GRID: tuple[float, ...] = (0.0, 0.5, 0.7, 0.9)
+VERIFY_GRID: tuple[float | None, ...] = (None, 0.5, 0.7, 0.85)
+"""Verify thresholds; None = the verify stage off."""
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    tau_req: float | None
+    kappa_base: float
+    verify_threshold: float | None
+    accuracy: float
+    slm_share: float
+    cost_ratio: float
+
+    def thresholds(self, base: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"kappa_base": self.kappa_base, "use_urc": self.tau_req is not None and base["use_urc"]}
+        out["use_verify"] = self.verify_threshold is not None and base["use_verify"]
+        if self.tau_req is not None:
+            out["tau_req"] = self.tau_req
+        if self.verify_threshold is not None:
+            out["verify_threshold"] = self.verify_threshold
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tau_req": self.tau_req,
+            "kappa_base": self.kappa_base,
+            "verify_threshold": self.verify_threshold,
+            "accuracy": round(self.accuracy, 4),
+            "slm_share": round(self.slm_share, 4),
+            "cost_ratio": round(self.cost_ratio, 4),
+        }
+
+
+def _half(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"calibration:{key}".encode(), digest_size=8).digest(), "big") % 2
+
+
+def _summary(outcomes: Sequence[RequestOutcome], all_llm_costs: Mapping[str, float]) -> tuple[float, float, float]:
+    """(accuracy, SLM share, remote cost / All-LLM's) of outcomes, off-tree requests left out."""
+    done = [o for o in outcomes if o.status != "off_tree"]
+    if not done:
+        return 0.0, 0.0, 1.0
+    accuracy = sum(o.score for o in done) / len(done)
+    shares = [share for o in done if (share := o.slm_share) is not None]
+    cost = sum(s.remote_cost_usd for o in done for s in o.steps)
+    baseline = sum(all_llm_costs.get(o.key, 0.0) for o in done)
+    return accuracy, (sum(shares) / len(shares) if shares else 0.0), (cost / baseline if baseline else 0.0)
+
+
+def choose(points: Sequence[Point], all_llm_accuracy: float, objective: Mapping[str, Any]) -> Point:
+    """The point the objective prefers (module docstring); the most accurate one if none qualifies."""
+    kind = objective.get("objective", "accuracy-within")
+    if kind == "slm-share":
+        eligible = [p for p in points if p.slm_share >= float(objective["target_slm_share"])]
+        key: Callable[[Point], tuple[float, ...]] = lambda p: (p.accuracy, p.slm_share, -p.cost_ratio)  # noqa: E731
+    elif kind == "cost":
+        eligible = [p for p in points if p.cost_ratio <= float(objective["target_cost"])]
+        key = lambda p: (p.accuracy, -p.cost_ratio, p.slm_share)  # noqa: E731
+    else:
+        floor = (1.0 - float(objective.get("accuracy_tolerance", 0.03))) * all_llm_accuracy
+        eligible = [p for p in points if p.accuracy >= floor - 1e-9]
+        key = lambda p: (p.slm_share, p.accuracy, -p.cost_ratio)  # noqa: E731
+    if not eligible:
+        return max(points, key=lambda p: (p.accuracy, p.slm_share))
+    return max(eligible, key=key)
+
+
+def search(
+    replayer: Replayer,
+    estimators: Estimators,
+    profile: ProfileSet,
+    keys: Sequence[str],
+    *,
+    routing: Any,
+    trust: Mapping[str, bool],
+    progress: Progress | None = None,
+) -> list[Point]:
+    """Replay ``hera`` at every grid point on the requests ``keys``."""
+    from hera_router.routing.hera import HeraPolicy
+
+    costs = profile.all_llm_costs()
+    taus = TAU_GRID if trust["use_urc"] else (None,)
+    verifies = VERIFY_GRID if trust["use_verify"] else (None,)
+    points = []
+    grid = list(itertools.product(taus, KAPPA_GRID, verifies))
+    for number, (tau, kappa_base, verify) in enumerate(grid, start=1):
+        settings = routing.model_copy(
+            update={
+                "use_calibration": False,
+                "use_urc": tau is not None,
+                "tau_req": tau if tau is not None else routing.tau_req,
+                "kappa_base": kappa_base,
+                "use_verify": verify is not None,
+                "verify_threshold": verify if verify is not None else routing.verify_threshold,
+            }
+        )
+        outcomes, _ = replayer.run(HeraPolicy(settings, name="hera"), keys)
+        points.append(Point(tau, kappa_base, verify, *_summary(outcomes, costs)))
+        if progress is not None and number % 8 == 0:
+            progress(f"calibration: {number}/{len(grid)} grid points")
+    return points
+
+
+def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, record, register
+    runtime: Runtime,
+    run_id: uuid.UUID,
+    *,
+    validation_keys: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    promote: bool = True,
+) -> dict[str, Any]:
+    """Fit the thresholds for the active estimators on ``run_id``'s validation requests, register
+    (and by default promote) a ``calibration`` version; returns what was stored."""
+    from hera_router.db.repositories import EstimatorVersionRepository
+    from hera_router.db.session import session_scope
+    from hera_router.estimators.loader import RegistryEstimatorSource
+    from hera_router.evaluation.replay import Replayer, load_profile, simulated_extension, simulated_latency
+    from hera_router.routing.baselines import AllLLM
+    from hera_router.routing.hera import HeraPolicy
+    from hera_router.training.labels import request_trees, split_by_request
+    from hera_router.training.profiling import load_trees
+
+    settings = runtime.settings
+    source = RegistryEstimatorSource(runtime, reload_interval_s=1e9)
+    estimators = source()
+    if estimators is None:
+        raise RuntimeError(f"cannot calibrate: no complete set of active estimators ({source.load_error or 'none'})")
+    profile = load_profile(settings, runtime.sessions, run_id)
+    if validation_keys is None:
+        trees = request_trees(load_trees(runtime.sessions, run_id))
+        _, validation = split_by_request(
+            trees, settings.estimators.validation_fraction, settings.estimators.split_seed
+        )
+        validation_keys = [t.key for t in validation]
+    search_keys = [k for k in validation_keys if _half(k) == 0]
+    held_keys = [k for k in validation_keys if _half(k) == 1]
+    if not search_keys or not held_keys:
+        search_keys = held_keys = list(validation_keys)
+    replayer = Replayer(
+        profile,
+        estimators,
+        max_steps=settings.routing.max_steps,
+        latency=simulated_latency(settings) if profile.simulated else (lambda *_: 0.0),
+        extension=simulated_extension(settings) if profile.simulated else None,
+    )
+    metrics = _active_metrics(runtime)
+    trust = {
+        "use_urc": bool(metrics.get("urc", {}).get("trusted", False)),
+        "use_verify": estimators.divergence is not None
+        and estimators.divergence.can_verify
+        and bool(metrics.get("divergence", {}).get("verify_trusted", False)),
+    }
+    costs = profile.all_llm_costs()
+    all_llm = _summary(replayer.run(AllLLM(settings.routing), search_keys)[0], costs)
+    if progress is not None:
+        progress(f"calibration: {len(search_keys)} search / {len(held_keys)} held-out requests; trust {trust}")
+    points = search(
+        replayer, estimators, profile, search_keys, routing=settings.routing, trust=trust, progress=progress
+    )
+    objective = settings.calibration.model_dump()
+    best = choose(points, all_llm[0], objective)
+    thresholds = best.thresholds(trust)
+    # The held-out half: the chosen point, All-LLM and the paper's constants on requests the search never saw.
+    chosen = settings.routing.model_copy(update={**thresholds, "use_calibration": False})
+    held_costs = costs
+    held = {
+        "hera": _summary(replayer.run(HeraPolicy(chosen), held_keys)[0], held_costs),
+        "all-llm": _summary(replayer.run(AllLLM(settings.routing), held_keys)[0], held_costs),
+        "paper-constants": _summary(
+            replayer.run(HeraPolicy(settings.routing.model_copy(update={"use_calibration": False})), held_keys)[0],
+            held_costs,
+        ),
+    }
+    record = {
+        "for_versions": dict(estimators.versions),
+        "thresholds": thresholds,
+        "trust": trust,
+        "objective": objective,
+        "profile_run": str(run_id),
+        "search": {
+            "requests": len(search_keys),
+            "all_llm": dict(zip(("accuracy", "slm_share", "cost_ratio"), all_llm, strict=True)),
+            "chosen": best.to_json(),
+            "points": [p.to_json() for p in points],
+        },
+        "held_out": {
+            "requests": len(held_keys),
+            **{
+                name: dict(zip(("accuracy", "slm_share", "cost_ratio"), values, strict=True))
+                for name, values in held.items()
+            },
+        },
+    }
+    staging = new_staging_dir(settings.artifacts, CALIBRATION)
+    (staging / CALIBRATION_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    summary = {
+        "metric": "held_out_accuracy",
+        "held_out_accuracy": held["hera"][0],
+        "baseline_held_out_accuracy": held["all-llm"][0],
+        "held_out_slm_share": held["hera"][1],
+        "held_out_cost_ratio": held["hera"][2],
+        **thresholds,
+        "for_versions": dict(estimators.versions),
+    }
+    with session_scope(runtime.sessions) as session:
+        repository = EstimatorVersionRepository(session)
+        row = repository.add_candidate(CALIBRATION, "", metrics=summary, backbone="replay")
+        final = publish(staging, settings.artifacts, CALIBRATION, row.version)
+        row.path = str(final)
+        version = row.version
+    if promote:
+        with session_scope(runtime.sessions) as session:
+            EstimatorVersionRepository(session).promote(CALIBRATION, version)
+    if progress is not None:
+        progress(
+            f"calibration v{version}: {thresholds}; held out: HERA {held['hera'][0]:.1%} accuracy at "
+            f"{held['hera'][1]:.1%} SLM (All-LLM {held['all-llm'][0]:.1%}) — SIMULATED"
+            if profile.simulated
+            else f"calibration v{version}: {thresholds}"
+        )
+    return {**record, "version": version}
+
+
+def _active_metrics(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    from hera_router.db.repositories import EstimatorVersionRepository
+    from hera_router.db.session import session_scope
+
+    with session_scope(runtime.sessions) as session:
+        return {row.name: dict(row.metrics or {}) for row in EstimatorVersionRepository(session).all_active()}
+
+
+def calibration_path(path: str | Path) -> Path:
+    return Path(path) / CALIBRATION_FILE
