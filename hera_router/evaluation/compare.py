@@ -2,9 +2,9 @@
 
 The policies are created from the registry with the evaluation's routing settings, replayed on
 the same profile (sharing one estimator cache), and summarised by ``metrics.summarise`` against
-the same All-LLM reference costs. Policies a replay cannot evaluate (``minions`` needs the SLM's
-token log-probabilities, which profiles do not store) show as unavailable with the reason; run
-them live instead (``hera-router eval live``).
+the same All-LLM reference costs. Policies a replay cannot evaluate show as unavailable with the
+reason; run them live instead (``hera-router eval live``). Profiles keep each call's mean token
+logprob, so ``minions`` and the verify stage replay.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hera_router.evaluation.replay import Replayer, ReplayStats
 from hera_router.routing.hera import VARIANTS
 from hera_router.routing.registry import create_policy
 
-BASELINES = ("all-slm", "all-llm", "random", "hybridllm", "minions", "oracle", "hera")
+BASELINES = ("all-slm", "all-llm", "random", "hybridllm", "minions", "oracle", "hera-paper", "hera")
 """The policy table's rows, in the order the paper discusses them."""
 ABLATIONS = (
     "hera",
@@ -32,6 +32,10 @@ ABLATIONS = (
     "hera-no-cd",
     "hera-no-sle",
     "hera-fixed-kappa",
+    "hera-no-verify",
+    "hera-verify-only",
+    "hera-uncalibrated",
+    "hera-paper",
 )
 """The ablation table's rows: the paper's Table 4 order first, then this implementation's extra switches."""
 assert set(ABLATIONS) == set(VARIANTS), "every registered HERA variant belongs in the ablation table"

@@ -42,12 +42,36 @@ Stages, with the conventions this implementation chose where the paper is silent
   embeddings, not text; a decomposer that wants SP_LLM's text predicts it itself.
 * **Fallback.** The step on the LLM.
 
+* **Similarity (beyond the paper).** ``similarity = "divergence"`` (default): every test above
+  compares κ with the divergence estimator's P(the SLM's and the LLM's next subtasks name the same
+  content) — learned on the profiled trees from the step's embedding, its position and the SP
+  cosine (``estimators/divergence.py``); the paper's SBERT cosine of the two predictions cannot see
+  the entity or number that differs (held-out AUC 0.53 on the simulated world). For pair (i, j)
+  of a roll-out the estimator reads the subtask the SLM's i-th prediction came from, at id
+  seq + i − 1. ``"sp-cosine"``: the paper's cosine (``hera-paper``). Without a divergence
+  estimator (a deployment bootstrapped before it) the cosine is used.
+* **Verify (beyond the paper).** After the SLM ran a step, :meth:`HeraPolicy.verify` scores its
+  result with the divergence estimator's post-execution head (the step's features plus the SLM's
+  mean token logprob): at or above ``verify_threshold`` it is kept, below it the same step is
+  re-run on the LLM (branch ``verify``; both calls and costs are recorded, the edge time counts in
+  latency). Every SLM step is verified (URC, SSE, SLE and CD steps alike) except decomposition
+  parts. ``use_verify`` is the ablation switch (``hera-no-verify``); ``hera-verify-only`` is
+  "every step on the SLM, verified".
+* **Calibration.** With ``use_calibration`` the active calibration (``training/calibration.py``),
+  fitted on this deployment's profiled traffic for exactly the active estimator versions, sets
+  τ_req, κ base and the verify threshold, and may switch stages off (an untrusted URC, an
+  untrusted verify head); it never switches on a stage the variant removed. Without one the
+  settings apply: the paper's constants.
+* **hera-paper.** The paper-faithful policy: SP cosine, the paper's constants, no verify, no
+  calibration.
+
 Roll-outs are computed once per decision and reused: SSE's pair is the first pair of SLE/CD, and
 when SSE fails the SLM is rolled to max(L, H) in one call so SLE and CD share it.
 
 Every span is clipped to the steps left (``max_steps`` − seq): the pipeline stops there anyway.
 
-Scores (``Decision.scores``, floats only so they store as JSON): ``urc``, ``sse_sim``, ``dp_d``
+Scores (``Decision.scores``, floats only so they store as JSON): ``urc``, ``sse_sim``, ``sp_cos``
+(the SP cosine, whichever similarity decided), ``dp_d``
 (−1 means ∞), ``sle_lookahead``, ``sle_sim``, ``cd_sim_<j>`` for each j evaluated, ``cd_j``,
 ``sd_parts``, ``sd_sim_<k>`` for each part checked. A stage that did not run leaves no score.
 

@@ -211,7 +211,7 @@ def test_fallback_records_every_score_kappa_versions_and_time() -> None:
         "fallback", Executor.LLM, 1, "hera",
     )  # fmt: skip
     assert set(decision.scores) == {
-        "urc", "sse_sim", "dp_d", "sle_lookahead", "sle_sim", *(f"cd_sim_{j}" for j in range(1, 6)),
+        "urc", "sse_sim", "sp_cos", "dp_d", "sle_lookahead", "sle_sim", *(f"cd_sim_{j}" for j in range(1, 6)),
         "sd_parts", "sd_sim_1", "sd_sim_2",
     }  # fmt: skip
     assert decision.kappa == 0.66  # seq 2 is ID 3

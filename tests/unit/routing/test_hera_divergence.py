@@ -89,8 +89,12 @@ def test_verify_accepts_a_confident_step_and_rejects_an_unsure_one() -> None:
     divergence = StubDivergence(seen=seen)
     accepted = policy.verify(ctx(3), -0.2, bundle(divergence))
     rejected = policy.verify(ctx(3), -1.4, bundle(divergence))
-    assert accepted is not None and accepted.accept and accepted.score == pytest.approx(0.95)
-    assert rejected is not None and not rejected.accept and rejected.threshold == 0.5
+    assert accepted is not None
+    assert accepted.accept
+    assert accepted.score == pytest.approx(0.95)
+    assert rejected is not None
+    assert not rejected.accept
+    assert rejected.threshold == 0.5
     assert seen == [(3, -0.2), (3, -1.4)]
     # No post-execution head (a profile without logprobs): the stage does not apply.
     assert policy.verify(ctx(3), -1.4, bundle(StubDivergence(can_verify=False))) is None

@@ -38,8 +38,10 @@ def test_divergence_examples_label_each_node_both_models_ran() -> None:
     )
     examples = divergence_examples([RequestTree("q1", nodes)])
     by_seq = {e.state.seq: e for e in examples}
-    assert by_seq[0].agree and by_seq[0].slm_confidence == -0.2
-    assert not by_seq[1].agree and by_seq[1].slm_confidence == -1.1
+    assert by_seq[0].agree
+    assert by_seq[0].slm_confidence == -0.2
+    assert not by_seq[1].agree
+    assert by_seq[1].slm_confidence == -1.1
     assert by_seq[1].state.history == (("How many?", "ok"),)
 
 
@@ -52,7 +54,8 @@ def test_fit_head_learns_a_signal_and_is_constant_without_one() -> None:
     assert not info["constant"]
     assert head.weights[0] > 1.0 > abs(head.weights[1])
     flat, flat_info = fit_head(x, [True] * 400, groups)
-    assert flat_info["constant"] and np.allclose(flat.probability(x), flat.probability(x)[0])
+    assert flat_info["constant"]
+    assert np.allclose(flat.probability(x), flat.probability(x)[0])
 
 
 def test_choose_takes_the_highest_slm_share_within_the_accuracy_tolerance() -> None:
