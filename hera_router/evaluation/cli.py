@@ -359,3 +359,53 @@ def report_command(
     except ValueError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"report written to {result.out} in {result.seconds:.0f} s (SIMULATED)")
+
+
+@eval_app.command("matrix")
+def matrix_command(
+    worlds: list[str] = typer.Option(
+        [], "--worlds", "-w", help="Simulator presets (default: default, strong-slm, weak-slm, weak-logprob)."
+    ),
+    seeds: list[int] = typer.Option([], "--seeds", "-s", help="World seeds (default: 0 and 1)."),
+    train_n: int = typer.Option(120, "--train-n", help="Training requests bootstrap profiles per world."),
+    eval_n: int = typer.Option(60, "--eval-n", help="Evaluation requests (every family) per world."),
+    train_family: str = typer.Option("lookup", "--train-family", help="Family the estimators are trained on."),
+    eval_family: str = typer.Option("mixed", "--eval-family", help="Family (or mixed) evaluated on."),
+    budget: int = typer.Option(64, "--budget", help="Step nodes per profiled tree."),
+    policies: list[str] = typer.Option([], "--policy", "-p", help="Only these policies (default: every registered)."),
+    workdir: Path = typer.Option(Path(".hera/eval-matrix"), "--workdir", help="Databases and state to reuse."),
+    out: Path = typer.Option(Path("reports/matrix"), "--out", help="Folder for README.md, results.json, PNGs."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples."),
+    retrain: bool = typer.Option(False, "--retrain", help="Bootstrap again even if a world's folder has estimators."),
+) -> None:
+    """Every registered policy on several simulated worlds: a table per world, the mean, and HERA vs
+    HybridLLM and Random at HERA's SLM share (SIMULATED)."""
+    from hera_router.evaluation.matrix import (
+        DEFAULT_SEEDS,
+        DEFAULT_WORLDS,
+        MatrixConfig,
+        RichProgress,
+        build_matrix,
+        console_table,
+    )
+    from hera_router.evaluation.report import command_line
+    from hera_router.simulator.presets import PresetError
+
+    config = MatrixConfig(
+        out=out, workdir=workdir.resolve(), worlds=worlds or DEFAULT_WORLDS, seeds=seeds or DEFAULT_SEEDS,
+        train_family=train_family, eval_family=eval_family, train_n=train_n, eval_n=eval_n, node_budget=budget,
+        resamples=resamples, policies=policies, retrain=retrain, command=command_line(),
+    )  # fmt: skip
+    progress = RichProgress()
+    try:
+        result = build_matrix(_settings(), config, progress)
+    except (ValueError, PresetError) as exc:
+        raise _fail(str(exc)) from None
+    from rich.console import Console
+
+    console = Console()
+    for world in result.worlds:
+        console.print(console_table(world.name, [m.to_json() | {"decision_ms": world.decision_ms.get(m.policy)}
+                                                 for m in world.rows]))  # fmt: skip
+    console.print(console_table(f"mean over {len(result.worlds)} worlds", result.mean_rows))
+    typer.echo(f"matrix written to {result.out} (README.md, results.json, PNGs) in {result.seconds:.0f} s (SIMULATED)")

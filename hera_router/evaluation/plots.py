@@ -103,3 +103,44 @@ def policies_plot(rows: Sequence[PolicyMetrics], path: Path, *, data_label: str)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def share_plot(rows: Sequence[PolicyMetrics], hybrid_sweep: Sequence[PolicyMetrics], path: Path, *, title: str) -> Path:
+    """Accuracy vs SLM share of every policy in one world, with HybridLLM's threshold sweep as a line
+    (the curve the equal-share comparison interpolates on)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8.5, 6), constrained_layout=True)
+    curve = sorted(
+        (m.slm_usage * 100, m.accuracy * 100)
+        for m in hybrid_sweep
+        if not (math.isnan(m.slm_usage) or math.isnan(m.accuracy))
+    )
+    if curve:
+        axis.plot([x for x, _ in curve], [y for _, y in curve], "-", color="tab:purple", alpha=0.5,
+                  label="hybridllm, threshold sweep")  # fmt: skip
+    labels: dict[tuple[float, float], list[str]] = {}
+    for row in rows:
+        x, y = row.slm_usage * 100, row.accuracy * 100
+        if math.isnan(x) or math.isnan(y):
+            continue
+        marker, colour = REFERENCE_STYLE.get(row.policy, ("o", "tab:orange" if row.policy.startswith("hera") else "k"))
+        axis.scatter([x], [y], marker=marker, color=colour, s=50, zorder=3)
+        labels.setdefault((round(x, 1), round(y, 1)), []).append(row.policy)
+    for (x, y), names in labels.items():
+        text = "\n".join(", ".join(names[i : i + 3]) for i in range(0, len(names), 3))
+        axis.annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7,
+                      ha="right" if x > 80 else "left", va="bottom")  # fmt: skip
+    axis.set_xlabel("SLM share (% of a request's subtasks)")
+    axis.set_ylabel("accuracy (%)")
+    axis.grid(True, alpha=0.3)
+    if curve:
+        axis.legend(fontsize=8, loc="lower left")
+    axis.set_title(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

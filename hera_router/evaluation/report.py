@@ -99,7 +99,15 @@ def _save_state(workdir: Path, state: dict[str, Any]) -> None:
 
 
 def _profile(
-    runtime: Runtime, state: dict[str, Any], label: str, family: str, n: int, offset: int, budget: int, log: Log
+    runtime: Runtime,
+    state: dict[str, Any],
+    label: str,
+    family: str,
+    n: int,
+    offset: int,
+    budget: int,
+    log: Log,
+    on_request: Callable[[int, int], None] | None = None,
 ) -> uuid.UUID:
     """The run for (family, n, offset, budget): reused when the work folder already finished it."""
     from hera_router.db.enums import RunStatus
@@ -119,10 +127,24 @@ def _profile(
             return uuid.UUID(previous["run_id"])
     run_id = create_run(runtime.sessions, f"eval-{label}", "sim", config)
     started = time.perf_counter()
-    profile_run(settings, runtime.sessions, run_id, on_request=lambda done, total: None)
+    profile_run(settings, runtime.sessions, run_id, on_request=on_request or _every_tenth(label, log))
     log(f"profiled {label}: {n} {family} requests (offset {offset}) in {time.perf_counter() - started:.0f} s")
     state[label] = {"run_id": str(run_id), "config": config}
     return run_id
+
+
+def _every_tenth(label: str, log: Log) -> Callable[[int, int], None]:
+    """A profiling callback that logs about ten lines per run (so a long profile is not silent)."""
+
+    def report(done: int, total: int) -> None:
+        if total and (done == total or done % max(1, total // 10) == 0):
+            log(f"profiling {label}: {done}/{total} requests")
+
+    return report
+
+
+def _prefixed(log: Log, prefix: str) -> Log:
+    return lambda message: log(prefix + message)
 
 
 def _train(runtime: Runtime, state: dict[str, Any], run_id: uuid.UUID, retrain: bool, log: Log) -> list[dict[str, Any]]:
@@ -143,7 +165,7 @@ def _train(runtime: Runtime, state: dict[str, Any], run_id: uuid.UUID, retrain: 
         trees = request_trees(load_trees(runtime.sessions, run_id))
         for name in ESTIMATOR_NAMES:
             started = time.perf_counter()
-            trained = train_estimator(runtime, name, run_id, trees=trees)
+            trained = train_estimator(runtime, name, run_id, trees=trees, progress=_prefixed(log, f"  {name}: "))
             if trained is None:
                 raise RuntimeError(f"training {name} was claimed by another run; retry in a second")
             with session_scope(runtime.sessions) as session:

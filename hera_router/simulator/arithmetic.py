@@ -48,7 +48,7 @@ _HOP = {
 }
 _VERB = {"add": "add", "sub": "subtract", "mul": "multiply by", "div": "divide by"}
 _SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
-_DIFFICULTY = {"add": 0.15, "sub": 0.3, "mul": 0.55, "div": 0.65}
+OPERATION_DIFFICULTY = {"add": 0.15, "sub": 0.3, "mul": 0.55, "div": 0.65}
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _INTEGER = r"\d+"
 _SLOTS = {
@@ -228,7 +228,7 @@ class ArithmeticFamily:
             size = math.log10(max(abs(float(subject)), 1.0) * n) / 4
         except (ValueError, KeyError):
             return 0.9
-        return round(min(1.0, _DIFFICULTY.get(kind, 0.9) + 0.35 * min(1.0, size)), 4)
+        return round(min(1.0, OPERATION_DIFFICULTY.get(kind, 0.9) + 0.35 * min(1.0, size)), 4)
 
     # --- texts ----------------------------------------------------------------------------------
 

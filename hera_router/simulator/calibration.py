@@ -4,7 +4,11 @@ It runs, over a generated request set, All-SLM, All-LLM, Random and a per-step i
 (HybridLLM-like: a position-blind, noisy per-subtask difficulty classifier), then measures what
 hera-paper.md §2 reports: accuracy, subtasks per request, the accuracy cost of swapping one LLM step
 to the SLM by position (and the gain of the reverse swap), S-L distance by LLM-subtask position for
-matched and unmatched requests, and the benefit of explicit sub-steps. Every number is SIMULATED.
+matched and unmatched requests, and the benefit of explicit sub-steps. Two measurements say how
+much a router *can* know: how well the SLM's step logprob separates right from wrong steps
+(:func:`step_logprob_auc`), and how well what the request text states (hop count, operation mix,
+the size of its numbers) predicts whether All-SLM gets the request right (:func:`request_signal`).
+Every number is SIMULATED.
 
 S-L similarity here is a dependency-free token-overlap proxy (:func:`overlap_similarity`), not
 SBERT: the real similarity estimator comes later. With ``sbert=True`` the report adds the same
@@ -21,10 +25,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from hera_router.agent.format import parse_step, render_step_messages
 from hera_router.agent.scoring import score
 from hera_router.backends.base import ModelBackend
+from hera_router.simulator.arithmetic import OPERATION_DIFFICULTY
+from hera_router.simulator.backend import SimBackend
 from hera_router.simulator.generate import TaskRecord
+from hera_router.simulator.lookup import BY_NAME
 from hera_router.simulator.loop import Chooser, Executor, Trace, run_request
+from hera_router.simulator.model import SimulatedModel
 from hera_router.simulator.tasks import words
 from hera_router.simulator.world import World
 
@@ -155,6 +164,11 @@ class CalibrationReport:
     sd_accuracy: float = 0.0
     confidence: tuple[float, float, float] = (0.0, 0.0, 0.5)
     """All-SLM: mean step logprob on right / wrong requests, AUROC of the lowest step logprob."""
+    step_auc: float | None = None
+    """All-SLM: AUROC of a step's mean token logprob for "this step's result is right" (``None``: the
+    SLM backend is not simulated, so per-step truth is unknown)."""
+    request_signal: dict[str, dict[str, float]] = field(default_factory=dict)
+    """{family: {feature: AUROC for "All-SLM answers wrong"}} plus ``n`` and ``slm_accuracy``."""
 
     def policy(self, name: str) -> PolicyResult:
         return next(p for p in self.policies if p.name == name)
@@ -264,7 +278,87 @@ def calibrate(
     report.similarity_by_position = sims
     report.sbert_distance = sbert_groups if sbert is not None else None
     report.confidence = _confidence_gap(tasks, slm_traces)
+    slm_backend = backends.get("slm")
+    if isinstance(slm_backend, SimBackend):
+        report.step_auc = step_logprob_auc(tasks, slm_backend.simulated)
+    report.request_signal = request_signal(tasks, world, slm_traces)
     return report
+
+
+def auroc(positives: Sequence[float], negatives: Sequence[float]) -> float:
+    """P(a positive scores above a negative), ties counted half: the rank form of the ROC area."""
+    if not positives or not negatives:
+        return 0.5
+    ranked = sorted([(v, True) for v in positives] + [(v, False) for v in negatives])
+    rank_sum = 0.0
+    start = 0
+    while start < len(ranked):
+        end = start
+        while end + 1 < len(ranked) and ranked[end + 1][0] == ranked[start][0]:
+            end += 1
+        mid_rank = (start + end) / 2 + 1
+        rank_sum += mid_rank * sum(ranked[k][1] for k in range(start, end + 1))
+        start = end + 1
+    n_pos, n_neg = len(positives), len(negatives)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def step_logprob_auc(tasks: Iterable[TaskRecord], slm: SimulatedModel, max_steps: int = 15) -> float:
+    """AUROC of the SLM's mean token logprob for "this step's result is right", over the steps of
+    All-SLM chains that compute something (the plan step, locates and detours have no result to be
+    right about). Uses the simulated model directly, since only it knows each step's truth."""
+    right: list[float] = []
+    wrong: list[float] = []
+    for task in tasks:
+        history: list[tuple[str, str]] = []
+        current = task.request
+        for step in range(max_steps):
+            reply = slm.respond(render_step_messages(task.request, history, current, step))
+            if reply.correct is not None:
+                (right if reply.correct else wrong).append(reply.mean_logprob)
+            output = parse_step(reply.text)
+            history.append((current, output.result))
+            if output.final_answer is not None or output.next_subtask is None:
+                break
+            current = output.next_subtask
+    return auroc(right, wrong)
+
+
+_NUMBERS = re.compile(r"\d+")
+
+
+def request_features(task: TaskRecord, world: World) -> dict[str, float]:
+    """What a router could read off the request text alone: hop count, the mean base difficulty of
+    the operations it names (relation or operator; not the entities' obscurity, which the text does
+    not show), and for word problems the largest number it states."""
+    instance = world.parse_request(task.request)
+    ops = instance.ops if instance is not None else ()
+    features = {"hops": float(task.hops)}
+    if task.family == "arithmetic":
+        bases = [OPERATION_DIFFICULTY[op.partition(":")[0]] for op in ops]
+        features["op_mix"] = sum(bases) / len(bases) if bases else 0.0
+        features["magnitude"] = float(max((int(n) for n in _NUMBERS.findall(task.request)), default=0))
+    else:
+        bases = [BY_NAME[op].difficulty for op in ops if op in BY_NAME]
+        features["op_mix"] = sum(bases) / len(bases) if bases else 0.0
+    return features
+
+
+def request_signal(
+    tasks: Sequence[TaskRecord], world: World, slm_traces: Sequence[Trace]
+) -> dict[str, dict[str, float]]:
+    """Per family, the AUROC of each :func:`request_features` feature for "All-SLM answers wrong"
+    (above 0.5: more of it, more failures), with the family's size and All-SLM accuracy."""
+    by_family: dict[str, list[tuple[dict[str, float], bool]]] = {}
+    for task, trace in zip(tasks, slm_traces, strict=True):
+        by_family.setdefault(task.family, []).append((request_features(task, world), _score(task, trace) == 1.0))
+    signal: dict[str, dict[str, float]] = {}
+    for family, rows in sorted(by_family.items()):
+        entry = {"n": float(len(rows)), "slm_accuracy": 100 * sum(ok for _f, ok in rows) / len(rows)}
+        for feature in rows[0][0]:
+            entry[feature] = auroc([f[feature] for f, ok in rows if not ok], [f[feature] for f, ok in rows if ok])
+        signal[family] = entry
+    return signal
 
 
 def _confidence_gap(tasks: Sequence[TaskRecord], traces: Sequence[Trace]) -> tuple[float, float, float]:
@@ -328,6 +422,24 @@ def _distance_table(
     return lines
 
 
+def _request_signal_table(signal: dict[str, dict[str, float]]) -> list[str]:
+    if not signal:
+        return []
+    lines = [
+        '### What the request text tells about All-SLM failing (AUROC for "All-SLM answers wrong"; 0.5: nothing)',
+        "",
+        "| family | n | All-SLM accuracy % | hop count | operation mix | largest number |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for family, entry in signal.items():
+        magnitude = f"{entry['magnitude']:.2f}" if "magnitude" in entry else "—"
+        lines.append(
+            f"| {family} | {entry['n']:.0f} | {entry['slm_accuracy']:.1f} | {entry['hops']:.2f} "
+            f"| {entry['op_mix']:.2f} | {magnitude} |"
+        )
+    return [*lines, ""]
+
+
 def render_markdown(report: CalibrationReport, command: str = "") -> str:
     """The report as Markdown; every heading says the numbers are simulated."""
     lines = [
@@ -358,7 +470,15 @@ def render_markdown(report: CalibrationReport, command: str = "") -> str:
         f"Confidence (All-SLM): mean step logprob {report.confidence[0]:.3f} on requests answered right, "
         f"{report.confidence[1]:.3f} on wrong ones; the lowest step logprob separates them with "
         f"AUROC {report.confidence[2]:.2f}.",
+    ]
+    if report.step_auc is not None:
+        lines.append(
+            f"Per step (All-SLM, steps that compute something): the step's mean token logprob separates right "
+            f"from wrong results with AUROC {report.step_auc:.2f}."
+        )
+    lines += [
         "",
+        *_request_signal_table(report.request_signal),
         "### One-step swaps by position "
         "(paper: LLM→SLM costs 5.25 / 7.59 / 9.53 pts; SLM→LLM gains 5.14 / 6.25 / 9.40)",
         "",

@@ -9,7 +9,8 @@ the chain; and the next subtask follows the plan from the values just obtained. 
 
 Behaviours the HERA paper observed (hera-paper.md §2) and where they come from here:
 
-* the SLM errs more, more on hard and on late steps: ``RoleBehaviour.error_probability``;
+* the SLM errs more, more on hard and on deep steps (by hop index, so long requests fail more often
+  than short ones): ``RoleBehaviour.error_probability`` and ``RoleBehaviour.depth``;
 * it takes more, smaller steps: ``split_*`` (a hop becomes "open the record" + "read it off");
 * it words subtasks differently: ``paraphrase`` (same content words, another verb or lead-in);
 * it errs more inside a chain it wrote loosely itself than when following a plan-worded history
@@ -146,7 +147,9 @@ class SimulatedModel:
                 level = self._level(instance, values, parsed.op, parsed.subject)
                 truth = family.apply(parsed.op, parsed.subject)
                 difficulty = family.difficulty(parsed.op, parsed.subject)
-                position = 0.5 if level is None else self._position(instance, level)
+                # Risk grows with the depth the chain has reached (the history the step carries), not
+                # with the share of the chain done: a step cannot know how many hops are still to come.
+                position = b.depth(len(values) if level is None else level)
                 wrong = truth is None or rng.random() < b.error_probability(
                     difficulty, position, parsed.decomposed, loose
                 )
@@ -170,7 +173,7 @@ class SimulatedModel:
 
     @staticmethod
     def _position(instance: TaskInstance, level: int) -> float:
-        """0 for the first hop of the chain .. 1 for the last."""
+        """0 for the first hop of the chain .. 1 for the last (where the SLM splits hops)."""
         return (level - 1) / (instance.hops - 1) if instance.hops > 1 else 1.0
 
     @staticmethod

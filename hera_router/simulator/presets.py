@@ -26,6 +26,7 @@ class RoleBehaviour(BaseModel):
     error_base: float = _Probability
     error_per_difficulty: float = _Probability
     late_gain: float = Field(ge=0.0)
+    late_hops: int = Field(ge=2)
     compounding: float = Field(ge=0.0)
     substep_factor: float = _Probability
     misread: float = _Probability
@@ -45,7 +46,7 @@ class RoleBehaviour(BaseModel):
     latency_jitter: float = Field(ge=0.0, le=1.0)
 
     def error_probability(self, difficulty: float, position: float, decomposed: bool, loose: float = 0.0) -> float:
-        """P(wrong result) for a step of ``difficulty`` at relative ``position`` (0 first .. 1 last hop).
+        """P(wrong result) for a step of ``difficulty`` at ``position`` (:meth:`depth`: 0 at the first hop).
 
         ``loose`` is the share of the history's subtasks not worded the plan's way (0..1).
         """
@@ -54,6 +55,11 @@ class RoleBehaviour(BaseModel):
         if decomposed:
             p *= self.substep_factor
         return min(p, 1.0)
+
+    def depth(self, hop: int) -> float:
+        """The ``position`` of hop ``hop`` (1-based) for :meth:`error_probability`: 0 at the first hop, 1 at
+        ``late_hops``, more beyond. It grows with the history a step carries, whatever the chain's length."""
+        return (hop - 1) / (self.late_hops - 1)
 
     def split_probability(self, position: float) -> float:
         return self.split_base + (self.split_late - self.split_base) * position
