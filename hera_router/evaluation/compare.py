@@ -34,10 +34,8 @@ _ABLATION_ORDER = (
     "hera-no-cd",
     "hera-no-sle",
     "hera-fixed-kappa",
-    "hera-no-verify",
     "hera-verify-only",
     "hera-uncalibrated",
-    "hera-paper",
 )
 ABLATIONS = (*(n for n in _ABLATION_ORDER if n in VARIANTS), *sorted(set(VARIANTS) - set(_ABLATION_ORDER)))
 """The ablation table's rows: every registered HERA variant, the paper's Table 4 order first, then this
