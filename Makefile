@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install hera-router with its dev tools
 
 demo: $(STAMP)  ## bootstrap HERA if needed, then route examples/requests.jsonl with HERA and baselines (embedded, simulated)
-	$(BIN)/hera-router run examples/requests.jsonl --policy hera --policy all-llm --policy all-slm --policy random
+	$(BIN)/hera-router run examples/requests.jsonl --policy hera --policy hera-paper --policy hybridllm --policy all-llm --policy all-slm --policy random
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check hera_router migrations tests benchmarks

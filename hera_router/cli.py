@@ -35,6 +35,23 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """hera-router: configuration comes from HERA_* environment variables (see README)."""
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Keep the model libraries' load reports, progress bars and deprecation notices out of the
+    CLI's output (they say nothing to a user of hera-router; HERA_LOG_LEVEL=DEBUG brings logs back)."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|transformers|peft)(\.|$)")
+    for name in ("transformers", "sentence_transformers", "peft", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def settings_or_exit() -> Settings:
@@ -688,12 +705,21 @@ def train(
 
 @app.command("promote")
 def promote(
-    name: str = typer.Argument(..., help="Estimator name."),
+    name: str = typer.Argument(..., help="Estimator name (or `calibration`)."),
     version: int = typer.Argument(..., help="Version to make active (a retired one rolls back)."),
+    recalibrate: bool = typer.Option(
+        True, help="Re-fit the thresholds for the new set of versions (or re-activate the calibration fitted for it)."
+    ),
 ) -> None:
-    """Make VERSION the active version of NAME; routers pick it up within the reload interval."""
+    """Make VERSION the active version of NAME; routers pick it up within the reload interval.
+
+    The thresholds belong to a set of versions: after promoting an estimator, the calibration fitted
+    for the new set is re-activated if one exists (a rollback), else the set is calibrated again on
+    the profile the active calibration used.
+    """
     from hera_router.db.repositories import EstimatorVersionRepository
     from hera_router.db.session import session_scope
+    from hera_router.estimators import CALIBRATION
 
     settings = settings_or_exit()
     runtime = _checked_runtime(settings)
@@ -704,7 +730,38 @@ def promote(
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2) from None
     typer.echo(f"{name} v{version} is active; routers load it within {settings.estimators.reload_interval_s:g} s")
+    if name != CALIBRATION and recalibrate:
+        _recalibrate(runtime)
     runtime.close()
+
+
+def _recalibrate(runtime: Runtime) -> None:
+    """Activate the calibration fitted for the active versions, or fit one (``promote``)."""
+    from hera_router.db.enums import EstimatorStatus
+    from hera_router.db.repositories import EstimatorVersionRepository
+    from hera_router.db.session import session_scope
+    from hera_router.estimators import CALIBRATION
+    from hera_router.training.calibration import calibrate
+
+    with session_scope(runtime.sessions) as session:
+        repository = EstimatorVersionRepository(session)
+        rows = repository.list_all()
+        active = {r.name: str(r.version) for r in rows if r.status is EstimatorStatus.ACTIVE and r.name != CALIBRATION}
+        calibrations = [r for r in rows if r.name == CALIBRATION]
+        fitted = next((r for r in calibrations if r.metrics.get("for_versions") == active), None)
+        if fitted is not None:
+            if fitted.status is not EstimatorStatus.ACTIVE:
+                repository.promote(CALIBRATION, fitted.version)
+            typer.echo(f"calibration v{fitted.version} (fitted for these versions) is active")
+            return
+        last = max(calibrations, key=lambda r: r.version, default=None)
+        profile_run = last.metrics.get("profile_run") if last is not None else None
+    if not profile_run:
+        typer.echo("no calibration to start from: routers use the settings' thresholds (the paper's constants)")
+        return
+    typer.echo(f"calibrating the thresholds for {active} on profile run {profile_run} ...")
+    result = calibrate(runtime, uuid.UUID(str(profile_run)), progress=typer.echo)
+    typer.echo(f"calibration v{result['version']} is active: {result['thresholds']}")
 
 
 @app.command("estimators")
@@ -733,7 +790,28 @@ def estimators_list() -> None:
                 f"{value:.3f}",
                 f"{baseline:.3f}",
             )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    with session_scope(runtime.sessions) as session:
+        rows = list(EstimatorVersionRepository(session).all_active())
+    active = {r.name: str(r.version) for r in rows if r.name != "calibration"}
+    calibration = next((r for r in rows if r.name == "calibration"), None)
+    if calibration is None:
+        console.print("thresholds: no calibration is active; routers use the settings (the paper's constants)")
+    elif calibration.metrics.get("for_versions") != active:
+        console.print(
+            f"thresholds: calibration v{calibration.version} was fitted for other versions "
+            f"({calibration.metrics.get('for_versions')}); routers use the settings until "
+            "`hera-router promote` re-calibrates"
+        )
+    else:
+        m = calibration.metrics
+        shown = {k: m[k] for k in ("tau_req", "kappa_base", "verify_threshold", "use_urc", "use_verify") if k in m}
+        console.print(
+            f"thresholds: calibration v{calibration.version} applies: {shown}; held out: "
+            f"{m.get('held_out_accuracy', 0):.1%} accuracy at {m.get('held_out_slm_share', 0):.1%} SLM "
+            f"(All-LLM {m.get('baseline_held_out_accuracy', 0):.1%})"
+        )
     runtime.close()
 
 
@@ -795,6 +873,16 @@ def _bootstrap_with_progress(runtime: Runtime) -> None:
         typer.echo(
             f"{trained.name:7} v{trained.version} {trained.variant:22} {metric} {value:.3f} (baseline {baseline:.3f})"
         )
+    if result.calibration is not None:
+        held = result.calibration["held_out"]
+        typer.echo(
+            f"calibration v{result.calibration['version']}: {result.calibration['thresholds']}; held out "
+            f"({held['requests']} requests): hera {held['hera']['accuracy']:.1%} accuracy at "
+            f"{held['hera']['slm_share']:.1%} SLM, All-LLM {held['all-llm']['accuracy']:.1%}, "
+            f"hera-paper {held['hera-paper']['accuracy']:.1%} at {held['hera-paper']['slm_share']:.1%} SLM"
+        )
+    if result.hybridllm_path is not None:
+        typer.echo(f"hybridllm: router fitted, {result.hybridllm_path}")
     world = " (simulated)" if _is_simulated(runtime.settings) else ""
     typer.echo(
         f"profile run {result.run_id}: {result.requests} requests{world}; "

@@ -84,7 +84,22 @@ def bootstrap(
     if promote:
         from hera_router.training.calibration import calibrate
 
-        result.calibration = calibrate(runtime, run_id, progress=progress)
+        search_run = None
+        estimators = settings.estimators
+        if estimators.calibration_requests:
+            say(f"profiling {estimators.calibration_requests} more requests to calibrate the thresholds on")
+            search_run = create_run(
+                runtime.sessions,
+                f"{name}-calibration",
+                source,
+                run_config(
+                    settings,
+                    n=estimators.calibration_requests,
+                    offset=estimators.profile_requests + estimators.urc_requests,
+                ),
+            )
+            profile_run(settings, runtime.sessions, search_run)
+        result.calibration = calibrate(runtime, run_id, search_run=search_run, progress=progress)
     result.hybridllm_path = fit_default_hybridllm(runtime, run_id, progress)
     return result
 

@@ -38,9 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hera_router.db.repositories import EstimatorVersionRepository
+from hera_router.db.session import session_scope
 from hera_router.estimators import CALIBRATION
 from hera_router.estimators.artifacts import new_staging_dir, publish
 from hera_router.estimators.loader import CALIBRATION_FILE
+from hera_router.routing.baselines import AllLLM
+from hera_router.routing.hera import PAPER, HeraPolicy
 
 if TYPE_CHECKING:
     from hera_router.evaluation.metrics import RequestOutcome
@@ -130,8 +134,6 @@ def search(
     progress: Progress | None = None,
 ) -> list[Point]:
     """Replay ``hera`` at every grid point on the requests ``keys``."""
-    from hera_router.routing.hera import HeraPolicy
-
     costs = profile.all_llm_costs()
     taus = TAU_GRID if trust["use_urc"] else (None,)
     verifies = VERIFY_GRID if trust["use_verify"] else (None,)
@@ -159,18 +161,20 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
     runtime: Runtime,
     run_id: uuid.UUID,
     *,
-    validation_keys: Sequence[str] | None = None,
+    search_run: uuid.UUID | None = None,
     progress: Progress | None = None,
     promote: bool = True,
 ) -> dict[str, Any]:
-    """Fit the thresholds for the active estimators on ``run_id``'s validation requests, register
-    (and by default promote) a ``calibration`` version; returns what was stored."""
-    from hera_router.db.repositories import EstimatorVersionRepository
-    from hera_router.db.session import session_scope
+    """Fit the thresholds for the active estimators, register (and by default promote) a
+    ``calibration`` version; returns what was stored.
+
+    ``run_id`` is the profile the estimators were trained on: its validation requests (never
+    trained on) give the held-out result. ``search_run``, when given, is a profile of further
+    requests to search the grid on (``bootstrap`` profiles one); without it the validation
+    requests are split in two by hash, one half searched and the other held out.
+    """
     from hera_router.estimators.loader import RegistryEstimatorSource
     from hera_router.evaluation.replay import Replayer, load_profile, simulated_extension, simulated_latency
-    from hera_router.routing.baselines import AllLLM
-    from hera_router.routing.hera import HeraPolicy
     from hera_router.training.labels import request_trees, split_by_request
     from hera_router.training.profiling import load_trees
 
@@ -179,24 +183,32 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
     estimators = source()
     if estimators is None:
         raise RuntimeError(f"cannot calibrate: no complete set of active estimators ({source.load_error or 'none'})")
-    profile = load_profile(settings, runtime.sessions, run_id)
-    if validation_keys is None:
-        trees = request_trees(load_trees(runtime.sessions, run_id))
-        _, validation = split_by_request(
-            trees, settings.estimators.validation_fraction, settings.estimators.split_seed
+    trees = request_trees(load_trees(runtime.sessions, run_id))
+    _, validation = split_by_request(trees, settings.estimators.validation_fraction, settings.estimators.split_seed)
+    validation_keys = [t.key for t in validation]
+
+    def replayer_for(profile: ProfileSet) -> Replayer:
+        return Replayer(
+            profile,
+            estimators,
+            max_steps=settings.routing.max_steps,
+            latency=simulated_latency(settings) if profile.simulated else (lambda *_: 0.0),
+            extension=simulated_extension(settings) if profile.simulated else None,
         )
-        validation_keys = [t.key for t in validation]
-    search_keys = [k for k in validation_keys if _half(k) == 0]
-    held_keys = [k for k in validation_keys if _half(k) == 1]
-    if not search_keys or not held_keys:
-        search_keys = held_keys = list(validation_keys)
-    replayer = Replayer(
-        profile,
-        estimators,
-        max_steps=settings.routing.max_steps,
-        latency=simulated_latency(settings) if profile.simulated else (lambda *_: 0.0),
-        extension=simulated_extension(settings) if profile.simulated else None,
-    )
+
+    held_profile = load_profile(settings, runtime.sessions, run_id)
+    if search_run is not None:
+        profile = load_profile(settings, runtime.sessions, search_run)
+        search_keys, held_keys = [t.key for t in profile.trees], validation_keys
+        replayer = replayer_for(profile)
+        held_replayer = replayer_for(held_profile)
+    else:
+        profile = held_profile
+        search_keys = [k for k in validation_keys if _half(k) == 0]
+        held_keys = [k for k in validation_keys if _half(k) == 1]
+        if not search_keys or not held_keys:
+            search_keys = held_keys = list(validation_keys)
+        replayer = held_replayer = replayer_for(profile)
     metrics = _active_metrics(runtime)
     trust = {
         "use_urc": bool(metrics.get("urc", {}).get("trusted", False)),
@@ -214,14 +226,14 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
     objective = settings.calibration.model_dump()
     best = choose(points, all_llm[0], objective)
     thresholds = best.thresholds(trust)
-    # The held-out half: the chosen point, All-LLM and the paper's constants on requests the search never saw.
+    # Held out: the chosen point, All-LLM and the paper-faithful HERA on requests the search never saw.
     chosen = settings.routing.model_copy(update={**thresholds, "use_calibration": False})
-    held_costs = costs
+    held_costs = held_profile.all_llm_costs()
     held = {
-        "hera": _summary(replayer.run(HeraPolicy(chosen), held_keys)[0], held_costs),
-        "all-llm": _summary(replayer.run(AllLLM(settings.routing), held_keys)[0], held_costs),
-        "paper-constants": _summary(
-            replayer.run(HeraPolicy(settings.routing.model_copy(update={"use_calibration": False})), held_keys)[0],
+        "hera": _summary(held_replayer.run(HeraPolicy(chosen), held_keys)[0], held_costs),
+        "all-llm": _summary(held_replayer.run(AllLLM(settings.routing), held_keys)[0], held_costs),
+        "hera-paper": _summary(
+            held_replayer.run(HeraPolicy(settings.routing.model_copy(update=dict(PAPER))), held_keys)[0],
             held_costs,
         ),
     }
@@ -231,6 +243,7 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
         "trust": trust,
         "objective": objective,
         "profile_run": str(run_id),
+        "search_run": str(search_run) if search_run is not None else None,
         "search": {
             "requests": len(search_keys),
             "all_llm": dict(zip(("accuracy", "slm_share", "cost_ratio"), all_llm, strict=True)),
@@ -255,6 +268,8 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
         "held_out_cost_ratio": held["hera"][2],
         **thresholds,
         "for_versions": dict(estimators.versions),
+        "profile_run": str(run_id),
+        "search_run": str(search_run) if search_run is not None else None,
     }
     with session_scope(runtime.sessions) as session:
         repository = EstimatorVersionRepository(session)
@@ -276,9 +291,6 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
 
 
 def _active_metrics(runtime: Runtime) -> dict[str, dict[str, Any]]:
-    from hera_router.db.repositories import EstimatorVersionRepository
-    from hera_router.db.session import session_scope
-
     with session_scope(runtime.sessions) as session:
         return {row.name: dict(row.metrics or {}) for row in EstimatorVersionRepository(session).all_active()}
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from hera_router.agent.embedded import embedded_system
 from hera_router.agent.format import parse_decomposition, render_decompose_messages
 from hera_router.backends.base import GenerationParams
@@ -128,3 +130,61 @@ def test_hera_decisions_in_the_database_follow_the_branch_semantics(tmp_path: Pa
         assert all((d.branch, d.executor) == ("sse", Executor.SLM) for d in decisions if d.seq > 3)
         assert all(d.kappa is not None for d in decisions if d.seq != 1)
     assert decomposed, "no request exercised the SD branch"
+
+
+def test_verify_escalates_unsure_slm_steps_to_the_cloud_and_records_both_calls(tmp_path: Path) -> None:
+    """Every step passes SSE (SLM first); the verify stage rejects the steps whose simulated
+    logprob is low, and each such step runs again on the cloud: both calls and costs are in the
+    database, the decision says why, the SLM's answer is kept aside, the request completes."""
+    from dataclasses import replace
+
+    from hera_router.db.enums import CallStatus, ModelRole
+    from hera_router.db.repositories import ModelCallRepository, RequestRepository
+    from tests.unit.routing.stubs import FixedScorer, StubDivergence
+
+    settings = load_settings(data_dir=tmp_path, simulator={"seed": SEED}, routing={"verify_threshold": 0.5})
+    tasks = generate("arithmetic", 6, SEED)
+    stub = replace(
+        Estimators(
+            urc=FixedScorer(0.0),
+            sp_slm=SLMPredictor(default=[HIGH] * 16),
+            sp_llm=LLMPredictor(),
+            dp=FixedDistance(None),
+            sd=SimDecomposer(),
+        ),
+        divergence=StubDivergence(agree=0.99, min_logprob=-0.45),
+        embed=lambda text: np.array([1.0, 0.0], dtype=np.float32),
+    )
+    with embedded_system(settings) as system:
+        system.app.pipeline._estimator_source = lambda: stub
+        sessions = system.app.hera_runtime.sessions
+        ids = submit(sessions, Dispatcher(system.app), tasks, "hera")
+        rows = wait_until_finished(sessions, ids, timeout_s=120)
+        escalated = 0
+        for request_id in ids:
+            assert_consistent_record(sessions, request_id)
+            with session_scope(sessions) as session:
+                decisions = {d.seq: d for d in DecisionRepository(session).list_for_request(request_id)}
+                steps = [s for s in SubtaskRepository(session).list_for_request(request_id) if s.part == 0]
+                calls = ModelCallRepository(session).list_for_request(request_id)
+                request = RequestRepository(session).get(request_id)
+                assert request is not None
+                for step in steps:
+                    decision = decisions[step.seq]
+                    assert "verify_score" in decision.scores, "every SLM step was verified"
+                    if step.branch != "verify":
+                        assert (step.executor, decision.scores["verify_accept"]) == (Executor.SLM, 1.0)
+                        continue
+                    escalated += 1
+                    assert (step.executor, decision.branch, decision.executor) == (
+                        Executor.LLM, "verify", Executor.LLM,
+                    )  # fmt: skip
+                    assert decision.scores["verify_accept"] == 0.0
+                    assert decision.fallback_reason is not None
+                    assert decision.fallback_reason.startswith("verify:")
+                    assert step.speculative_output is not None
+                    roles = sorted(c.role.value for c in calls if c.subtask_id == step.id and c.status is CallStatus.OK)
+                    assert roles == sorted([ModelRole.EDGE.value, ModelRole.CLOUD.value])
+                assert request.slm_steps + request.llm_steps == len(steps)
+    assert all(row.status is RequestStatus.SUCCEEDED for row in rows.values())
+    assert escalated, "no SLM step scored below the verify threshold"

@@ -109,3 +109,24 @@ def estimators(
             "sd": "sd-test",
         },
     )
+
+
+@dataclass
+class StubDivergence:
+    """The divergence estimator: P(agree) before execution is ``agree``; after, ``accept`` when the
+    SLM's mean token logprob is above ``min_logprob``, else 0.1."""
+
+    agree: float = 0.9
+    accept: float = 0.95
+    min_logprob: float = -0.5
+    can_verify: bool = True
+    version: str = "dv-test"
+    seen: list[tuple[int, float | None]] | None = None
+
+    def agreement_vec(self, current: Vector, seq: int, sp_cosine: float) -> float:
+        return self.agree
+
+    def accept_vec(self, current: Vector, seq: int, sp_cosine: float, confidence: float | None) -> float:
+        if self.seen is not None:
+            self.seen.append((seq, confidence))
+        return self.accept if confidence is not None and confidence > self.min_logprob else 0.1

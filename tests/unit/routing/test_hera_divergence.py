@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -10,29 +10,9 @@ import pytest
 
 from hera_router.config import RoutingSettings
 from hera_router.routing.base import Executor, RoutingContext
-from hera_router.routing.estimators import Vector
 from hera_router.routing.hera import HeraPolicy
 from hera_router.routing.registry import create_policy
-from tests.unit.routing.stubs import estimators
-
-
-@dataclass
-class StubDivergence:
-    """P(agree) before execution is ``agree``; after, ``accept`` if the logprob is above -0.5 else 0.1."""
-
-    agree: float = 0.9
-    accept: float = 0.95
-    can_verify: bool = True
-    version: str = "dv-test"
-    seen: list[tuple[int, float | None]] | None = None
-
-    def agreement_vec(self, current: Vector, seq: int, sp_cosine: float) -> float:
-        return self.agree
-
-    def accept_vec(self, current: Vector, seq: int, sp_cosine: float, confidence: float | None) -> float:
-        if self.seen is not None:
-            self.seen.append((seq, confidence))
-        return self.accept if confidence is not None and confidence > -0.5 else 0.1
+from tests.unit.routing.stubs import StubDivergence, estimators
 
 
 def bundle(divergence: StubDivergence | None = None, calibration: dict[str, Any] | None = None, **kw: Any) -> Any:
