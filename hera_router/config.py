@@ -272,8 +272,10 @@ class EstimatorSettings(BaseModel):
 
     profile_family: str = "mixed"
     profile_requests: int = Field(default=300, gt=0)
-    profile_seed: int = 1
-    """Seed of the simulated request set bootstrap profiles (the world seed is ``simulator.seed``)."""
+    profile_offset: int = Field(default=10_000, ge=0)
+    """Index of the first simulated request ``bootstrap`` profiles: its training, URC and
+    calibration sets start here, so request files made by ``world generate`` (which start at 0,
+    like examples/requests.jsonl) are never in the estimators' training data."""
     node_budget: int = Field(default=64, ge=2)
     """Step nodes per request tree; past it the tree is sampled (see ``training/profiling.py``)."""
     max_depth: int = Field(default=15, gt=0)

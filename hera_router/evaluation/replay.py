@@ -391,7 +391,9 @@ class Replayer:
                     escalated=escalated,
                 )
             )
-            history.append(Step(subtask=current, result=child.output or "", executor=executor))
+            history.append(
+                Step(subtask=current, result=child.output or "", executor=executor, confidence=child.confidence)
+            )
             if child.is_final:
                 return outcome("completed", child.text)
             if not child.text:

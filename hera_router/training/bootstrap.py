@@ -57,7 +57,9 @@ def bootstrap(
     settings = runtime.settings
     source = "sim" if settings.edge.backend == "sim" and settings.cloud.backend == "sim" else "real"
     say = progress or (lambda _: None)
-    run_id = create_run(runtime.sessions, name, source, run_config(settings))
+    estimators = settings.estimators
+    start = estimators.profile_offset
+    run_id = create_run(runtime.sessions, name, source, run_config(settings, offset=start))
     requests = profile_run(settings, runtime.sessions, run_id, on_request=on_request)
     trees = request_trees(load_trees(runtime.sessions, run_id))
     urc_trees = []
@@ -67,7 +69,7 @@ def bootstrap(
             runtime.sessions,
             f"{name}-urc",
             source,
-            run_config(settings, n=settings.estimators.urc_requests, offset=settings.estimators.profile_requests),
+            run_config(settings, n=estimators.urc_requests, offset=start + estimators.profile_requests),
         )
         profile_run(settings, runtime.sessions, urc_run)
         urc_trees = request_trees(load_trees(runtime.sessions, urc_run))
@@ -85,7 +87,6 @@ def bootstrap(
         from hera_router.training.calibration import calibrate
 
         search_run = None
-        estimators = settings.estimators
         if estimators.calibration_requests:
             say(f"profiling {estimators.calibration_requests} more requests to calibrate the thresholds on")
             search_run = create_run(
@@ -95,7 +96,7 @@ def bootstrap(
                 run_config(
                     settings,
                     n=estimators.calibration_requests,
-                    offset=estimators.profile_requests + estimators.urc_requests,
+                    offset=start + estimators.profile_requests + estimators.urc_requests,
                 ),
             )
             profile_run(settings, runtime.sessions, search_run)
