@@ -737,31 +737,9 @@ def promote(
 
 def _recalibrate(runtime: Runtime) -> None:
     """Activate the calibration fitted for the active versions, or fit one (``promote``)."""
-    from hera_router.db.enums import EstimatorStatus
-    from hera_router.db.repositories import EstimatorVersionRepository
-    from hera_router.db.session import session_scope
-    from hera_router.estimators import CALIBRATION
-    from hera_router.training.calibration import calibrate
+    from hera_router.training.calibration import recalibrate
 
-    with session_scope(runtime.sessions) as session:
-        repository = EstimatorVersionRepository(session)
-        rows = repository.list_all()
-        active = {r.name: str(r.version) for r in rows if r.status is EstimatorStatus.ACTIVE and r.name != CALIBRATION}
-        calibrations = [r for r in rows if r.name == CALIBRATION]
-        fitted = next((r for r in calibrations if r.metrics.get("for_versions") == active), None)
-        if fitted is not None:
-            if fitted.status is not EstimatorStatus.ACTIVE:
-                repository.promote(CALIBRATION, fitted.version)
-            typer.echo(f"calibration v{fitted.version} (fitted for these versions) is active")
-            return
-        last = max(calibrations, key=lambda r: r.version, default=None)
-        profile_run = last.metrics.get("profile_run") if last is not None else None
-    if not profile_run:
-        typer.echo("no calibration to start from: routers use the settings' thresholds (the paper's constants)")
-        return
-    typer.echo(f"calibrating the thresholds for {active} on profile run {profile_run} ...")
-    result = calibrate(runtime, uuid.UUID(str(profile_run)), progress=typer.echo)
-    typer.echo(f"calibration v{result['version']} is active: {result['thresholds']}")
+    typer.echo(recalibrate(runtime, progress=typer.echo))
 
 
 @app.command("estimators")

@@ -290,6 +290,31 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
     return {**record, "version": version}
 
 
+def recalibrate(runtime: Runtime, *, progress: Progress | None = None) -> str:
+    """After a promotion: re-activate the calibration fitted for exactly the active versions (a
+    rollback), or fit a new one on the profile the latest calibration used. Returns what happened."""
+    from hera_router.db.enums import EstimatorStatus
+
+    with session_scope(runtime.sessions) as session:
+        repository = EstimatorVersionRepository(session)
+        rows = repository.list_all()
+        active = {r.name: str(r.version) for r in rows if r.status is EstimatorStatus.ACTIVE and r.name != CALIBRATION}
+        calibrations = [r for r in rows if r.name == CALIBRATION]
+        fitted = next((r for r in calibrations if r.metrics.get("for_versions") == active), None)
+        if fitted is not None:
+            if fitted.status is not EstimatorStatus.ACTIVE:
+                repository.promote(CALIBRATION, fitted.version)
+            return f"calibration v{fitted.version} (fitted for these versions) is active"
+        last = max(calibrations, key=lambda r: r.version, default=None)
+        profile_run = last.metrics.get("profile_run") if last is not None else None
+    if not profile_run:
+        return "no calibration to start from: routers use the settings' thresholds (the paper's constants)"
+    if progress is not None:
+        progress(f"calibrating the thresholds for {active} on profile run {profile_run} ...")
+    result = calibrate(runtime, uuid.UUID(str(profile_run)), progress=progress)
+    return f"calibration v{result['version']} is active: {result['thresholds']}"
+
+
 def _active_metrics(runtime: Runtime) -> dict[str, dict[str, Any]]:
     with session_scope(runtime.sessions) as session:
         return {row.name: dict(row.metrics or {}) for row in EstimatorVersionRepository(session).all_active()}

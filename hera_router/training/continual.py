@@ -194,10 +194,23 @@ def retrain(
         raise ValueError(
             f"cannot retrain {', '.join(unknown)} continually; choose from {', '.join(CONTINUAL_ESTIMATORS)}"
         )
-    return [
+    outcomes = [
         retrain_estimator(runtime, name, slot, trigger=trigger, progress=progress, label_transform=label_transform)
         for name in wanted
     ]
+    if any(outcome.status == "promoted" for outcome in outcomes):
+        # The thresholds belong to a set of versions: fit them for the new set. A failure here
+        # leaves routers on the settings' thresholds (the calibration no longer matches), not broken.
+        from hera_router.training.calibration import recalibrate
+
+        try:
+            said = recalibrate(runtime, progress=progress)
+        except Exception:
+            log.exception("retrain: the new estimator set could not be calibrated")
+        else:
+            if progress is not None:
+                progress(said)
+    return outcomes
 
 
 def lock_name(name: str) -> str:
