@@ -872,13 +872,15 @@ def _ensure_estimators(settings: Settings) -> None:
     """Bootstrap when no complete set of estimators is active (what `run --policy hera` needs)."""
     from hera_router.db.repositories import EstimatorVersionRepository
     from hera_router.db.session import session_scope
-    from hera_router.estimators import CALIBRATION, ESTIMATOR_NAMES
+    from hera_router.estimators import ESTIMATOR_NAMES
 
     runtime = _migrated_runtime(settings)
     try:
         with session_scope(runtime.sessions) as session:
             active = {row.name for row in EstimatorVersionRepository(session).all_active()}
-        missing = [name for name in (*ESTIMATOR_NAMES, CALIBRATION) if name not in active]
+        # Without a calibration HERA still routes (the paper's constants); anything else missing,
+        # including the divergence estimator of an older data dir, means bootstrapping again.
+        missing = [name for name in ESTIMATOR_NAMES if name not in active]
         if missing:
             typer.echo(
                 f"no active {', '.join(missing)} estimator{'s' if len(missing) > 1 else ''}: "

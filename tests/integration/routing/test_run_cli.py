@@ -27,7 +27,7 @@ from tests.integration.conftest import TrainedEstimators
 def test_run_with_hera_bootstraps_once_then_routes_and_breaks_decisions_down_by_branch(
     trained_estimators: TrainedEstimators, runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    trained = trained_estimators.default_set()
+    trained = {**trained_estimators.default_set(), "divergence": trained_estimators.get("divergence")}
     requests = tmp_path / "requests.jsonl"
     write_jsonl(generate("lookup", 4, runtime.settings.simulator.seed), requests)
     data_dir = tmp_path / "data"
