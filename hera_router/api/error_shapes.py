@@ -52,6 +52,56 @@ def install(app: FastAPI) -> None:
     for key, handler in list(app.exception_handlers.items()):
         app.exception_handlers[key] = _shaped(handler)
     app.add_middleware(UnstorableTextMiddleware)
+    _document_errors(app)
+
+
+COMMON_ERRORS: dict[str, str] = {
+    "400": "The body could not be parsed (not UTF-8 JSON, a multipart body without its boundary).",
+    "500": "An unexpected failure; it is logged, the body says no more.",
+    "503": "The database is unreachable or not migrated; try again later.",
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Add the answers every route can give to the OpenAPI document, in the route's error shape,
+    so generated clients (and schemathesis) know every status the server sends."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        for path, operations in spec.get("paths", {}).items():
+            shape = "OpenAIErrorBody" if is_openai_path(path) else "ErrorBody"
+            for operation in operations.values():
+                extra = dict(COMMON_ERRORS)
+                if operation.get("security"):
+                    extra["401"] = "No API key, or not a valid one."
+                if "requestBody" in operation:
+                    extra["413"] = "The body is larger than the limit the message names."
+                if shape == "ErrorBody":
+                    extra["422"] = "A parameter or field is not valid (or holds a NUL character); the message names it."
+                responses = operation.setdefault("responses", {})
+                if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+                    # FastAPI's default 422 ({"detail": [...]}) is never sent: validation errors
+                    # answer in the route's shape (OpenAI routes: 400).
+                    del responses["422"]
+                for code, description in extra.items():
+                    responses.setdefault(
+                        code,
+                        {
+                            "description": description,
+                            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}},
+                        },
+                    )
+        schemas = spec.get("components", {}).get("schemas", {})
+        if not json.dumps(spec["paths"]).count("HTTPValidationError"):
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _shaped(handler: Handler) -> Handler:
@@ -82,6 +132,11 @@ def _sentence(request: Request, exc: Exception, message: str) -> str:
         return f"there is no route {where}; {ROUTES_HINT}"
     if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED and message == "Method Not Allowed":
         return f"{request.url.path} does not accept {request.method}; see /docs for the methods it does"
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and "multipart" in message.lower():
+        return (
+            f"the multipart/form-data body could not be parsed ({message.rstrip('.')}); send the file as a "
+            "multipart upload with its boundary, as HTTP clients do"
+        )
     if exc.status_code == status.HTTP_400_BAD_REQUEST and message == PARSE_ERROR:
         content_type = request.headers.get("content-type") or "no Content-Type"
         cause = exc.__cause__

@@ -73,10 +73,12 @@ class RejectedLine(BaseModel):
 
 
 class BatchRejectedBody(BaseModel):
-    """422 when no line of a batch was acceptable."""
+    """422 of a batch submission: every line's error in ``rejected`` when no line was acceptable,
+    or per-field ``details`` when a parameter (``policy``, ``name``) was not valid."""
 
     error: str
-    rejected: list[RejectedLine]
+    rejected: list[RejectedLine] | None = None
+    details: list[FieldError] | None = None
 
 
 class RequestAccepted(BaseModel):
