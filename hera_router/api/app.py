@@ -99,7 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.hera = state
     file_limit = BodyLimit(
-        settings.openai.max_file_bytes + MULTIPART_SLACK_BYTES, "HERA_OPENAI__MAX_FILE_BYTES", "split the file"
+        settings.openai.max_file_bytes + MULTIPART_SLACK_BYTES,
+        "HERA_OPENAI__MAX_FILE_BYTES",
+        "split the file",
+        stated_bytes=settings.openai.max_file_bytes,
     )
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.api.max_upload_bytes, path_limits={"/v1/files": file_limit}

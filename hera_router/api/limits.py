@@ -27,9 +27,12 @@ class BodyLimit:
     max_bytes: int
     setting: str = "HERA_API__MAX_UPLOAD_BYTES"
     advice: str = "split the batch into smaller ones"
+    stated_bytes: int | None = None
+    """The setting's value, when ``max_bytes`` adds room for framing (multipart boundaries)."""
 
     def message(self) -> str:
-        return f"the request body is larger than the limit of {self.max_bytes:,} bytes ({self.setting}); {self.advice}"
+        limit = self.stated_bytes if self.stated_bytes is not None else self.max_bytes
+        return f"the request body is larger than the limit of {limit:,} bytes ({self.setting}); {self.advice}"
 
 
 def body_too_large_message(limit: int) -> str:
