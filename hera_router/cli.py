@@ -7,6 +7,8 @@ heavy imports (torch, transformers, celery) inside the command that needs them s
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,11 +65,29 @@ def settings_or_exit() -> Settings:
         raise typer.Exit(code=2) from None
 
 
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+
+
+def mask_url(text: str) -> str:
+    """``postgresql+psycopg://user:secret@host/db`` → ``postgresql+psycopg://user:***@host/db``."""
+    return _URL_PASSWORD.sub(r"\g<head>***@", text)
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, str):
+        return mask_url(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
+
+
 @app.command("config")
 def show_config() -> None:
-    """Print the effective settings (secrets masked)."""
+    """Print the effective settings (secrets masked, passwords inside URLs too)."""
     settings = settings_or_exit()
-    typer.echo(settings.model_dump_json(indent=2))
+    typer.echo(json.dumps(_masked(settings.model_dump(mode="json")), indent=2))
 
 
 db_app = typer.Typer(help="Database schema: apply, revert and check the Alembic migrations.", no_args_is_help=True)
@@ -81,7 +101,7 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 
     settings = settings_or_exit()
     upgrade(settings.database_url, revision)
-    typer.echo(f"database at {settings.database_url} is at {revision}")
+    typer.echo(f"database at {mask_url(settings.database_url)} is at {revision}")
 
 
 @db_app.command("downgrade")
@@ -91,7 +111,7 @@ def db_downgrade(revision: str = typer.Argument(..., help="Target revision, e.g.
 
     settings = settings_or_exit()
     downgrade(settings.database_url, revision)
-    typer.echo(f"database at {settings.database_url} is at {revision}")
+    typer.echo(f"database at {mask_url(settings.database_url)} is at {revision}")
 
 
 @db_app.command("check")
@@ -352,9 +372,9 @@ def status(batch_id: str | None = typer.Argument(None, help="A batch id; without
 
     from hera_router.db.repositories import BatchRepository, RequestRepository
     from hera_router.db.session import session_scope
-    from hera_router.workers.runtime import Runtime
 
-    runtime = Runtime(settings_or_exit())
+    # An unreachable or unmigrated database is one sentence, not a traceback.
+    runtime = _checked_runtime(settings_or_exit())
     with session_scope(runtime.sessions) as session:
         if batch_id is None:
             counts = RequestRepository(session).count_by_status()

@@ -202,6 +202,24 @@ class ApiSettings(BaseModel):
     """Bearer token of the admin routes (``/v1/admin/...``); unset, they answer 403."""
 
 
+class OpenAISettings(BaseModel):
+    """The OpenAI-compatible surface (``/v1/files``, ``/v1/batches``, ``/v1/chat/completions``;
+    docs/openai-api.md): its limits and how long a synchronous chat completion may take."""
+
+    chat_timeout_s: float = Field(default=120.0, gt=0)
+    """How long ``POST /v1/chat/completions`` waits for the agent; longer work belongs in a batch."""
+    poll_interval_s: float = Field(default=0.2, gt=0)
+    """How often a waiting chat completion reads the request's progress from the database."""
+    max_file_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    """Bytes of one uploaded file (OpenAI allows 200 MB; files are stored in the database)."""
+    max_batch_lines: int = Field(default=50_000, gt=0)
+    """Requests one batch input file may hold (OpenAI's limit)."""
+    file_expiry_s: int = Field(default=30 * 24 * 3600, gt=0)
+    """Lifetime of batch input and output files unless the client asks for another."""
+    default_model: str = "hera-router"
+    """The ``model`` that stands for the server's default policy (``HERA_ROUTING__POLICY``)."""
+
+
 class OpsSettings(BaseModel):
     """Operations: Prometheus metrics and Flower (README "Operations").
 
@@ -418,6 +436,7 @@ class Settings(BaseSettings):
     calibration: CalibrationSettings = CalibrationSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     api: ApiSettings = ApiSettings()
+    openai: OpenAISettings = OpenAISettings()
     estimators: EstimatorSettings = EstimatorSettings()
     ops: OpsSettings = OpsSettings()
     continual: ContinualSettings = ContinualSettings()

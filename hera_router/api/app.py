@@ -22,11 +22,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hera_router.api import errors
+from hera_router.api import docs, error_shapes, errors
 from hera_router.api import metrics as api_metrics
 from hera_router.api.admin import router as admin_router
 from hera_router.api.health import database_problem
-from hera_router.api.limits import BodySizeLimitMiddleware
+from hera_router.api.limits import BodyLimit, BodySizeLimitMiddleware
+from hera_router.api.listing import router as listing_router
+from hera_router.api.openai import install as openai_api
 from hera_router.api.publisher import BackgroundPublisher
 from hera_router.api.routes import router
 from hera_router.api.service import SubmissionService
@@ -45,8 +47,13 @@ Submit AI-agent requests one by one or in batches; every step of each request is
 edge SLM and a cloud LLM, and its subtasks, decisions and costs are recorded.
 
 Authenticate with `Authorization: Bearer <key>` (keys come from `hera-router keys create`).
-Errors are JSON: `{"error": "<what was wrong and what to do>"}`.
+Errors are JSON: `{"error": "<what was wrong and what to do>"}` on the native routes, and OpenAI's
+`{"error": {"message", "type", "param", "code"}}` on the OpenAI-compatible ones (`/v1/files`,
+`/v1/batches`, `/v1/chat/completions`, `/v1/models`), which the official `openai` client reads.
 """
+
+MULTIPART_SLACK_BYTES = 64 * 1024
+"""Room for multipart boundaries and form fields around an uploaded file of the maximum size."""
 
 SERVICE_ERROR_STATUS: dict[type[errors.SubmissionError], int] = {
     errors.InvalidRequestError: status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -87,12 +94,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.hera = state
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_upload_bytes)
+    file_limit = BodyLimit(
+        settings.openai.max_file_bytes + MULTIPART_SLACK_BYTES,
+        "HERA_OPENAI__MAX_FILE_BYTES",
+        "split the file",
+        stated_bytes=settings.openai.max_file_bytes,
+    )
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.api.max_upload_bytes, path_limits={"/v1/files": file_limit}
+    )
     _install_error_handlers(app)
+    error_shapes.install(app)
+    app.include_router(listing_router)
     app.include_router(router)
     app.include_router(admin_router)
+    openai_api.install(app, state)
+    docs.install(app)
     api_metrics.install(app, metrics)
     return app
 

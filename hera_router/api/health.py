@@ -13,7 +13,18 @@ if TYPE_CHECKING:
     from hera_router.workers.app import HeraCelery
 
 REQUIRED_TABLES: frozenset[str] = frozenset(
-    {"tenants", "api_keys", "batches", "requests", "subtasks", "decisions", "model_calls", "outbox"}
+    {
+        "tenants",
+        "api_keys",
+        "batches",
+        "requests",
+        "subtasks",
+        "decisions",
+        "model_calls",
+        "outbox",
+        "openai_files",
+        "openai_batches",
+    }
 )
 """The tables the producer reads and writes."""
 

@@ -99,7 +99,11 @@ _BATCH_BODY_DOC: dict[str, Any] = {
         ),
         "content": {
             "application/json": {
-                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/AgentRequestItem"}}
+                "schema": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"$ref": "#/components/schemas/AgentRequestItem"},
+                }
             },
             "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
             "multipart/form-data": {
@@ -123,7 +127,10 @@ _BATCH_BODY_DOC: dict[str, Any] = {
     responses={
         413: {"model": ErrorBody, "description": "Too many requests, or too many bytes."},
         415: {"model": ErrorBody, "description": "The body is neither JSON, JSONL nor a multipart upload."},
-        422: {"model": BatchRejectedBody, "description": "No line of the batch was acceptable."},
+        422: {
+            "model": BatchRejectedBody,
+            "description": "No line of the batch was acceptable (`rejected`), or a parameter is not valid (`details`).",
+        },
     },
 )
 async def submit_batch(

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from hera_router.db.enums import CallStatus, Executor, ModelRole, RequestStatus, SubtaskStatus
+from hera_router.routing.registry import policy_names
 
 CUSTOM_ID_MAX_CHARS = 256
 """Width of ``requests.custom_id``."""
@@ -41,6 +42,7 @@ class AgentRequestItem(BaseModel):
         default=None,
         max_length=POLICY_MAX_CHARS,
         description="Routing policy (e.g. all-llm, all-slm, random); default: the batch's, else the server's.",
+        json_schema_extra={"enum": [*policy_names(), None]},
     )
     # Strict: "5" or true is a client bug worth reporting, not a value to coerce.
     priority: StrictInt = Field(default=0, ge=-INT32_MAX, le=INT32_MAX)
@@ -73,10 +75,12 @@ class RejectedLine(BaseModel):
 
 
 class BatchRejectedBody(BaseModel):
-    """422 when no line of a batch was acceptable."""
+    """422 of a batch submission: every line's error in ``rejected`` when no line was acceptable,
+    or per-field ``details`` when a parameter (``policy``, ``name``) was not valid."""
 
     error: str
-    rejected: list[RejectedLine]
+    rejected: list[RejectedLine] | None = None
+    details: list[FieldError] | None = None
 
 
 class RequestAccepted(BaseModel):

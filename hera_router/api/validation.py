@@ -18,6 +18,7 @@ from pydantic_core import ErrorDetails
 
 from hera_router.api.errors import TooLargeError
 from hera_router.api.schemas import AgentRequestItem
+from hera_router.api.storable import fields_problem
 from hera_router.config import Settings
 from hera_router.routing.registry import policy_names
 
@@ -52,6 +53,17 @@ class SubmissionLimits:
 
     def item_problem(self, item: AgentRequestItem) -> str | None:
         """What is wrong with an otherwise well-formed item, or None."""
+        unstorable = fields_problem(
+            {
+                "input": item.input,
+                "custom_id": item.custom_id,
+                "policy": item.policy,
+                "gold_answer": item.gold_answer,
+                "metadata": item.metadata,
+            }
+        )
+        if unstorable is not None:
+            return unstorable
         if not item.input.strip():
             return "`input` is blank; give the agent a task"
         if len(item.input) > self.max_input_chars:

@@ -76,3 +76,27 @@ TERMINAL_REQUEST_STATUSES: frozenset[RequestStatus] = frozenset(
 
 ACTIVE_REQUEST_STATUSES: frozenset[RequestStatus] = frozenset({RequestStatus.QUEUED, RequestStatus.RUNNING})
 """Statuses of a request that still has work ahead (what the reconciler watches)."""
+
+
+class OpenAIBatchStatus(enum.StrEnum):
+    """Life cycle of an OpenAI-compatible batch (``/v1/batches``), with OpenAI's names."""
+
+    VALIDATING = "validating"
+    FAILED = "failed"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+OPEN_OPENAI_BATCH_STATUSES: frozenset[OpenAIBatchStatus] = frozenset(
+    {
+        OpenAIBatchStatus.VALIDATING,
+        OpenAIBatchStatus.IN_PROGRESS,
+        OpenAIBatchStatus.FINALIZING,
+        OpenAIBatchStatus.CANCELLING,
+    }
+)
+"""Statuses of a batch whose output files are not written yet."""

@@ -6,7 +6,8 @@ Idempotency lives in the unique keys: a redelivered task that tries to write the
 cost. Child rows cascade at the database level (``ON DELETE CASCADE``), so retention jobs delete
 requests or runs with one statement.
 
-Shadow labels (``shadow_runs``) arrived in revision 0005; ``files`` comes in a later one.
+Shadow labels (``shadow_runs``) arrived in revision 0005; the OpenAI-compatible files and
+batches (``openai_files``, ``openai_batches``) in 0006.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hera_router.db.base import Base, CreatedAt, JSONType, Timestamps, UUIDPrimaryKey, value_enum
@@ -24,6 +25,7 @@ from hera_router.db.enums import (
     EstimatorStatus,
     Executor,
     ModelRole,
+    OpenAIBatchStatus,
     RequestStatus,
     RunStatus,
     SubtaskStatus,
@@ -370,3 +372,70 @@ class ProfileNode(UUIDPrimaryKey, CreatedAt, Base):
     """Ground truth of that call's own result, where the source knows it (the simulator)."""
 
     run: Mapped[ProfileRun] = relationship(back_populates="nodes")
+
+
+class OpenAIFile(UUIDPrimaryKey, CreatedAt, Base):
+    """A file of the OpenAI-compatible Files API: a batch input a client uploaded, or a batch's
+    output or error file (docs/openai-api.md).
+
+    The bytes live in the row (``bytea`` on Postgres) so every API replica sees a file the moment
+    its upload commits, and a batch's requests and its input file commit together; no object
+    store to run or keep consistent. The size limit (``HERA_OPENAI__MAX_FILE_BYTES``) keeps rows
+    within what Postgres handles comfortably. Clients see the id as ``file-<hex>``.
+    """
+
+    __tablename__ = "openai_files"
+    # listing: a tenant's files, newest first; the expiry sweep: files past expires_at
+    __table_args__ = (Index(None, "tenant_id", "created_at"), Index(None, "expires_at"))
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(512))
+    purpose: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column("bytes")
+    """Answered as ``bytes`` (an attribute named so would shadow the type in this class)."""
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    """Deferred: listing and retrieving never load the bytes."""
+    expires_at: Mapped[datetime | None]
+
+
+class OpenAIBatch(UUIDPrimaryKey, Timestamps, Base):
+    """A batch of the OpenAI-compatible Batches API, with OpenAI's status life cycle.
+
+    Its lines run as the requests of the native batch ``batch_id`` (one request per valid line,
+    ``custom_id`` kept; lines that could not run are stored in that batch's ``rejected``). The
+    output and error files are written once, when a read finds every request finished (see
+    ``api/openai/batches.py``), and the counts and usage are frozen then. Clients see the id as
+    ``batch_<hex>``. The file ids are plain columns, not foreign keys: a batch keeps naming its
+    files after a client deletes them, as OpenAI's does.
+    """
+
+    __tablename__ = "openai_batches"
+    __table_args__ = (Index(None, "tenant_id", "created_at"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="SET NULL"), unique=True)
+    input_file_id: Mapped[uuid.UUID]
+    endpoint: Mapped[str] = mapped_column(String(64))
+    completion_window: Mapped[str] = mapped_column(String(16))
+    status: Mapped[OpenAIBatchStatus] = mapped_column(
+        value_enum(OpenAIBatchStatus, "openai_batch_status"), default=OpenAIBatchStatus.VALIDATING
+    )
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    model: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    """Why validation failed the whole batch: ``[{"code", "line", "message", "param"}]``."""
+    output_file_id: Mapped[uuid.UUID | None]
+    error_file_id: Mapped[uuid.UUID | None]
+    output_expires_s: Mapped[int | None]
+    request_total: Mapped[int] = mapped_column(default=0)
+    request_completed: Mapped[int] = mapped_column(default=0)
+    request_failed: Mapped[int] = mapped_column(default=0)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    in_progress_at: Mapped[datetime | None]
+    finalizing_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    expired_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    cancelling_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]

@@ -8,6 +8,7 @@ from hera_router.db.repositories.batches import BatchRepository
 from hera_router.db.repositories.decisions import DecisionRepository
 from hera_router.db.repositories.estimators import EstimatorVersionRepository
 from hera_router.db.repositories.model_calls import ModelCallRepository
+from hera_router.db.repositories.openai import OpenAIBatchRepository, OpenAIFileRepository
 from hera_router.db.repositories.outbox import OutboxRepository
 from hera_router.db.repositories.profiling import ProfilingRepository
 from hera_router.db.repositories.requests import RequestRepository
@@ -22,6 +23,8 @@ __all__ = [
     "DecisionRepository",
     "EstimatorVersionRepository",
     "ModelCallRepository",
+    "OpenAIBatchRepository",
+    "OpenAIFileRepository",
     "OutboxRepository",
     "ProfilingRepository",
     "RequestRepository",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
@@ -63,6 +64,31 @@ class BatchRepository:
         if batch is None or (tenant_id is not None and batch.tenant_id != tenant_id):
             return None
         return batch
+
+    def page_for_tenant(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        before: tuple[datetime, uuid.UUID] | None = None,
+        limit: int = 50,
+        state: Literal["active", "finished", "cancelled"] | None = None,
+    ) -> Sequence[Batch]:
+        """The tenant's batches, newest first, older than the ``(created_at, id)`` cursor.
+
+        ``state``: ``active`` (some request queued or running), ``finished`` (none is),
+        ``cancelled`` (cancelled by the client).
+        """
+        statement = select(Batch).where(Batch.tenant_id == tenant_id)
+        unfinished = exists().where(Request.batch_id == Batch.id, Request.status.in_(list(ACTIVE_REQUEST_STATUSES)))
+        if state == "active":
+            statement = statement.where(unfinished)
+        elif state == "finished":
+            statement = statement.where(~unfinished)
+        elif state == "cancelled":
+            statement = statement.where(Batch.cancelled_at.is_not(None))
+        if before is not None:
+            statement = statement.where(tuple_(Batch.created_at, Batch.id) < tuple_(*before))
+        return self.session.scalars(statement.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit)).all()
 
     def progress(self, batch_id: uuid.UUID) -> BatchProgress:
         rows = self.session.execute(

@@ -75,6 +75,16 @@ class ModelCallRepository:
             select(ModelCall).where(ModelCall.request_id == request_id).order_by(ModelCall.created_at, ModelCall.id)
         ).all()
 
+    def list_for_requests(self, request_ids: Collection[uuid.UUID]) -> Sequence[ModelCall]:
+        """The model calls of several requests, oldest first."""
+        if not request_ids:
+            return []
+        return self.session.scalars(
+            select(ModelCall)
+            .where(ModelCall.request_id.in_(list(request_ids)))
+            .order_by(ModelCall.created_at, ModelCall.id)
+        ).all()
+
     def token_totals(self, request_ids: Collection[uuid.UUID]) -> dict[ModelRole, tuple[int, int]]:
         """(input, output) tokens of the successful calls of ``request_ids``, per role."""
         if not request_ids:

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, true, update
+from sqlalchemy import insert, select, true, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
@@ -37,6 +37,21 @@ class OutboxRepository:
         if message is None:  # pragma: no cover - the insert or the conflict guarantees a row
             raise LookupError(f"outbox message {task_id!r} vanished after insert")
         return message, created
+
+    def add_many(self, messages: Sequence[tuple[str, Mapping[str, Any], str]]) -> list[uuid.UUID]:
+        """Queue many new messages ``(task_name, payload, task_id)`` in one statement; their ids.
+
+        For task ids that cannot exist yet (the first hop of requests inserted in the same
+        transaction): unlike :meth:`add` a duplicate task id raises instead of being skipped.
+        """
+        message_ids = [uuid.uuid4() for _ in messages]
+        rows = [
+            {"id": message_id, "task_name": name, "payload": dict(payload), "task_id": task_id}
+            for message_id, (name, payload, task_id) in zip(message_ids, messages, strict=True)
+        ]
+        if rows:
+            self.session.execute(insert(OutboxMessage), rows)
+        return message_ids
 
     def reopen(self, task_name: str, payload: Mapping[str, Any], task_id: str) -> OutboxMessage:
         """Queue ``task_id`` for publishing again, adding it if it was never queued.

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
@@ -57,6 +57,16 @@ class RequestRepository:
         self.session.flush()
         return request
 
+    def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert many new requests in one multi-row statement (a large batch file).
+
+        Each row gives at least ``id``, ``tenant_id``, ``input`` and ``policy``; the column
+        defaults fill in the rest, as for :meth:`add`. No ORM objects are built: 50,000 rows
+        insert in seconds instead of minutes of per-row flushes.
+        """
+        if rows:
+            self.session.execute(insert(Request), list(rows))
+
     def get(self, request_id: uuid.UUID) -> Request | None:
         return self.session.get(Request, request_id)
 
@@ -97,6 +107,25 @@ class RequestRepository:
         if after is not None:
             statement = statement.where(tuple_(Request.created_at, Request.id) > tuple_(*after))
         return self.session.scalars(statement.order_by(Request.created_at, Request.id).limit(limit)).all()
+
+    def page_for_tenant(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        before: tuple[datetime, uuid.UUID] | None = None,
+        limit: int = 50,
+        statuses: Collection[RequestStatus] = (),
+        batch_id: uuid.UUID | None = None,
+    ) -> Sequence[Request]:
+        """The tenant's requests, newest first, older than the ``(created_at, id)`` cursor."""
+        statement = select(Request).where(Request.tenant_id == tenant_id)
+        if statuses:
+            statement = statement.where(Request.status.in_(list(statuses)))
+        if batch_id is not None:
+            statement = statement.where(Request.batch_id == batch_id)
+        if before is not None:
+            statement = statement.where(tuple_(Request.created_at, Request.id) < tuple_(*before))
+        return self.session.scalars(statement.order_by(Request.created_at.desc(), Request.id.desc()).limit(limit)).all()
 
     def cancel(self, request_id: uuid.UUID, reason: str) -> bool:
         """Cancel a queued or running request with ``reason`` as its error; False if it had

@@ -74,6 +74,16 @@ class SubtaskRepository:
             select(Subtask).where(Subtask.request_id == request_id).order_by(Subtask.seq, Subtask.part)
         ).all()
 
+    def list_for_requests(self, request_ids: Collection[uuid.UUID]) -> Sequence[Subtask]:
+        """The subtasks of several requests, each request's in execution order."""
+        if not request_ids:
+            return []
+        return self.session.scalars(
+            select(Subtask)
+            .where(Subtask.request_id.in_(list(request_ids)))
+            .order_by(Subtask.request_id, Subtask.seq, Subtask.part)
+        ).all()
+
     def transition(
         self,
         subtask_id: uuid.UUID,
