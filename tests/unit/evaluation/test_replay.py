@@ -123,3 +123,39 @@ def test_oracle_has_the_most_slm_usage_among_policies_reaching_its_accuracy_targ
         if accuracy(outcomes) >= plan.target_accuracy:
             assert slm_usage(outcomes) <= slm_usage(oracle_outcomes) + 1e-9, name
     assert compared >= 3
+
+
+class VerifyByLogprob:
+    """Every step on the SLM, verified: a result whose profiled logprob is below -0.5 is re-run on
+    the LLM (the replay's side of the verify stage)."""
+
+    name = "verify-test"
+
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
+        return Decision(executor=Executor.SLM, branch="sse", policy=self.name)
+
+    def verify(self, context: RoutingContext, confidence: float | None, estimators: Estimators | None) -> object:
+        from hera_router.routing.base import Verdict
+
+        score = 1.0 if confidence is not None and confidence > -0.5 else 0.0
+        return Verdict(accept=score >= 0.5, score=score, threshold=0.5, policy=self.name)
+
+
+def test_replayed_verify_follows_the_llm_child_when_the_slm_result_is_rejected(small_profile) -> None:  # type: ignore[no-untyped-def]
+    replayer = Replayer(small_profile, extension=extension())
+    outcomes, stats = replayer.run(VerifyByLogprob())
+    assert stats.off_tree == 0, "escalated steps the profile lacks are run on the simulator"
+    escalated = 0
+    for outcome, tree in zip(outcomes, small_profile.trees, strict=True):
+        node = tree.root
+        for step in outcome.steps:
+            slm = node.children[Executor.SLM]
+            rejected = slm.confidence is None or slm.confidence <= -0.5
+            assert step.escalated is rejected
+            assert (step.executor, step.branch) == ((Executor.LLM, "verify") if rejected else (Executor.SLM, "sse"))
+            if rejected:
+                escalated += 1
+                assert step.remote_cost_usd == node.children[Executor.LLM].cost_usd > 0
+            node = node.children[step.executor]
+    assert escalated, "the simulated SLM has low-confidence steps"
+    assert all(o.slm_share is not None and o.slm_share < 1.0 for o in outcomes if any(s.escalated for s in o.steps))
