@@ -269,7 +269,7 @@ class EstimatorSettings(BaseModel):
     or the paper's encoder + LoRA regression (needs far more profiled requests)."""
     urc_requests: int = Field(default=600, ge=0)
     """Extra requests ``bootstrap`` profiles for URC only (their two pure chains: cheap)."""
-    calibration_requests: int = Field(default=150, ge=0)
+    calibration_requests: int = Field(default=100, ge=0)
     """Extra requests ``bootstrap`` profiles to search the thresholds on (0: search on half of the
     validation requests instead); the validation requests then give the held-out result."""
     sp_variant: Literal["embedding", "generative"] = "embedding"

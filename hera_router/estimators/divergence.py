@@ -18,7 +18,9 @@ Two logistic heads share one feature map:
   output, P(the two next subtasks agree), is the similarity SSE, SLE, CD and the SD parts compare
   with the position-aware κ: the paper's mechanism, with a similarity that can see content.
 * ``post`` — after the SLM ran the step: the same features plus the SLM's mean token logprob
-  (and its square). Its output is what the verify stage compares with its threshold.
+  (and its square), trained on whether the SLM's *result* for the step names the same content as
+  the LLM's (a logprob speaks about the tokens just written, not about the detours a chain may
+  take next). Its output is what the verify stage compares with its threshold.
 
 Both are a few hundred weights (a JSON file), evaluate in microseconds after the one SBERT call
 the step needs anyway, and are regularised by cross-validation grouped by request, because the
@@ -57,9 +59,13 @@ class DivergenceExample:
     request_key: str
     state: ChainState
     agree: bool
-    """Whether the SLM's next subtask (or answer) names the same content as the LLM's."""
+    """Whether the SLM's next subtask (or answer) names the same content as the LLM's (what the pre
+    head predicts: do the two chains go on alike?)."""
     slm_confidence: float | None
     """Mean token logprob of the SLM's call at this node."""
+    result_agree: bool = True
+    """Whether the SLM's *result* for the step names the same content as the LLM's (what the post
+    head predicts: is the result the SLM just gave the one the LLM would have given?)."""
     slm_correct: bool | None = None
     """Ground truth of the SLM's result (simulator only; used for reporting, never for training)."""
 
@@ -221,7 +227,8 @@ def train_divergence(
     if len(with_confidence) >= max(20, len(examples) // 2):
         rows = np.asarray(with_confidence)
         post = post_features(pre[rows], [examples[i].slm_confidence for i in with_confidence])
-        post_head, post_info = fit_head(post, [labels[i] for i in rows], [groups[i] for i in rows])
+        results = [examples[i].result_agree for i in with_confidence]
+        post_head, post_info = fit_head(post, results, [groups[i] for i in rows])
         post_info["trained"] = True
     heads = {"pre": pre_head.to_json(), "post": post_head.to_json() if post_head is not None else None}
     (out_dir / HEADS_FILE).write_text(json.dumps(heads), encoding="utf-8")

@@ -10,9 +10,9 @@ validation requests of the profile the estimators were trained from (requests th
   requests (3 % relative by default); ``slm-share`` — the best accuracy with an SLM share of at
   least ``target_slm_share``; ``cost`` — the best accuracy with a remote cost of at most
   ``target_cost`` × All-LLM's. Ties go to the higher accuracy, then the lower cost.
-* search: a grid over τ_req (with URC off as one option), κ base and the verify threshold; each
-  point is a replay of the validation trees (estimator answers are cached, so a point costs
-  threshold comparisons only). Steps a profile lacks are run on the simulator when the profile is
+* search: τ_req (with URC off as one option), κ base and the verify threshold, one coordinate at
+  a time (:func:`search`); each point is a replay of the search requests (estimator answers are
+  cached across points). Steps a profile lacks are run on the simulator when the profile is
   simulated, and such requests are left out otherwise.
 * trust: a stage whose estimator did not beat its baseline on held-out requests is switched off
   (``use_urc`` false for an untrusted URC, ``use_verify`` false without a trusted post head), so a
@@ -30,7 +30,6 @@ rolled back with them: a router uses it only while exactly those versions are ac
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -55,7 +54,7 @@ if TYPE_CHECKING:
 TAU_GRID: tuple[float | None, ...] = (None, 0.6, 0.8)
 """τ_req candidates; None = the URC stage off."""
 KAPPA_GRID: tuple[float, ...] = (0.0, 0.5, 0.7, 0.9)
-VERIFY_GRID: tuple[float | None, ...] = (None, 0.5, 0.7, 0.85)
+VERIFY_GRID: tuple[float | None, ...] = (None, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 """Verify thresholds; None = the verify stage off."""
 Progress = Callable[[str], None]
 
@@ -131,30 +130,51 @@ def search(
     *,
     routing: Any,
     trust: Mapping[str, bool],
+    objective: Mapping[str, Any] | None = None,
+    all_llm_accuracy: float = 1.0,
     progress: Progress | None = None,
 ) -> list[Point]:
-    """Replay ``hera`` at every grid point on the requests ``keys``."""
+    """Replay ``hera`` on ``keys`` over the grid, one coordinate at a time; every point tried.
+
+    A full grid costs a replay per point, and the points with a strict κ are the expensive ones (they
+    reach SLE, CD and SD, whose estimator calls and off-tree steps are new work), so the search
+    walks the coordinates: the verify threshold with every step offered to the SLM first (κ base 0,
+    URC off: cheap), then κ base at that threshold, then τ_req, then the verify threshold again at
+    the chosen κ and τ. Each coordinate keeps the value the objective prefers.
+    """
     costs = profile.all_llm_costs()
+    objective = objective or {"objective": "accuracy-within"}
     taus = TAU_GRID if trust["use_urc"] else (None,)
     verifies = VERIFY_GRID if trust["use_verify"] else (None,)
-    points = []
-    grid = list(itertools.product(taus, KAPPA_GRID, verifies))
-    for number, (tau, kappa_base, verify) in enumerate(grid, start=1):
-        settings = routing.model_copy(
-            update={
-                "use_calibration": False,
-                "use_urc": tau is not None,
-                "tau_req": tau if tau is not None else routing.tau_req,
-                "kappa_base": kappa_base,
-                "use_verify": verify is not None,
-                "verify_threshold": verify if verify is not None else routing.verify_threshold,
-            }
-        )
-        outcomes, _ = replayer.run(HeraPolicy(settings, name="hera"), keys)
-        points.append(Point(tau, kappa_base, verify, *_summary(outcomes, costs)))
-        if progress is not None and number % 8 == 0:
-            progress(f"calibration: {number}/{len(grid)} grid points")
-    return points
+    tried: dict[tuple[float | None, float, float | None], Point] = {}
+
+    def at(tau: float | None, kappa_base: float, verify: float | None) -> Point:
+        key = (tau, kappa_base, verify)
+        if key not in tried:
+            settings = routing.model_copy(
+                update={
+                    "use_calibration": False,
+                    "use_urc": tau is not None,
+                    "tau_req": tau if tau is not None else routing.tau_req,
+                    "kappa_base": kappa_base,
+                    "use_verify": verify is not None,
+                    "verify_threshold": verify if verify is not None else routing.verify_threshold,
+                }
+            )
+            outcomes, _ = replayer.run(HeraPolicy(settings, name="hera"), keys)
+            tried[key] = Point(tau, kappa_base, verify, *_summary(outcomes, costs))
+            if progress is not None:
+                progress(f"calibration: point {len(tried)}: {tried[key].to_json()}")
+        return tried[key]
+
+    def best(points: Sequence[Point]) -> Point:
+        return choose(points, all_llm_accuracy, objective)
+
+    first = best([at(None, 0.0, v) for v in verifies])
+    kappa_point = best([at(None, k, first.verify_threshold) for k in KAPPA_GRID])
+    tau_point = best([at(t, kappa_point.kappa_base, kappa_point.verify_threshold) for t in taus])
+    best([at(tau_point.tau_req, tau_point.kappa_base, v) for v in verifies])
+    return list(tried.values())
 
 
 def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, record, register
@@ -220,10 +240,18 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
     all_llm = _summary(replayer.run(AllLLM(settings.routing), search_keys)[0], costs)
     if progress is not None:
         progress(f"calibration: {len(search_keys)} search / {len(held_keys)} held-out requests; trust {trust}")
-    points = search(
-        replayer, estimators, profile, search_keys, routing=settings.routing, trust=trust, progress=progress
-    )
     objective = settings.calibration.model_dump()
+    points = search(
+        replayer,
+        estimators,
+        profile,
+        search_keys,
+        routing=settings.routing,
+        trust=trust,
+        objective=objective,
+        all_llm_accuracy=all_llm[0],
+        progress=progress,
+    )
     best = choose(points, all_llm[0], objective)
     thresholds = best.thresholds(trust)
     # Held out: the chosen point, All-LLM and the paper-faithful HERA on requests the search never saw.

@@ -235,8 +235,9 @@ def divergence_metrics(
         post = component.accept_many(
             [states[i] for i in rows], [sp_cosine[i] for i in rows], [examples[i].slm_confidence for i in rows]
         )
-        metrics["post_auc"] = auc([diverges[i] for i in rows], list(-post))
-        metrics["logprob_auc"] = auc([diverges[i] for i in rows], [-float(examples[i].slm_confidence) for i in rows])
+        wrong_result = [not examples[i].result_agree for i in rows]
+        metrics["post_auc"] = auc(wrong_result, list(-post))
+        metrics["logprob_auc"] = auc(wrong_result, [-float(examples[i].slm_confidence) for i in rows])
         scored = {i: float(p) for i, p in zip(rows, post, strict=True)}
         known_post = [i for i in known if i in scored]
         if known_post:

@@ -207,13 +207,17 @@ def content_keys(text: str) -> frozenset[str]:
         value = extract_number(number)
         if value is not None:
             keys.add(f"#{value:g}")
-    words = text.split()
+    words = [word.strip(_TRIM) for word in text.split()]
+    starts = {0} | {i + 1 for i, word in enumerate(text.split()) if word.endswith((".", "?", "!", ":"))}
     for position, word in enumerate(words):
-        stripped = word.strip(_TRIM)
-        if position == 0 or not stripped or not _WORD.fullmatch(stripped.split("'")[0] or "x"):
+        if not word or not word[0].isupper() or not _WORD.fullmatch(word.split("'")[0] or "x"):
             continue
-        if stripped[0].isupper() and not words[position - 1].endswith((".", "?", "!", ":")):
-            keys.add(stripped.removesuffix("'s"))
+        # A capitalised first word is usually just the sentence's start ("Find", "Then", "I"),
+        # unless a capitalised word follows it ("Nora Selwick is ...": a name).
+        following = words[position + 1] if position + 1 < len(words) else ""
+        if position in starts and not following[:1].isupper():
+            continue
+        keys.add(word.removesuffix("'s"))
     return frozenset(keys)
 
 
@@ -256,6 +260,12 @@ def divergence_examples(trees: Iterable[RequestTree]) -> list[DivergenceExample]
                     request_key=tree.key,
                     state=state,
                     agree=same_content(slm, llm),
+                    # At the root the "result" is a plan statement: judge it by what comes next.
+                    result_agree=(
+                        same_content(slm, llm)
+                        if parent.kind == ROOT
+                        else content_keys(slm.output or "") == content_keys(llm.output or "")
+                    ),
                     slm_confidence=slm.confidence,
                     slm_correct=slm.step_correct,
                 )
