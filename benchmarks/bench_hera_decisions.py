@@ -157,10 +157,18 @@ def latency_report(
             sd_calls += asked_sd
             ms = d.elapsed_ms + (sd_call_s * 1e3 if asked_sd else 0.0)
             by_branch[d.branch].append(ms)
-            decision_s += ms / 1e3
+            # The verify stage's own time (a router hop after the SLM step) is decision time too.
+            verify_ms = float(d.scores.get("verify_ms", 0.0))
+            if "verify_score" in d.scores:
+                by_branch["verify (stage)"].append(verify_ms)
+            decision_s += (ms + verify_ms) / 1e3
         rows = subtasks[request.id]
         executed = [s for s in rows if not any(c.parent_id == s.id for c in rows)]
-        model_s = sum(EDGE_S if s.executor is Executor.SLM else CLOUD_S for s in executed)
+        # An escalated step ran on the edge first: its edge time counts in the latency.
+        model_s = sum(
+            (EDGE_S + CLOUD_S if s.branch == "verify" else CLOUD_S) if s.executor is Executor.LLM else EDGE_S
+            for s in executed
+        )
         shares.append(decision_s / (decision_s + model_s) if model_s else 0.0)
         total_decision_s += decision_s
         total_model_s += model_s
@@ -181,7 +189,9 @@ def latency_report(
         f"overall {total_decision_s / (total_decision_s + total_model_s):.2%}, "
         f"per-request median {statistics.median(shares):.2%}, p90 {percentile(shares, 90):.2%}"
     )
-    without_sd = sum(d.elapsed_ms / 1e3 for ds in decisions.values() for d in ds)
+    without_sd = sum(
+        (d.elapsed_ms + float(d.scores.get("verify_ms", 0.0))) / 1e3 for ds in decisions.values() for d in ds
+    )
     print(
         f"the same without the SD edge calls (encoders and policy only): "
         f"{without_sd / (without_sd + total_model_s):.2%}\n"

@@ -469,7 +469,7 @@ class Pipeline:
                 if verdict is not None:
                     decisions.record_verdict(
                         step.request_id, step.seq, accept=True, score=verdict.score,
-                        threshold=verdict.threshold, reason=None,
+                        threshold=verdict.threshold, reason=None, elapsed_ms=verdict.elapsed_ms,
                     )  # fmt: skip
                 outcome.append("accepted")
                 if verdict is not None:
@@ -484,6 +484,7 @@ class Pipeline:
                 accept=False,
                 score=verdict.score,
                 threshold=verdict.threshold,
+                elapsed_ms=verdict.elapsed_ms,
                 reason=(
                     f"verify: the SLM's result scored {verdict.score:.3f} < {verdict.threshold:.3f}; "
                     "re-ran on the cloud"

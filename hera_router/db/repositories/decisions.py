@@ -94,7 +94,15 @@ class DecisionRepository:
         return rows_changed(result) == 1
 
     def record_verdict(
-        self, request_id: uuid.UUID, seq: int, *, accept: bool, score: float, threshold: float, reason: str | None
+        self,
+        request_id: uuid.UUID,
+        seq: int,
+        *,
+        accept: bool,
+        score: float,
+        threshold: float,
+        reason: str | None,
+        elapsed_ms: float = 0.0,
     ) -> bool:
         """Add the verify stage's judgement to step ``seq``'s decision; a rejection also moves the
         decision to the LLM with branch ``verify`` and says why. False if there is no decision."""
@@ -103,6 +111,7 @@ class DecisionRepository:
             return False
         scores = {**(decision.scores or {}), "verify_score": score, "verify_threshold": threshold}
         scores["verify_accept"] = 1.0 if accept else 0.0
+        scores["verify_ms"] = elapsed_ms
         decision.scores = scores
         if not accept:
             decision.executor = Executor.LLM
