@@ -188,3 +188,51 @@ def test_verify_escalates_unsure_slm_steps_to_the_cloud_and_records_both_calls(t
                 assert request.slm_steps + request.llm_steps == len(steps)
     assert all(row.status is RequestStatus.SUCCEEDED for row in rows.values())
     assert escalated, "no SLM step scored below the verify threshold"
+
+
+def test_a_lost_verify_message_is_re_driven_and_the_request_completes(tmp_path: Path) -> None:
+    """The broker drops the first verify hop (the SLM step succeeded, the request did not move on):
+    the reconciler finds the succeeded step at the request's current step and re-sends its verify
+    hop, not the router's plan_step (which would find the step decided and do nothing)."""
+    from dataclasses import replace
+
+    from hera_router.agent.pipeline import VERIFY_TASK
+    from tests.unit.routing.stubs import FixedScorer, StubDivergence
+
+    settings = load_settings(
+        data_dir=tmp_path, simulator={"seed": SEED}, reconcile_after_s=1, reconcile_interval_s=1, relay_interval_s=0.2
+    )
+    task = generate("arithmetic", 1, SEED)
+    stub = replace(
+        Estimators(
+            urc=FixedScorer(0.0),
+            sp_slm=SLMPredictor(default=[HIGH] * 16),
+            sp_llm=LLMPredictor(),
+            dp=FixedDistance(None),
+            sd=SimDecomposer(),
+        ),
+        divergence=StubDivergence(agree=0.99, min_logprob=-99.0),  # every step accepted
+        embed=lambda text: np.array([1.0, 0.0], dtype=np.float32),
+    )
+    with embedded_system(settings) as system:
+        pipeline = system.app.pipeline
+        pipeline._estimator_source = lambda: stub
+        send, dropped = pipeline.dispatcher._send, []
+
+        def lossy(task_name: str, kwargs: dict[str, object], task_id: str) -> None:
+            if task_name == VERIFY_TASK and not dropped:
+                dropped.append(task_id)  # "sent", as far as the outbox knows; never delivered
+                return
+            send(task_name, kwargs, task_id)
+
+        pipeline.dispatcher._send = lossy  # type: ignore[method-assign]
+        sessions = system.app.hera_runtime.sessions
+        [request_id] = submit(sessions, Dispatcher(system.app), task, "hera")
+        rows = wait_until_finished(sessions, [request_id], timeout_s=90)
+        assert_consistent_record(sessions, request_id)
+        with session_scope(sessions) as session:
+            first = DecisionRepository(session).get(request_id, 0)
+            assert first is not None
+            assert first.scores["verify_accept"] == 1.0, "the re-driven verify hop judged step 0"
+    assert dropped, "the first verify message was dropped"
+    assert rows[request_id].status is RequestStatus.SUCCEEDED
