@@ -12,7 +12,7 @@ from hera_router.db.enums import EstimatorStatus
 from hera_router.db.migrate import upgrade
 from hera_router.db.repositories import EstimatorVersionRepository
 from hera_router.db.session import session_scope
-from hera_router.estimators import ESTIMATOR_NAMES
+from hera_router.estimators import ESTIMATOR_NAMES, REQUIRED_ESTIMATORS
 from hera_router.estimators.artifacts import new_staging_dir, publish, version_dir, write_meta
 from hera_router.estimators.loader import RegistryEstimatorSource
 from hera_router.workers.runtime import Runtime
@@ -75,7 +75,7 @@ def test_the_source_follows_promotions_and_rollbacks_after_its_interval(registry
 
     clock = Clock()
     source = RegistryEstimatorSource(registry, reload_interval_s=30.0, clock=clock, loader=loader)
-    for name in ESTIMATOR_NAMES[:-1]:
+    for name in REQUIRED_ESTIMATORS[:-1]:
         register(registry, name, promote=True)
     assert source() is None  # SD not active yet: the HERA policy must not run half-equipped
 
@@ -84,7 +84,8 @@ def test_the_source_follows_promotions_and_rollbacks_after_its_interval(registry
     clock.now = 31.0
     first = source()
     assert first is not None
-    assert dict(first.versions) == dict.fromkeys(ESTIMATOR_NAMES, "1")
+    assert dict(first.versions) == dict.fromkeys(REQUIRED_ESTIMATORS, "1")
+    assert first.divergence is None  # optional: HERA then compares the SP cosine, without verify
 
     second = register(registry, "dp", promote=True)
     clock.now = 40.0
