@@ -357,8 +357,12 @@ def profile_run(
 
 
 def store_tree(repository: Any, run_id: uuid.UUID, key: str, tree: Sequence[TreeNode]) -> None:
-    """Write one request's tree in one flush (ids made here: parents come before their children)."""
-    ids = {node.id: uuid.uuid4() for node in tree}
+    """Write one request's tree in one flush (ids made here: parents come before their children).
+
+    The ids are derived from (run, request, node) so that a stored tree reads back in the same
+    order every time (nodes are ordered by depth, then id): training is reproducible run to run.
+    """
+    ids = {node.id: uuid.uuid5(run_id, f"{key}\x1f{node.id}") for node in tree}
     repository.add_nodes(
         [
             {

@@ -67,6 +67,6 @@ def test_run_with_hera_bootstraps_once_then_routes_and_breaks_decisions_down_by_
     assert len({row.request_id for row in rows}) == 8  # two runs of four requests
     assert all(row.estimator_versions == dict.fromkeys(trained, "1") for row in rows)
     branches = {row.branch for row in rows}
-    assert branches <= {"urc", "sse", "sle", "cd", "sd", "fallback"}
+    assert branches <= {"urc", "sse", "sle", "cd", "sd", "fallback", "verify"}
     breakdown = first.output[first.output.index("Decisions per branch") :]
     assert all(branch in breakdown for branch in branches)
