@@ -137,6 +137,8 @@ class RoutingSettings(BaseModel):
     subtasks agree), or the paper's cosine of the SP_SLM / SP_LLM embeddings (``hera-paper``)."""
     use_verify: bool = True
     """Verify stage (beyond the paper): after an SLM step, accept it or re-run it on the LLM."""
+    slm_first: bool = False
+    """Every step to the SLM first, judged by the verify stage only (``hera-verify-only``)."""
     verify_threshold: float = Field(default=0.5, ge=0, le=1)
     """Accept an SLM step when the divergence estimator's post-execution P(agree) reaches this
     (the fallback when no calibration is active)."""

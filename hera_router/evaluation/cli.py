@@ -377,6 +377,9 @@ def matrix_command(
     out: Path = typer.Option(Path("reports/matrix"), "--out", help="Folder for README.md, results.json, PNGs."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples."),
     retrain: bool = typer.Option(False, "--retrain", help="Bootstrap again even if a world's folder has estimators."),
+    recalibrate: bool = typer.Option(
+        False, "--recalibrate", help="Reusing a world's bootstrap, fit its calibration again (thresholds only)."
+    ),
 ) -> None:
     """Every registered policy on several simulated worlds: a table per world, the mean, and HERA vs
     HybridLLM and Random at HERA's SLM share (SIMULATED)."""
@@ -394,7 +397,7 @@ def matrix_command(
     config = MatrixConfig(
         out=out, workdir=workdir.resolve(), worlds=worlds or DEFAULT_WORLDS, seeds=seeds or DEFAULT_SEEDS,
         train_family=train_family, eval_family=eval_family, train_n=train_n, eval_n=eval_n, node_budget=budget,
-        resamples=resamples, policies=policies, retrain=retrain, command=command_line(),
+        resamples=resamples, policies=policies, retrain=retrain, recalibrate=recalibrate, command=command_line(),
     )  # fmt: skip
     progress = RichProgress()
     try:

@@ -113,6 +113,8 @@ class MatrixConfig:
     policies: Sequence[str] = ()
     """Empty: every policy in the registry."""
     retrain: bool = False
+    recalibrate: bool = False
+    """Reusing a world's bootstrap: fit its calibration again (what ``hera-router promote`` does)."""
     command: str = ""
 
 
@@ -210,6 +212,8 @@ def _bootstrapped(runtime: Runtime, state: dict[str, Any], config: MatrixConfig,
             active = {row.name for row in EstimatorVersionRepository(session).all_active()}
         if run is not None and run.status is RunStatus.SUCCEEDED and set(ESTIMATOR_NAMES) <= active:
             progress.log(f"reusing the bootstrap (training profile {previous['run_id']}, active estimators)")
+            if config.recalibrate:
+                _recalibrate(runtime, uuid.UUID(previous["run_id"]), progress)
             return uuid.UUID(previous["run_id"])
     started = time.perf_counter()
     with progress.task(f"bootstrap: profiling {config.train_n} {config.train_family} requests", config.train_n) as tick:
@@ -223,6 +227,21 @@ def _bootstrapped(runtime: Runtime, state: dict[str, Any], config: MatrixConfig,
     progress.log(f"bootstrapped in {time.perf_counter() - started:.0f} s: {result.requests} requests; {trained}")
     state["bootstrap"] = {"run_id": str(result.run_id), "config": wanted}
     return result.run_id
+
+
+def _recalibrate(runtime: Runtime, run_id: uuid.UUID, progress: MatrixProgress) -> None:
+    """Fit the world's calibration again on its bootstrap's own search profile."""
+    from sqlalchemy import select
+
+    from hera_router.db.models import ProfileRun
+    from hera_router.db.session import session_scope
+    from hera_router.training.calibration import calibrate
+
+    with session_scope(runtime.sessions) as session:
+        search = session.scalars(select(ProfileRun.id).where(ProfileRun.name == "matrix-train-calibration")).first()
+    started = time.perf_counter()
+    calibrate(runtime, run_id, search_run=search, progress=lambda message: progress.log(f"  {message}"))
+    progress.log(f"recalibrated in {time.perf_counter() - started:.0f} s")
 
 
 def _policy_names(config: MatrixConfig) -> list[str]:

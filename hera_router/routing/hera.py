@@ -56,7 +56,7 @@ Stages, with the conventions this implementation chose where the paper is silent
   re-run on the LLM (branch ``verify``; both calls and costs are recorded, the edge time counts in
   latency). Every SLM step is verified (URC, SSE, SLE and CD steps alike) except decomposition
   parts. ``use_verify`` is the ablation switch (``hera-no-verify``); ``hera-verify-only`` is
-  "every step on the SLM, verified".
+  "every step on the SLM first (branch ``speculate``), verified" (``slm_first``).
 * **Calibration.** With ``use_calibration`` the active calibration (``training/calibration.py``),
   fitted on this deployment's profiled traffic for exactly the active estimator versions, sets
   τ_req, κ base and the verify threshold, and may switch stages off (an untrusted URC, an
@@ -106,7 +106,7 @@ VARIANTS: dict[str, Mapping[str, Any]] = {
     "hera": {},
     "hera-paper": PAPER,
     "hera-no-verify": {"use_verify": False},
-    "hera-verify-only": {"use_urc": False, "use_sse": False, "use_sle": False, "use_cd": False, "use_sd": False},
+    "hera-verify-only": {"slm_first": True, "use_urc": False},
     "hera-uncalibrated": {"use_calibration": False},
     "hera-no-sd": {"use_sd": False},
     "hera-no-cd": {"use_cd": False},
@@ -254,7 +254,7 @@ class HeraPolicy:
             elapsed_ms=(time.perf_counter() - started) * 1e3,
         )
 
-    def _evaluate(
+    def _evaluate(  # noqa: PLR0911 - one return per stage, in the paper's order
         self,
         context: RoutingContext,
         estimators: Estimators,
@@ -263,6 +263,9 @@ class HeraPolicy:
         scores: dict[str, float],
     ) -> tuple[Executor, str, int, tuple[str, ...]]:
         left = max(1, context.max_steps - context.seq)
+
+        if s.slm_first:
+            return Executor.SLM, "speculate", 1, ()
 
         if s.use_urc:
             scores["urc"] = urc = self._urc(estimators, context.request)
