@@ -79,3 +79,12 @@ def test_verify_accepts_a_confident_step_and_rejects_an_unsure_one() -> None:
     # No post-execution head (a profile without logprobs): the stage does not apply.
     assert policy.verify(ctx(3), -1.4, bundle(StubDivergence(can_verify=False))) is None
     assert HeraPolicy(RoutingSettings(use_verify=False)).verify(ctx(3), -1.4, bundle()) is None
+
+
+def test_verify_only_offers_every_step_to_the_slm_first() -> None:
+    policy = create_policy("hera-verify-only", RoutingSettings())
+    decision = policy.decide(ctx(), bundle(StubDivergence(agree=0.0), urc=0.99, slm=[0.0]))
+    assert (decision.branch, decision.executor, decision.span) == ("speculate", Executor.SLM, 1)
+    verdict = policy.verify(ctx(), -2.0, bundle())
+    assert verdict is not None
+    assert not verdict.accept
