@@ -113,6 +113,8 @@ class Claimed:
     messages: list[Message]
     escalated: bool = False
     """The LLM re-run of a step whose SLM result the verify stage rejected."""
+    verify: bool = False
+    """An SLM step of a policy with a verify stage: completing it queues the verify hop."""
 
 
 BackendFactory = Callable[[Settings, BackendRole], ModelBackend]
@@ -355,6 +357,7 @@ class Pipeline:
                     executor=executor,
                     messages=list(messages),
                     escalated=subtask.branch == "verify",
+                    verify=self._verifies(request.policy, executor, subtask.part),
                 )
             )
             RequestRepository(session).heartbeat(subtask.request_id)
@@ -410,21 +413,19 @@ class Pipeline:
                 slm_steps=int(claimed.executor is Executor.SLM),
                 llm_steps=int(claimed.executor is Executor.LLM),
             )
-        if self._verifies(session, claimed):
+        if claimed.verify:
             return [self._queue_verify(session, claimed.subtask_id)]
         return self._hand_on(session, claimed, parsed)
 
     # -- routing.verify_step (beyond the paper) --------------------------------------------------
 
-    def _verifies(self, session: Session, claimed: Claimed) -> bool:
-        """Whether this SLM step goes to the router's verify stage before the request moves on."""
-        if claimed.executor is not Executor.SLM or claimed.part > 0:
+    def _verifies(self, policy_name: str, executor: Executor, part: int) -> bool:
+        """Whether this SLM step goes to the router's verify stage before the request moves on
+        (decided at claim time, from the request the claim has already read)."""
+        if executor is not Executor.SLM or part > 0:
             return False  # LLM steps are the reference; decomposition parts are judged as SD's
-        request = RequestRepository(session).get(claimed.request_id)
-        if request is None:
-            return False
         try:
-            policy = self.policy(request.policy)
+            policy = self.policy(policy_name)
         except UnknownPolicyError:
             return False
         return bool(getattr(policy, "verifies", False))
