@@ -132,19 +132,13 @@ def test_hera_decisions_in_the_database_follow_the_branch_semantics(tmp_path: Pa
     assert decomposed, "no request exercised the SD branch"
 
 
-def test_verify_escalates_unsure_slm_steps_to_the_cloud_and_records_both_calls(tmp_path: Path) -> None:
-    """Every step passes SSE (SLM first); the verify stage rejects the steps whose simulated
-    logprob is low, and each such step runs again on the cloud: both calls and costs are in the
-    database, the decision says why, the SLM's answer is kept aside, the request completes."""
+def verifying_estimators(min_logprob: float) -> Estimators:
+    """Every step passes SSE; the verify stage rejects a step whose logprob is at or below ``min_logprob``."""
     from dataclasses import replace
 
-    from hera_router.db.enums import CallStatus, ModelRole
-    from hera_router.db.repositories import ModelCallRepository, RequestRepository
     from tests.unit.routing.stubs import FixedScorer, StubDivergence
 
-    settings = load_settings(data_dir=tmp_path, simulator={"seed": SEED}, routing={"verify_threshold": 0.5})
-    tasks = generate("arithmetic", 6, SEED)
-    stub = replace(
+    return replace(
         Estimators(
             urc=FixedScorer(0.0),
             sp_slm=SLMPredictor(default=[HIGH] * 16),
@@ -152,9 +146,21 @@ def test_verify_escalates_unsure_slm_steps_to_the_cloud_and_records_both_calls(t
             dp=FixedDistance(None),
             sd=SimDecomposer(),
         ),
-        divergence=StubDivergence(agree=0.99, min_logprob=-0.45),
+        divergence=StubDivergence(agree=0.99, min_logprob=min_logprob),
         embed=lambda text: np.array([1.0, 0.0], dtype=np.float32),
     )
+
+
+def test_verify_escalates_unsure_slm_steps_to_the_cloud_and_records_both_calls(tmp_path: Path) -> None:
+    """Every step passes SSE (SLM first); the verify stage rejects the steps whose simulated
+    logprob is low, and each such step runs again on the cloud: both calls and costs are in the
+    database, the decision says why, the SLM's answer is kept aside, the request completes."""
+    from hera_router.db.enums import CallStatus, ModelRole
+    from hera_router.db.repositories import ModelCallRepository, RequestRepository
+
+    settings = load_settings(data_dir=tmp_path, simulator={"seed": SEED}, routing={"verify_threshold": 0.5})
+    tasks = generate("arithmetic", 6, SEED)
+    stub = verifying_estimators(min_logprob=-0.45)
     with embedded_system(settings) as system:
         system.app.pipeline._estimator_source = lambda: stub
         sessions = system.app.hera_runtime.sessions
@@ -194,26 +200,13 @@ def test_a_lost_verify_message_is_re_driven_and_the_request_completes(tmp_path: 
     """The broker drops the first verify hop (the SLM step succeeded, the request did not move on):
     the reconciler finds the succeeded step at the request's current step and re-sends its verify
     hop, not the router's plan_step (which would find the step decided and do nothing)."""
-    from dataclasses import replace
-
     from hera_router.agent.pipeline import VERIFY_TASK
-    from tests.unit.routing.stubs import FixedScorer, StubDivergence
 
     settings = load_settings(
         data_dir=tmp_path, simulator={"seed": SEED}, reconcile_after_s=1, reconcile_interval_s=1, relay_interval_s=0.2
     )
     task = generate("arithmetic", 1, SEED)
-    stub = replace(
-        Estimators(
-            urc=FixedScorer(0.0),
-            sp_slm=SLMPredictor(default=[HIGH] * 16),
-            sp_llm=LLMPredictor(),
-            dp=FixedDistance(None),
-            sd=SimDecomposer(),
-        ),
-        divergence=StubDivergence(agree=0.99, min_logprob=-99.0),  # every step accepted
-        embed=lambda text: np.array([1.0, 0.0], dtype=np.float32),
-    )
+    stub = verifying_estimators(min_logprob=-99.0)  # every step accepted
     with embedded_system(settings) as system:
         pipeline = system.app.pipeline
         pipeline._estimator_source = lambda: stub
