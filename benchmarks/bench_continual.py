@@ -28,12 +28,12 @@ from typing import Any
 from hera_router.config import load_settings
 from hera_router.db.migrate import upgrade
 from hera_router.db.repositories import EstimatorVersionRepository, RequestRepository, TenantRepository
+from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
 from hera_router.training.continual import manual_slot, retrain
 from hera_router.training.profiling import create_run, profile_run, run_config, simulated_items
 from hera_router.training.shadow import shadow_request
 from hera_router.training.trainers import evaluate_version, train_estimator
-from hera_router.workers.runtime import Runtime
 
 
 def main() -> None:

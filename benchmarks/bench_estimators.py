@@ -24,12 +24,12 @@ from typing import Any
 
 from hera_router.config import load_settings
 from hera_router.db.migrate import upgrade
+from hera_router.db.runtime import Runtime
 from hera_router.estimators.loader import load_estimator
 from hera_router.routing.estimators import ChainState
 from hera_router.training.evaluation import headline
 from hera_router.training.profiling import create_run, profile_run, run_config
 from hera_router.training.trainers import evaluate_version, train_estimator
-from hera_router.workers.runtime import Runtime
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read when a model loads, not at import
 

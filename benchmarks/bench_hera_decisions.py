@@ -34,20 +34,20 @@ from collections.abc import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from hera_router.agent.embedded import embedded_system
-from hera_router.agent.pipeline import PLAN_TASK, plan_task_id
 from hera_router.config import Mode, Settings, load_settings
 from hera_router.db.enums import Executor
 from hera_router.db.models import Decision, Request, Subtask
 from hera_router.db.repositories import DecisionRepository, RequestRepository, SubtaskRepository, TenantRepository
+from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
 from hera_router.estimators.loader import RegistryEstimatorSource
+from hera_router.pipeline.names import TaskName, plan_task_id
 from hera_router.routing.base import RoutingContext, Step
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.hera import HeraPolicy
 from hera_router.simulator.generate import generate
-from hera_router.workers.dispatch import Dispatcher
-from hera_router.workers.runtime import Runtime
+from hera_router.workers.publisher import celery_dispatcher
+from hera_router.workers.system import embedded_system
 
 EDGE_S, CLOUD_S = 0.3, 1.5
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -62,7 +62,7 @@ def run_requests(settings: Settings, n: int, seed: int) -> list[uuid.UUID]:
     tasks = generate("mixed", n, seed)
     with embedded_system(settings, concurrency=1) as system:
         sessions = system.app.hera_runtime.sessions
-        dispatcher = Dispatcher(system.app)
+        dispatcher = celery_dispatcher(system.app)
         ids, queued = [], []
         with session_scope(sessions) as session:
             tenants = TenantRepository(session)
@@ -75,7 +75,7 @@ def run_requests(settings: Settings, n: int, seed: int) -> list[uuid.UUID]:
                 ids.append(row.id)
                 queued.append(
                     dispatcher.enqueue(
-                        session, PLAN_TASK, {"request_id": str(row.id), "seq": 0}, plan_task_id(row.id, 0)
+                        session, TaskName.PLAN_STEP, {"request_id": str(row.id), "seq": 0}, plan_task_id(row.id, 0)
                     )
                 )
         dispatcher.publish(queued)

@@ -62,20 +62,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks import bench_pipeline_tasks as raw
 from hera_router.agent import pipeline as pipeline_module
-from hera_router.agent.embedded import embedded_system
-from hera_router.agent.pipeline import PLAN_TASK, Pipeline, plan_task_id
 from hera_router.config import QueueNames, Settings, load_settings
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES
 from hera_router.db.migrate import upgrade
 from hera_router.db.models import Decision, ModelCall, Request
 from hera_router.db.repositories import OutboxRepository, RequestRepository, TenantRepository
 from hera_router.db.session import session_scope
+from hera_router.pipeline import Pipeline
+from hera_router.pipeline.names import TaskName, plan_task_id
+from hera_router.pipeline.outbox import Dispatcher
 from hera_router.simulator.backend import SimBackend
 from hera_router.simulator.generate import TaskRecord, generate
 from hera_router.workers import HeraCelery, Queue, create_app
 from hera_router.workers import dispatch as dispatch_module
-from hera_router.workers.dispatch import Dispatcher
+from hera_router.workers.publisher import celery_dispatcher
 from hera_router.workers.queues import physical_name
+from hera_router.workers.system import embedded_system
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "pipeline.md"
@@ -184,7 +186,7 @@ def submit(
             )
             ids.append(request.id)
             kwargs = {"request_id": str(request.id), "seq": 0}
-            queued.append(dispatcher.enqueue(session, PLAN_TASK, kwargs, plan_task_id(request.id, 0)))
+            queued.append(dispatcher.enqueue(session, TaskName.PLAN_STEP, kwargs, plan_task_id(request.id, 0)))
     dispatcher.publish(queued)
     return ids
 
@@ -258,7 +260,7 @@ def close_observers() -> None:
 
 def run_throughput(app: HeraCelery, tasks: Sequence[TaskRecord], policy: str, timeout_s: float) -> Throughput:
     started = time.time()
-    ids = submit(app.hera_runtime.sessions, Dispatcher(app), tasks, policy)
+    ids = submit(app.hera_runtime.sessions, celery_dispatcher(app), tasks, policy)
     finished = wait_finished(observer(app), ids, timeout_s, interval_s=0.05)
     subtasks, hops, statuses, errors = count_work(observer(app), ids)
     return Throughput(len(ids), subtasks, hops, finished - started, statuses, errors)
@@ -268,7 +270,7 @@ def run_sequential(app: HeraCelery, tasks: Sequence[TaskRecord], policy: str, ti
     result = Sequential()
     for task in tasks:
         started = time.time()
-        ids = submit(app.hera_runtime.sessions, Dispatcher(app), [task], policy)
+        ids = submit(app.hera_runtime.sessions, celery_dispatcher(app), [task], policy)
         finished = wait_finished(observer(app), ids, timeout_s, interval_s=0.005)
         _, hops, _, _ = count_work(observer(app), ids)
         result.walls_s.append(finished - started)

@@ -44,7 +44,7 @@ class SettingsError(ValueError):
 
 
 class QueueNames(BaseModel):
-    """Physical queue names per logical queue (``workers.queues.Queue``).
+    """Physical queue names per logical queue (``pipeline.queues.Queue``).
 
     Overriding lets several deployments share one broker, or an edge site consume ``edge.<site>``.
     """

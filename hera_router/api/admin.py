@@ -90,7 +90,8 @@ async def retrain(state: State, body: RetrainBody | None = None) -> RetrainQueue
     """Publish `training.retrain_nightly` for a slot on the training queue (the same task beat runs
     nightly). A second call for the same slot does nothing more: the run is unique per slot."""
     from hera_router.db.base import utcnow
-    from hera_router.training.continual import CONTINUAL_ESTIMATORS, RETRAIN_TASK, manual_slot
+    from hera_router.pipeline.names import TaskName
+    from hera_router.training.continual import CONTINUAL_ESTIMATORS, manual_slot
 
     body = body or RetrainBody()
     names = body.estimators or list(state.settings.continual.estimators)
@@ -105,7 +106,7 @@ async def retrain(state: State, body: RetrainBody | None = None) -> RetrainQueue
     kwargs = {"scheduled_for": slot.isoformat(), "trigger": "api", "names": names}
 
     def send() -> None:
-        state.celery.send_task(RETRAIN_TASK, kwargs=kwargs, task_id=task_id)
+        state.celery.send_task(TaskName.RETRAIN_NIGHTLY, kwargs=kwargs, task_id=task_id)
 
     try:
         await run_in_threadpool(send)

@@ -36,9 +36,9 @@ from hera_router.api.state import ApiState
 from hera_router.api.validation import describe_error
 from hera_router.api.views import RequestViews
 from hera_router.config import Settings, load_settings
+from hera_router.metrics.instruments import MetricsEndpoint
 from hera_router.workers.app import create_app as create_celery_app
-from hera_router.workers.dispatch import Dispatcher
-from hera_router.workers.metrics import MetricsEndpoint
+from hera_router.workers.publisher import celery_dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ SERVICE_ERROR_STATUS: dict[type[errors.SubmissionError], int] = {
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings if settings is not None else load_settings()
     celery = create_celery_app(settings)
-    dispatcher = Dispatcher(celery)
+    dispatcher = celery_dispatcher(celery)
     publisher = BackgroundPublisher(dispatcher)
     sessions = celery.hera_runtime.sessions  # lazy: builds the engine object, opens no connection
     state = ApiState(

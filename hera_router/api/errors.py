@@ -7,10 +7,28 @@ HTTP status once, so routes never choose status codes for service failures thems
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from hera_router.api.validation import Rejection
+Unit = Literal["line", "item"]
+"""How a rejected entry is numbered: a JSONL line, or a position in a JSON list."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A line or item that did not become a request."""
+
+    line: int
+    error: str
+    unit: Unit = "line"
+
+    @property
+    def message(self) -> str:
+        return f"{self.unit} {self.line}: {self.error}"
+
+    def as_record(self) -> dict[str, Any]:
+        """The form stored in ``batches.rejected`` and returned by the API."""
+        return {"line": self.line, "error": self.error, "message": self.message}
 
 
 class SubmissionError(Exception):

@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from hera_router.workers.metrics import API_LATENCY, API_REQUESTS, MetricsEndpoint
+from hera_router.metrics.instruments import API_LATENCY, API_REQUESTS, MetricsEndpoint
 
 router = APIRouter()
 

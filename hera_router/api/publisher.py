@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from hera_router.workers.dispatch import Dispatcher
+from hera_router.pipeline.outbox import Dispatcher
 
 log = logging.getLogger(__name__)
 

@@ -15,21 +15,22 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from hera_router.agent.pipeline import PLAN_TASK, plan_task_id
 from hera_router.api.errors import (
     BatchRejectedError,
     InvalidRequestError,
     NotCancellableError,
     NotFoundError,
+    Rejection,
 )
 from hera_router.api.schemas import AgentRequestItem
-from hera_router.api.validation import ParsedBatch, Rejection, SubmissionLimits, parse_items, parse_jsonl
+from hera_router.api.validation import ParsedBatch, SubmissionLimits, parse_items, parse_jsonl
 from hera_router.config import Settings
 from hera_router.db.enums import RequestStatus
 from hera_router.db.models import Batch, Request
 from hera_router.db.repositories import BatchRepository, RequestRepository
 from hera_router.db.session import session_scope
-from hera_router.workers.dispatch import Dispatcher
+from hera_router.pipeline.names import TaskName, plan_task_id
+from hera_router.pipeline.outbox import Dispatcher
 
 Publish = Callable[[Sequence[uuid.UUID]], object]
 """Hands committed outbox row ids to the broker (synchronously, or in the background)."""
@@ -171,7 +172,7 @@ class SubmissionService:
             gold_answer=item.gold_answer,
         )
         message_id = self.dispatcher.enqueue(
-            session, PLAN_TASK, {"request_id": str(request.id), "seq": 0}, plan_task_id(request.id, 0)
+            session, TaskName.PLAN_STEP, {"request_id": str(request.id), "seq": 0}, plan_task_id(request.id, 0)
         )
         return request, message_id
 

@@ -11,19 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from hera_router.api.errors import TooLargeError
+from hera_router.api.errors import Rejection, TooLargeError, Unit
 from hera_router.api.schemas import AgentRequestItem
 from hera_router.api.storable import fields_problem
 from hera_router.config import Settings
 from hera_router.routing.registry import policy_names
-
-Unit = Literal["line", "item"]
-"""How a rejected entry is numbered: a JSONL line, or a position in a JSON list."""
 
 ITEM_FIELDS: tuple[str, ...] = tuple(AgentRequestItem.model_fields)
 
@@ -74,23 +70,6 @@ class SubmissionLimits:
         if item.policy is not None:
             return self.policy_problem(item.policy)
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A line or item that did not become a request."""
-
-    line: int
-    error: str
-    unit: Unit = "line"
-
-    @property
-    def message(self) -> str:
-        return f"{self.unit} {self.line}: {self.error}"
-
-    def as_record(self) -> dict[str, Any]:
-        """The form stored in ``batches.rejected`` and returned by the API."""
-        return {"line": self.line, "error": self.error, "message": self.message}
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from hera_router.routing.estimators import Estimators
 
 if TYPE_CHECKING:
     from hera_router.config import Settings
-    from hera_router.workers.runtime import Runtime
+    from hera_router.db.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -60,11 +60,11 @@ def submit(app: HeraCelery, items: Sequence[LiveItem], policy: str) -> uuid.UUID
     """Queue ``items`` as one batch routed by ``policy``; returns the batch id."""
     from hera_router.agent.batch_run import ensure_tenant
     from hera_router.api.service import SubmissionService
-    from hera_router.workers.dispatch import Dispatcher
+    from hera_router.workers.publisher import celery_dispatcher
 
     sessions = app.hera_runtime.sessions
     tenant = ensure_tenant(sessions, EVAL_TENANT)
-    service = SubmissionService(app.settings, sessions, Dispatcher(app))
+    service = SubmissionService(app.settings, sessions, celery_dispatcher(app))
     submission = service.submit_batch(tenant.id, [item.to_api() for item in items], policy=policy, name=policy)
     if submission.rejected:
         raise ValueError("; ".join(r.message for r in submission.rejected))
@@ -181,13 +181,13 @@ def live_system(
         finally:
             app.hera_runtime.close()
         return
-    from hera_router.agent.embedded import embedded_system
     from hera_router.config import Mode
+    from hera_router.workers.system import embedded_system
 
     embedded = settings.model_copy(update={"mode": Mode.EMBEDDED, "broker_url": "memory://"})
     with embedded_system(embedded, concurrency=concurrency) as system:
         if estimator_source is not None:
-            system.app.pipeline._estimator_source = estimator_source
+            system.app.pipeline.estimator_source = estimator_source
         yield system.app
 
 

@@ -46,8 +46,8 @@ from hera_router.evaluation.metrics import PolicyMetrics, RequestOutcome
 
 if TYPE_CHECKING:
     from hera_router.config import RoutingSettings, Settings
+    from hera_router.db.runtime import Runtime
     from hera_router.evaluation.replay import ProfileSet, Replayer
-    from hera_router.workers.runtime import Runtime
 
 Vector = npt.NDArray[np.float64]
 LABEL = "SIMULATED"
@@ -261,11 +261,11 @@ def run_world(
     base: Settings, preset: str, seed: int, config: MatrixConfig, progress: MatrixProgress | None = None
 ) -> WorldResult:
     from hera_router.db.migrate import upgrade
+    from hera_router.db.runtime import Runtime
     from hera_router.estimators.loader import RegistryEstimatorSource
     from hera_router.evaluation.baselines import BaselinePaths, fit_hybridllm, fit_oracle, with_baseline_paths
     from hera_router.evaluation.replay import Replayer, load_profile, simulated_extension, simulated_latency
     from hera_router.evaluation.report import _profile, _save_state, _state
-    from hera_router.workers.runtime import Runtime
 
     progress = progress or MatrixProgress()
     folder = config.workdir / f"{preset}-seed{seed}"

@@ -46,8 +46,8 @@ from hera_router.evaluation.replay import (
 
 if TYPE_CHECKING:
     from hera_router.config import Settings
+    from hera_router.db.runtime import Runtime
     from hera_router.routing.estimators import Estimators
-    from hera_router.workers.runtime import Runtime
 
 Log = Callable[[str], None]
 
@@ -199,8 +199,8 @@ def _agreement(replayed: list[RequestOutcome], live: list[RequestOutcome]) -> di
 
 def build_report(settings: Settings, config: ReportConfig, log: Log = print) -> ReportResult:
     from hera_router.db.migrate import upgrade
+    from hera_router.db.runtime import Runtime
     from hera_router.estimators.loader import RegistryEstimatorSource
-    from hera_router.workers.runtime import Runtime
 
     started = time.perf_counter()
     config.workdir.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from hera_router.training.profiling import create_run, load_trees, profile_run, 
 from hera_router.training.trainers import TrainResult, train_estimator
 
 if TYPE_CHECKING:
-    from hera_router.workers.runtime import Runtime
+    from hera_router.db.runtime import Runtime
 
 
 @dataclass(slots=True)

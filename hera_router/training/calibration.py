@@ -46,10 +46,10 @@ from hera_router.routing.baselines import AllLLM
 from hera_router.routing.hera import PAPER, HeraPolicy
 
 if TYPE_CHECKING:
+    from hera_router.db.runtime import Runtime
     from hera_router.evaluation.metrics import RequestOutcome
     from hera_router.evaluation.replay import ProfileSet, Replayer
     from hera_router.routing.estimators import Estimators
-    from hera_router.workers.runtime import Runtime
 
 TAU_GRID: tuple[float | None, ...] = (None, 0.6, 0.8)
 """τ_req candidates; None = the URC stage off."""

@@ -38,13 +38,12 @@ from hera_router.db.enums import Executor, RunStatus
 
 if TYPE_CHECKING:
     from hera_router.db.models import EstimatorVersion
+    from hera_router.db.runtime import Runtime
     from hera_router.training.labels import RequestTree
     from hera_router.training.trainers import TrainingContext
-    from hera_router.workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-RETRAIN_TASK = "training.retrain_nightly"
 CONTINUAL_ESTIMATORS = ("dp", "urc", "sp_slm", "sp_llm")
 ABANDONED = "the trainer stopped without finishing this run (killed or lost); nothing was registered"
 

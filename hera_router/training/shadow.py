@@ -28,18 +28,12 @@ from hera_router.db.enums import Executor, RunStatus
 
 if TYPE_CHECKING:
     from hera_router.backends.base import ModelBackend
-    from hera_router.workers.runtime import Runtime
+    from hera_router.db.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-SHADOW_TASK = "training.shadow_request"
 SHADOW_SOURCE = "shadow"
 """``profile_runs.source`` of shadow trees (kept out of ``ProfilingRepository.latest_run``)."""
-
-
-def shadow_task_id(request_id: uuid.UUID) -> str:
-    """Deterministic task id: the outbox keeps one row per request however often it is queued."""
-    return f"shadow:{request_id}"
 
 
 def sampled(request_id: uuid.UUID, rate: float) -> bool:

@@ -42,7 +42,7 @@ from hera_router.training.profiling import load_trees
 
 if TYPE_CHECKING:
     from hera_router.config import Settings
-    from hera_router.workers.runtime import Runtime
+    from hera_router.db.runtime import Runtime
 
 Progress = Callable[[str], None]
 

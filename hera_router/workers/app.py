@@ -15,19 +15,21 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery, signals
 
 from hera_router.config import Settings
+from hera_router.db.runtime import Runtime
+from hera_router.pipeline.names import LONG_TRAINING_TASKS, TaskName
 from hera_router.workers import queues
 from hera_router.workers.base import TaskContextFilter
-from hera_router.workers.runtime import Runtime
+from hera_router.workers.publisher import celery_dispatcher
 
 if TYPE_CHECKING:
-    from hera_router.agent.pipeline import Pipeline
+    from hera_router.pipeline import Pipeline
 
 # Modules whose tasks every worker registers.
 TASK_MODULES: tuple[str, ...] = (
-    "hera_router.tasks.routing",
-    "hera_router.tasks.execution",
-    "hera_router.tasks.maintenance",
-    "hera_router.tasks.training",
+    "hera_router.workers.tasks.routing",
+    "hera_router.workers.tasks.execution",
+    "hera_router.workers.tasks.maintenance",
+    "hera_router.workers.tasks.training",
 )
 
 
@@ -47,12 +49,14 @@ class HeraCelery(Celery):  # type: ignore[misc]  # celery ships no type informat
         """The pipeline services of this process, built on first use (after a fork)."""
         with self._hera_lock:
             if self._hera_pipeline is None:
-                from hera_router.agent.pipeline import Pipeline
+                # Deferred: a producer-only process (the API, beat) never loads the hops.
                 from hera_router.estimators.loader import RegistryEstimatorSource
-                from hera_router.workers.dispatch import Dispatcher
+                from hera_router.pipeline import Pipeline
 
                 self._hera_pipeline = Pipeline(
-                    self.hera_runtime, Dispatcher(self), estimator_source=RegistryEstimatorSource(self.hera_runtime)
+                    self.hera_runtime,
+                    celery_dispatcher(self),
+                    estimator_source=RegistryEstimatorSource(self.hera_runtime),
                 )
             return self._hera_pipeline
 
@@ -70,9 +74,6 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-LONG_TRAINING_TASKS = ("training.profile", "training.train_estimator", "training.retrain_nightly")
-
-
 def continual_schedule(settings: Settings) -> dict[str, Any]:
     """Beat entries of continual fine-tuning: the nightly retraining and the abandoned-run reaper."""
     from celery.schedules import crontab
@@ -84,12 +85,12 @@ def continual_schedule(settings: Settings) -> dict[str, Any]:
         return {}
     return {
         "retrain-nightly": {
-            "task": "training.retrain_nightly",
+            "task": TaskName.RETRAIN_NIGHTLY,
             "schedule": crontab(**cron_fields(continual.schedule)),
             "kwargs": {"trigger": "beat"},
         },
         "reap-training-runs": {
-            "task": "training.reap_abandoned_runs",
+            "task": TaskName.REAP_TRAINING_RUNS,
             "schedule": continual.reap_interval_s,
             "options": {"expires": continual.reap_interval_s},
         },
@@ -130,12 +131,12 @@ def create_app(settings: Settings, *, include: Sequence[str] = TASK_MODULES) -> 
         include=list(include),
         beat_schedule={
             "relay-outbox": {
-                "task": "maintenance.relay_outbox",
+                "task": TaskName.RELAY_OUTBOX,
                 "schedule": settings.relay_interval_s,
                 "options": {"expires": settings.relay_interval_s * 5},
             },
             "reconcile": {
-                "task": "maintenance.reconcile",
+                "task": TaskName.RECONCILE,
                 "schedule": settings.reconcile_interval_s,
                 "options": {"expires": settings.reconcile_interval_s},
             },

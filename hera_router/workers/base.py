@@ -20,12 +20,12 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy.exc import OperationalError as DatabaseOperationalError
 
 from hera_router.backends.base import BackendUnavailable
-from hera_router.workers.metrics import TASK_EVENTS, TASK_RUNTIME
+from hera_router.metrics.instruments import TASK_EVENTS, TASK_RUNTIME
 
 if TYPE_CHECKING:
     from billiard.einfo import ExceptionInfo
 
-    from hera_router.workers.runtime import Runtime
+    from hera_router.db.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

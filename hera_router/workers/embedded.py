@@ -16,8 +16,8 @@ from celery.app import trace
 from celery.worker import WorkController
 from celery.worker import state as worker_state
 
+from hera_router.pipeline.queues import Queue, physical_name
 from hera_router.workers.app import HeraCelery
-from hera_router.workers.queues import Queue, physical_name
 
 
 class _ReadyWorkController(WorkController):  # type: ignore[misc]  # celery ships no types

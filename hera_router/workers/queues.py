@@ -6,37 +6,17 @@ misspelt queue fails at publish time instead of piling up in a queue nobody cons
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 from kombu import Exchange
 from kombu import Queue as KombuQueue
 
 from hera_router.config import QueueNames
+from hera_router.db.enums import Executor
+from hera_router.pipeline.names import TaskName
+from hera_router.pipeline.queues import EXECUTOR_QUEUES, QUEUE_OF, Queue, physical_name
 
-
-class Queue(enum.StrEnum):
-    """Logical queues; the physical names come from ``Settings.queues``."""
-
-    ROUTER = "router"
-    EDGE = "edge"
-    CLOUD = "cloud"
-    TRAINING = "training"
-    MAINTENANCE = "maintenance"
-
-
-# Task-name prefix -> queue. Execution tasks go to edge or cloud by their ``executor`` argument
-# (see ExecutorRouter), so they have no static route.
-ROUTES_BY_PREFIX: dict[str, Queue] = {
-    "routing.": Queue.ROUTER,
-    "training.": Queue.TRAINING,
-    "maintenance.": Queue.MAINTENANCE,
-}
-
-
-def physical_name(queue: Queue, names: QueueNames) -> str:
-    name: str = getattr(names, queue.value)
-    return name
+__all__ = ["ExecutorRouter", "Queue", "declarations", "physical_name", "task_routes"]
 
 
 def declarations(names: QueueNames) -> tuple[KombuQueue, ...]:
@@ -48,12 +28,8 @@ def declarations(names: QueueNames) -> tuple[KombuQueue, ...]:
     return tuple(declared)
 
 
-EXECUTION_PREFIX = "execution."
-EXECUTOR_QUEUES: dict[str, Queue] = {"slm": Queue.EDGE, "llm": Queue.CLOUD}
-
-
 class ExecutorRouter:
-    """Celery router: an ``execution.*`` task goes to the queue of its ``executor`` argument.
+    """Celery router: the execution task goes to the queue of its ``executor`` argument.
 
     Deriving the queue from the message itself means a re-published message (outbox relay,
     reconciler) always lands where the routing decision sent it, with nothing else to remember.
@@ -65,14 +41,17 @@ class ExecutorRouter:
     def __call__(
         self, name: str, args: Any, kwargs: dict[str, Any] | None, options: Any, task: Any = None, **_: Any
     ) -> dict[str, str] | None:
-        if not name.startswith(EXECUTION_PREFIX):
+        if name != TaskName.RUN_SUBTASK:
             return None
         executor = (kwargs or {}).get("executor")
-        if executor not in EXECUTOR_QUEUES:
-            raise ValueError(f"{name}: executor must be one of {sorted(EXECUTOR_QUEUES)}, got {executor!r}")
-        return {"queue": physical_name(EXECUTOR_QUEUES[executor], self.names)}
+        try:
+            queue = EXECUTOR_QUEUES[Executor(str(executor))]
+        except ValueError:
+            choices = sorted(e.value for e in EXECUTOR_QUEUES)
+            raise ValueError(f"{name}: executor must be one of {choices}, got {executor!r}") from None
+        return {"queue": physical_name(queue, self.names)}
 
 
 def task_routes(names: QueueNames) -> list[Any]:
-    static = {f"{prefix}*": {"queue": physical_name(queue, names)} for prefix, queue in ROUTES_BY_PREFIX.items()}
+    static = {str(task): {"queue": physical_name(queue, names)} for task, queue in QUEUE_OF.items() if queue}
     return [ExecutorRouter(names), static]

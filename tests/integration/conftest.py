@@ -16,10 +16,10 @@ import pytest
 
 from hera_router.config import Settings, load_settings
 from hera_router.db.migrate import upgrade
+from hera_router.db.runtime import Runtime
 from hera_router.training.labels import RequestTree, request_trees
 from hera_router.training.profiling import create_run, load_trees, profile_run, run_config
 from hera_router.training.trainers import TrainResult, train_estimator
-from hera_router.workers.runtime import Runtime
 
 TINY = {
     "profile_family": "lookup",

@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 from fastapi import status
 from sqlalchemy.orm import Session, sessionmaker
 
-from hera_router.agent.pipeline import PLAN_TASK, plan_task_id
 from hera_router.api.openai import ids
 from hera_router.api.openai.completions import failure_line, output_line, rejected_line
 from hera_router.api.openai.errors import OpenAIError
@@ -61,7 +60,8 @@ from hera_router.db.repositories import (
     SubtaskRepository,
 )
 from hera_router.db.session import session_scope
-from hera_router.workers.dispatch import Dispatcher
+from hera_router.pipeline.names import TaskName, plan_task_id
+from hera_router.pipeline.outbox import Dispatcher
 
 _Row = TypeVar("_Row", Subtask, ModelCall)
 Publish = Callable[[Sequence[uuid.UUID]], object]
@@ -295,7 +295,9 @@ class OpenAIService:
                         "updated_at": created,
                     }
                 )
-                messages.append((PLAN_TASK, {"request_id": str(request_id), "seq": 0}, plan_task_id(request_id, 0)))
+                messages.append(
+                    (TaskName.PLAN_STEP, {"request_id": str(request_id), "seq": 0}, plan_task_id(request_id, 0))
+                )
             requests.add_many(rows)
             message_ids += outbox.add_many(messages)
         return message_ids
@@ -519,7 +521,7 @@ class OpenAIService:
                 tenant_id=tenant_id, input=text, policy=profile.policy, meta=_request_meta(profile, body.metadata)
             )
             message_id = self.dispatcher.enqueue(
-                session, PLAN_TASK, {"request_id": str(request.id), "seq": 0}, plan_task_id(request.id, 0)
+                session, TaskName.PLAN_STEP, {"request_id": str(request.id), "seq": 0}, plan_task_id(request.id, 0)
             )
         self.publish([message_id])
         return request.id, profile

@@ -18,7 +18,6 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from hera_router.agent.pipeline import plan_task_id
 from hera_router.api.app import create_app
 from hera_router.api.state import ApiState
 from hera_router.api.tenants import create_api_key, create_tenant
@@ -28,6 +27,7 @@ from hera_router.db.models import OutboxMessage
 from hera_router.db.repositories import OutboxRepository
 from hera_router.db.session import session_scope
 from hera_router.devserver.server import ServerThread
+from hera_router.pipeline.names import plan_task_id
 from tests.conftest import fresh_postgres_database
 
 DATABASES = [

@@ -7,7 +7,6 @@ import uuid
 import httpx
 import pytest
 
-from hera_router.agent.pipeline import PLAN_TASK, plan_task_id
 from hera_router.db.enums import CallStatus, Executor, ModelRole, RequestStatus, SubtaskStatus
 from hera_router.db.repositories import (
     DecisionRepository,
@@ -16,6 +15,7 @@ from hera_router.db.repositories import (
     SubtaskRepository,
 )
 from hera_router.db.session import session_scope
+from hera_router.pipeline.names import TaskName, plan_task_id
 from hera_router.routing.registry import policy_names
 from tests.integration.api.conftest import RunningApi, TenantKey, plan_message, wait_published
 
@@ -48,7 +48,7 @@ def test_submit_one_is_queued_with_its_outbox_row_published(
         assert (row.policy, row.priority, row.meta, row.gold_answer) == ("all-slm", 3, {"source": "test"}, "14")
         assert row.batch_id is None
     message = wait_published(api, request_id)
-    assert message.task_name == PLAN_TASK
+    assert message.task_name == TaskName.PLAN_STEP
     assert message.task_id == plan_task_id(request_id, 0)
     assert message.payload == {"request_id": str(request_id), "seq": 0}
 

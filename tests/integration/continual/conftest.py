@@ -18,11 +18,11 @@ import pytest
 from hera_router.config import Settings, load_settings
 from hera_router.db.migrate import upgrade
 from hera_router.db.repositories import EstimatorVersionRepository, RequestRepository, TenantRepository
+from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
 from hera_router.training.profiling import create_run, profile_run, run_config, simulated_items
 from hera_router.training.shadow import shadow_request
 from hera_router.training.trainers import train_estimator
-from hera_router.workers.runtime import Runtime
 from tests.conftest import fresh_postgres_database
 
 FAMILY = "lookup"

@@ -38,13 +38,14 @@ from hera_router.db.repositories import (
     ShadowRunRepository,
     TrainingRunRepository,
 )
+from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
 from hera_router.estimators.artifacts import version_dir
+from hera_router.pipeline.names import TaskName
 from hera_router.simulator.generate import generate
-from hera_router.training.continual import ABANDONED, RETRAIN_TASK, lock_name, reap_abandoned_runs
+from hera_router.training.continual import ABANDONED, lock_name, reap_abandoned_runs
 from hera_router.training.shadow import shadow_request
-from hera_router.workers.dispatch import Dispatcher
-from hera_router.workers.runtime import Runtime
+from hera_router.workers.publisher import celery_dispatcher
 from tests.conftest import REDIS_URL, fresh_postgres_database
 from tests.integration.conftest import TrainedEstimators
 from tests.integration.continual.conftest import live_requests
@@ -180,7 +181,7 @@ def dp_versions(runtime: Runtime) -> tuple[int | None, list[int]]:
 def queue_retrain(system: DistributedSystem, slot: datetime) -> None:
     """What ``POST /v1/admin/retrain`` and ``hera-router retrain --queue`` send."""
     system.app.send_task(
-        RETRAIN_TASK,
+        TaskName.RETRAIN_NIGHTLY,
         kwargs={"scheduled_for": slot.isoformat(), "trigger": "api", "names": ["dp"]},
         task_id=f"retrain:{slot.isoformat()}:{uuid.uuid4().hex[:6]}",
     )
@@ -279,7 +280,7 @@ def hera_decision_versions(runtime: Runtime, ids: list[uuid.UUID]) -> list[dict[
 def test_a_promoted_dp_reaches_the_decisions_of_the_running_router(deployment: Deployment) -> None:
     system, runtime = deployment.system, deployment.runtime
     router = system.workers["router"]
-    dispatcher = Dispatcher(system.app)
+    dispatcher = celery_dispatcher(system.app)
     tasks = generate("lookup", 12, deployment.seed)
     trainer = training_worker(system, **FAST_UPDATE)
     try:

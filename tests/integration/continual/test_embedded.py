@@ -8,14 +8,15 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from hera_router.agent.embedded import embedded_system, without_shadow
 from hera_router.config import load_settings
 from hera_router.db.enums import RequestStatus
 from hera_router.db.models import OutboxMessage, ShadowRun
 from hera_router.db.session import session_scope
+from hera_router.pipeline.names import TaskName
 from hera_router.simulator.generate import generate
-from hera_router.training.shadow import SHADOW_TASK, sampled
-from hera_router.workers.dispatch import Dispatcher
+from hera_router.training.shadow import sampled
+from hera_router.workers.publisher import celery_dispatcher
+from hera_router.workers.system import embedded_system, without_shadow
 from tests.integration.pipeline.helpers import submit, wait_until_finished
 
 SEED = 13
@@ -31,11 +32,13 @@ def test_embedded_mode_turns_shadow_execution_off(tmp_path: Path) -> None:
         assert system.settings.continual.shadow_rate == 0
         assert system.app.settings.continual.shadow_rate == 0
         sessions = system.app.hera_runtime.sessions
-        ids = submit(sessions, Dispatcher(system.app), tasks, "all-llm")
+        ids = submit(sessions, celery_dispatcher(system.app), tasks, "all-llm")
         rows = wait_until_finished(system.app.hera_runtime.read_sessions, ids, timeout_s=120)
         with session_scope(sessions) as session:
             shadow_outbox = session.scalar(
-                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.task_name == SHADOW_TASK)
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.task_name == TaskName.SHADOW_REQUEST)
             )
             shadow_runs = session.scalar(select(func.count()).select_from(ShadowRun))
     assert all(row.status is RequestStatus.SUCCEEDED for row in rows.values())

@@ -25,10 +25,10 @@ from hera_router.db.repositories import (
     ShadowRunRepository,
     TrainingRunRepository,
 )
+from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
 from hera_router.training.continual import ABANDONED, RetrainOutcome, last_slot, lock_name, reap_abandoned_runs, retrain
 from hera_router.training.shadow import sampled, shadow_request
-from hera_router.workers.runtime import Runtime
 from tests.conftest import fresh_postgres_database
 from tests.integration.continual.conftest import DRIFT_PRESET, continual_settings, live_requests
 

@@ -6,9 +6,9 @@ import pytest
 
 from hera_router.db.enums import RunStatus
 from hera_router.db.repositories import ProfilingRepository
+from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
 from hera_router.training.profiling import ROOT, create_run, load_trees, profile_run, run_config
-from hera_router.workers.runtime import Runtime
 
 
 class ProfilingInterruptedError(Exception):
@@ -49,8 +49,8 @@ def test_an_interrupted_run_resumes_without_duplicating_trees(runtime: Runtime) 
 
 
 def test_the_training_queue_task_profiles_a_run(runtime: Runtime) -> None:
-    from hera_router.tasks.training import profile
     from hera_router.workers import create_app
+    from hera_router.workers.tasks.training import profile
 
     app = create_app(runtime.settings)
     app.hera_runtime = runtime

@@ -11,11 +11,11 @@ from hera_router.config import load_settings
 from hera_router.db.enums import EstimatorStatus
 from hera_router.db.migrate import upgrade
 from hera_router.db.repositories import EstimatorVersionRepository
+from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
 from hera_router.estimators import ESTIMATOR_NAMES, REQUIRED_ESTIMATORS
 from hera_router.estimators.artifacts import new_staging_dir, publish, version_dir, write_meta
 from hera_router.estimators.loader import RegistryEstimatorSource
-from hera_router.workers.runtime import Runtime
 
 
 class Clock:
@@ -140,5 +140,5 @@ def test_the_router_pipeline_uses_the_registry_source(registry: Runtime) -> None
 
     app = create_app(registry.settings)
     app.hera_runtime = registry
-    assert isinstance(app.pipeline._estimator_source, RegistryEstimatorSource)
-    assert app.pipeline._estimator_source() is None  # nothing active: baselines still route
+    assert isinstance(app.pipeline.estimator_source, RegistryEstimatorSource)
+    assert app.pipeline.estimator_source() is None  # nothing active: baselines still route

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hera_router.db.runtime import Runtime
 from hera_router.estimators.artifacts import read_meta
 from hera_router.estimators.loader import load_estimator
 from hera_router.routing.estimators import ChainState
 from hera_router.training.labels import RequestTree
 from hera_router.training.trainers import TrainResult, train_estimator
-from hera_router.workers.runtime import Runtime
 from tests.integration.conftest import TrainedEstimators, tiny_settings
 
 

@@ -25,7 +25,7 @@ from hera_router.db.repositories import RequestRepository
 from hera_router.db.session import session_scope
 from hera_router.devserver.server import ServerThread
 from hera_router.simulator.generate import generate
-from hera_router.workers.dispatch import Dispatcher
+from hera_router.workers.publisher import celery_dispatcher
 from tests.conftest import REDIS_URL
 from tests.integration.ops.processes import HERA, answers, free_port, scrape, spawn, stop, total, wait_until
 from tests.integration.pipeline.distributed import DistributedSystem, WorkerProcess, distributed_system
@@ -95,7 +95,7 @@ def observed(migrated_postgres_url: str, tmp_path_factory: pytest.TempPathFactor
             api_app = create_api(system.settings)
             with ServerThread(api_app) as api:
                 sessions = system.app.hera_runtime.sessions
-                dispatcher = Dispatcher(system.app)
+                dispatcher = celery_dispatcher(system.app)
                 ids = submit(sessions, dispatcher, generate("mixed", 8, SEED), "random")
                 ids += submit(sessions, dispatcher, generate("mixed", 4, SEED + 1), "all-slm")
                 wait_until_finished(sessions, ids, timeout_s=90)

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from hera_router.agent.pipeline import PLAN_TASK, plan_task_id
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES, CallStatus, RequestStatus, SubtaskStatus
 from hera_router.db.models import Request
 from hera_router.db.repositories import (
@@ -20,8 +19,9 @@ from hera_router.db.repositories import (
     TenantRepository,
 )
 from hera_router.db.session import session_scope
+from hera_router.pipeline.names import TaskName, plan_task_id
+from hera_router.pipeline.outbox import Dispatcher
 from hera_router.simulator.generate import TaskRecord
-from hera_router.workers.dispatch import Dispatcher
 
 
 def submit(
@@ -44,7 +44,7 @@ def submit(
             ids.append(request.id)
             queued.append(
                 dispatcher.enqueue(
-                    session, PLAN_TASK, {"request_id": str(request.id), "seq": 0}, plan_task_id(request.id, 0)
+                    session, TaskName.PLAN_STEP, {"request_id": str(request.id), "seq": 0}, plan_task_id(request.id, 0)
                 )
             )
     dispatcher.publish(queued)

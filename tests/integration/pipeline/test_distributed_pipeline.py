@@ -16,9 +16,7 @@ import httpx
 import pytest
 import redis
 
-from hera_router.agent.embedded import embedded_system
 from hera_router.agent.inputs import world_record_to_item
-from hera_router.agent.pipeline import PLAN_TASK, plan_task_id
 from hera_router.api.app import create_app as create_api
 from hera_router.api.service import SubmissionService
 from hera_router.api.tenants import create_api_key, create_tenant
@@ -35,8 +33,10 @@ from hera_router.db.repositories import (
 from hera_router.db.session import session_scope
 from hera_router.devserver.faults import FaultConfig
 from hera_router.devserver.server import ServerThread
+from hera_router.pipeline.names import TaskName, plan_task_id
 from hera_router.simulator.generate import generate
-from hera_router.workers.dispatch import Dispatcher
+from hera_router.workers.publisher import celery_dispatcher
+from hera_router.workers.system import embedded_system
 from tests.conftest import REDIS_URL
 from tests.integration.pipeline.distributed import DistributedSystem, distributed_system, wait_for
 from tests.integration.pipeline.helpers import assert_consistent_record, submit, wait_until_finished
@@ -123,7 +123,7 @@ def test_batch_completes_and_redelivery_changes_nothing(migrated_postgres_url: s
                         kwargs={"subtask_id": str(subtask.id), "executor": subtask.executor.value},
                     )
                     resent += 1
-                system.app.send_task(PLAN_TASK, kwargs={"request_id": str(request_id), "seq": 0},
+                system.app.send_task(TaskName.PLAN_STEP, kwargs={"request_id": str(request_id), "seq": 0},
                                      task_id=plan_task_id(request_id, 0))  # fmt: skip
         assert resent > 50
         wait_for(lambda: queues_drained(system), 120, f"the duplicates were never consumed\n{system.logs()}")
@@ -134,7 +134,7 @@ def test_batch_completes_and_redelivery_changes_nothing(migrated_postgres_url: s
     embedded_settings = load_settings(data_dir=tmp_path / "embedded", simulator={"seed": SEED})
     with embedded_system(embedded_settings) as embedded:
         embedded_sessions = embedded.app.hera_runtime.sessions
-        service = SubmissionService(embedded_settings, embedded_sessions, Dispatcher(embedded.app))
+        service = SubmissionService(embedded_settings, embedded_sessions, celery_dispatcher(embedded.app))
         tenant = create_tenant(embedded_sessions, "embedded")
         submission = service.submit_batch(tenant.id, items, policy="random")
         with session_scope(embedded_sessions) as session:
@@ -156,8 +156,8 @@ def test_a_lost_message_is_recovered_by_the_reconciler(migrated_postgres_url: st
             request = RequestRepository(session).add(
                 tenant_id=tenant.id, input=task.request, policy="all-llm", gold_answer=task.gold
             )
-            message_id = Dispatcher(system.app).enqueue(
-                session, PLAN_TASK, {"request_id": str(request.id), "seq": 0}, plan_task_id(request.id, 0)
+            message_id = celery_dispatcher(system.app).enqueue(
+                session, TaskName.PLAN_STEP, {"request_id": str(request.id), "seq": 0}, plan_task_id(request.id, 0)
             )
             OutboxRepository(session).mark_published([message_id])
         time.sleep(2)  # older than HERA_RECONCILE_AFTER_S
@@ -173,7 +173,7 @@ def test_worker_killed_mid_step_still_completes_exactly_once(migrated_postgres_u
         sessions = system.app.hera_runtime.sessions
         system.cloud_faults.configure(FaultConfig(latency_s=3.0))
         task = generate("arithmetic", 1, SEED + 2)[0]
-        [request_id] = submit(sessions, Dispatcher(system.app), [task], "all-llm")
+        [request_id] = submit(sessions, celery_dispatcher(system.app), [task], "all-llm")
 
         def step_running() -> bool:
             with session_scope(sessions) as session:
@@ -202,7 +202,7 @@ def test_edge_outage_falls_back_to_the_cloud(migrated_postgres_url: str, tmp_pat
         sessions = system.app.hera_runtime.sessions
         system.edge_faults.configure(FaultConfig(error_rate=1.0, error_status=503))
         tasks = generate("mixed", 3, SEED + 3)
-        ids = submit(sessions, Dispatcher(system.app), tasks, "all-slm")
+        ids = submit(sessions, celery_dispatcher(system.app), tasks, "all-slm")
         rows = wait_until_finished(sessions, ids, timeout_s=180)
         assert all(row.status is RequestStatus.SUCCEEDED for row in rows.values())
         with session_scope(sessions) as session:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from hera_router.agent.embedded import embedded_system
 from hera_router.agent.scoring import score
 from hera_router.config import load_settings
 from hera_router.db.enums import RequestStatus
 from hera_router.simulator.generate import generate
-from hera_router.workers.dispatch import Dispatcher
+from hera_router.workers.publisher import celery_dispatcher
+from hera_router.workers.system import embedded_system
 from tests.integration.pipeline.helpers import assert_consistent_record, submit, wait_until_finished
 
 SEED = 11
@@ -23,7 +23,7 @@ def test_embedded_run_completes_with_a_consistent_record(tmp_path: Path, policy:
     tasks = generate("mixed", 12, SEED)
     with embedded_system(settings) as system:
         sessions = system.app.hera_runtime.sessions
-        ids = submit(sessions, Dispatcher(system.app), tasks, policy)
+        ids = submit(sessions, celery_dispatcher(system.app), tasks, policy)
         rows = wait_until_finished(system.app.hera_runtime.read_sessions, ids, timeout_s=120)
         for request_id in ids:
             assert_consistent_record(sessions, request_id)

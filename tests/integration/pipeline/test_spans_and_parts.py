@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from hera_router.agent.embedded import embedded_system
 from hera_router.agent.format import parse_decomposition, render_decompose_messages
 from hera_router.backends.base import GenerationParams
 from hera_router.config import RoutingSettings, load_settings
@@ -20,7 +19,8 @@ from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import POLICIES
 from hera_router.simulator.backend import SimBackend
 from hera_router.simulator.generate import generate
-from hera_router.workers.dispatch import Dispatcher
+from hera_router.workers.publisher import celery_dispatcher
+from hera_router.workers.system import embedded_system
 from tests.integration.pipeline.helpers import assert_consistent_record, submit, wait_until_finished
 
 SEED = 3
@@ -71,8 +71,8 @@ def test_spans_and_decompositions_are_executed_as_decided(tmp_path: Path) -> Non
     tasks = generate("lookup", 2, SEED)
     with embedded_system(settings) as system:
         sessions = system.app.hera_runtime.sessions
-        span_ids = submit(sessions, Dispatcher(system.app), tasks[:1], SpanAtStart.name)
-        sd_ids = submit(sessions, Dispatcher(system.app), tasks[1:], DecomposeSecondStep.name)
+        span_ids = submit(sessions, celery_dispatcher(system.app), tasks[:1], SpanAtStart.name)
+        sd_ids = submit(sessions, celery_dispatcher(system.app), tasks[1:], DecomposeSecondStep.name)
         rows = wait_until_finished(system.app.hera_runtime.read_sessions, span_ids + sd_ids, timeout_s=120)
         for request_id in span_ids + sd_ids:
             assert_consistent_record(sessions, request_id)
@@ -107,7 +107,7 @@ def test_the_step_limit_fails_a_request_with_its_reason(tmp_path: Path) -> None:
     tasks = generate("lookup", 1, SEED)
     with embedded_system(settings) as system:
         sessions = system.app.hera_runtime.sessions
-        ids = submit(sessions, Dispatcher(system.app), tasks, "all-llm")
+        ids = submit(sessions, celery_dispatcher(system.app), tasks, "all-llm")
         rows = wait_until_finished(system.app.hera_runtime.read_sessions, ids, timeout_s=60)
     [row] = rows.values()
     assert row.status is RequestStatus.FAILED

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hera_router.agent.embedded import embedded_system
 from hera_router.config import load_settings
 from hera_router.db.enums import Executor, RequestStatus
 from hera_router.db.repositories import DecisionRepository, SubtaskRepository
 from hera_router.db.session import session_scope
 from hera_router.simulator.generate import generate
-from hera_router.workers.dispatch import Dispatcher
+from hera_router.workers.publisher import celery_dispatcher
+from hera_router.workers.system import embedded_system
 from tests.integration.pipeline.helpers import assert_consistent_record, submit, wait_until_finished
 
 SEED = 4
@@ -23,7 +23,7 @@ def test_minions_escalates_after_an_unsure_slm_step(tmp_path: Path) -> None:
     tasks = generate("mixed", 8, SEED)
     with embedded_system(settings) as system:
         sessions = system.app.hera_runtime.sessions
-        ids = submit(sessions, Dispatcher(system.app), tasks, "minions")
+        ids = submit(sessions, celery_dispatcher(system.app), tasks, "minions")
         rows = wait_until_finished(system.app.hera_runtime.read_sessions, ids, timeout_s=120)
         escalations = 0
         with session_scope(sessions) as session:
@@ -48,7 +48,9 @@ def test_minions_escalates_after_an_unsure_slm_step(tmp_path: Path) -> None:
 def test_a_policy_without_its_estimators_fails_the_request_with_the_reason(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path, simulator={"seed": SEED})
     with embedded_system(settings) as system:
-        ids = submit(system.app.hera_runtime.sessions, Dispatcher(system.app), generate("lookup", 1, SEED), "hera")
+        ids = submit(
+            system.app.hera_runtime.sessions, celery_dispatcher(system.app), generate("lookup", 1, SEED), "hera"
+        )
         [row] = wait_until_finished(system.app.hera_runtime.read_sessions, ids, timeout_s=60).values()
     assert row.status is RequestStatus.FAILED
     assert "needs trained estimators" in (row.error or "")

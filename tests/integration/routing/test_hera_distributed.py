@@ -23,13 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from hera_router.db.enums import Executor, RequestStatus
 from hera_router.db.models import Decision, Subtask
 from hera_router.db.repositories import DecisionRepository, EstimatorVersionRepository, SubtaskRepository
+from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
 from hera_router.evaluation.baselines import fit_hybridllm, fit_oracle
 from hera_router.evaluation.replay import load_profile
 from hera_router.simulator.generate import generate
 from hera_router.training.labels import RequestTree
-from hera_router.workers.dispatch import Dispatcher
-from hera_router.workers.runtime import Runtime
+from hera_router.workers.publisher import celery_dispatcher
 from tests.conftest import REDIS_URL
 from tests.integration.conftest import TrainedEstimators
 from tests.integration.pipeline.distributed import distributed_system
@@ -155,7 +155,7 @@ def test_hera_and_every_baseline_through_real_workers(
         versions = register(sessions, trained_estimators)
         # The production router: threads sharing one set of estimators, micro-batched.
         system.start_worker("router", pool="threads", concurrency=4)
-        dispatcher = Dispatcher(system.app)
+        dispatcher = celery_dispatcher(system.app)
         ids = {policy: submit(sessions, dispatcher, tasks, policy) for policy in policies}
         try:
             rows = wait_until_finished(sessions, [i for group in ids.values() for i in group], timeout_s=600)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from hera_router.agent.embedded import embedded_system
 from hera_router.agent.format import parse_decomposition, render_decompose_messages
 from hera_router.backends.base import GenerationParams
 from hera_router.config import load_settings
@@ -19,7 +18,8 @@ from hera_router.db.session import session_scope
 from hera_router.routing.estimators import ChainState, Estimators
 from hera_router.simulator.backend import SimBackend
 from hera_router.simulator.generate import generate
-from hera_router.workers.dispatch import Dispatcher
+from hera_router.workers.publisher import celery_dispatcher
+from hera_router.workers.system import embedded_system
 from tests.integration.pipeline.helpers import assert_consistent_record, submit, wait_until_finished
 from tests.unit.routing.stubs import FixedDistance, LLMPredictor, SLMPredictor
 
@@ -82,9 +82,9 @@ def test_hera_decisions_in_the_database_follow_the_branch_semantics(tmp_path: Pa
     urc_task = tasks[0]
     stub = scripted_estimators([urc_task.request])
     with embedded_system(settings) as system:
-        system.app.pipeline._estimator_source = lambda: stub
+        system.app.pipeline.estimator_source = lambda: stub
         sessions = system.app.hera_runtime.sessions
-        ids = submit(sessions, Dispatcher(system.app), tasks, "hera")
+        ids = submit(sessions, celery_dispatcher(system.app), tasks, "hera")
         rows = wait_until_finished(sessions, ids, timeout_s=120)
         records = {}
         with session_scope(sessions) as session:
@@ -162,9 +162,9 @@ def test_verify_escalates_unsure_slm_steps_to_the_cloud_and_records_both_calls(t
     tasks = generate("arithmetic", 6, SEED)
     stub = verifying_estimators(min_logprob=-0.45)
     with embedded_system(settings) as system:
-        system.app.pipeline._estimator_source = lambda: stub
+        system.app.pipeline.estimator_source = lambda: stub
         sessions = system.app.hera_runtime.sessions
-        ids = submit(sessions, Dispatcher(system.app), tasks, "hera")
+        ids = submit(sessions, celery_dispatcher(system.app), tasks, "hera")
         rows = wait_until_finished(sessions, ids, timeout_s=120)
         escalated = 0
         for request_id in ids:
@@ -200,7 +200,7 @@ def test_a_lost_verify_message_is_re_driven_and_the_request_completes(tmp_path: 
     """The broker drops the first verify hop (the SLM step succeeded, the request did not move on):
     the reconciler finds the succeeded step at the request's current step and re-sends its verify
     hop, not the router's plan_step (which would find the step decided and do nothing)."""
-    from hera_router.agent.pipeline import VERIFY_TASK
+    from hera_router.pipeline.names import TaskName
 
     settings = load_settings(
         data_dir=tmp_path, simulator={"seed": SEED}, reconcile_after_s=1, reconcile_interval_s=1, relay_interval_s=0.2
@@ -209,18 +209,18 @@ def test_a_lost_verify_message_is_re_driven_and_the_request_completes(tmp_path: 
     stub = verifying_estimators(min_logprob=-99.0)  # every step accepted
     with embedded_system(settings) as system:
         pipeline = system.app.pipeline
-        pipeline._estimator_source = lambda: stub
+        pipeline.estimator_source = lambda: stub
         send, dropped = pipeline.dispatcher._send, []
 
         def lossy(task_name: str, kwargs: dict[str, object], task_id: str) -> None:
-            if task_name == VERIFY_TASK and not dropped:
+            if task_name == TaskName.VERIFY_STEP and not dropped:
                 dropped.append(task_id)  # "sent", as far as the outbox knows; never delivered
                 return
             send(task_name, kwargs, task_id)
 
         pipeline.dispatcher._send = lossy  # type: ignore[method-assign]
         sessions = system.app.hera_runtime.sessions
-        [request_id] = submit(sessions, Dispatcher(system.app), task, "hera")
+        [request_id] = submit(sessions, celery_dispatcher(system.app), task, "hera")
         rows = wait_until_finished(sessions, [request_id], timeout_s=90)
         assert_consistent_record(sessions, request_id)
         with session_scope(sessions) as session:

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from hera_router import cli
 from hera_router.db.models import Decision
 from hera_router.db.repositories import DecisionRepository, EstimatorVersionRepository
+from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
 from hera_router.simulator.generate import generate, write_jsonl
-from hera_router.workers.runtime import Runtime
 from tests.integration.conftest import TrainedEstimators
 
 

@@ -19,10 +19,10 @@ from hera_router.config import Settings, load_settings
 from hera_router.db.migrate import upgrade
 from hera_router.db.repositories.tenants import TenantRepository
 from hera_router.db.session import session_scope
+from hera_router.metrics.instruments import TASK_EVENTS
 from hera_router.workers import HeraCelery, Queue, create_app
 from hera_router.workers.base import TaskContextFilter
 from hera_router.workers.embedded import embedded_worker
-from hera_router.workers.metrics import TASK_EVENTS
 from tests.integration.workers import probe_tasks
 
 PROBE_MODULE = "tests.integration.workers.probe_tasks"

@@ -10,8 +10,8 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the venv
 from prometheus_client.metrics import MetricWrapperBase
 
-from hera_router.workers import metrics
-from hera_router.workers.state_metrics import STATE_METRIC_NAMES
+from hera_router.metrics import instruments as metrics
+from hera_router.metrics.state import STATE_METRIC_NAMES
 
 OPS = Path(__file__).resolve().parents[3] / "ops"
 NAME = re.compile(r"\b(hera[_:][a-zA-Z0-9_:]+)")

@@ -7,7 +7,7 @@ tenant is a database query, not a label).
 Multiprocess mode. A prefork worker counts in its children, so the values must live in files that
 the parent can merge: prometheus_client picks its value class when it is first imported, from
 ``PROMETHEUS_MULTIPROC_DIR``. ``hera-router worker`` sets that variable from
-``HERA_OPS__METRICS_DIR`` (:mod:`hera_router.multiprocess_metrics`) before importing this module;
+``HERA_OPS__METRICS_DIR`` (:mod:`hera_router.metrics.multiprocess`) before importing this module;
 :func:`scrape_registry` then merges the directory's files with a ``MultiProcessCollector``. A
 process started without it (the api under uvicorn, embedded mode, tests) counts in memory.
 
@@ -206,7 +206,7 @@ class MetricsEndpoint:
     """
 
     def __init__(self, settings: Settings, *, multiprocess_dir: Path | None = None) -> None:
-        from hera_router.workers.state_metrics import StateCollector
+        from hera_router.metrics.state import StateCollector
 
         self.registry = CollectorRegistry()
         if multiprocess_enabled():

@@ -8,10 +8,11 @@ from typing import Any
 from celery import shared_task
 
 from hera_router.db.enums import Executor
+from hera_router.pipeline.names import TaskName
 from hera_router.workers.base import HeraTask
 
 
-@shared_task(base=HeraTask, bind=True, name="execution.run_subtask", acks_late=True, max_retries=4)
+@shared_task(base=HeraTask, bind=True, name=TaskName.RUN_SUBTASK, acks_late=True, max_retries=4)
 def run_subtask(self: Any, subtask_id: str, executor: str) -> str:
     """Run the subtask on ``executor``'s backend, record call, output and cost, hand on.
 

@@ -8,10 +8,11 @@ from typing import Any
 
 from celery import shared_task
 
+from hera_router.pipeline.names import TaskName
 from hera_router.workers.base import HeraTask
 
 
-@shared_task(base=HeraTask, bind=True, name="training.profile", acks_late=False, max_retries=3)
+@shared_task(base=HeraTask, bind=True, name=TaskName.PROFILE, acks_late=False, max_retries=3)
 def profile(self: Any, run_id: str) -> int:
     """Profile every request of run ``run_id`` that has no tree yet, then close the run.
 
@@ -28,7 +29,7 @@ def profile(self: Any, run_id: str) -> int:
     return requests
 
 
-@shared_task(base=HeraTask, bind=True, name="training.train_estimator", acks_late=False, max_retries=0)
+@shared_task(base=HeraTask, bind=True, name=TaskName.TRAIN_ESTIMATOR, acks_late=False, max_retries=0)
 def train_estimator(
     self: Any, name: str, run_id: str, scheduled_for: str, variant: str | None = None, promote: bool = False
 ) -> int | None:
@@ -55,7 +56,7 @@ def train_estimator(
     return result.version
 
 
-@shared_task(base=HeraTask, bind=True, name="training.shadow_request", max_retries=3)
+@shared_task(base=HeraTask, bind=True, name=TaskName.SHADOW_REQUEST, max_retries=3)
 def shadow_request(self: Any, request_id: str) -> str:
     """Re-run finished request ``request_id`` as a profiling tree: shadow labels (training/shadow.py).
 
@@ -69,7 +70,7 @@ def shadow_request(self: Any, request_id: str) -> str:
     return run(self.app.hera_runtime, uuid.UUID(request_id)).status
 
 
-@shared_task(base=HeraTask, bind=True, name="training.retrain_nightly", acks_late=False, max_retries=0)
+@shared_task(base=HeraTask, bind=True, name=TaskName.RETRAIN_NIGHTLY, acks_late=False, max_retries=0)
 def retrain_nightly(
     self: Any, scheduled_for: str | None = None, trigger: str = "beat", names: list[str] | None = None
 ) -> list[str]:
@@ -95,7 +96,7 @@ def retrain_nightly(
     return [outcome.describe() for outcome in outcomes]
 
 
-@shared_task(base=HeraTask, bind=True, name="training.reap_abandoned_runs", max_retries=0)
+@shared_task(base=HeraTask, bind=True, name=TaskName.REAP_TRAINING_RUNS, max_retries=0)
 def reap_abandoned_runs(self: Any) -> int:
     """Mark failed the training runs whose trainer died (no lock holder, no heartbeat); returns how many.
 

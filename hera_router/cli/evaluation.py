@@ -15,9 +15,9 @@ import typer
 
 if TYPE_CHECKING:
     from hera_router.config import RoutingSettings, Settings
+    from hera_router.db.runtime import Runtime
     from hera_router.evaluation.metrics import PolicyMetrics
     from hera_router.evaluation.replay import ProfileSet, Replayer
-    from hera_router.workers.runtime import Runtime
 
 eval_app = typer.Typer(
     help="Evaluate routing policies: replay on profiled trees, live runs, sweeps, calibration, reports.",
@@ -28,7 +28,7 @@ PROFILE_HELP = "Profile run id (default: the latest finished run)."
 
 
 def _settings() -> Settings:
-    from hera_router.cli import settings_or_exit
+    from hera_router.cli.base import settings_or_exit
 
     return settings_or_exit()
 
@@ -39,9 +39,9 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _runtime(settings: Settings) -> Runtime:
-    from hera_router.cli import _migrated_runtime
+    from hera_router.cli.base import migrated_runtime
 
-    return _migrated_runtime(settings)
+    return migrated_runtime(settings)
 
 
 def _run_id(runtime: Runtime, value: str | None) -> uuid.UUID:

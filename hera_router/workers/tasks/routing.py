@@ -7,10 +7,11 @@ from typing import Any
 
 from celery import shared_task
 
+from hera_router.pipeline.names import TaskName
 from hera_router.workers.base import HeraTask
 
 
-@shared_task(base=HeraTask, bind=True, name="routing.plan_step", acks_late=True, max_retries=5)
+@shared_task(base=HeraTask, bind=True, name=TaskName.PLAN_STEP, acks_late=True, max_retries=5)
 def plan_step(self: Any, request_id: str, seq: int) -> None:
     """Run the request's policy for step ``seq``, record the decision, queue the execution.
 
@@ -22,7 +23,7 @@ def plan_step(self: Any, request_id: str, seq: int) -> None:
     self.app.pipeline.plan_step(uuid.UUID(request_id), int(seq))
 
 
-@shared_task(base=HeraTask, bind=True, name="routing.verify_step", acks_late=True, max_retries=5)
+@shared_task(base=HeraTask, bind=True, name=TaskName.VERIFY_STEP, acks_late=True, max_retries=5)
 def verify_step(self: Any, subtask_id: str) -> None:
     """The verify stage: keep an SLM step's result, or re-run the step on the cloud.
 

@@ -20,9 +20,9 @@ from prometheus_client.registry import Collector
 from hera_router.config import Settings
 from hera_router.db.base import utcnow
 from hera_router.db.repositories import OutboxRepository, RequestRepository, TrainingRunRepository
+from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
-from hera_router.workers.queues import Queue, physical_name
-from hera_router.workers.runtime import Runtime
+from hera_router.pipeline.queues import Queue, physical_name
 
 log = logging.getLogger(__name__)
 

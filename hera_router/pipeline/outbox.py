@@ -6,6 +6,9 @@ rows straight away (:meth:`Dispatcher.publish`), which keeps a hop fast; if that
 the process dies first, the relay (:meth:`Dispatcher.relay`, run periodically) publishes them
 later. A message may therefore be published twice, with the same deterministic task id; every
 task is idempotent, so the second delivery finds nothing to do.
+
+The dispatcher knows nothing of Celery: it sends through a :data:`Publish` callable
+(``hera_router.workers.publisher`` builds one on a Celery app; unit tests pass one that records).
 """
 
 from __future__ import annotations
@@ -14,19 +17,25 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from kombu.exceptions import OperationalError as BrokerOperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from hera_router.db.base import utcnow
 from hera_router.db.repositories.outbox import OutboxRepository
 from hera_router.db.session import session_scope
-from hera_router.workers.app import HeraCelery
 
 log = logging.getLogger(__name__)
+
+
+class PublishError(Exception):
+    """The broker did not take a message (down, unreachable); the relay will send it later."""
+
+
+Publish = Callable[[str, Mapping[str, Any], str], None]
+"""``publish(task_name, kwargs, task_id)``: hand one message to the broker or raise PublishError."""
 
 
 class _Message(NamedTuple):
@@ -39,8 +48,12 @@ class Dispatcher:
     PENDING_LIMIT = 10_000
     """Payloads remembered between enqueue and publish; older ones are read back from the outbox."""
 
-    def __init__(self, app: HeraCelery) -> None:
-        self.app = app
+    def __init__(
+        self, sessions: Callable[[], sessionmaker[Session]], publish: Publish, *, relay_grace_s: float = 5.0
+    ) -> None:
+        self._sessions = sessions
+        self._publish = publish
+        self.relay_grace_s = relay_grace_s
         # What enqueue wrote, so that publishing right after the commit needs no read transaction
         # (one fewer transaction per hop; on SQLite one fewer wait for the write lock). Entries of
         # a transaction that rolled back are never published and age out of the bounded map.
@@ -61,9 +74,6 @@ class Dispatcher:
                     self._pending.popitem(last=False)
         return message.id
 
-    def _send(self, task_name: str, kwargs: Mapping[str, Any], task_id: str) -> None:
-        self.app.send_task(task_name, kwargs=dict(kwargs), task_id=task_id)
-
     def publish(self, message_ids: Collection[uuid.UUID]) -> int:
         """Publish committed outbox rows now; returns how many went out.
 
@@ -71,7 +81,7 @@ class Dispatcher:
         """
         if not message_ids:
             return 0
-        sessions = self.app.hera_runtime.sessions
+        sessions = self._sessions()
         messages: dict[uuid.UUID, _Message] = {}
         with self._lock:
             for message_id in message_ids:
@@ -86,8 +96,8 @@ class Dispatcher:
         sent: list[uuid.UUID] = []
         for message_id, message in messages.items():
             try:
-                self._send(message.task_name, message.kwargs, message.task_id)
-            except BrokerOperationalError as exc:
+                self._publish(message.task_name, message.kwargs, message.task_id)
+            except PublishError as exc:
                 log.warning("publishing %s failed, the relay will retry: %s", message.task_id, exc)
                 continue
             sent.append(message_id)
@@ -106,18 +116,18 @@ class Dispatcher:
         without publishing the same row at the same moment, and in chunks of short transactions
         so that no claim holds its locks (on SQLite: the database's write lock) for long.
         """
-        grace = timedelta(seconds=self.app.settings.relay_grace_s)
+        grace = timedelta(seconds=self.relay_grace_s)
         published = 0
         while published < limit:
             sent = 0
-            with session_scope(self.app.hera_runtime.sessions) as session:
+            with session_scope(self._sessions()) as session:
                 outbox = OutboxRepository(session)
                 size = min(self.RELAY_CHUNK, limit - published)
                 chunk = outbox.claim_unpublished(size, created_before=utcnow() - grace)
                 for message in chunk:
                     try:
-                        self._send(message.task_name, message.payload, message.task_id)
-                    except BrokerOperationalError as exc:
+                        self._publish(message.task_name, message.payload, message.task_id)
+                    except PublishError as exc:
                         outbox.mark_failed(message.id, f"{type(exc).__name__}: {exc}")
                         continue
                     outbox.mark_published([message.id])

@@ -6,10 +6,11 @@ from typing import Any
 
 from celery import shared_task
 
+from hera_router.pipeline.names import TaskName
 from hera_router.workers.base import HeraTask
 
 
-@shared_task(base=HeraTask, bind=True, name="maintenance.relay_outbox", acks_late=False, max_retries=0)
+@shared_task(base=HeraTask, bind=True, name=TaskName.RELAY_OUTBOX, acks_late=False, max_retries=0)
 def relay_outbox(self: Any) -> int:
     """Publish outbox rows that were not published right after their commit.
 
@@ -20,7 +21,7 @@ def relay_outbox(self: Any) -> int:
     return published
 
 
-@shared_task(base=HeraTask, bind=True, name="maintenance.reconcile", acks_late=False, max_retries=0)
+@shared_task(base=HeraTask, bind=True, name=TaskName.RECONCILE, acks_late=False, max_retries=0)
 def reconcile(self: Any) -> int:
     """Re-drive active requests without progress past the deadline (HERA_RECONCILE_AFTER_S).
 

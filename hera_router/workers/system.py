@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from hera_router.config import Settings
 from hera_router.db.migrate import upgrade
-from hera_router.workers import HeraCelery, Queue, create_app
+from hera_router.pipeline.queues import Queue
+from hera_router.workers.app import HeraCelery, create_app
 from hera_router.workers.embedded import embedded_worker
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,5 @@
+"""``python -m hera_router.cli``: the same as the ``hera-router`` command."""
+
+from hera_router.cli import app
+
+app()

@@ -1,0 +1,93 @@
+"""Handing on: what happens once a step has a result the request keeps."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from hera_router.agent.format import StepOutput
+from hera_router.agent.scoring import score
+from hera_router.db.enums import Executor, SubtaskStatus
+from hera_router.db.repositories import DecisionRepository, RequestRepository, SubtaskRepository
+from hera_router.metrics import instruments as metrics
+from hera_router.pipeline.names import TaskName, shadow_task_id
+from hera_router.pipeline.services import Claimed, Services
+from hera_router.routing.base import Decision
+from hera_router.training import shadow
+
+
+def hand_on(services: Services, session: Session, claimed: Claimed, parsed: StepOutput) -> list[uuid.UUID]:
+    """Move the request on after step ``claimed`` produced ``parsed``: the next part of a
+    decomposition, the final answer, the next step of a span, or the router for the next step."""
+    subtasks = SubtaskRepository(session)
+    requests = RequestRepository(session)
+    request_id, seq = claimed.request_id, claimed.seq
+    if claimed.part > 0:
+        following = subtasks.by_key(request_id, seq, claimed.part + 1)
+        if following is not None and not parsed.is_final:
+            return [services.queue_run(session, following)]
+        # The last part (or a part that already answered) completes the decomposed step.
+        parent = subtasks.by_key(request_id, seq, 0)
+        assert parent is not None
+        subtasks.transition(parent.id, [SubtaskStatus.PENDING], SubtaskStatus.RUNNING)
+        subtasks.succeed(
+            parent.id, parsed.result, raw_output=None, next_subtask=parsed.next_subtask, problems=parsed.problems
+        )
+    if parsed.is_final or parsed.next_subtask is None:
+        # No next subtask and no final answer: the parser recorded the problem; the result is
+        # the best answer there is, and looping on a step that proposes nothing cannot help.
+        answer = parsed.final_answer if parsed.final_answer is not None else parsed.result
+        shadow_run: list[uuid.UUID] = []
+        if requests.succeed(request_id, answer):
+            finished = requests.get(request_id)
+            if finished is not None and finished.gold_answer is not None:
+                metric = str(finished.meta.get("metric", "entity"))  # evaluation.summary.DEFAULT_METRIC
+                quality = score(metric, answer, finished.gold_answer)
+                metrics.after_commit(session, lambda: metrics.record_gold_score(finished.policy, quality))
+            shadow_run = _queue_shadow(services, session, request_id)
+        return shadow_run
+    if seq + 1 >= services.settings.routing.max_steps:
+        requests.fail(
+            request_id,
+            f"stopped after {services.settings.routing.max_steps} steps without a final answer "
+            "(HERA_ROUTING__MAX_STEPS)",
+        )
+        return []
+    if not requests.advance_seq(request_id, seq, seq + 1):
+        return []
+    decisions = DecisionRepository(session)
+    decision = decisions.get(request_id, seq)
+    if decision is not None and decision.span > 1 and decision.fallback_reason is None:
+        # Still inside a span (SLE/CD/URC): the next step runs on the SLM without routing.
+        _, created = decisions.record(
+            request_id=request_id,
+            seq=seq + 1,
+            policy=decision.policy,
+            executor=Executor.SLM,
+            branch=decision.branch,
+            span=decision.span - 1,
+            scores={"span_origin": decision.scores.get("span_origin", seq)},
+            kappa=decision.kappa,
+            estimator_versions=decision.estimator_versions,
+            elapsed_ms=0.0,
+        )
+        if created:
+            continued = Decision(executor=Executor.SLM, branch=decision.branch, policy=decision.policy)
+            metrics.after_commit(session, lambda: metrics.record_decision(continued, routed=False))
+        step, _ = subtasks.add(
+            request_id=request_id, seq=seq + 1, executor=Executor.SLM, branch=decision.branch,
+            text=parsed.next_subtask,
+        )  # fmt: skip
+        return [services.queue_run(session, step)]
+    return [services.queue_plan(session, request_id, seq + 1)]
+
+
+def _queue_shadow(services: Services, session: Session, request_id: uuid.UUID) -> list[uuid.UUID]:
+    """A sampled finished request is re-run as a profiling tree on the training queue (shadow
+    labels for continual fine-tuning, ``training/shadow.py``); queued with the success, so
+    the user's answer never waits for it."""
+    if not shadow.sampled(request_id, services.settings.continual.shadow_rate):
+        return []
+    kwargs = {"request_id": str(request_id)}
+    return [services.dispatcher.enqueue(session, TaskName.SHADOW_REQUEST, kwargs, shadow_task_id(request_id))]

@@ -1,0 +1,196 @@
+"""The router hop: decide who runs the next step (``plan_step``), and the verify stage that keeps
+or re-runs an SLM step's result (``verify_step``, beyond the paper)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import replace
+
+from sqlalchemy.orm import Session
+
+from hera_router.agent.format import parse_step
+from hera_router.db.enums import TERMINAL_REQUEST_STATUSES, Executor, RequestStatus, SubtaskStatus
+from hera_router.db.models import Request, Subtask
+from hera_router.db.repositories import DecisionRepository, RequestRepository, SubtaskRepository
+from hera_router.metrics import instruments as metrics
+from hera_router.pipeline.progress import hand_on
+from hera_router.pipeline.services import Claimed, Services, history
+from hera_router.routing.base import Decision, PolicyUnavailableError, RoutingContext, UnknownPolicyError
+
+
+class RoutingHop:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+
+    @staticmethod
+    def _current_text(request: Request, subtasks: list[Subtask], seq: int) -> str | None:
+        if seq == 0:
+            return request.input
+        previous = next((s for s in subtasks if s.seq == seq - 1 and s.part == 0), None)
+        return previous.next_subtask if previous is not None else None
+
+    def plan_step(self, request_id: uuid.UUID, seq: int) -> Decision | None:
+        """Decide who runs step ``seq`` of the request and queue it; None if there was nothing to do."""
+        decided: list[Decision] = []
+        # Outside the transaction: loading or refreshing estimators must not hold database locks.
+        estimators = self.services.estimator_source()
+
+        def work(session: Session) -> list[uuid.UUID]:
+            requests = RequestRepository(session)
+            request = requests.get(request_id)
+            if request is None or request.status in TERMINAL_REQUEST_STATUSES:
+                return []
+            if request.status is RequestStatus.QUEUED:
+                requests.transition(request_id, [RequestStatus.QUEUED], RequestStatus.RUNNING, count_attempt=True)
+            if request.current_seq != seq:
+                return []  # a stale or early message: the request is at another step
+            subtasks = list(SubtaskRepository(session).list_for_request(request_id))
+            existing = DecisionRepository(session).get(request_id, seq)
+            if existing is not None:
+                # Redelivered after the first copy committed: its rows and outbox entry exist.
+                step = next((s for s in subtasks if s.seq == seq and s.part == 0), None)
+                return [self.services.queue_run(session, step)] if step is not None else []
+            current = self._current_text(request, subtasks, seq)
+            if current is None:
+                requests.fail(request_id, f"step {seq} has no subtask text: the previous step proposed none")
+                return []
+            context = RoutingContext(
+                request_id=str(request_id),
+                request=request.input,
+                current=current,
+                seq=seq,
+                history=tuple(history(subtasks, seq)),
+                max_steps=self.settings.routing.max_steps,
+            )
+            started = time.perf_counter()
+            try:
+                decision = self.services.policy(request.policy).decide(context, estimators)
+            except (PolicyUnavailableError, UnknownPolicyError) as exc:
+                # Not transient: retrying or re-driving would only fail the same way.
+                requests.fail(request_id, f"step {seq} could not be routed: {exc}")
+                return []
+            if not decision.elapsed_ms:
+                decision = replace(decision, elapsed_ms=(time.perf_counter() - started) * 1e3)
+            decided.append(decision)
+            return self._apply_decision(session, request_id, seq, current, decision)
+
+        self.services.publish_after(work)
+        return decided[0] if decided else None
+
+    def _apply_decision(
+        self, session: Session, request_id: uuid.UUID, seq: int, text: str, decision: Decision
+    ) -> list[uuid.UUID]:
+        _, created = DecisionRepository(session).record(
+            request_id=request_id,
+            seq=seq,
+            policy=decision.policy,
+            executor=decision.executor,
+            branch=decision.branch,
+            span=decision.span,
+            scores=dict(decision.scores),
+            kappa=decision.kappa,
+            estimator_versions=dict(decision.estimator_versions),
+            elapsed_ms=decision.elapsed_ms,
+        )
+        if created:
+            metrics.after_commit(session, lambda: metrics.record_decision(decision))
+        subtasks = SubtaskRepository(session)
+        step, _ = subtasks.add(
+            request_id=request_id, seq=seq, executor=decision.executor, branch=decision.branch, text=text
+        )
+        if not decision.parts:
+            return [self.services.queue_run(session, step)]
+        # SD: the SLM runs the parts in order in place of the step; the step row is their parent.
+        first = None
+        for number, part_text in enumerate(decision.parts, start=1):
+            part, _ = subtasks.add(
+                request_id=request_id,
+                seq=seq,
+                part=number,
+                parent_id=step.id,
+                executor=Executor.SLM,
+                branch=decision.branch,
+                text=part_text,
+            )
+            first = first or part
+        assert first is not None
+        return [self.services.queue_run(session, first)]
+
+    def verifies(self, policy_name: str, executor: Executor, part: int) -> bool:
+        """Whether this SLM step goes to the router's verify stage before the request moves on
+        (decided at claim time, from the request the claim has already read)."""
+        if executor is not Executor.SLM or part > 0:
+            return False  # LLM steps are the reference; decomposition parts are judged as SD's
+        try:
+            policy = self.services.policy(policy_name)
+        except UnknownPolicyError:
+            return False
+        return bool(getattr(policy, "verifies", False))
+
+    def verify_step(self, subtask_id: uuid.UUID) -> str:
+        """Accept an SLM step's result (hand on) or re-run the step on the LLM. Returns which.
+
+        Idempotent: it acts only on a succeeded SLM step of a running request still at that step;
+        the escalation is a guarded move (succeeded on the SLM → pending on the LLM) plus a new run
+        task with its own deterministic id, so a redelivered verify finds nothing left to do.
+        """
+        estimators = self.services.estimator_source()
+        outcome: list[str] = []
+
+        def work(session: Session) -> list[uuid.UUID]:
+            subtasks = SubtaskRepository(session)
+            step = subtasks.get(subtask_id)
+            if step is None or step.status is not SubtaskStatus.SUCCEEDED or step.executor is not Executor.SLM:
+                return []
+            requests = RequestRepository(session)
+            request = requests.get(step.request_id)
+            if request is None or request.status in TERMINAL_REQUEST_STATUSES or request.current_seq != step.seq:
+                return []
+            everything = list(subtasks.list_for_request(step.request_id))
+            context = RoutingContext(
+                request_id=str(step.request_id),
+                request=request.input,
+                current=step.text,
+                seq=step.seq,
+                history=tuple(history(everything, step.seq)),
+                max_steps=self.settings.routing.max_steps,
+            )
+            verify = getattr(self.services.policy(request.policy), "verify", None)
+            verdict = verify(context, step.confidence, estimators) if verify is not None else None
+            claimed = Claimed(step.id, step.request_id, step.seq, 0, step.attempts, Executor.SLM, [])
+            decisions = DecisionRepository(session)
+            if verdict is None or verdict.accept:
+                if verdict is not None:
+                    decisions.record_verdict(
+                        step.request_id, step.seq, accept=True, score=verdict.score,
+                        threshold=verdict.threshold, reason=None, elapsed_ms=verdict.elapsed_ms,
+                    )  # fmt: skip
+                outcome.append("accepted")
+                if verdict is not None:
+                    metrics.after_commit(session, lambda: metrics.record_verify(accepted=True))
+                parsed = parse_step(step.raw_output or step.output or "")
+                return hand_on(self.services, session, claimed, parsed)
+            if not subtasks.escalate(step.id):
+                return []
+            decisions.record_verdict(
+                step.request_id,
+                step.seq,
+                accept=False,
+                score=verdict.score,
+                threshold=verdict.threshold,
+                elapsed_ms=verdict.elapsed_ms,
+                reason=(
+                    f"verify: the SLM's result scored {verdict.score:.3f} < {verdict.threshold:.3f}; "
+                    "re-ran on the cloud"
+                ),
+            )
+            # The step is counted once, on the LLM; the SLM call stays in model_calls with its cost.
+            requests.add_usage(step.request_id, cost_usd=0.0, slm_steps=-1)
+            metrics.after_commit(session, lambda: metrics.record_verify(accepted=False))
+            outcome.append("escalated")
+            return [self.services.queue_run(session, subtasks.get(step.id))]
+
+        self.services.publish_after(work)
+        return outcome[0] if outcome else "skipped"

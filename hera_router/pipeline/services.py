@@ -1,0 +1,125 @@
+"""What the hops of one process share: settings, database, outbox, backends, policies, estimators.
+
+Each hop (``routing``, ``execution``, ``recovery``) is a small class over one :class:`Services`;
+``hera_router.workers`` builds the services once per process (after the fork) and the Celery tasks
+call the hops. Nothing here knows Celery: messages go out through the outbox's publish callable.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from hera_router.backends.base import BackendRole, Message, ModelBackend
+from hera_router.config import Settings
+from hera_router.db.enums import Executor, ModelRole, SubtaskStatus
+from hera_router.db.models import Subtask
+from hera_router.db.runtime import Runtime
+from hera_router.db.session import session_scope
+from hera_router.pipeline.names import TaskName, plan_task_id, run_task_id, verify_task_id
+from hera_router.pipeline.outbox import Dispatcher
+from hera_router.routing.base import Policy, Step
+from hera_router.routing.estimators import Estimators
+from hera_router.routing.registry import create_policy
+
+ROLE_OF: dict[Executor, BackendRole] = {Executor.SLM: "edge", Executor.LLM: "cloud"}
+MODEL_ROLE_OF: dict[Executor, ModelRole] = {Executor.SLM: ModelRole.EDGE, Executor.LLM: ModelRole.CLOUD}
+
+BackendFactory = Callable[[Settings, BackendRole], ModelBackend]
+EstimatorSource = Callable[[], Estimators | None]
+
+
+def default_backend_factory(settings: Settings, role: BackendRole) -> ModelBackend:
+    from hera_router.backends.registry import create_backend
+
+    return create_backend(settings, role)
+
+
+def no_estimators() -> Estimators | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a claimed subtask needs for its model call, read inside the claiming transaction."""
+
+    subtask_id: uuid.UUID
+    request_id: uuid.UUID
+    seq: int
+    part: int
+    attempt: int
+    executor: Executor
+    messages: list[Message]
+    escalated: bool = False
+    """The LLM re-run of a step whose SLM result the verify stage rejected."""
+    verify: bool = False
+    """An SLM step of a policy with a verify stage: completing it queues the verify hop."""
+
+
+def history(subtasks: list[Subtask], before_seq: int) -> list[Step]:
+    """The request's finished steps before ``before_seq``, as the policy and the prompt see them."""
+    return [
+        Step(subtask=s.text, result=s.output or "", executor=s.executor, confidence=s.confidence)
+        for s in subtasks
+        if s.part == 0 and s.seq < before_seq and s.status is SubtaskStatus.SUCCEEDED
+    ]
+
+
+class Services:
+    def __init__(
+        self,
+        runtime: Runtime,
+        dispatcher: Dispatcher,
+        *,
+        backend_factory: BackendFactory = default_backend_factory,
+        estimator_source: EstimatorSource = no_estimators,
+    ) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.dispatcher = dispatcher
+        self._backend_factory = backend_factory
+        # Called for every decision, so a newly promoted estimator version is picked up by a
+        # running router without a restart (the source caches and checks the registry itself).
+        self.estimator_source = estimator_source
+        self._backends: dict[BackendRole, ModelBackend] = {}
+        self._policies: dict[str, Policy] = {}
+        self._lock = threading.Lock()
+
+    def backend(self, role: BackendRole) -> ModelBackend:
+        """The process's backend for ``role``, built on first use (after the worker forked)."""
+        with self._lock:
+            if role not in self._backends:
+                self._backends[role] = self._backend_factory(self.settings, role)
+            return self._backends[role]
+
+    def policy(self, name: str) -> Policy:
+        with self._lock:
+            if name not in self._policies:
+                self._policies[name] = create_policy(name, self.settings.routing)
+            return self._policies[name]
+
+    def publish_after(self, work: Callable[[Session], list[uuid.UUID]]) -> list[uuid.UUID]:
+        """Run ``work`` in one transaction, then publish the outbox rows it queued."""
+        with session_scope(self.runtime.sessions) as session:
+            queued = work(session)
+        self.dispatcher.publish(queued)
+        return queued
+
+    # -- the next hop, queued in the caller's transaction ---------------------------------------
+
+    def queue_run(self, session: Session, subtask: Subtask | None) -> uuid.UUID:
+        assert subtask is not None
+        kwargs = {"subtask_id": str(subtask.id), "executor": subtask.executor.value}
+        return self.dispatcher.enqueue(session, TaskName.RUN_SUBTASK, kwargs, run_task_id(subtask.id, subtask.executor))
+
+    def queue_plan(self, session: Session, request_id: uuid.UUID, seq: int) -> uuid.UUID:
+        kwargs = {"request_id": str(request_id), "seq": seq}
+        return self.dispatcher.enqueue(session, TaskName.PLAN_STEP, kwargs, plan_task_id(request_id, seq))
+
+    def queue_verify(self, session: Session, subtask_id: uuid.UUID) -> uuid.UUID:
+        kwargs = {"subtask_id": str(subtask_id)}
+        return self.dispatcher.enqueue(session, TaskName.VERIFY_STEP, kwargs, verify_task_id(subtask_id))

@@ -1,0 +1,204 @@
+"""The hops of the pipeline, one behaviour at a time, over SQLite with a recording broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from hera_router.backends.base import BackendUnavailable
+from hera_router.config import RoutingSettings
+from hera_router.db.enums import CallStatus, Executor, RequestStatus, SubtaskStatus
+from hera_router.db.repositories import DecisionRepository, ModelCallRepository, RequestRepository, SubtaskRepository
+from hera_router.db.session import session_scope
+from hera_router.pipeline.names import TaskName, plan_task_id, run_task_id
+from hera_router.routing.base import Decision, RoutingContext
+from hera_router.routing.estimators import Estimators
+from hera_router.routing.registry import POLICIES
+from hera_router.simulator.generate import generate
+from tests.integration.pipeline.helpers import assert_consistent_record
+from tests.unit.pipeline.harness import Harness, failing_edge
+
+SEED = 5
+HarnessFactory = Callable[..., Harness]
+
+
+def _request(harness: Harness, request_id: uuid.UUID) -> tuple[RequestStatus, float, int, int]:
+    with session_scope(harness.runtime.sessions) as session:
+        row = RequestRepository(session).get(request_id)
+        assert row is not None
+        return row.status, row.cost_usd, row.slm_steps, row.llm_steps
+
+
+def test_a_request_runs_plan_run_plan_to_its_answer(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED})
+    [request_id] = harness.submit(generate("lookup", 1, SEED), "all-llm")
+    harness.drain()
+    status, cost, slm, llm = _request(harness, request_id)
+    assert status is RequestStatus.SUCCEEDED
+    assert llm >= 2
+    assert slm == 0
+    assert cost > 0
+    kinds = [message.task for message in harness.sent]
+    # One router hop then one execution hop per step, strictly alternating, nothing else.
+    assert kinds == [TaskName.PLAN_STEP, TaskName.RUN_SUBTASK] * llm
+    assert harness.sent[0].task_id == plan_task_id(request_id, 0)
+    assert_consistent_record(harness.runtime.sessions, request_id)
+
+
+def test_every_message_delivered_twice_changes_nothing(harness_factory: HarnessFactory) -> None:
+    tasks = generate("mixed", 3, SEED)
+    once, twice = harness_factory(simulator={"seed": SEED}), harness_factory(simulator={"seed": SEED})
+    ids_once = once.submit(tasks, "random")
+    ids_twice = twice.submit(tasks, "random")
+    once.drain()
+    twice.drain(twice=True)
+    assert [_request(once, i) for i in ids_once] == [_request(twice, i) for i in ids_twice]
+    for request_id in ids_twice:
+        assert_consistent_record(twice.runtime.sessions, request_id)
+
+
+def test_a_claimed_step_is_not_run_twice_and_a_stale_executor_is_ignored(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED})
+    [request_id] = harness.submit(generate("lookup", 1, SEED), "all-llm")
+    harness.deliver(harness.queue.popleft())  # plan step 0
+    run = harness.queue.popleft()
+    subtask_id = uuid.UUID(run.kwargs["subtask_id"])
+    assert harness.pipeline.execution._claim(subtask_id, Executor.LLM) != "skipped"  # a worker holds it
+    assert harness.pipeline.run_subtask(subtask_id, Executor.LLM) == "skipped"  # a duplicate finds it running
+    assert harness.pipeline.run_subtask(subtask_id, Executor.SLM) == "skipped"  # predates no fallback: ignored
+    with session_scope(harness.runtime.sessions) as session:
+        step = SubtaskRepository(session).get(subtask_id)
+        assert step is not None
+        assert step.status is SubtaskStatus.RUNNING
+        assert step.attempts == 1
+        assert ModelCallRepository(session).list_for_request(request_id) == []
+
+
+class SpanOfThree:
+    name = "unit-span"
+
+    def __init__(self, settings: RoutingSettings) -> None:
+        pass
+
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
+        if context.seq == 0:
+            return Decision(executor=Executor.SLM, branch="sle", policy=self.name, span=3)
+        return Decision(executor=Executor.LLM, branch="fallback", policy=self.name)
+
+
+class DecomposeFirst:
+    name = "unit-sd"
+
+    def __init__(self, settings: RoutingSettings) -> None:
+        pass
+
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
+        if context.seq == 0:
+            parts = ("Find the first entity named in the request.", "Look up what the request asks about it.")
+            return Decision(executor=Executor.SLM, branch="sd", policy=self.name, parts=parts)
+        return Decision(executor=Executor.LLM, branch="fallback", policy=self.name)
+
+
+@pytest.fixture
+def unit_policies() -> Iterator[None]:
+    POLICIES[SpanOfThree.name] = SpanOfThree
+    POLICIES[DecomposeFirst.name] = DecomposeFirst
+    yield
+    del POLICIES[SpanOfThree.name], POLICIES[DecomposeFirst.name]
+
+
+@pytest.mark.usefixtures("unit_policies")
+def test_a_span_runs_its_steps_without_routing(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED})
+    tasks = [next(t for t in generate("lookup", 20, SEED) if t.hops >= 4)]
+    [request_id] = harness.submit(tasks, SpanOfThree.name)
+    harness.drain()
+    with session_scope(harness.runtime.sessions) as session:
+        decisions = DecisionRepository(session).list_for_request(request_id)
+        steps = [s for s in SubtaskRepository(session).list_for_request(request_id) if s.part == 0]
+    covered = [d for d in decisions if d.seq < 3]
+    assert [(d.executor, d.span) for d in covered] == [(Executor.SLM, 3), (Executor.SLM, 2), (Executor.SLM, 1)][
+        : len(covered)
+    ]
+    assert all("span_origin" in d.scores for d in covered[1:])
+    plans = [int(m.kwargs["seq"]) for m in harness.sent if m.task == TaskName.PLAN_STEP]
+    assert 1 not in plans
+    assert 2 not in plans
+    assert [s.executor for s in steps[:3]] == [Executor.SLM] * min(3, len(steps))
+    assert_consistent_record(harness.runtime.sessions, request_id)
+
+
+@pytest.mark.usefixtures("unit_policies")
+def test_a_decomposed_step_runs_its_parts_in_order(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED})
+    [request_id] = harness.submit(generate("lookup", 1, SEED), DecomposeFirst.name)
+    harness.drain()
+    with session_scope(harness.runtime.sessions) as session:
+        rows = [s for s in SubtaskRepository(session).list_for_request(request_id) if s.seq == 0]
+        calls = ModelCallRepository(session).list_for_request(request_id)
+    parent = next(s for s in rows if s.part == 0)
+    parts = sorted((s for s in rows if s.part > 0), key=lambda s: s.part)
+    assert [s.part for s in parts] == [1, 2]
+    assert all(s.parent_id == parent.id for s in parts)
+    assert parent.status is SubtaskStatus.SUCCEEDED
+    assert all(s.status is SubtaskStatus.SUCCEEDED for s in parts)
+    assert {c.subtask_id for c in calls if c.status is CallStatus.OK} >= {s.id for s in parts}
+    assert parent.id not in {c.subtask_id for c in calls}  # the parts ran in its place
+    runs = [m.kwargs["subtask_id"] for m in harness.sent if m.task == TaskName.RUN_SUBTASK][:2]
+    assert runs == [str(parts[0].id), str(parts[1].id)]
+    assert_consistent_record(harness.runtime.sessions, request_id)
+
+
+def test_an_edge_failure_falls_back_to_the_cloud(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED}, backend_factory=failing_edge(BackendUnavailable("sim", "edge is down")))
+    [request_id] = harness.submit(generate("lookup", 1, SEED), "all-slm")
+    harness.drain()
+    status, _, slm, llm = _request(harness, request_id)
+    assert status is RequestStatus.SUCCEEDED
+    assert slm == 0
+    assert llm >= 2
+    with session_scope(harness.runtime.sessions) as session:
+        decisions = DecisionRepository(session).list_for_request(request_id)
+        calls = ModelCallRepository(session).list_for_request(request_id)
+    assert all(d.executor is Executor.LLM and "edge unavailable" in (d.fallback_reason or "") for d in decisions)
+    assert sum(c.status is CallStatus.ERROR for c in calls) == len(decisions)
+    edge_runs = [m for m in harness.sent if m.task == TaskName.RUN_SUBTASK and m.kwargs["executor"] == "slm"]
+    cloud_runs = [m for m in harness.sent if m.task == TaskName.RUN_SUBTASK and m.kwargs["executor"] == "llm"]
+    assert len(edge_runs) == len(cloud_runs) == len(decisions)
+    assert_consistent_record(harness.runtime.sessions, request_id)
+
+
+def test_a_lost_message_is_re_driven_by_the_reconciler(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED}, reconcile_after_s=0.001)
+    [request_id] = harness.submit(generate("lookup", 1, SEED), "all-llm")
+    lost: list[str] = []
+
+    def lose_first_run(message: object) -> bool:
+        if getattr(message, "task", None) == TaskName.RUN_SUBTASK and not lost:
+            lost.append(message.task_id)  # type: ignore[attr-defined]
+            return True
+        return False
+
+    harness.drain(drop=lose_first_run)
+    assert _request(harness, request_id)[0] is RequestStatus.RUNNING  # stuck: its run message is gone
+    assert harness.pipeline.reconcile() == 1
+    assert harness.sent[-1].task_id == lost[0]  # the same hop, the same task id
+    harness.drain()
+    assert _request(harness, request_id)[0] is RequestStatus.SUCCEEDED
+    assert_consistent_record(harness.runtime.sessions, request_id)
+
+
+def test_a_request_at_another_step_ignores_a_stale_plan_message(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED})
+    [request_id] = harness.submit(generate("lookup", 1, SEED), "all-llm")
+    harness.drain()
+    before = _request(harness, request_id)
+    assert harness.pipeline.plan_step(request_id, 0) is None
+    assert harness.pipeline.plan_step(request_id, 7) is None
+    assert _request(harness, request_id) == before
+    with session_scope(harness.runtime.sessions) as session:
+        step = SubtaskRepository(session).list_for_request(request_id)[0]
+    assert harness.pipeline.run_subtask(step.id, step.executor) == "skipped"
+    assert run_task_id(step.id, step.executor) in {m.task_id for m in harness.sent}
