@@ -420,14 +420,27 @@ class Settings(BaseSettings):
     """A step claimed this many times (crashes, redeliveries, retries) fails its request."""
     subtask_stale_after_s: float = Field(default=600.0, gt=0)
     """A running step untouched this long is presumed dead and may be claimed again."""
-    reconcile_after_s: float = Field(default=120.0, gt=0)
-    """An active request with no progress this long is re-driven by the reconciler."""
+    reconcile_after_s: float = Field(default=60.0, gt=0)
+    """An active request with no progress this long is re-driven by the reconciler, whatever the
+    broker says (the backstop; liveness below finds the usual cases within seconds)."""
+    lost_after_s: float = Field(default=8.0, gt=0)
+    """An active request with no progress this long whose next hop's queue is empty is re-driven:
+    its message was lost (a broker restarted empty, a worker died holding a prefetched message)."""
+    worker_heartbeat_s: float = Field(default=2.0, gt=0)
+    """How often a worker process that claims steps beats its heartbeat (``workers`` table)."""
+    worker_timeout_s: float = Field(default=8.0, gt=0)
+    """A running step whose worker has not beaten for this long (behind the freshest worker) is
+    given back and re-driven."""
     relay_interval_s: float = Field(default=1.0, gt=0)
     relay_grace_s: float = Field(default=5.0, ge=0)
     """The relay leaves outbox rows younger than this to the writer that is publishing them."""
-    reconcile_interval_s: float = Field(default=30.0, gt=0)
+    reconcile_interval_s: float = Field(default=4.0, gt=0)
+    """Beat's reconcile tick; each tick is two indexed queries when nothing is stalled."""
     edge_fallback_to_cloud: bool = True
     """When the edge backend is unavailable, run the step on the cloud and record why."""
+    inline_spans: bool = True
+    """Run the next step of an SLM span (and the next part of a decomposition) in the same edge
+    task instead of a round trip through the broker; every step keeps its own rows and call."""
 
     edge: BackendSettings = BackendSettings(**ROLE_DEFAULTS["edge"])
     cloud: BackendSettings = BackendSettings(**ROLE_DEFAULTS["cloud"])

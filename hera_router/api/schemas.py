@@ -145,6 +145,8 @@ class ModelCallView(BaseModel):
     cost_usd: float
     attempts: int
     error: str | None
+    estimated_cost_usd: float = 0.0
+    """For a call still ``started``: what it costs at the step's token limit."""
 
 
 class RoleUsage(BaseModel):
@@ -160,6 +162,10 @@ class ModelCallSummary(BaseModel):
 
     calls: int
     errors: int
+    unknown: int = 0
+    """Calls put on record (``started``) whose outcome never came: the worker died during the call,
+    which the provider may have billed. Not in ``cost_usd``; estimated in ``unknown_cost_usd``."""
+    unknown_cost_usd: float = 0.0
     tokens_in: int
     tokens_out: int
     cost_usd: float

@@ -181,6 +181,8 @@ def summarise_calls(calls: Sequence[ModelCall]) -> ModelCallSummary:
     return ModelCallSummary(
         calls=len(calls),
         errors=sum(1 for call in calls if call.status is CallStatus.ERROR),
+        unknown=sum(1 for call in calls if call.status is CallStatus.STARTED),
+        unknown_cost_usd=sum(call.estimated_cost_usd for call in calls if call.status is CallStatus.STARTED),
         tokens_in=sum(call.tokens_in for call in calls),
         tokens_out=sum(call.tokens_out for call in calls),
         cost_usd=sum(call.cost_usd for call in calls),
@@ -237,4 +239,5 @@ def _call_view(call: ModelCall) -> ModelCallView:
         cost_usd=call.cost_usd,
         attempts=call.attempts,
         error=call.error,
+        estimated_cost_usd=call.estimated_cost_usd,
     )

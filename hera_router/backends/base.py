@@ -29,6 +29,9 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     logprobs: bool = False
+    idempotency_key: str | None = None
+    """Sent as the ``Idempotency-Key`` header by the HTTP backends: a provider that honours it
+    bills a retried call once; the same key is the call's row in ``model_calls``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,7 @@ class OpenAIBackend:
             stop=list(params.stop) or openai.omit,
             seed=openai.omit if params.seed is None else params.seed,
             logprobs=True if params.logprobs else openai.omit,
+            extra_headers=_idempotency(params),
         )
         choice = out.choices[0]
         logprobs: tuple[TokenLogprob, ...] = ()
@@ -122,6 +123,7 @@ class OpenAIBackend:
             stop=list(params.stop) or openai.omit,
             seed=openai.omit if params.seed is None else params.seed,
             logprobs=1 if params.logprobs else openai.omit,
+            extra_headers=_idempotency(params),
         )
         choice = out.choices[0]
         logprobs: tuple[TokenLogprob, ...] = ()
@@ -180,3 +182,8 @@ def map_openai_error(backend: str, url: str, exc: openai.OpenAIError) -> Backend
             backend, exc.status_code, exc.message, retry_after=exc.response.headers.get("retry-after")
         )
     return BackendError(backend, f"call to {url} failed: {exc!r}")
+
+
+def _idempotency(params: GenerationParams) -> dict[str, str] | None:
+    """The call's ``Idempotency-Key``: providers that honour it bill a retried request once."""
+    return {"Idempotency-Key": params.idempotency_key} if params.idempotency_key else None

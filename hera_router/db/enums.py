@@ -49,6 +49,9 @@ class CallStatus(enum.StrEnum):
 
     OK = "ok"
     ERROR = "error"
+    STARTED = "started"
+    """On record before the call was made; the outcome follows. A row left ``started`` by a worker
+    that died is a call that may have been billed: its outcome is unknown (see ``unknown_calls``)."""
 
 
 class EstimatorStatus(enum.StrEnum):

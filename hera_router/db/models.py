@@ -34,6 +34,7 @@ from hera_router.db.enums import (
 NAME_LENGTH = 128
 BRANCH_LENGTH = 32
 """Routing branch labels (``URC``, ``SSE``, ``SLE``, ``CD``, ``SD``, ``LLM``, ``fallback`` ...)."""
+WORKER_NAME_LENGTH = 200
 
 
 class Tenant(UUIDPrimaryKey, Timestamps, Base):
@@ -161,6 +162,9 @@ class Subtask(UUIDPrimaryKey, Timestamps, Base):
     """What the tolerant parser had to guess when reading ``raw_output``."""
     confidence: Mapped[float | None]
     """Mean token logprob of the answer, when the backend reports one (the minions signal)."""
+    claimed_by: Mapped[str | None] = mapped_column(String(WORKER_NAME_LENGTH))
+    """The worker process (``host:pid``) that claimed the running attempt; the reconciler gives the
+    step back when that worker stops beating (``workers``)."""
     status: Mapped[SubtaskStatus] = mapped_column(
         value_enum(SubtaskStatus, "subtask_status"), default=SubtaskStatus.PENDING
     )
@@ -197,6 +201,17 @@ class Decision(UUIDPrimaryKey, CreatedAt, Base):
     request: Mapped[Request] = relationship(back_populates="decisions")
 
 
+class Worker(Base):
+    """A live worker process: its heartbeat says the steps it claimed are still being worked on."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(WORKER_NAME_LENGTH), primary_key=True)
+    """``host:pid`` of the process that claims steps."""
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class ModelCall(UUIDPrimaryKey, CreatedAt, Base):
     """One call to a model backend, with tokens, latency and cost.
 
@@ -215,6 +230,8 @@ class ModelCall(UUIDPrimaryKey, CreatedAt, Base):
     tokens_out: Mapped[int] = mapped_column(default=0)
     latency_ms: Mapped[float]
     cost_usd: Mapped[float] = mapped_column(default=0.0)
+    estimated_cost_usd: Mapped[float] = mapped_column(default=0.0, server_default=text("0"))
+    """What the call would cost at the step's token limit, written before it is made."""
     status: Mapped[CallStatus] = mapped_column(value_enum(CallStatus, "call_status"))
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=1)

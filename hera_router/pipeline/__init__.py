@@ -35,9 +35,11 @@ from hera_router.pipeline.routing import RoutingHop
 from hera_router.pipeline.services import (
     BackendFactory,
     EstimatorSource,
+    QueueDepth,
     Services,
     default_backend_factory,
     no_estimators,
+    unknown_depth,
 )
 from hera_router.routing.base import Decision
 
@@ -54,9 +56,14 @@ class Pipeline:
         *,
         backend_factory: BackendFactory = default_backend_factory,
         estimator_source: EstimatorSource = no_estimators,
+        queue_depth: QueueDepth = unknown_depth,
     ) -> None:
         self.services = Services(
-            runtime, dispatcher, backend_factory=backend_factory, estimator_source=estimator_source
+            runtime,
+            dispatcher,
+            backend_factory=backend_factory,
+            estimator_source=estimator_source,
+            queue_depth=queue_depth,
         )
         self.routing = RoutingHop(self.services)
         self.execution = ExecutionHop(self.services, self.routing)

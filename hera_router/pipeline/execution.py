@@ -4,12 +4,13 @@ on a backend error: fall back to the cloud, give the step back for a retry, or f
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Collection
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
 from hera_router.agent.format import parse_step, render_step_messages
-from hera_router.backends.base import BackendError, Generation, GenerationParams, mean_logprob
+from hera_router.backends.base import BackendError, Generation, GenerationParams, Message, mean_logprob
 from hera_router.backends.pricing import cost_usd, generation_cost
 from hera_router.db.base import utcnow
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES, CallStatus, Executor, SubtaskStatus
@@ -32,44 +33,83 @@ class ExecutionHop:
         ``final_attempt`` is False while the Celery task still has retries left: a transient
         backend error then propagates (the task retries); on the last attempt the request fails
         with a readable reason instead. An edge failure falls back to the cloud at once.
+
+        The next step of an SLM span (or the next part of a decomposition) runs in this same task,
+        on the same executor, instead of a round trip through the broker; its outbox row stays
+        unpublished until this process has claimed the step, so if the process dies first the
+        relay sends it. The task's retries belong to its first step: a continuation's backend
+        error is handled as on a last attempt (fallback or fail).
         """
         claimed = self._claim(subtask_id, executor)
-        if isinstance(claimed, str):
-            return claimed
-        role = ROLE_OF[executor]
-        config = self.settings.edge if role == "edge" else self.settings.cloud
-        params = GenerationParams(max_new_tokens=config.max_new_tokens, logprobs=config.logprobs)
-        try:
-            generation = self.services.backend(role).generate(claimed.messages, params)
-        except BackendError as exc:
-            return self._on_backend_error(claimed, exc, final_attempt=final_attempt)
-        self.services.publish_after(lambda session: self._complete(session, claimed, generation))
-        return "completed"
+        first = True
+        while not isinstance(claimed, str):
+            outcome, continuation = self._execute(claimed, final_attempt=final_attempt or not first)
+            if continuation is None:
+                return outcome
+            message_id, next_id = continuation
+            claimed = self._claim(next_id, executor, consumed=(message_id,))
+            if isinstance(claimed, str):
+                self.services.dispatcher.publish([message_id])  # not ours to run after all
+                return outcome
+            first = False
+        return claimed
 
-    def _claim(self, subtask_id: uuid.UUID, executor: Executor) -> Claimed | str:
+    def _execute(self, claimed: Claimed, *, final_attempt: bool) -> tuple[str, tuple[uuid.UUID, uuid.UUID] | None]:
+        """The model call of a claimed step and its completion; the continuation to run next."""
+        try:
+            generation = self.services.backend(ROLE_OF[claimed.executor]).generate(
+                claimed.messages, self._params(claimed)
+            )
+        except BackendError as exc:
+            return self._on_backend_error(claimed, exc, final_attempt=final_attempt), None
+        continuation: list[tuple[uuid.UUID, uuid.UUID]] = []
+        self.services.publish_after(
+            lambda session: self._complete(session, claimed, generation, continuation),
+            hold=self._inline(continuation),
+        )
+        return "completed", (continuation[-1] if continuation and self.settings.inline_spans else None)
+
+    def _inline(self, continuation: list[tuple[uuid.UUID, uuid.UUID]]) -> Callable[[], Collection[uuid.UUID]]:
+        """The outbox rows ``publish_after`` must hold back: the continuation this task runs itself."""
+        if not self.settings.inline_spans:
+            return lambda: ()
+
+        def held() -> Collection[uuid.UUID]:
+            if not continuation:
+                return ()
+            return (continuation[-1][0],)
+
+        return held
+
+    def _params(self, claimed: Claimed) -> GenerationParams:
+        config = self.settings.edge if claimed.executor is Executor.SLM else self.settings.cloud
+        return GenerationParams(
+            max_new_tokens=config.max_new_tokens, logprobs=config.logprobs, idempotency_key=claimed.call_key
+        )
+
+    def _claim(
+        self, subtask_id: uuid.UUID, executor: Executor, *, consumed: Collection[uuid.UUID] = ()
+    ) -> Claimed | str:
+        """One transaction: take the step (guarded), read what its prompt needs, and put the model
+        call on record (``started``) before it is made, so a call whose worker dies afterwards is
+        still on record, as ``unknown``."""
         claimed: list[Claimed] = []
 
         def work(session: Session) -> list[uuid.UUID]:
             subtasks = SubtaskRepository(session)
-            subtask = subtasks.get(subtask_id)
-            if subtask is None:
-                return []
-            request = RequestRepository(session).get(subtask.request_id)
-            if request is None or request.status in TERMINAL_REQUEST_STATUSES:
-                subtasks.transition(subtask_id, [SubtaskStatus.PENDING], SubtaskStatus.CANCELLED)
-                return []
-            if subtask.executor is not executor:
-                return []  # this message predates a fallback to the other executor
             stale_before = utcnow() - timedelta(seconds=self.settings.subtask_stale_after_s)
-            if not (
-                subtasks.transition(subtask_id, [SubtaskStatus.PENDING], SubtaskStatus.RUNNING, count_attempt=True)
-                or subtasks.reclaim_stale(subtask_id, stale_before)
-            ):
-                return []  # done already, or running elsewhere right now
-            if subtask.attempts + 1 > self.settings.subtask_max_attempts:
+            subtask = subtasks.claim(subtask_id, executor, stale_before, claimed_by=self.services.liveness.name)
+            if subtask is None:
+                return []  # done already, running elsewhere, or the message predates a fallback
+            requests = RequestRepository(session)
+            request = requests.touch(subtask.request_id)
+            if request is None or request.status in TERMINAL_REQUEST_STATUSES:
+                subtasks.transition(subtask_id, [SubtaskStatus.RUNNING], SubtaskStatus.CANCELLED)
+                return []
+            if subtask.attempts > self.settings.subtask_max_attempts:
                 reason = f"step {subtask.seq} gave up after {self.settings.subtask_max_attempts} attempts"
                 subtasks.fail(subtask_id, reason)
-                RequestRepository(session).fail(subtask.request_id, reason)
+                requests.fail(subtask.request_id, reason)
                 return []
             everything = list(subtasks.list_for_request(subtask.request_id))
             prior = [(s.subtask, s.result) for s in history(everything, subtask.seq)]
@@ -79,76 +119,98 @@ class ExecutionHop:
                     (s.text, s.output or "") for s in everything if s.seq == subtask.seq and 0 < s.part < subtask.part
                 ]
             step_number = subtask.seq + max(subtask.part - 1, 0)
-            messages = render_step_messages(request.input, prior, subtask.text, step_number)
-            claimed.append(
-                Claimed(
-                    subtask_id=subtask.id,
-                    request_id=subtask.request_id,
-                    seq=subtask.seq,
-                    part=subtask.part,
-                    attempt=subtask.attempts + 1,
-                    executor=executor,
-                    messages=list(messages),
-                    escalated=subtask.branch == "verify",
-                    verify=self.routing.verifies(request.policy, executor, subtask.part),
-                )
+            messages = list(render_step_messages(request.input, prior, subtask.text, step_number))
+            step = Claimed(
+                subtask_id=subtask.id,
+                request_id=subtask.request_id,
+                seq=subtask.seq,
+                part=subtask.part,
+                attempt=subtask.attempts,
+                executor=executor,
+                messages=messages,
+                escalated=subtask.branch == "verify",
+                verify=self.routing.verifies(request.policy, executor, subtask.part),
             )
-            RequestRepository(session).heartbeat(subtask.request_id)
+            backend = self.services.backend(ROLE_OF[executor])
+            ModelCallRepository(session).start(
+                idempotency_key=step.call_key,
+                request_id=step.request_id,
+                subtask_id=step.subtask_id,
+                backend=backend.name,
+                model=backend.model,
+                role=MODEL_ROLE_OF[executor],
+                estimated_cost_usd=self._estimated_cost(messages, backend.model, executor),
+            )
+            claimed.append(step)
+            # A continuation run in-process: its outbox row counts as delivered.
+            self.services.dispatcher.mark_delivered(session, consumed)
             return []
 
         self.services.publish_after(work)
         return claimed[0] if claimed else "skipped"
 
-    def _complete(self, session: Session, claimed: Claimed, generation: Generation) -> list[uuid.UUID]:
+    def _estimated_cost(self, messages: list[Message], model: str, executor: Executor) -> float:
+        """The call's cost at the step's token limit, from a 4-characters-per-token prompt size."""
+        role = ROLE_OF[executor]
+        config = self.settings.edge if role == "edge" else self.settings.cloud
+        prompt_tokens = sum(len(message.content) for message in messages) // 4 + 1
+        return cost_usd(self.settings, model, prompt_tokens, config.max_new_tokens, 0.0, role)
+
+    def _complete(
+        self,
+        session: Session,
+        claimed: Claimed,
+        generation: Generation,
+        continuation: list[tuple[uuid.UUID, uuid.UUID]] | None = None,
+    ) -> list[uuid.UUID]:
+        role = ROLE_OF[claimed.executor]
+        cost = generation_cost(self.settings, generation, role)
+        if not ModelCallRepository(session).finish(
+            claimed.call_key,
+            status=CallStatus.OK,
+            backend=generation.backend,
+            model=generation.model,
+            tokens_in=generation.prompt_tokens,
+            tokens_out=generation.completion_tokens,
+            latency_ms=generation.latency_s * 1e3,
+            cost_usd=cost,
+            attempts=generation.attempts,
+        ):
+            return []  # a duplicate delivery of this very attempt: the first recorded it all
+        all_llm_cost = cost_usd(
+            self.settings, self.settings.cloud.model, generation.prompt_tokens, generation.completion_tokens,
+            generation.latency_s, "cloud",
+        )  # fmt: skip
+        metrics.after_commit(
+            session,
+            lambda: metrics.record_model_call(
+                claimed.executor.value, generation.backend, latency_s=generation.latency_s,
+                tokens_in=generation.prompt_tokens, tokens_out=generation.completion_tokens,
+                cost_usd=cost, all_llm_cost_usd=all_llm_cost,
+            ),
+        )  # fmt: skip
         parsed = parse_step(generation.text)
-        subtasks = SubtaskRepository(session)
-        if not subtasks.succeed(
+        kept = SubtaskRepository(session).succeed(
             claimed.subtask_id,
             parsed.result,
             raw_output=generation.text,
             next_subtask=parsed.next_subtask,
             problems=parsed.problems,
             confidence=mean_logprob(generation),
-        ):
-            return []  # another copy finished it first; it recorded the call and the cost
-        role = ROLE_OF[claimed.executor]
-        cost = generation_cost(self.settings, generation, role)
-        _, created = ModelCallRepository(session).record(
-            # The verify stage's LLM re-run is a second call for the same subtask, keyed apart.
-            idempotency_key=f"call:{claimed.subtask_id}" + (":verify" if claimed.escalated else ""),
-            request_id=claimed.request_id,
-            subtask_id=claimed.subtask_id,
-            backend=generation.backend,
-            model=generation.model,
-            role=MODEL_ROLE_OF[claimed.executor],
-            tokens_in=generation.prompt_tokens,
-            tokens_out=generation.completion_tokens,
-            latency_ms=generation.latency_s * 1e3,
-            cost_usd=cost,
-            attempts=generation.attempts,
         )
-        if created:
-            all_llm_cost = cost_usd(
-                self.settings, self.settings.cloud.model, generation.prompt_tokens, generation.completion_tokens,
-                generation.latency_s, "cloud",
-            )  # fmt: skip
-            metrics.after_commit(
-                session,
-                lambda: metrics.record_model_call(
-                    claimed.executor.value, generation.backend, latency_s=generation.latency_s,
-                    tokens_in=generation.prompt_tokens, tokens_out=generation.completion_tokens,
-                    cost_usd=cost, all_llm_cost_usd=all_llm_cost,
-                ),
-            )  # fmt: skip
-            RequestRepository(session).add_usage(
-                claimed.request_id,
-                cost_usd=cost,
-                slm_steps=int(claimed.executor is Executor.SLM),
-                llm_steps=int(claimed.executor is Executor.LLM),
-            )
+        # The call was made and is paid for either way; the step counts once, for the attempt
+        # whose result the request keeps (another attempt, reclaimed after a stall, may have won).
+        RequestRepository(session).add_usage(
+            claimed.request_id,
+            cost_usd=cost,
+            slm_steps=int(kept and claimed.executor is Executor.SLM),
+            llm_steps=int(kept and claimed.executor is Executor.LLM),
+        )
+        if not kept:
+            return []
         if claimed.verify:
             return [self.services.queue_verify(session, claimed.subtask_id)]
-        return hand_on(self.services, session, claimed, parsed)
+        return hand_on(self.services, session, claimed, parsed, continuation if self.settings.inline_spans else None)
 
     def _on_backend_error(self, claimed: Claimed, exc: BackendError, *, final_attempt: bool) -> str:
         # Any edge failure (down, overloaded, or refusing a prompt too long for the small model)
@@ -167,18 +229,9 @@ class ExecutionHop:
 
     def _record_failed_call(self, session: Session, claimed: Claimed, exc: BackendError) -> None:
         backend = self.services.backend(ROLE_OF[claimed.executor])
-        _, created = ModelCallRepository(session).record(
-            idempotency_key=f"call:{claimed.subtask_id}:failed:{claimed.executor.value}:{claimed.attempt}",
-            request_id=claimed.request_id,
-            subtask_id=claimed.subtask_id,
-            backend=backend.name,
-            model=backend.model,
-            role=MODEL_ROLE_OF[claimed.executor],
-            latency_ms=0.0,
-            status=CallStatus.ERROR,
-            error=str(exc),
-        )
-        if created:
+        if ModelCallRepository(session).finish(
+            claimed.call_key, status=CallStatus.ERROR, latency_ms=0.0, error=str(exc)
+        ):
             metrics.after_commit(session, lambda: metrics.record_failed_call(claimed.executor.value, backend.name))
 
     def _fall_back(self, session: Session, claimed: Claimed, exc: BackendError) -> list[uuid.UUID]:
@@ -190,8 +243,7 @@ class ExecutionHop:
             claimed.request_id, claimed.seq, Executor.LLM, f"edge unavailable, ran on the cloud: {exc}"
         )
         metrics.after_commit(session, metrics.FALLBACKS.inc)
-        step = subtasks.get(claimed.subtask_id)
-        return [self.services.queue_run(session, step)]
+        return [self.services.queue_run(session, claimed.subtask_id, Executor.LLM)]
 
     def _release(self, claimed: Claimed, exc: BackendError) -> None:
         def work(session: Session) -> list[uuid.UUID]:

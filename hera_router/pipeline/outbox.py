@@ -7,17 +7,26 @@ the process dies first, the relay (:meth:`Dispatcher.relay`, run periodically) p
 later. A message may therefore be published twice, with the same deterministic task id; every
 task is idempotent, so the second delivery finds nothing to do.
 
+Marking a row published costs no transaction of its own: the ids sent are remembered and marked
+by the next transaction this process runs anyway (:meth:`Dispatcher.marking`, used by every hop),
+or, when the process goes idle, by a background flush well inside the relay's grace period. A
+mark that never lands (the process died) only means the relay sends that message once more.
+
 The dispatcher knows nothing of Celery: it sends through a :data:`Publish` callable
 (``hera_router.workers.publisher`` builds one on a Celery app; unit tests pass one that records).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import os
 import threading
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -58,7 +67,13 @@ class Dispatcher:
         # (one fewer transaction per hop; on SQLite one fewer wait for the write lock). Entries of
         # a transaction that rolled back are never published and age out of the bounded map.
         self._pending: OrderedDict[uuid.UUID, _Message] = OrderedDict()
+        # Sent but not yet marked published: id -> when it was sent (monotonic seconds).
+        self._unmarked: dict[uuid.UUID, float] = {}
         self._lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._flusher_pid: int | None = None
+        # The idle flush marks what waited this long: well inside the relay's grace period.
+        self.mark_after_s = max(0.05, relay_grace_s / 4)
 
     def enqueue(self, session: Session, task_name: str, kwargs: Mapping[str, Any], task_id: str) -> uuid.UUID:
         """Record ``task_name(**kwargs)`` for publishing once ``session`` commits.
@@ -66,13 +81,86 @@ class Dispatcher:
         Adding the same ``task_id`` twice keeps the first row (a redelivered task re-enqueueing its
         next hop changes nothing).
         """
-        message, _ = OutboxRepository(session).add(task_name, kwargs, task_id)
-        if message.published_at is None:
+        message_id, published = OutboxRepository(session).add_or_find(task_name, kwargs, task_id)
+        if not published:
             with self._lock:
-                self._pending[message.id] = _Message(message.task_name, dict(message.payload), message.task_id)
+                self._pending[message_id] = _Message(str(task_name), dict(kwargs), task_id)
                 while len(self._pending) > self.PENDING_LIMIT:
                     self._pending.popitem(last=False)
-        return message.id
+        return message_id
+
+    # -- marking rows published, in transactions that run anyway ---------------------------------
+
+    def _take_marks(self, older_than_s: float | None = None) -> list[uuid.UUID]:
+        with self._lock:
+            if older_than_s is None:
+                taken = list(self._unmarked)
+                self._unmarked.clear()
+                return taken
+            cutoff = time.monotonic() - older_than_s
+            taken = [message_id for message_id, sent in self._unmarked.items() if sent <= cutoff]
+            for message_id in taken:
+                del self._unmarked[message_id]
+            return taken
+
+    def _restore_marks(self, message_ids: Collection[uuid.UUID]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for message_id in message_ids:
+                self._unmarked.setdefault(message_id, now)
+
+    @contextlib.contextmanager
+    def marking(self, session: Session) -> Iterator[None]:
+        """Mark the rows sent so far as published in ``session``'s transaction (when it commits);
+        if the block raises, the marks wait for the next transaction."""
+        taken = self._take_marks()
+        try:
+            yield
+            if taken:
+                OutboxRepository(session).mark_published(taken)
+                session.flush()
+        except BaseException:
+            self._restore_marks(taken)
+            raise
+
+    def mark_delivered(self, session: Session, message_ids: Collection[uuid.UUID]) -> None:
+        """Rows delivered in-process, never sent: published as far as the relay is concerned."""
+        if message_ids:
+            with self._lock:
+                for message_id in message_ids:
+                    self._pending.pop(message_id, None)
+            OutboxRepository(session).mark_published(message_ids)
+
+    def flush_marks(self, older_than_s: float | None = None) -> int:
+        """Mark sent rows published in a transaction of their own; returns how many were marked."""
+        taken = self._take_marks(older_than_s)
+        if not taken:
+            return 0
+        try:
+            with session_scope(self._sessions()) as session:
+                OutboxRepository(session).mark_published(taken)
+        except Exception:  # the database is away: keep them for the next try (the relay may resend)
+            self._restore_marks(taken)
+            log.debug("marking %d outbox rows published failed; will retry", len(taken), exc_info=True)
+            return 0
+        return len(taken)
+
+    def _remember_sent(self, message_ids: Collection[uuid.UUID]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for message_id in message_ids:
+                self._unmarked[message_id] = now
+            if self._flusher is None or self._flusher_pid != os.getpid() or not self._flusher.is_alive():
+                # Per process: a forked child does not inherit the parent's thread.
+                self._flusher_pid = os.getpid()
+                self._flusher = threading.Thread(target=self._flush_forever, name="hera-outbox-marks", daemon=True)
+                self._flusher.start()
+                atexit.register(self.flush_marks)
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(self.mark_after_s)
+            self.flush_marks(older_than_s=self.mark_after_s)
 
     def publish(self, message_ids: Collection[uuid.UUID]) -> int:
         """Publish committed outbox rows now; returns how many went out.
@@ -102,8 +190,7 @@ class Dispatcher:
                 continue
             sent.append(message_id)
         if sent:
-            with session_scope(sessions) as session:
-                OutboxRepository(session).mark_published(sent)
+            self._remember_sent(sent)
         return len(sent)
 
     RELAY_CHUNK = 50
@@ -116,6 +203,7 @@ class Dispatcher:
         without publishing the same row at the same moment, and in chunks of short transactions
         so that no claim holds its locks (on SQLite: the database's write lock) for long.
         """
+        self.flush_marks()  # what this process sent itself is not the relay's to send again
         grace = timedelta(seconds=self.relay_grace_s)
         published = 0
         while published < limit:
@@ -124,14 +212,16 @@ class Dispatcher:
                 outbox = OutboxRepository(session)
                 size = min(self.RELAY_CHUNK, limit - published)
                 chunk = outbox.claim_unpublished(size, created_before=utcnow() - grace)
+                done: list[uuid.UUID] = []
                 for message in chunk:
                     try:
                         self._publish(message.task_name, message.payload, message.task_id)
                     except PublishError as exc:
                         outbox.mark_failed(message.id, f"{type(exc).__name__}: {exc}")
                         continue
-                    outbox.mark_published([message.id])
-                    sent += 1
+                    done.append(message.id)
+                outbox.mark_published(done)
+                sent = len(done)
             published += sent
             if len(chunk) < size or sent == 0:
                 return published

@@ -17,16 +17,26 @@ from hera_router.routing.base import Decision
 from hera_router.training import shadow
 
 
-def hand_on(services: Services, session: Session, claimed: Claimed, parsed: StepOutput) -> list[uuid.UUID]:
+def hand_on(
+    services: Services,
+    session: Session,
+    claimed: Claimed,
+    parsed: StepOutput,
+    continuation: list[tuple[uuid.UUID, uuid.UUID]] | None = None,
+) -> list[uuid.UUID]:
     """Move the request on after step ``claimed`` produced ``parsed``: the next part of a
-    decomposition, the final answer, the next step of a span, or the router for the next step."""
+    decomposition, the final answer, the next step of a span, or the router for the next step.
+
+    Returns the outbox rows queued. The next part or span step runs on the SLM, like this one:
+    with ``continuation`` given, its ``(outbox row, subtask)`` is appended there, so that the
+    execution hop can run it in the same task instead of a round trip through the broker."""
     subtasks = SubtaskRepository(session)
     requests = RequestRepository(session)
     request_id, seq = claimed.request_id, claimed.seq
     if claimed.part > 0:
         following = subtasks.by_key(request_id, seq, claimed.part + 1)
         if following is not None and not parsed.is_final:
-            return [services.queue_run(session, following)]
+            return _continue(services, session, following.id, continuation)
         # The last part (or a part that already answered) completes the decomposed step.
         parent = subtasks.by_key(request_id, seq, 0)
         assert parent is not None
@@ -35,18 +45,7 @@ def hand_on(services: Services, session: Session, claimed: Claimed, parsed: Step
             parent.id, parsed.result, raw_output=None, next_subtask=parsed.next_subtask, problems=parsed.problems
         )
     if parsed.is_final or parsed.next_subtask is None:
-        # No next subtask and no final answer: the parser recorded the problem; the result is
-        # the best answer there is, and looping on a step that proposes nothing cannot help.
-        answer = parsed.final_answer if parsed.final_answer is not None else parsed.result
-        shadow_run: list[uuid.UUID] = []
-        if requests.succeed(request_id, answer):
-            finished = requests.get(request_id)
-            if finished is not None and finished.gold_answer is not None:
-                metric = str(finished.meta.get("metric", "entity"))  # evaluation.summary.DEFAULT_METRIC
-                quality = score(metric, answer, finished.gold_answer)
-                metrics.after_commit(session, lambda: metrics.record_gold_score(finished.policy, quality))
-            shadow_run = _queue_shadow(services, session, request_id)
-        return shadow_run
+        return _finish(services, session, request_id, parsed)
     if seq + 1 >= services.settings.routing.max_steps:
         requests.fail(
             request_id,
@@ -56,11 +55,39 @@ def hand_on(services: Services, session: Session, claimed: Claimed, parsed: Step
         return []
     if not requests.advance_seq(request_id, seq, seq + 1):
         return []
+    return _next_step(services, session, request_id, seq, parsed.next_subtask, continuation)
+
+
+def _finish(services: Services, session: Session, request_id: uuid.UUID, parsed: StepOutput) -> list[uuid.UUID]:
+    # No next subtask and no final answer: the parser recorded the problem; the result is the
+    # best answer there is, and looping on a step that proposes nothing cannot help.
+    requests = RequestRepository(session)
+    answer = parsed.final_answer if parsed.final_answer is not None else parsed.result
+    if not requests.succeed(request_id, answer):
+        return []
+    finished = requests.get(request_id)
+    if finished is not None and finished.gold_answer is not None:
+        metric = str(finished.meta.get("metric", "entity"))  # evaluation.summary.DEFAULT_METRIC
+        quality = score(metric, answer, finished.gold_answer)
+        metrics.after_commit(session, lambda: metrics.record_gold_score(finished.policy, quality))
+    return _queue_shadow(services, session, request_id)
+
+
+def _next_step(
+    services: Services,
+    session: Session,
+    request_id: uuid.UUID,
+    seq: int,
+    text: str,
+    continuation: list[tuple[uuid.UUID, uuid.UUID]] | None,
+) -> list[uuid.UUID]:
+    """Step ``seq + 1`` (the request is already there): inside a span it runs on the SLM without
+    routing, otherwise the router decides."""
     decisions = DecisionRepository(session)
     decision = decisions.get(request_id, seq)
     if decision is not None and decision.span > 1 and decision.fallback_reason is None:
         # Still inside a span (SLE/CD/URC): the next step runs on the SLM without routing.
-        _, created = decisions.record(
+        created = decisions.add(
             request_id=request_id,
             seq=seq + 1,
             policy=decision.policy,
@@ -75,12 +102,26 @@ def hand_on(services: Services, session: Session, claimed: Claimed, parsed: Step
         if created:
             continued = Decision(executor=Executor.SLM, branch=decision.branch, policy=decision.policy)
             metrics.after_commit(session, lambda: metrics.record_decision(continued, routed=False))
-        step, _ = subtasks.add(
+        step_id, executor = SubtaskRepository(session).add_id(
             request_id=request_id, seq=seq + 1, executor=Executor.SLM, branch=decision.branch,
-            text=parsed.next_subtask,
+            text=text,
         )  # fmt: skip
-        return [services.queue_run(session, step)]
+        if executor is not Executor.SLM:  # an earlier copy's row that fell back since
+            return [services.queue_run(session, step_id, executor)]
+        return _continue(services, session, step_id, continuation)
     return [services.queue_plan(session, request_id, seq + 1)]
+
+
+def _continue(
+    services: Services,
+    session: Session,
+    subtask_id: uuid.UUID,
+    continuation: list[tuple[uuid.UUID, uuid.UUID]] | None,
+) -> list[uuid.UUID]:
+    message_id = services.queue_run(session, subtask_id, Executor.SLM)
+    if continuation is not None:
+        continuation.append((message_id, subtask_id))
+    return [message_id]
 
 
 def _queue_shadow(services: Services, session: Session, request_id: uuid.UUID) -> list[uuid.UUID]:

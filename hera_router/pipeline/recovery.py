@@ -9,10 +9,11 @@ from datetime import timedelta
 
 from hera_router.db.base import utcnow
 from hera_router.db.enums import SubtaskStatus
-from hera_router.db.repositories import OutboxRepository, RequestRepository, SubtaskRepository
+from hera_router.db.repositories import OutboxRepository, RequestRepository, SubtaskRepository, WorkerRepository
 from hera_router.db.session import session_scope
 from hera_router.metrics import instruments as metrics
 from hera_router.pipeline.names import TaskName, plan_task_id, run_task_id, verify_task_id
+from hera_router.pipeline.queues import EXECUTOR_QUEUES, Queue
 from hera_router.pipeline.services import Services
 
 log = logging.getLogger(__name__)
@@ -27,48 +28,96 @@ class RecoveryHop:
         return self.services.dispatcher.relay(limit)
 
     def reconcile(self, limit: int = 200) -> int:
-        """Re-drive active requests that made no progress within the deadline; returns how many.
+        """Re-drive what stalled; returns how many hops were re-opened.
 
-        The broker may have lost a message, or a worker died holding one: the database says which
-        hop is missing; that hop's outbox row is re-opened and published again (and left to the
-        relay if publishing fails).
+        Three signals, cheapest first, so that a stall is found within seconds without re-driving
+        work that is merely waiting its turn:
+
+        - a running step whose worker stopped beating (``HERA_WORKER_TIMEOUT_S``) is given back;
+        - an active request idle for ``HERA_LOST_AFTER_S`` whose next hop's queue is empty lost
+          its message (a broker restarted empty, a dead worker's prefetched message);
+        - an active request idle for ``HERA_RECONCILE_AFTER_S`` is re-driven whatever the broker
+          says (the backstop).
+
+        A re-drive re-opens the hop's outbox row and publishes it again under the same task id;
+        every hop is idempotent, so a message that was not lost after all costs one no-op.
         """
+        settings = self.settings
+        now = utcnow()
+        timeout = timedelta(seconds=settings.worker_timeout_s)
         reopened: list[uuid.UUID] = []
-        cutoff = utcnow() - timedelta(seconds=self.settings.reconcile_after_s)
+        depths: dict[Queue, int | None] = {}
+
+        def queue_empty(queue: Queue) -> bool:
+            if queue not in depths:
+                depths[queue] = self.services.queue_depth(queue)
+            return depths[queue] == 0
+
         with session_scope(self.services.runtime.sessions) as session:
             requests = RequestRepository(session)
             subtasks = SubtaskRepository(session)
             outbox = OutboxRepository(session)
-            for request in requests.stale(cutoff, limit):
+            workers = WorkerRepository(session)
+            for step in workers.orphaned_steps(timeout, limit):
+                if subtasks.transition(step.id, [SubtaskStatus.RUNNING], SubtaskStatus.PENDING):
+                    kwargs: dict[str, object] = {"subtask_id": str(step.id), "executor": step.executor.value}
+                    task_id = run_task_id(step.id, step.executor)
+                    reopened.append(outbox.reopen(TaskName.RUN_SUBTASK, kwargs, task_id).id)
+                    log.warning(
+                        "re-driving step %s of request %s: its worker %s stopped",
+                        step.seq,
+                        step.request_id,
+                        step.claimed_by,
+                    )
+            freshest = workers.freshest_heartbeat()
+            alive = set(workers.alive(freshest - timeout)) if freshest is not None else set()
+            backstop = now - timedelta(seconds=settings.reconcile_after_s)
+            idle = min(settings.lost_after_s, settings.reconcile_after_s)
+            for request in requests.stale(now - timedelta(seconds=idle), limit):
+                hop = self._missing_hop(subtasks, request.id, request.current_seq, alive)
+                if hop is None:
+                    continue  # its step is running on a live worker: a long call, not a stall
+                task, kwargs, task_id, queue = hop
+                idle_since = max(request.updated_at, request.heartbeat_at or request.updated_at)
+                if idle_since >= backstop and not queue_empty(queue):
+                    continue  # its message may be waiting in a busy queue
                 requests.heartbeat(request.id)
-                seq = request.current_seq
-                open_parts = [
-                    s for s in subtasks.list_for_request(request.id)
-                    if s.seq == seq and s.status in (SubtaskStatus.PENDING, SubtaskStatus.RUNNING)
-                    and not (s.part == 0 and subtasks.has_parts(s.id))
-                ]  # fmt: skip
-                waiting = next(
-                    (s for s in subtasks.list_for_request(request.id)
-                     if s.seq == seq and s.part == 0 and s.status is SubtaskStatus.SUCCEEDED),
-                    None,
-                )  # fmt: skip
-                if not open_parts and waiting is not None:
-                    # Succeeded but the request did not move on: its verify hop was lost.
-                    kwargs: dict[str, object] = {"subtask_id": str(waiting.id)}
-                    reopened.append(outbox.reopen(TaskName.VERIFY_STEP, kwargs, verify_task_id(waiting.id)).id)
-                elif not open_parts:
-                    kwargs = {"request_id": str(request.id), "seq": seq}
-                    reopened.append(outbox.reopen(TaskName.PLAN_STEP, kwargs, plan_task_id(request.id, seq)).id)
-                else:
-                    step = open_parts[0]
-                    if step.status is SubtaskStatus.RUNNING:
-                        subtasks.transition(step.id, [SubtaskStatus.RUNNING], SubtaskStatus.PENDING)
-                    kwargs = {"subtask_id": str(step.id), "executor": step.executor.value}
-                    reopened.append(outbox.reopen(TaskName.RUN_SUBTASK, kwargs, run_task_id(step.id, step.executor)).id)
-                log.warning("re-driving request %s at step %s (no progress since %s)", request.id, seq, cutoff)
+                reopened.append(outbox.reopen(task, kwargs, task_id).id)
+                log.warning(
+                    "re-driving request %s at step %s (no progress since %s)",
+                    request.id,
+                    request.current_seq,
+                    idle_since,
+                )
         if reopened:
             metrics.REDRIVES.inc(len(reopened))
             # Published now rather than by the relay: nobody else is publishing these rows, and
             # the relay's grace period would hold them back for nothing.
             self.services.dispatcher.publish(reopened)
         return len(reopened)
+
+    @staticmethod
+    def _missing_hop(
+        subtasks: SubtaskRepository, request_id: uuid.UUID, seq: int, alive: set[str]
+    ) -> tuple[TaskName, dict[str, object], str, Queue] | None:
+        """The hop the request waits for at step ``seq``, from what the database says."""
+        rows = [s for s in subtasks.list_for_request(request_id) if s.seq == seq]
+        parents = {s.parent_id for s in rows if s.parent_id is not None}
+        open_parts = [
+            s for s in rows
+            if s.status in (SubtaskStatus.PENDING, SubtaskStatus.RUNNING) and s.id not in parents
+        ]  # fmt: skip
+        if open_parts:
+            step = open_parts[0]
+            if step.status is SubtaskStatus.RUNNING:
+                if step.claimed_by in alive:
+                    return None
+                subtasks.transition(step.id, [SubtaskStatus.RUNNING], SubtaskStatus.PENDING)
+            kwargs: dict[str, object] = {"subtask_id": str(step.id), "executor": step.executor.value}
+            return TaskName.RUN_SUBTASK, kwargs, run_task_id(step.id, step.executor), EXECUTOR_QUEUES[step.executor]
+        waiting = next((s for s in rows if s.part == 0 and s.status is SubtaskStatus.SUCCEEDED), None)
+        if waiting is not None:
+            # Succeeded but the request did not move on: its verify hop was lost.
+            return TaskName.VERIFY_STEP, {"subtask_id": str(waiting.id)}, verify_task_id(waiting.id), Queue.ROUTER
+        kwargs = {"request_id": str(request_id), "seq": seq}
+        return TaskName.PLAN_STEP, kwargs, plan_task_id(request_id, seq), Queue.ROUTER

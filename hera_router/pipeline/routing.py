@@ -47,11 +47,12 @@ class RoutingHop:
             if request.current_seq != seq:
                 return []  # a stale or early message: the request is at another step
             subtasks = list(SubtaskRepository(session).list_for_request(request_id))
-            existing = DecisionRepository(session).get(request_id, seq)
-            if existing is not None:
-                # Redelivered after the first copy committed: its rows and outbox entry exist.
-                step = next((s for s in subtasks if s.seq == seq and s.part == 0), None)
-                return [self.services.queue_run(session, step)] if step is not None else []
+            step = next((s for s in subtasks if s.seq == seq and s.part == 0), None)
+            if step is not None:
+                # Redelivered after the first copy committed (the decision and the step row are
+                # written together): its rows and outbox entry exist; re-queueing is a no-op.
+                first = next((s for s in subtasks if s.parent_id == step.id and s.part == 1), step)
+                return [self.services.queue_run(session, first.id, first.executor)]
             current = self._current_text(request, subtasks, seq)
             if current is None:
                 requests.fail(request_id, f"step {seq} has no subtask text: the previous step proposed none")
@@ -82,7 +83,7 @@ class RoutingHop:
     def _apply_decision(
         self, session: Session, request_id: uuid.UUID, seq: int, text: str, decision: Decision
     ) -> list[uuid.UUID]:
-        _, created = DecisionRepository(session).record(
+        created = DecisionRepository(session).add(
             request_id=request_id,
             seq=seq,
             policy=decision.policy,
@@ -97,26 +98,26 @@ class RoutingHop:
         if created:
             metrics.after_commit(session, lambda: metrics.record_decision(decision))
         subtasks = SubtaskRepository(session)
-        step, _ = subtasks.add(
+        step_id, executor = subtasks.add_id(
             request_id=request_id, seq=seq, executor=decision.executor, branch=decision.branch, text=text
         )
         if not decision.parts:
-            return [self.services.queue_run(session, step)]
+            return [self.services.queue_run(session, step_id, executor)]
         # SD: the SLM runs the parts in order in place of the step; the step row is their parent.
-        first = None
+        first: uuid.UUID | None = None
         for number, part_text in enumerate(decision.parts, start=1):
-            part, _ = subtasks.add(
+            part_id, _ = subtasks.add_id(
                 request_id=request_id,
                 seq=seq,
                 part=number,
-                parent_id=step.id,
+                parent_id=step_id,
                 executor=Executor.SLM,
                 branch=decision.branch,
                 text=part_text,
             )
-            first = first or part
+            first = first or part_id
         assert first is not None
-        return [self.services.queue_run(session, first)]
+        return [self.services.queue_run(session, first, Executor.SLM)]
 
     def verifies(self, policy_name: str, executor: Executor, part: int) -> bool:
         """Whether this SLM step goes to the router's verify stage before the request moves on
@@ -190,7 +191,7 @@ class RoutingHop:
             requests.add_usage(step.request_id, cost_usd=0.0, slm_steps=-1)
             metrics.after_commit(session, lambda: metrics.record_verify(accepted=False))
             outcome.append("escalated")
-            return [self.services.queue_run(session, subtasks.get(step.id))]
+            return [self.services.queue_run(session, step.id, Executor.LLM)]
 
         self.services.publish_after(work)
         return outcome[0] if outcome else "skipped"

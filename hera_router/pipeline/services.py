@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -20,8 +20,10 @@ from hera_router.db.enums import Executor, ModelRole, SubtaskStatus
 from hera_router.db.models import Subtask
 from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
+from hera_router.pipeline.liveness import Liveness
 from hera_router.pipeline.names import TaskName, plan_task_id, run_task_id, verify_task_id
 from hera_router.pipeline.outbox import Dispatcher
+from hera_router.pipeline.queues import Queue
 from hera_router.routing.base import Policy, Step
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import create_policy
@@ -31,6 +33,8 @@ MODEL_ROLE_OF: dict[Executor, ModelRole] = {Executor.SLM: ModelRole.EDGE, Execut
 
 BackendFactory = Callable[[Settings, BackendRole], ModelBackend]
 EstimatorSource = Callable[[], Estimators | None]
+QueueDepth = Callable[[Queue], int | None]
+"""Messages waiting in a logical queue, or None if the broker cannot say."""
 
 
 def default_backend_factory(settings: Settings, role: BackendRole) -> ModelBackend:
@@ -40,6 +44,10 @@ def default_backend_factory(settings: Settings, role: BackendRole) -> ModelBacke
 
 
 def no_estimators() -> Estimators | None:
+    return None
+
+
+def unknown_depth(queue: Queue) -> int | None:
     return None
 
 
@@ -59,6 +67,12 @@ class Claimed:
     verify: bool = False
     """An SLM step of a policy with a verify stage: completing it queues the verify hop."""
 
+    @property
+    def call_key(self) -> str:
+        """The model call's idempotency key: one call per claimed attempt on an executor (a
+        fallback or the verify stage's re-run moves the step to the LLM, a new key)."""
+        return f"call:{self.subtask_id}:{self.executor.value}:{self.attempt}"
+
 
 def history(subtasks: list[Subtask], before_seq: int) -> list[Step]:
     """The request's finished steps before ``before_seq``, as the policy and the prompt see them."""
@@ -77,8 +91,11 @@ class Services:
         *,
         backend_factory: BackendFactory = default_backend_factory,
         estimator_source: EstimatorSource = no_estimators,
+        queue_depth: QueueDepth = unknown_depth,
     ) -> None:
         self.runtime = runtime
+        self.queue_depth = queue_depth
+        self.liveness = Liveness(lambda: runtime.sessions, runtime.settings.worker_heartbeat_s)
         self.settings = runtime.settings
         self.dispatcher = dispatcher
         self._backend_factory = backend_factory
@@ -102,19 +119,25 @@ class Services:
                 self._policies[name] = create_policy(name, self.settings.routing)
             return self._policies[name]
 
-    def publish_after(self, work: Callable[[Session], list[uuid.UUID]]) -> list[uuid.UUID]:
-        """Run ``work`` in one transaction, then publish the outbox rows it queued."""
-        with session_scope(self.runtime.sessions) as session:
+    def publish_after(
+        self, work: Callable[[Session], list[uuid.UUID]], *, hold: Callable[[], Collection[uuid.UUID]] = tuple
+    ) -> list[uuid.UUID]:
+        """Run ``work`` in one transaction, then publish the outbox rows it queued, except those
+        ``hold`` names after ``work`` ran (the caller delivers them in-process).
+
+        The same transaction marks what this process published before as published (no
+        transaction of its own for that, see ``Dispatcher.marking``)."""
+        with session_scope(self.runtime.sessions) as session, self.dispatcher.marking(session):
             queued = work(session)
-        self.dispatcher.publish(queued)
+        held = set(hold())
+        self.dispatcher.publish([message_id for message_id in queued if message_id not in held])
         return queued
 
     # -- the next hop, queued in the caller's transaction ---------------------------------------
 
-    def queue_run(self, session: Session, subtask: Subtask | None) -> uuid.UUID:
-        assert subtask is not None
-        kwargs = {"subtask_id": str(subtask.id), "executor": subtask.executor.value}
-        return self.dispatcher.enqueue(session, TaskName.RUN_SUBTASK, kwargs, run_task_id(subtask.id, subtask.executor))
+    def queue_run(self, session: Session, subtask_id: uuid.UUID, executor: Executor) -> uuid.UUID:
+        kwargs = {"subtask_id": str(subtask_id), "executor": executor.value}
+        return self.dispatcher.enqueue(session, TaskName.RUN_SUBTASK, kwargs, run_task_id(subtask_id, executor))
 
     def queue_plan(self, session: Session, request_id: uuid.UUID, seq: int) -> uuid.UUID:
         kwargs = {"request_id": str(request_id), "seq": seq}

@@ -19,7 +19,7 @@ from hera_router.db.runtime import Runtime
 from hera_router.pipeline.names import LONG_TRAINING_TASKS, TaskName
 from hera_router.workers import queues
 from hera_router.workers.base import TaskContextFilter
-from hera_router.workers.publisher import celery_dispatcher
+from hera_router.workers.publisher import celery_dispatcher, celery_queue_depth
 
 if TYPE_CHECKING:
     from hera_router.pipeline import Pipeline
@@ -57,6 +57,7 @@ class HeraCelery(Celery):  # type: ignore[misc]  # celery ships no type informat
                     self.hera_runtime,
                     celery_dispatcher(self),
                     estimator_source=RegistryEstimatorSource(self.hera_runtime),
+                    queue_depth=celery_queue_depth(self),
                 )
             return self._hera_pipeline
 
@@ -160,6 +161,11 @@ def _connect_signals(app: HeraCelery) -> None:
     def dispose_inherited_engine(**_: Any) -> None:
         app.hera_runtime.after_fork()
 
+    def stop_heartbeat(**_: Any) -> None:
+        # A clean exit removes this process's heartbeat, so its steps need not wait out the timeout.
+        if app._hera_pipeline is not None:
+            app._hera_pipeline.services.liveness.stop()
+
     def add_task_context(logger: logging.Logger | None = None, **_: Any) -> None:
         target = logger or logging.getLogger()
         for handler in target.handlers:
@@ -167,5 +173,7 @@ def _connect_signals(app: HeraCelery) -> None:
 
     # weak=False: the closures would otherwise be collected as soon as this function returns.
     signals.worker_process_init.connect(dispose_inherited_engine, weak=False)
+    signals.worker_process_shutdown.connect(stop_heartbeat, weak=False)
+    signals.worker_shutdown.connect(stop_heartbeat, weak=False)
     signals.after_setup_logger.connect(add_task_context, weak=False)
     signals.after_setup_task_logger.connect(add_task_context, weak=False)

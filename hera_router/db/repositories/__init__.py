@@ -16,6 +16,7 @@ from hera_router.db.repositories.shadow import ShadowRunRepository
 from hera_router.db.repositories.subtasks import SubtaskRepository
 from hera_router.db.repositories.tenants import ApiKeyRepository, TenantRepository
 from hera_router.db.repositories.training import TrainingRunRepository
+from hera_router.db.repositories.workers import WorkerRepository
 
 __all__ = [
     "ApiKeyRepository",
@@ -32,4 +33,5 @@ __all__ = [
     "SubtaskRepository",
     "TenantRepository",
     "TrainingRunRepository",
+    "WorkerRepository",
 ]

@@ -60,7 +60,33 @@ class DecisionRepository:
         ``created`` is False: re-running the policy could pick differently, and the subtasks
         already follow the first choice.
         """
-        created = insert_if_absent(
+        created = self.add(
+            request_id=request_id, seq=seq, policy=policy, executor=executor, branch=branch,
+            elapsed_ms=elapsed_ms, span=span, scores=scores, kappa=kappa,
+            estimator_versions=estimator_versions, fallback_reason=fallback_reason,
+        )  # fmt: skip
+        decision = self.get(request_id, seq)
+        if decision is None:  # pragma: no cover - the insert or the conflict guarantees a row
+            raise LookupError(f"decision ({request_id}, {seq}) vanished after insert")
+        return decision, created
+
+    def add(
+        self,
+        *,
+        request_id: uuid.UUID,
+        seq: int,
+        policy: str,
+        executor: Executor,
+        branch: str,
+        elapsed_ms: float,
+        span: int = 1,
+        scores: Mapping[str, Any] | None = None,
+        kappa: float | None = None,
+        estimator_versions: Mapping[str, Any] | None = None,
+        fallback_reason: str | None = None,
+    ) -> bool:
+        """:meth:`record` without reading the row back (the hot path): True if it was new."""
+        return insert_if_absent(
             self.session,
             Decision,
             {
@@ -78,10 +104,6 @@ class DecisionRepository:
             },
             ("request_id", "seq"),
         )
-        decision = self.get(request_id, seq)
-        if decision is None:  # pragma: no cover - the insert or the conflict guarantees a row
-            raise LookupError(f"decision ({request_id}, {seq}) vanished after insert")
-        return decision, created
 
     def set_fallback(self, request_id: uuid.UUID, seq: int, executor: Executor, reason: str) -> bool:
         """Record that step ``seq`` ran on ``executor`` instead of the policy's choice, and why

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.enums import CallStatus, ModelRole
 from hera_router.db.models import ModelCall
-from hera_router.db.repositories._dml import insert_if_absent
+from hera_router.db.repositories._dml import insert_if_absent, rows_changed
 
 
 class ModelCallRepository:
@@ -66,6 +67,66 @@ class ModelCallRepository:
         if call is None:  # pragma: no cover - the insert or the conflict guarantees a row
             raise LookupError(f"model call {idempotency_key!r} vanished after insert")
         return call, created
+
+    def start(
+        self,
+        *,
+        idempotency_key: str,
+        request_id: uuid.UUID,
+        subtask_id: uuid.UUID,
+        backend: str,
+        model: str,
+        role: ModelRole,
+        estimated_cost_usd: float,
+    ) -> bool:
+        """Put a call on record before it is made (status ``started``); False if it already was."""
+        return insert_if_absent(
+            self.session,
+            ModelCall,
+            {
+                "idempotency_key": idempotency_key,
+                "request_id": request_id,
+                "subtask_id": subtask_id,
+                "backend": backend,
+                "model": model,
+                "role": role,
+                "latency_ms": 0.0,
+                "status": CallStatus.STARTED,
+                "estimated_cost_usd": estimated_cost_usd,
+            },
+            ("idempotency_key",),
+        )
+
+    def finish(
+        self,
+        idempotency_key: str,
+        *,
+        status: CallStatus,
+        latency_ms: float,
+        backend: str | None = None,
+        model: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        cost_usd: float = 0.0,
+        error: str | None = None,
+        attempts: int = 1,
+    ) -> bool:
+        """Record the outcome of a ``started`` call; False if it already has one (a duplicate
+        delivery: its cost was counted by the first)."""
+        values: dict[str, Any] = {
+            "status": status, "latency_ms": latency_ms, "tokens_in": tokens_in, "tokens_out": tokens_out,
+            "cost_usd": cost_usd, "error": error, "attempts": attempts,
+        }  # fmt: skip
+        if backend is not None:
+            values["backend"] = backend
+        if model is not None:
+            values["model"] = model
+        result = self.session.execute(
+            update(ModelCall)
+            .where(ModelCall.idempotency_key == idempotency_key, ModelCall.status == CallStatus.STARTED)
+            .values(**values)
+        )
+        return rows_changed(result) == 1
 
     def by_key(self, idempotency_key: str) -> ModelCall | None:
         return self.session.scalars(select(ModelCall).where(ModelCall.idempotency_key == idempotency_key)).one_or_none()

@@ -38,6 +38,23 @@ class OutboxRepository:
             raise LookupError(f"outbox message {task_id!r} vanished after insert")
         return message, created
 
+    def add_or_find(self, task_name: str, payload: Mapping[str, Any], task_id: str) -> tuple[uuid.UUID, bool]:
+        """Like :meth:`add`, for the hot path: ``(id, published)`` in one statement when the row is
+        new (the common case), two when ``task_id`` was queued before."""
+        inserted = insert_if_absent(
+            self.session,
+            OutboxMessage,
+            {"task_name": task_name, "payload": dict(payload), "task_id": task_id},
+            ("task_id",),
+            returning=(OutboxMessage.id,),
+        )
+        if inserted is not None:
+            return inserted[0], False
+        row = self.session.execute(
+            select(OutboxMessage.id, OutboxMessage.published_at).where(OutboxMessage.task_id == task_id)
+        ).one()
+        return row.id, row.published_at is not None
+
     def add_many(self, messages: Sequence[tuple[str, Mapping[str, Any], str]]) -> list[uuid.UUID]:
         """Queue many new messages ``(task_name, payload, task_id)`` in one statement; their ids.
 

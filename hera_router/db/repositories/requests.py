@@ -184,6 +184,18 @@ class RequestRepository:
         )
         return rows_changed(result) == 1
 
+    def touch(self, request_id: uuid.UUID) -> Request | None:
+        """Read the request and record a worker's heartbeat on it in one statement (the execution
+        hop's claim); a heartbeat on a finished request is harmless, nothing reads it there."""
+        statement = (
+            update(Request)
+            .where(Request.id == request_id)
+            .values(heartbeat_at=utcnow())
+            .returning(Request)
+            .execution_options(populate_existing=True)
+        )
+        return self.session.scalars(statement).one_or_none()
+
     def heartbeat(self, request_id: uuid.UUID) -> bool:
         """Record that a worker is still on this request (keeps the reconciler away)."""
         result = self.session.execute(

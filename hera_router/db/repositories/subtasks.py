@@ -7,9 +7,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from hera_router.db.base import utcnow
 from hera_router.db.enums import Executor, SubtaskStatus
 from hera_router.db.models import Subtask
 from hera_router.db.repositories._dml import insert_if_absent, rows_changed
@@ -55,6 +56,67 @@ class SubtaskRepository:
         if subtask is None:  # pragma: no cover - the insert or the conflict guarantees a row
             raise LookupError(f"subtask ({request_id}, {seq}, {part}) vanished after insert")
         return subtask, created
+
+    def add_id(
+        self,
+        *,
+        request_id: uuid.UUID,
+        seq: int,
+        executor: Executor,
+        branch: str,
+        text: str,
+        part: int = 0,
+        parent_id: uuid.UUID | None = None,
+    ) -> tuple[uuid.UUID, Executor]:
+        """Like :meth:`add` for the hot path: ``(id, executor)`` of the new row in one statement,
+        or of the row an earlier copy wrote (then the executor may differ, e.g. after a fallback)."""
+        inserted = insert_if_absent(
+            self.session,
+            Subtask,
+            {
+                "request_id": request_id,
+                "seq": seq,
+                "part": part,
+                "executor": executor,
+                "branch": branch,
+                "text": text,
+                "parent_id": parent_id,
+            },
+            ("request_id", "seq", "part"),
+            returning=(Subtask.id,),
+        )
+        if inserted is not None:
+            return inserted[0], executor
+        row = self.session.execute(
+            select(Subtask.id, Subtask.executor).where(
+                Subtask.request_id == request_id, Subtask.seq == seq, Subtask.part == part
+            )
+        ).one()
+        return row.id, row.executor
+
+    def claim(
+        self, subtask_id: uuid.UUID, executor: Executor, stale_before: datetime, claimed_by: str | None = None
+    ) -> Subtask | None:
+        """Take the subtask for a run on ``executor``: ``pending``, or ``running`` but untouched since
+        ``stale_before`` (its worker is gone). One guarded UPDATE that counts the attempt and returns
+        the row; None if it is done, running elsewhere, or now belongs to the other executor."""
+        statement = (
+            update(Subtask)
+            .where(
+                Subtask.id == subtask_id,
+                Subtask.executor == executor,
+                or_(
+                    Subtask.status == SubtaskStatus.PENDING,
+                    and_(Subtask.status == SubtaskStatus.RUNNING, Subtask.updated_at < stale_before),
+                ),
+            )
+            .values(
+                status=SubtaskStatus.RUNNING, attempts=Subtask.attempts + 1, updated_at=utcnow(), claimed_by=claimed_by
+            )
+            .returning(Subtask)
+            .execution_options(populate_existing=True)
+        )
+        return self.session.scalars(statement).one_or_none()
 
     def get(self, subtask_id: uuid.UUID) -> Subtask | None:
         return self.session.get(Subtask, subtask_id)

@@ -10,7 +10,13 @@ import pytest
 from hera_router.backends.base import BackendUnavailable
 from hera_router.config import RoutingSettings
 from hera_router.db.enums import CallStatus, Executor, RequestStatus, SubtaskStatus
-from hera_router.db.repositories import DecisionRepository, ModelCallRepository, RequestRepository, SubtaskRepository
+from hera_router.db.repositories import (
+    DecisionRepository,
+    ModelCallRepository,
+    OutboxRepository,
+    RequestRepository,
+    SubtaskRepository,
+)
 from hera_router.db.session import session_scope
 from hera_router.pipeline.names import TaskName, plan_task_id, run_task_id
 from hera_router.routing.base import Decision, RoutingContext
@@ -73,7 +79,9 @@ def test_a_claimed_step_is_not_run_twice_and_a_stale_executor_is_ignored(harness
         assert step is not None
         assert step.status is SubtaskStatus.RUNNING
         assert step.attempts == 1
-        assert ModelCallRepository(session).list_for_request(request_id) == []
+        # Only the holder's call is on record (started); the duplicates made none.
+        calls = ModelCallRepository(session).list_for_request(request_id)
+        assert [call.status for call in calls] == [CallStatus.STARTED]
 
 
 class SpanOfThree:
@@ -146,13 +154,16 @@ def test_a_decomposed_step_runs_its_parts_in_order(harness_factory: HarnessFacto
     assert all(s.status is SubtaskStatus.SUCCEEDED for s in parts)
     assert {c.subtask_id for c in calls if c.status is CallStatus.OK} >= {s.id for s in parts}
     assert parent.id not in {c.subtask_id for c in calls}  # the parts ran in its place
-    runs = [m.kwargs["subtask_id"] for m in harness.sent if m.task == TaskName.RUN_SUBTASK][:2]
-    assert runs == [str(parts[0].id), str(parts[1].id)]
+    runs = [m.kwargs["subtask_id"] for m in harness.sent if m.task == TaskName.RUN_SUBTASK]
+    assert runs[0] == str(parts[0].id)
+    assert str(parts[1].id) not in runs  # the second part ran inside the first part's task
     assert_consistent_record(harness.runtime.sessions, request_id)
 
 
 def test_an_edge_failure_falls_back_to_the_cloud(harness_factory: HarnessFactory) -> None:
-    harness = harness_factory(simulator={"seed": SEED}, backend_factory=failing_edge(BackendUnavailable("sim", "edge is down")))
+    harness = harness_factory(
+        simulator={"seed": SEED}, backend_factory=failing_edge(BackendUnavailable("sim", "edge is down"))
+    )
     [request_id] = harness.submit(generate("lookup", 1, SEED), "all-slm")
     harness.drain()
     status, _, slm, llm = _request(harness, request_id)
@@ -202,3 +213,125 @@ def test_a_request_at_another_step_ignores_a_stale_plan_message(harness_factory:
         step = SubtaskRepository(session).list_for_request(request_id)[0]
     assert harness.pipeline.run_subtask(step.id, step.executor) == "skipped"
     assert run_task_id(step.id, step.executor) in {m.task_id for m in harness.sent}
+
+
+def test_a_model_call_is_on_record_before_it_is_made(harness_factory: HarnessFactory) -> None:
+    """A worker that dies between the HTTP call and its commit leaves the call ``started``: on
+    record, with an estimated cost, reported as unknown; the step is re-run under a new key."""
+    from hera_router.api.views import summarise_calls
+
+    harness = harness_factory(simulator={"seed": SEED}, reconcile_after_s=0.001)
+    [request_id] = harness.submit(generate("lookup", 1, SEED), "all-llm")
+    harness.deliver(harness.queue.popleft())  # plan step 0
+    run = harness.queue.popleft()
+    subtask_id = uuid.UUID(run.kwargs["subtask_id"])
+    claimed = harness.pipeline.execution._claim(subtask_id, Executor.LLM)  # then the worker "dies"
+    assert not isinstance(claimed, str)
+    harness.pipeline.services.liveness.stop()
+    with session_scope(harness.runtime.sessions) as session:
+        [call] = ModelCallRepository(session).list_for_request(request_id)
+        assert call.status is CallStatus.STARTED
+        assert call.idempotency_key == claimed.call_key
+        assert call.estimated_cost_usd > 0
+        assert call.cost_usd == 0
+    assert harness.pipeline.reconcile() == 1  # the running step is given back and re-driven
+    harness.drain()
+    assert _request(harness, request_id)[0] is RequestStatus.SUCCEEDED
+    with session_scope(harness.runtime.sessions) as session:
+        calls = ModelCallRepository(session).list_for_request(request_id)
+        summary = summarise_calls(calls)
+        total = ModelCallRepository(session).total_cost(request_id)
+    assert summary.unknown == 1
+    assert summary.unknown_cost_usd == call.estimated_cost_usd
+    keys = {c.idempotency_key for c in calls if c.subtask_id == subtask_id}
+    assert keys == {f"call:{subtask_id}:llm:1", f"call:{subtask_id}:llm:2"}
+    assert abs(total - _request(harness, request_id)[1]) < 1e-12  # the unknown call adds no known cost
+    assert_consistent_record(harness.runtime.sessions, request_id)
+
+
+def test_a_continuation_of_a_span_runs_in_the_same_task(harness_factory: HarnessFactory) -> None:
+    POLICIES[SpanOfThree.name] = SpanOfThree
+    try:
+        harness = harness_factory(simulator={"seed": SEED})
+        tasks = [next(t for t in generate("lookup", 20, SEED) if t.hops >= 4)]
+        [request_id] = harness.submit(tasks, SpanOfThree.name)
+        harness.drain()
+    finally:
+        del POLICIES[SpanOfThree.name]
+    runs = [m for m in harness.sent if m.task == TaskName.RUN_SUBTASK]
+    with session_scope(harness.runtime.sessions) as session:
+        steps = [s for s in SubtaskRepository(session).list_for_request(request_id) if s.part == 0]
+        unpublished = OutboxRepository(session).claim_unpublished(100)
+    # Steps 1 and 2 of the span ran inside step 0's task: one run message for the three of them.
+    assert [m.kwargs["subtask_id"] for m in runs[:1]] == [str(steps[0].id)]
+    assert str(steps[1].id) not in {m.kwargs["subtask_id"] for m in runs}
+    assert str(steps[2].id) not in {m.kwargs["subtask_id"] for m in runs}
+    assert unpublished == []  # their outbox rows count as delivered: the relay will not send them
+    assert_consistent_record(harness.runtime.sessions, request_id)
+
+
+def test_a_step_whose_worker_stopped_beating_is_given_back_within_the_timeout(
+    harness_factory: HarnessFactory,
+) -> None:
+    from datetime import timedelta
+
+    from hera_router.db.base import utcnow
+    from hera_router.db.repositories import WorkerRepository
+
+    harness = harness_factory(simulator={"seed": SEED}, worker_timeout_s=5.0, lost_after_s=60.0)
+    [request_id] = harness.submit(generate("lookup", 1, SEED), "all-llm")
+    harness.deliver(harness.queue.popleft())
+    run = harness.queue.popleft()
+    subtask_id = uuid.UUID(run.kwargs["subtask_id"])
+    claimed = harness.pipeline.execution._claim(subtask_id, Executor.LLM)
+    assert not isinstance(claimed, str)
+    dead = harness.pipeline.services.liveness.name
+    harness.pipeline.services.liveness.stop()  # the claiming process "died": no more beats
+    with session_scope(harness.runtime.sessions) as session:
+        step = SubtaskRepository(session).get(subtask_id)
+        assert step is not None
+        assert step.claimed_by == dead
+        workers = WorkerRepository(session)
+        workers.beat("other-host:1", utcnow())  # another worker is alive and beating
+        step.updated_at = utcnow() - timedelta(seconds=6)  # claimed longer ago than the timeout
+    assert harness.pipeline.reconcile() == 1
+    assert harness.sent[-1].task_id == run.task_id
+    with session_scope(harness.runtime.sessions) as session:
+        step = SubtaskRepository(session).get(subtask_id)
+        assert step is not None
+        assert step.status is SubtaskStatus.PENDING
+    harness.drain()
+    assert _request(harness, request_id)[0] is RequestStatus.SUCCEEDED
+
+
+def test_a_step_of_a_live_worker_is_left_alone_however_long_it_runs(harness_factory: HarnessFactory) -> None:
+    from datetime import timedelta
+
+    from hera_router.db.base import utcnow
+
+    harness = harness_factory(simulator={"seed": SEED}, worker_timeout_s=5.0, lost_after_s=0.001)
+    harness.submit(generate("lookup", 1, SEED), "all-llm")
+    harness.deliver(harness.queue.popleft())
+    run = harness.queue.popleft()
+    subtask_id = uuid.UUID(run.kwargs["subtask_id"])
+    assert not isinstance(harness.pipeline.execution._claim(subtask_id, Executor.LLM), str)
+    assert harness.pipeline.services.liveness.beat()
+    with session_scope(harness.runtime.sessions) as session:
+        step = SubtaskRepository(session).get(subtask_id)
+        assert step is not None
+        step.updated_at = utcnow() - timedelta(seconds=60)  # a long model call
+    assert harness.pipeline.reconcile() == 0
+
+
+def test_an_idle_request_is_re_driven_quickly_only_when_its_queue_is_empty(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED}, lost_after_s=0.001, reconcile_after_s=3600)
+    [request_id] = harness.submit(generate("lookup", 1, SEED), "all-llm")
+    harness.queue.clear()  # the broker lost the first plan message
+    depth = {"router": 3}
+    harness.pipeline.services.queue_depth = lambda queue: depth.get(str(queue), 0)
+    assert harness.pipeline.reconcile() == 0  # the router queue is busy: it may still arrive
+    depth["router"] = 0
+    assert harness.pipeline.reconcile() == 1  # nothing waiting anywhere: it was lost
+    assert harness.sent[-1].task_id == plan_task_id(request_id, 0)
+    harness.drain()
+    assert _request(harness, request_id)[0] is RequestStatus.SUCCEEDED

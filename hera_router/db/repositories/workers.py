@@ -1,0 +1,66 @@
+"""Worker heartbeats, and the running steps whose worker stopped beating."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from hera_router.db.base import utcnow
+from hera_router.db.enums import SubtaskStatus
+from hera_router.db.models import Subtask, Worker
+
+
+class WorkerRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def beat(self, name: str, started_at: datetime) -> None:
+        """Insert or refresh the worker's heartbeat."""
+        now = utcnow()
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(Worker).values(name=name, started_at=started_at, heartbeat_at=now)
+        self.session.execute(statement.on_conflict_do_update(index_elements=["name"], set_={"heartbeat_at": now}))
+
+    def remove(self, name: str) -> None:
+        """A worker that stops cleanly says so: its steps need not wait for the timeout."""
+        self.session.execute(delete(Worker).where(Worker.name == name))
+
+    def freshest_heartbeat(self) -> datetime | None:
+        return self.session.scalar(select(func.max(Worker.heartbeat_at)))
+
+    def alive(self, since: datetime) -> Sequence[str]:
+        """Names of the workers that beat at or after ``since``."""
+        return self.session.scalars(select(Worker.name).where(Worker.heartbeat_at >= since)).all()
+
+    def orphaned_steps(self, timeout: timedelta, limit: int = 200) -> Sequence[Subtask]:
+        """Running steps whose worker is gone: it stopped beating ``timeout`` before the freshest
+        worker did, or it is not on record at all, and the claim is older than ``timeout``.
+
+        Measured against the freshest heartbeat, not the clock, so that when the database was
+        away every worker looks equally late and none is taken for dead; and the claim's own age
+        keeps a step claimed by a worker that has not yet beaten for the first time safe.
+        """
+        freshest = self.freshest_heartbeat()
+        if freshest is None:
+            return []  # no worker has ever beaten: liveness is not in use (or nobody is up)
+        alive = select(Worker.name).where(Worker.heartbeat_at >= freshest - timeout)
+        return self.session.scalars(
+            select(Subtask)
+            .where(
+                Subtask.status == SubtaskStatus.RUNNING,
+                Subtask.updated_at < utcnow() - timeout,
+                or_(Subtask.claimed_by.is_(None), Subtask.claimed_by.not_in(alive)),
+            )
+            .order_by(Subtask.updated_at)
+            .limit(limit)
+        ).all()
+
+    def forget_older_than(self, cutoff: datetime) -> int:
+        """Drop workers not seen since ``cutoff`` (processes long gone)."""
+        result = self.session.execute(delete(Worker).where(Worker.heartbeat_at < cutoff))
+        return int(getattr(result, "rowcount", 0) or 0)
