@@ -4,8 +4,12 @@ reconciler (active requests whose next hop the broker lost or a dead worker held
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
 from hera_router.db.enums import SubtaskStatus
@@ -23,6 +27,10 @@ class RecoveryHop:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
+        # Since when this process has reached the database without a break (monotonic seconds).
+        # Right after an outage every heartbeat is old: no worker is taken for dead until they
+        # all had ``worker_timeout_s`` to beat again.
+        self._healthy_since: float | None = None
 
     def relay(self, limit: int = 500) -> int:
         return self.services.dispatcher.relay(limit)
@@ -53,42 +61,12 @@ class RecoveryHop:
                 depths[queue] = self.services.queue_depth(queue)
             return depths[queue] == 0
 
-        with session_scope(self.services.runtime.sessions) as session:
-            requests = RequestRepository(session)
-            subtasks = SubtaskRepository(session)
-            outbox = OutboxRepository(session)
-            workers = WorkerRepository(session)
-            for step in workers.orphaned_steps(timeout, limit):
-                if subtasks.transition(step.id, [SubtaskStatus.RUNNING], SubtaskStatus.PENDING):
-                    kwargs: dict[str, object] = {"subtask_id": str(step.id), "executor": step.executor.value}
-                    task_id = run_task_id(step.id, step.executor)
-                    reopened.append(outbox.reopen(TaskName.RUN_SUBTASK, kwargs, task_id).id)
-                    log.warning(
-                        "re-driving step %s of request %s: its worker %s stopped",
-                        step.seq,
-                        step.request_id,
-                        step.claimed_by,
-                    )
-            freshest = workers.freshest_heartbeat()
-            alive = set(workers.alive(freshest - timeout)) if freshest is not None else set()
-            backstop = now - timedelta(seconds=settings.reconcile_after_s)
-            idle = min(settings.lost_after_s, settings.reconcile_after_s)
-            for request in requests.stale(now - timedelta(seconds=idle), limit):
-                hop = self._missing_hop(subtasks, request.id, request.current_seq, alive)
-                if hop is None:
-                    continue  # its step is running on a live worker: a long call, not a stall
-                task, kwargs, task_id, queue = hop
-                idle_since = max(request.updated_at, request.heartbeat_at or request.updated_at)
-                if idle_since >= backstop and not queue_empty(queue):
-                    continue  # its message may be waiting in a busy queue
-                requests.heartbeat(request.id)
-                reopened.append(outbox.reopen(task, kwargs, task_id).id)
-                log.warning(
-                    "re-driving request %s at step %s (no progress since %s)",
-                    request.id,
-                    request.current_seq,
-                    idle_since,
-                )
+        try:
+            with session_scope(self.services.runtime.sessions) as session:
+                self._reconcile(session, now, timeout, limit, queue_empty, reopened)
+        except Exception:
+            self._healthy_since = None
+            raise
         if reopened:
             metrics.REDRIVES.inc(len(reopened))
             # Published now rather than by the relay: nobody else is publishing these rows, and
@@ -96,11 +74,61 @@ class RecoveryHop:
             self.services.dispatcher.publish(reopened)
         return len(reopened)
 
+    def _reconcile(
+        self,
+        session: Session,
+        now: datetime,
+        timeout: timedelta,
+        limit: int,
+        queue_empty: Callable[[Queue], bool],
+        reopened: list[uuid.UUID],
+    ) -> None:
+        settings = self.settings
+        if self._healthy_since is None:
+            self._healthy_since = time.monotonic()
+        liveness_known = time.monotonic() - self._healthy_since >= settings.worker_timeout_s
+        requests = RequestRepository(session)
+        subtasks = SubtaskRepository(session)
+        outbox = OutboxRepository(session)
+        workers = WorkerRepository(session)
+        if liveness_known:
+            for step in workers.orphaned_steps(now - timeout, limit):
+                if subtasks.transition(step.id, [SubtaskStatus.RUNNING], SubtaskStatus.PENDING):
+                    kwargs: dict[str, object] = {"subtask_id": str(step.id), "executor": step.executor.value}
+                    task_id = run_task_id(step.id, step.executor)
+                    reopened.append(outbox.reopen(TaskName.RUN_SUBTASK, kwargs, task_id).id)
+                    log.warning(
+                        "re-driving step %s of request %s: its worker %s stopped",
+                        step.seq, step.request_id, step.claimed_by,
+                    )  # fmt: skip
+        # Until liveness is known, every claimer counts as alive (no running step is given back).
+        alive = set(workers.alive(now - timeout)) if liveness_known else None
+        backstop = now - timedelta(seconds=settings.reconcile_after_s)
+        idle = min(settings.lost_after_s, settings.reconcile_after_s)
+        for request in requests.stale(now - timedelta(seconds=idle), limit):
+            hop = self._missing_hop(subtasks, request.id, request.current_seq, alive)
+            if hop is None:
+                continue  # its step is running on a live worker: a long call, not a stall
+            task, kwargs, task_id, queue, held = hop
+            idle_since = max(request.updated_at, request.heartbeat_at or request.updated_at)
+            if idle_since >= backstop and not queue_empty(queue):
+                continue  # its message may be waiting in a busy queue
+            if held is not None:  # running, but its worker is gone: give it back first
+                subtasks.transition(held, [SubtaskStatus.RUNNING], SubtaskStatus.PENDING)
+            requests.heartbeat(request.id)
+            reopened.append(outbox.reopen(task, kwargs, task_id).id)
+            log.warning(
+                "re-driving request %s at step %s (no progress since %s)",
+                request.id, request.current_seq, idle_since,
+            )  # fmt: skip
+
     @staticmethod
     def _missing_hop(
-        subtasks: SubtaskRepository, request_id: uuid.UUID, seq: int, alive: set[str]
-    ) -> tuple[TaskName, dict[str, object], str, Queue] | None:
-        """The hop the request waits for at step ``seq``, from what the database says."""
+        subtasks: SubtaskRepository, request_id: uuid.UUID, seq: int, alive: set[str] | None
+    ) -> tuple[TaskName, dict[str, object], str, Queue, uuid.UUID | None] | None:
+        """The hop the request waits for at step ``seq``, from what the database says, and the
+        running step to give back first (its worker is not in ``alive``); None if its step is
+        running on a live worker (``alive`` None: every worker counts as live)."""
         rows = [s for s in subtasks.list_for_request(request_id) if s.seq == seq]
         parents = {s.parent_id for s in rows if s.parent_id is not None}
         open_parts = [
@@ -109,15 +137,18 @@ class RecoveryHop:
         ]  # fmt: skip
         if open_parts:
             step = open_parts[0]
+            held = None
             if step.status is SubtaskStatus.RUNNING:
-                if step.claimed_by in alive:
+                if alive is None or step.claimed_by in alive:
                     return None
-                subtasks.transition(step.id, [SubtaskStatus.RUNNING], SubtaskStatus.PENDING)
+                held = step.id
             kwargs: dict[str, object] = {"subtask_id": str(step.id), "executor": step.executor.value}
-            return TaskName.RUN_SUBTASK, kwargs, run_task_id(step.id, step.executor), EXECUTOR_QUEUES[step.executor]
+            queue = EXECUTOR_QUEUES[step.executor]
+            return TaskName.RUN_SUBTASK, kwargs, run_task_id(step.id, step.executor), queue, held
         waiting = next((s for s in rows if s.part == 0 and s.status is SubtaskStatus.SUCCEEDED), None)
         if waiting is not None:
             # Succeeded but the request did not move on: its verify hop was lost.
-            return TaskName.VERIFY_STEP, {"subtask_id": str(waiting.id)}, verify_task_id(waiting.id), Queue.ROUTER
+            kwargs = {"subtask_id": str(waiting.id)}
+            return TaskName.VERIFY_STEP, kwargs, verify_task_id(waiting.id), Queue.ROUTER, None
         kwargs = {"request_id": str(request_id), "seq": seq}
-        return TaskName.PLAN_STEP, kwargs, plan_task_id(request_id, seq), Queue.ROUTER
+        return TaskName.PLAN_STEP, kwargs, plan_task_id(request_id, seq), Queue.ROUTER, None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -26,34 +26,23 @@ class WorkerRepository:
         statement = insert(Worker).values(name=name, started_at=started_at, heartbeat_at=now)
         self.session.execute(statement.on_conflict_do_update(index_elements=["name"], set_={"heartbeat_at": now}))
 
-    def remove(self, name: str) -> None:
-        """A worker that stops cleanly says so: its steps need not wait for the timeout."""
-        self.session.execute(delete(Worker).where(Worker.name == name))
-
-    def freshest_heartbeat(self) -> datetime | None:
-        return self.session.scalar(select(func.max(Worker.heartbeat_at)))
-
     def alive(self, since: datetime) -> Sequence[str]:
         """Names of the workers that beat at or after ``since``."""
         return self.session.scalars(select(Worker.name).where(Worker.heartbeat_at >= since)).all()
 
-    def orphaned_steps(self, timeout: timedelta, limit: int = 200) -> Sequence[Subtask]:
-        """Running steps whose worker is gone: it stopped beating ``timeout`` before the freshest
-        worker did, or it is not on record at all, and the claim is older than ``timeout``.
+    def remove(self, name: str) -> None:
+        """A worker that stops cleanly says so: its steps need not wait for the timeout."""
+        self.session.execute(delete(Worker).where(Worker.name == name))
 
-        Measured against the freshest heartbeat, not the clock, so that when the database was
-        away every worker looks equally late and none is taken for dead; and the claim's own age
-        keeps a step claimed by a worker that has not yet beaten for the first time safe.
-        """
-        freshest = self.freshest_heartbeat()
-        if freshest is None:
-            return []  # no worker has ever beaten: liveness is not in use (or nobody is up)
-        alive = select(Worker.name).where(Worker.heartbeat_at >= freshest - timeout)
+    def orphaned_steps(self, stale_before: datetime, limit: int = 200) -> Sequence[Subtask]:
+        """Running steps claimed before ``stale_before`` whose worker has not beaten since then
+        (or is not on record at all): the process that held them is gone."""
+        alive = select(Worker.name).where(Worker.heartbeat_at >= stale_before)
         return self.session.scalars(
             select(Subtask)
             .where(
                 Subtask.status == SubtaskStatus.RUNNING,
-                Subtask.updated_at < utcnow() - timeout,
+                Subtask.updated_at < stale_before,
                 or_(Subtask.claimed_by.is_(None), Subtask.claimed_by.not_in(alive)),
             )
             .order_by(Subtask.updated_at)

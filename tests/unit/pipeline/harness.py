@@ -8,6 +8,7 @@ would (a backend error propagating out of a hop is a Celery retry: the message i
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -77,6 +78,11 @@ class Harness:
             delivered += 1
             assert delivered < limit, "the pipeline keeps sending messages"
         return delivered
+
+    def reconciler_has_watched_for(self, seconds: float) -> None:
+        """As if the reconciler had reached the database for ``seconds`` without a break (it only
+        takes a worker for dead after every worker had its timeout to beat)."""
+        self.pipeline.recovery._healthy_since = time.monotonic() - seconds
 
     def close(self) -> None:
         self.runtime.close()

@@ -228,6 +228,7 @@ def test_a_model_call_is_on_record_before_it_is_made(harness_factory: HarnessFac
     claimed = harness.pipeline.execution._claim(subtask_id, Executor.LLM)  # then the worker "dies"
     assert not isinstance(claimed, str)
     harness.pipeline.services.liveness.stop()
+    harness.reconciler_has_watched_for(60)
     with session_scope(harness.runtime.sessions) as session:
         [call] = ModelCallRepository(session).list_for_request(request_id)
         assert call.status is CallStatus.STARTED
@@ -294,6 +295,8 @@ def test_a_step_whose_worker_stopped_beating_is_given_back_within_the_timeout(
         workers = WorkerRepository(session)
         workers.beat("other-host:1", utcnow())  # another worker is alive and beating
         step.updated_at = utcnow() - timedelta(seconds=6)  # claimed longer ago than the timeout
+    assert harness.pipeline.reconcile() == 0  # just started: it gives the workers time to beat first
+    harness.reconciler_has_watched_for(60)
     assert harness.pipeline.reconcile() == 1
     assert harness.sent[-1].task_id == run.task_id
     with session_scope(harness.runtime.sessions) as session:
@@ -320,6 +323,7 @@ def test_a_step_of_a_live_worker_is_left_alone_however_long_it_runs(harness_fact
         step = SubtaskRepository(session).get(subtask_id)
         assert step is not None
         step.updated_at = utcnow() - timedelta(seconds=60)  # a long model call
+    harness.reconciler_has_watched_for(60)
     assert harness.pipeline.reconcile() == 0
 
 
