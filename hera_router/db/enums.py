@@ -49,6 +49,9 @@ class CallStatus(enum.StrEnum):
 
     OK = "ok"
     ERROR = "error"
+    DISCARDED = "discarded"
+    """Made and paid for, but another attempt of the same step finished first and its result was
+    kept (the step had been given back after its worker looked dead)."""
     STARTED = "started"
     """On record before the call was made; the outcome follows. A row left ``started`` by a worker
     that died is a call that may have been billed: its outcome is unknown (see ``unknown_calls``)."""

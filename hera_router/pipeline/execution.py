@@ -165,30 +165,6 @@ class ExecutionHop:
     ) -> list[uuid.UUID]:
         role = ROLE_OF[claimed.executor]
         cost = generation_cost(self.settings, generation, role)
-        if not ModelCallRepository(session).finish(
-            claimed.call_key,
-            status=CallStatus.OK,
-            backend=generation.backend,
-            model=generation.model,
-            tokens_in=generation.prompt_tokens,
-            tokens_out=generation.completion_tokens,
-            latency_ms=generation.latency_s * 1e3,
-            cost_usd=cost,
-            attempts=generation.attempts,
-        ):
-            return []  # a duplicate delivery of this very attempt: the first recorded it all
-        all_llm_cost = cost_usd(
-            self.settings, self.settings.cloud.model, generation.prompt_tokens, generation.completion_tokens,
-            generation.latency_s, "cloud",
-        )  # fmt: skip
-        metrics.after_commit(
-            session,
-            lambda: metrics.record_model_call(
-                claimed.executor.value, generation.backend, latency_s=generation.latency_s,
-                tokens_in=generation.prompt_tokens, tokens_out=generation.completion_tokens,
-                cost_usd=cost, all_llm_cost_usd=all_llm_cost,
-            ),
-        )  # fmt: skip
         parsed = parse_step(generation.text)
         kept = SubtaskRepository(session).succeed(
             claimed.subtask_id,
@@ -198,14 +174,39 @@ class ExecutionHop:
             problems=parsed.problems,
             confidence=mean_logprob(generation),
         )
-        # The call was made and is paid for either way; the step counts once, for the attempt
-        # whose result the request keeps (another attempt, reclaimed after a stall, may have won).
-        RequestRepository(session).add_usage(
-            claimed.request_id,
+        # The call was made and is paid for either way. The step counts once, for the attempt
+        # whose result the request keeps; another attempt (reclaimed after a stall) may have won,
+        # and then this call is on record as ``discarded``, with its cost.
+        recorded = ModelCallRepository(session).finish(
+            claimed.call_key,
+            status=CallStatus.OK if kept else CallStatus.DISCARDED,
+            backend=generation.backend,
+            model=generation.model,
+            tokens_in=generation.prompt_tokens,
+            tokens_out=generation.completion_tokens,
+            latency_ms=generation.latency_s * 1e3,
             cost_usd=cost,
-            slm_steps=int(kept and claimed.executor is Executor.SLM),
-            llm_steps=int(kept and claimed.executor is Executor.LLM),
+            attempts=generation.attempts,
         )
+        if recorded:  # False only if this very attempt was completed before (nothing to add)
+            all_llm_cost = cost_usd(
+                self.settings, self.settings.cloud.model, generation.prompt_tokens, generation.completion_tokens,
+                generation.latency_s, "cloud",
+            )  # fmt: skip
+            metrics.after_commit(
+                session,
+                lambda: metrics.record_model_call(
+                    claimed.executor.value, generation.backend, latency_s=generation.latency_s,
+                    tokens_in=generation.prompt_tokens, tokens_out=generation.completion_tokens,
+                    cost_usd=cost, all_llm_cost_usd=all_llm_cost,
+                ),
+            )  # fmt: skip
+            RequestRepository(session).add_usage(
+                claimed.request_id,
+                cost_usd=cost,
+                slm_steps=int(kept and claimed.executor is Executor.SLM),
+                llm_steps=int(kept and claimed.executor is Executor.LLM),
+            )
         if not kept:
             return []
         if claimed.verify:

@@ -6,11 +6,12 @@ Revises: 0007
 Create Date: 2026-12-02 01:50:00+00:00
 
 The execution hop writes the call's row (``started``, with the cost it would have at the step's
-token limit) in the transaction that claims the step, and the outcome (``ok`` / ``error``, real
-tokens and cost) after the call; a row still ``started`` after its worker died is a call that may
-have been billed and whose outcome is unknown. ``workers`` holds each claiming process's
-heartbeat; ``subtasks.claimed_by`` names the process, so the reconciler gives back the steps of a
-worker that stopped beating within seconds. Additive: old rows keep their statuses.
+token limit) in the transaction that claims the step, and the outcome after the call: ``ok`` /
+``error`` with the real tokens and cost, or ``discarded`` when another attempt's result was kept.
+A row still ``started`` after its worker died is a call that may have been billed and whose
+outcome is unknown. ``workers`` holds each claiming process's heartbeat; ``subtasks.claimed_by``
+names the process, so the reconciler gives back the steps of a worker that stopped beating within
+seconds. Additive: old rows keep their statuses.
 """
 
 from collections.abc import Sequence
@@ -43,11 +44,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("claimed_by", sa.String(length=200), nullable=True))
     with op.batch_alter_table("model_calls", schema=None) as batch_op:
         batch_op.add_column(sa.Column("estimated_cost_usd", sa.Double(), nullable=False, server_default=sa.text("0")))
-        _status_check(batch_op, ("ok", "error", "started"))
+        _status_check(batch_op, ("ok", "error", "discarded", "started"))
 
 
 def downgrade() -> None:
     op.execute("UPDATE model_calls SET status = 'error', error = 'outcome unknown' WHERE status = 'started'")
+    op.execute("UPDATE model_calls SET status = 'error', error = 'result discarded' WHERE status = 'discarded'")
     with op.batch_alter_table("model_calls", schema=None) as batch_op:
         _status_check(batch_op, ("ok", "error"))
         batch_op.drop_column("estimated_cost_usd")
