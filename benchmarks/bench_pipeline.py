@@ -61,20 +61,21 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks import bench_pipeline_tasks as raw
-from hera_router.agent import pipeline as pipeline_module
 from hera_router.config import QueueNames, Settings, load_settings
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES
 from hera_router.db.migrate import upgrade
 from hera_router.db.models import Decision, ModelCall, Request
 from hera_router.db.repositories import OutboxRepository, RequestRepository, TenantRepository
 from hera_router.db.session import session_scope
-from hera_router.pipeline import Pipeline
+from hera_router.pipeline import outbox as outbox_module
+from hera_router.pipeline import services as services_module
+from hera_router.pipeline.execution import ExecutionHop
 from hera_router.pipeline.names import TaskName, plan_task_id
 from hera_router.pipeline.outbox import Dispatcher
+from hera_router.pipeline.routing import RoutingHop
 from hera_router.simulator.backend import SimBackend
 from hera_router.simulator.generate import TaskRecord, generate
 from hera_router.workers import HeraCelery, Queue, create_app
-from hera_router.workers import dispatch as dispatch_module
 from hera_router.workers.publisher import celery_dispatcher
 from hera_router.workers.queues import physical_name
 from hera_router.workers.system import embedded_system
@@ -647,21 +648,21 @@ class HopTimer:
     # (owner, method, timer label or None, context or None): a context names the code that ran
     # the first statement of a transaction, i.e. the one that waited at its BEGIN.
     WRAPPED: tuple[tuple[type, str, str | None, str | None], ...] = (
-        (Pipeline, "plan_step", "plan_step: whole task body", None),
-        (Pipeline, "run_subtask", "run_subtask: whole task body", None),
-        (Pipeline, "_claim", "run_subtask: claim (transaction + empty publish)", None),
-        (Pipeline, "_complete", "run_subtask: complete (inside its transaction)", None),
+        (RoutingHop, "plan_step", "plan_step: whole task body", None),
+        (ExecutionHop, "run_subtask", "run_subtask: whole task body", None),
+        (ExecutionHop, "_claim", "run_subtask: claim (one transaction: claim, prompt, call intent)", None),
+        (ExecutionHop, "_complete", "run_subtask: complete (inside its transaction)", None),
         (SimBackend, "generate", "run_subtask: sim model call", None),
-        (Dispatcher, "publish", "after commit: Dispatcher.publish (read txn, send, mark txn)", None),
-        (Dispatcher, "_send", "after commit: kombu send_task", None),
+        (Dispatcher, "publish", "after commit: Dispatcher.publish (send; the marks ride on a later transaction)", None),
+        (Dispatcher, "flush_marks", "idle flush of outbox marks (own transaction)", None),
         (Session, "commit", "Session.commit (flush + COMMIT)", None),
         (OutboxRepository, "by_ids", None, "outbox read after commit"),
         (OutboxRepository, "mark_published", None, "outbox mark published"),
         (OutboxRepository, "claim_unpublished", None, "relay claim"),
     )
     SCOPES: tuple[tuple[Any, str, str | None], ...] = (
-        (pipeline_module, "transactions: pipeline work (session_scope)", "pipeline work"),
-        (dispatch_module, "transactions: outbox read/mark/relay (session_scope)", None),
+        (services_module, "transactions: pipeline work (session_scope)", "pipeline work"),
+        (outbox_module, "transactions: outbox read/idle mark flush/relay (session_scope)", None),
     )
 
     def __init__(self, *, skip_main_thread: bool = False) -> None:

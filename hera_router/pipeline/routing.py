@@ -13,6 +13,7 @@ from hera_router.agent.format import parse_step
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES, Executor, RequestStatus, SubtaskStatus
 from hera_router.db.models import Request, Subtask
 from hera_router.db.repositories import DecisionRepository, RequestRepository, SubtaskRepository
+from hera_router.db.session import session_scope
 from hera_router.metrics import instruments as metrics
 from hera_router.pipeline.progress import hand_on
 from hera_router.pipeline.services import Claimed, Services, history
@@ -32,58 +33,79 @@ class RoutingHop:
         return previous.next_subtask if previous is not None else None
 
     def plan_step(self, request_id: uuid.UUID, seq: int) -> Decision | None:
-        """Decide who runs step ``seq`` of the request and queue it; None if there was nothing to do."""
-        decided: list[Decision] = []
-        # Outside the transaction: loading or refreshing estimators must not hold database locks.
-        estimators = self.services.estimator_source()
+        """Decide who runs step ``seq`` of the request and queue it; None if there was nothing to do.
+
+        Two phases: what the policy needs is read in a read-only transaction (on SQLite it takes
+        no write lock), the policy decides outside any transaction (loading the estimators on a
+        process's first HERA decision, ~10-20 ms per decision after that), and one short write
+        transaction records the decision, the step and its run message. Two copies of the message
+        racing each other both decide, but the decision row is unique per (request, step): the
+        second copy's insert finds the first and re-queues the first's step (an outbox no-op).
+        """
+        with session_scope(self.services.runtime.read_sessions) as session:
+            request = RequestRepository(session).get(request_id)
+            if request is None or request.status in TERMINAL_REQUEST_STATUSES or request.current_seq != seq:
+                return None  # finished, or a stale or early message: the request is at another step
+            subtasks = list(SubtaskRepository(session).list_for_request(request_id))
+            queued, policy_name, text = request.status is RequestStatus.QUEUED, request.policy, request.input
+            current = self._current_text(request, subtasks, seq)
+            steps = tuple(history(subtasks, seq))
+            step = next((s for s in subtasks if s.seq == seq and s.part == 0), None)
+            first = (
+                None if step is None else next((s for s in subtasks if s.parent_id == step.id and s.part == 1), step)
+            )
+            existing = None if first is None else (first.id, first.executor)
+        if existing is not None:
+            # Redelivered after the first copy committed (the decision and the step row are written
+            # together): its rows and outbox entry exist; re-queueing is a no-op in the outbox.
+            self.services.publish_after(lambda session: [self.services.queue_run(session, *existing)])
+            return None
+        if current is None:
+            self._fail(request_id, f"step {seq} has no subtask text: the previous step proposed none")
+            return None
+        context = RoutingContext(
+            request_id=str(request_id),
+            request=text,
+            current=current,
+            seq=seq,
+            history=steps,
+            max_steps=self.settings.routing.max_steps,
+        )
+        started = time.perf_counter()
+        try:
+            policy = self.services.policy(policy_name)
+            # Only a policy that uses them loads the estimators (a baseline's router stays small).
+            estimators = self.services.estimator_source() if getattr(policy, "needs_estimators", True) else None
+            decision = policy.decide(context, estimators)
+        except (PolicyUnavailableError, UnknownPolicyError) as exc:
+            # Not transient: retrying or re-driving would only fail the same way.
+            self._fail(request_id, f"step {seq} could not be routed: {exc}")
+            return None
+        if not decision.elapsed_ms:
+            decision = replace(decision, elapsed_ms=(time.perf_counter() - started) * 1e3)
 
         def work(session: Session) -> list[uuid.UUID]:
-            requests = RequestRepository(session)
-            request = requests.get(request_id)
-            if request is None or request.status in TERMINAL_REQUEST_STATUSES:
-                return []
-            if request.status is RequestStatus.QUEUED:
-                requests.transition(request_id, [RequestStatus.QUEUED], RequestStatus.RUNNING, count_attempt=True)
-            if request.current_seq != seq:
-                return []  # a stale or early message: the request is at another step
-            subtasks = list(SubtaskRepository(session).list_for_request(request_id))
-            step = next((s for s in subtasks if s.seq == seq and s.part == 0), None)
-            if step is not None:
-                # Redelivered after the first copy committed (the decision and the step row are
-                # written together): its rows and outbox entry exist; re-queueing is a no-op.
-                first = next((s for s in subtasks if s.parent_id == step.id and s.part == 1), step)
-                return [self.services.queue_run(session, first.id, first.executor)]
-            current = self._current_text(request, subtasks, seq)
-            if current is None:
-                requests.fail(request_id, f"step {seq} has no subtask text: the previous step proposed none")
-                return []
-            context = RoutingContext(
-                request_id=str(request_id),
-                request=request.input,
-                current=current,
-                seq=seq,
-                history=tuple(history(subtasks, seq)),
-                max_steps=self.settings.routing.max_steps,
-            )
-            started = time.perf_counter()
-            try:
-                decision = self.services.policy(request.policy).decide(context, estimators)
-            except (PolicyUnavailableError, UnknownPolicyError) as exc:
-                # Not transient: retrying or re-driving would only fail the same way.
-                requests.fail(request_id, f"step {seq} could not be routed: {exc}")
-                return []
-            if not decision.elapsed_ms:
-                decision = replace(decision, elapsed_ms=(time.perf_counter() - started) * 1e3)
-            decided.append(decision)
+            if queued:
+                RequestRepository(session).transition(
+                    request_id, [RequestStatus.QUEUED], RequestStatus.RUNNING, count_attempt=True
+                )
             return self._apply_decision(session, request_id, seq, current, decision)
 
         self.services.publish_after(work)
-        return decided[0] if decided else None
+        return decision
+
+    def _fail(self, request_id: uuid.UUID, reason: str) -> None:
+        def work(session: Session) -> list[uuid.UUID]:
+            RequestRepository(session).fail(request_id, reason)
+            return []
+
+        self.services.publish_after(work)
 
     def _apply_decision(
         self, session: Session, request_id: uuid.UUID, seq: int, text: str, decision: Decision
     ) -> list[uuid.UUID]:
-        created = DecisionRepository(session).add(
+        decisions = DecisionRepository(session)
+        created = decisions.add(
             request_id=request_id,
             seq=seq,
             policy=decision.policy,
@@ -95,16 +117,22 @@ class RoutingHop:
             estimator_versions=dict(decision.estimator_versions),
             elapsed_ms=decision.elapsed_ms,
         )
-        if created:
-            metrics.after_commit(session, lambda: metrics.record_decision(decision))
         subtasks = SubtaskRepository(session)
+        if not created:
+            # Another copy of this message decided first: its decision and rows stand.
+            step = subtasks.by_key(request_id, seq, 0)
+            if step is None:  # pragma: no cover - the decision and the step row commit together
+                return []
+            head = subtasks.by_key(request_id, seq, 1) or step
+            return [self.services.queue_run(session, head.id, head.executor)]
+        metrics.after_commit(session, lambda: metrics.record_decision(decision))
         step_id, executor = subtasks.add_id(
             request_id=request_id, seq=seq, executor=decision.executor, branch=decision.branch, text=text
         )
         if not decision.parts:
             return [self.services.queue_run(session, step_id, executor)]
         # SD: the SLM runs the parts in order in place of the step; the step row is their parent.
-        first: uuid.UUID | None = None
+        first_part: uuid.UUID | None = None
         for number, part_text in enumerate(decision.parts, start=1):
             part_id, _ = subtasks.add_id(
                 request_id=request_id,
@@ -115,9 +143,9 @@ class RoutingHop:
                 branch=decision.branch,
                 text=part_text,
             )
-            first = first or part_id
-        assert first is not None
-        return [self.services.queue_run(session, first, Executor.SLM)]
+            first_part = first_part or part_id
+        assert first_part is not None
+        return [self.services.queue_run(session, first_part, Executor.SLM)]
 
     def verifies(self, policy_name: str, executor: Executor, part: int) -> bool:
         """Whether this SLM step goes to the router's verify stage before the request moves on
