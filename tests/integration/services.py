@@ -136,7 +136,9 @@ class PostgresServer:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             ready = subprocess.run(
-                [str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True
+                [str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                check=False,
+                capture_output=True,
             )
             if ready.returncode == 0:
                 return
