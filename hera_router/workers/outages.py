@@ -8,8 +8,8 @@ repeats are only counted (with a short reminder every ``remind_every_s`` while i
 first success afterwards logs one INFO line with the outage's length and how many failures it
 absorbed.
 
-:class:`CountOutageFailures` is the logging filter that routes celery's own per-attempt records
-about the same errors (``celery.app.trace``) into the count instead of the log.
+:class:`CountOutageFailures` is the logging filter that keeps celery's own per-attempt records
+about the same errors (``celery.app.trace``) out of the log while the outage is open.
 """
 
 from __future__ import annotations
@@ -97,11 +97,13 @@ class OutageLog:
 
 
 class CountOutageFailures(logging.Filter):
-    """Drop log records about an error of a known transient kind and count it as an outage failure.
+    """Drop log records about an error of a known transient kind while its outage is open.
 
     Attached to ``celery.app.trace``: celery logs every retry ("Retry in 4s: OperationalError…")
     and every task that gave up ("raised unexpected" with a traceback). For the database those
-    are the same outage again; the outage log's WARNING and summary say it once.
+    are the same outage again: HeraTask's ``on_retry``/``on_failure`` (which celery calls before
+    it logs) has already counted the attempt, and the outage log's WARNING and summary say it
+    once. A record of that kind while no outage is open is kept.
     """
 
     def __init__(self, outages: OutageLog, dependency: str, kinds: tuple[type[BaseException], ...]) -> None:
@@ -112,19 +114,18 @@ class CountOutageFailures(logging.Filter):
         self._names = tuple(kind.__name__ for kind in kinds)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not self._outages.in_outage(self._dependency):
+            return True
         error = record.exc_info[1] if record.exc_info else None
-        if error is None and isinstance(record.args, dict):
-            # celery's retry record carries the Retry (whose .exc is the cause) as text only.
-            reason = record.args.get("exc")
-            cause = getattr(reason, "exc", None)
-            if isinstance(cause, self._kinds):
-                error = cause
-            elif isinstance(reason, str) and any(f"{name}(" in reason for name in self._names):
-                self._outages.failure(self._dependency, reason)
-                return False
         if isinstance(error, self._kinds):
-            self._outages.failure(self._dependency, error)
             return False
+        if error is None and isinstance(record.args, dict):
+            # celery's retry record carries the Retry (whose .exc is the cause), shown as text.
+            reason = record.args.get("exc")
+            if isinstance(getattr(reason, "exc", None), self._kinds):
+                return False
+            if any(f"{name}(" in str(reason) for name in self._names):
+                return False
         return True
 
 

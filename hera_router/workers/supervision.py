@@ -50,11 +50,16 @@ def configure_for_pool(app: HeraCelery, pool: str) -> None:
     cancel = pool in POOLS_THAT_KILL_JOBS
     app.conf.worker_cancel_long_running_tasks_on_connection_loss = cancel
     if not cancel:
-        from celery.exceptions import CPendingDeprecationWarning
-
         # Celery warns once per broker drop that the option will default to on in 6.0; it cannot
-        # apply to a pool that has no way to cancel a job.
-        warnings.filterwarnings("ignore", category=CPendingDeprecationWarning, module=r"celery\.worker\.consumer")
+        # apply to a pool that has no way to cancel a job. Celery's logging setup re-enables its
+        # own warnings ('always'), so the filter goes in after it.
+        signals.celeryd_after_setup.connect(_ignore_cancel_on_loss_warning, weak=False)
+
+
+def _ignore_cancel_on_loss_warning(**_: Any) -> None:
+    from celery.exceptions import CPendingDeprecationWarning
+
+    warnings.filterwarnings("ignore", category=CPendingDeprecationWarning, module=r"celery\.worker\.consumer")
 
 
 def quiet_database_outages() -> None:
@@ -77,6 +82,7 @@ def run_worker(app: HeraCelery, queues: str, *, concurrency: int, pool: str, ext
     argv = worker_argv(queues, concurrency, pool, app.settings.log_level, extra)
     configure_for_pool(app, pool)
     quiet_database_outages()
+    one_line_connection_errors("celery.worker.request")  # "Couldn't ack …" after a broker drop
     controllers: list[Any] = []
 
     def keep(sender: Any = None, **_: Any) -> None:
@@ -101,22 +107,35 @@ def exit_code(controller: Any) -> int:
 
 
 class OneLineConnectionErrors(logging.Filter):
-    """Beat: a broker connection error becomes one line, not a traceback plus the whole stack.
+    """A broker connection error becomes one line, not a traceback (plus, for beat, a whole stack).
 
     Beat logs ``Message Error: <exc>\\n<formatted stack>`` with ``exc_info`` for every entry it
-    cannot send while the broker is away (one per entry per tick). The error itself is the
-    information; the stack is beat's own and the same every time.
+    cannot send while the broker is away (one per entry per tick); a threads-pool task that
+    finishes after the connection dropped logs ``Couldn't ack …`` with a three-part traceback (the
+    message is redelivered, the task is idempotent). The error itself is the information.
+    ``message``, if given, replaces the record's text (``%s: %s`` get the error's type and text).
     """
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__()
+        self._message = message
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if error is not None and _is_connection_error(error):
-            record.msg = "beat could not send a scheduled task, the broker is unreachable: %s: %s"
-            record.args = (type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+            if self._message is not None:
+                record.msg = self._message
+                record.args = (type(error).__name__, str(error).splitlines()[0] if str(error) else "")
             record.exc_info = None
             record.exc_text = None
             record.stack_info = None
         return True
+
+
+def one_line_connection_errors(logger_name: str, message: str | None = None) -> None:
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, OneLineConnectionErrors) for f in logger.filters):
+        logger.addFilter(OneLineConnectionErrors(message))
 
 
 def _is_connection_error(error: BaseException) -> bool:
@@ -136,8 +155,8 @@ def _is_connection_error(error: BaseException) -> bool:
 
 def run_beat(app: HeraCelery, argv: Sequence[str]) -> int:
     """Run ``celery beat`` with ``argv``; its connection errors are logged one line each."""
-    logger = logging.getLogger("celery.beat")
-    if not any(isinstance(f, OneLineConnectionErrors) for f in logger.filters):
-        logger.addFilter(OneLineConnectionErrors())
+    one_line_connection_errors(
+        "celery.beat", "beat could not send a scheduled task, the broker is unreachable: %s: %s"
+    )
     result = app.start(list(argv))
     return result if isinstance(result, int) else 0

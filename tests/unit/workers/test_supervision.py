@@ -38,7 +38,7 @@ def test_cancel_on_connection_loss_only_where_the_pool_can_kill_a_job(pool: str,
 
 
 def test_beat_connection_errors_become_one_line() -> None:
-    record_filter = OneLineConnectionErrors()
+    record_filter = OneLineConnectionErrors("beat could not send: %s: %s")
     try:
         raise BrokerOperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
     except BrokerOperationalError as exc:
@@ -77,3 +77,16 @@ def test_the_kombu_patch_is_installed_by_the_app_factory_and_refuses_other_versi
     with caplog.at_level(logging.ERROR, logger="hera_router.workers.kombu_patches"):
         assert kombu_patches.install() is False
     assert "NOT patching" in caplog.text
+
+
+def test_a_couldnt_ack_record_keeps_its_text_and_loses_its_traceback() -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    error = RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+    record = logging.LogRecord(
+        "celery.worker.request", logging.CRITICAL, __file__, 1, "Couldn't ack %r, reason:%r", ("tag", error),
+        (type(error), error, None),
+    )  # fmt: skip
+    assert OneLineConnectionErrors().filter(record)
+    assert record.exc_info is None
+    assert record.getMessage().startswith("Couldn't ack 'tag', reason:")
