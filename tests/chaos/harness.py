@@ -567,3 +567,14 @@ def sleep_until(started: float, offset_s: float) -> None:
 
 def write_json(outcomes: Sequence[Outcome], path: Path) -> None:
     path.write_text(json.dumps([outcome.as_dict() for outcome in outcomes], indent=2, default=str))
+
+
+def load_json(path: Path) -> list[Outcome]:
+    """Outcomes written by :func:`write_json` (to re-render a report without re-running)."""
+    names = set(Outcome.__dataclass_fields__)
+    outcomes = []
+    for data in json.loads(path.read_text()):
+        values = {key: value for key, value in data.items() if key in names}
+        values["recoveries"] = [tuple(item) for item in values["recoveries"]]
+        outcomes.append(Outcome(**values))
+    return outcomes

@@ -15,7 +15,10 @@ import os
 from tests.chaos.harness import Outcome
 
 RECOVERY_TARGET_S = 15.0
-"""After any single fault clears, every request is moving again within this (issue 16, item 2)."""
+"""After any single fault clears, every request is moving again within this (issue 16, item 2),
+on top of the fault-free floor: with ~200 requests sharing 13 worker slots, the slowest in-flight
+request waits for its next hop ~30 s even without a fault (the baseline scenario measures it at an
+arbitrary moment), so a fault is recovered when every request moved within floor + 15 s."""
 SLOWDOWN_TARGET = 1.5
 """Under 10 SIGKILLs the batch finishes within this multiple of its fault-free time."""
 
@@ -57,19 +60,26 @@ def invariant_failures(outcome: Outcome) -> list[str]:
     return failures
 
 
-def target_misses(outcome: Outcome, baseline_wall_s: float | None) -> dict[str, str]:
+def recovery_limit_s(baseline: Outcome | None) -> float:
+    """The recovery target in seconds: 15 s on top of the fault-free floor (see RECOVERY_TARGET_S)."""
+    floor = baseline.max_recovery_s if baseline is not None else None
+    return RECOVERY_TARGET_S + (floor or 0.0)
+
+
+def target_misses(outcome: Outcome, baseline: Outcome | None) -> dict[str, str]:
     """Issue 16's targets this outcome misses, by name (empty: all met)."""
     misses: dict[str, str] = {}
     recovery = outcome.max_recovery_s
-    if outcome.scenario != "baseline" and (recovery is None or recovery > RECOVERY_TARGET_S):
+    limit = recovery_limit_s(baseline)
+    if outcome.scenario != "baseline" and (recovery is None or recovery > limit):
         shown = "never" if recovery is None else f"{recovery:.1f} s"
-        misses["recovery"] = f"recovery {shown} > {RECOVERY_TARGET_S:.0f} s"
+        misses["recovery"] = f"recovery {shown} > {limit:.0f} s (fault-free floor + {RECOVERY_TARGET_S:.0f} s)"
     if outcome.unrecorded_calls != 0:
         misses["calls"] = (
             f"calls served {outcome.calls_served} != successful calls on record {outcome.calls_recorded_ok}"
         )
-    if outcome.scenario == "kills" and baseline_wall_s:
-        ratio = outcome.wall_s / baseline_wall_s
+    if outcome.scenario == "kills" and baseline is not None:
+        ratio = outcome.wall_s / baseline.wall_s
         if ratio > SLOWDOWN_TARGET:
             misses["slowdown"] = f"batch took {ratio:.2f}× its fault-free time (> {SLOWDOWN_TARGET}×)"
     return misses

@@ -110,7 +110,7 @@ def chaos_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 def check(outcome: Outcome, results: list[Outcome]) -> None:
     results.append(outcome)
-    baseline = next((o.wall_s for o in results if o.scenario == "baseline"), None)
+    baseline = next((o for o in results if o.scenario == "baseline"), None)
     print(f"\n{outcome.scenario}: {outcome.as_dict()}")
     failures = invariant_failures(outcome)
     active = enforced()
