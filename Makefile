@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-slow lint typecheck pytest services migrate clean
+.PHONY: help install demo test test-slow chaos lint typecheck pytest services migrate clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test: lint typecheck pytest  ## set up, lint, type-check and run the tests
 
 test-slow: $(STAMP)  ## only the slow suites (SmolLM2 + LoRA estimator training, minutes each)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+chaos: $(STAMP)  ## the fault-injection suite (~25 min, private Redis/Postgres, needs RabbitMQ): writes benchmarks/results/chaos.md
+	HERA_CHAOS_RESULTS=benchmarks/results/chaos.md $(BIN)/pytest -m chaos tests/chaos -s $(PYTEST_ARGS)
 
 services:  ## start Postgres, Redis and RabbitMQ if they are not running (this machine's packages)
 	bash .ci/services

@@ -409,11 +409,19 @@ class Settings(BaseSettings):
     db_lock_timeout_ms: int = Field(default=5_000, gt=0)
 
     queues: QueueNames = QueueNames()
-    visibility_timeout_s: int = Field(default=3_600, gt=0)
+    visibility_timeout_s: int = Field(default=600, gt=0)
+    """Redis redelivers a message unacknowledged this long (a SIGKILLed worker's messages come back
+    after it). It must exceed the longest acks_late message life in a worker: a retry waiting out
+    its countdown (≤ 120 s, HeraTask.retry_backoff_max) and then running to the hard time limit
+    (360 s), 480 s in all; 600 s leaves a margin. Shorter would redeliver live work as duplicates
+    (harmless, the tasks are idempotent, but wasted calls); longer only delays recovery."""
     task_soft_time_limit_s: int = Field(default=300, gt=0)
     task_time_limit_s: int = Field(default=360, gt=0)
     training_time_limit_s: int = Field(default=3 * 3_600, gt=0)
     memory_polling_interval_s: float = Field(default=0.005, gt=0)
+    broker_connection_max_retries: int = Field(default=100, gt=0)
+    """A worker retries connecting to the broker this many times (2 s apart, growing to 30 s), then
+    exits with status 1 so its supervisor restarts it."""
 
     # Delivery and recovery (reliability-anchors.md §4.4).
     subtask_max_attempts: int = Field(default=5, gt=0)

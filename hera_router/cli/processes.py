@@ -58,9 +58,9 @@ def worker(
             typer.secho(f"cannot serve metrics on {host}:{port}: {exc}", err=True, fg=typer.colors.RED)
             raise typer.Exit(code=2) from None
         typer.echo(f"worker metrics on http://{host}:{port}/metrics")
-    celery_app.worker_main(
-        ["worker", "-Q", physical, "-c", str(concurrency), "-P", pool, "-E", "-l", settings.log_level, *ctx.args]
-    )
+    from hera_router.workers.supervision import run_worker
+
+    raise typer.Exit(run_worker(celery_app, physical, concurrency=concurrency, pool=pool, extra=ctx.args))
 
 
 @app.command("serve-models")
@@ -185,7 +185,9 @@ def beat() -> None:
     settings = settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     schedule = settings.data_dir / "celerybeat-schedule"
-    create_app(settings).start(["beat", "-l", settings.log_level, "--schedule", str(schedule)])
+    from hera_router.workers.supervision import run_beat
+
+    raise typer.Exit(run_beat(create_app(settings), ["beat", "-l", settings.log_level, "--schedule", str(schedule)]))
 
 
 @app.command("ping")

@@ -1,7 +1,7 @@
 """Live runs: a request set through the real pipeline, read back as :class:`RequestOutcome`\\ s.
 
 Embedded (the default): one process, the configured database, the ``memory://`` broker and real
-in-process workers (``agent/embedded.py``), as ``hera-router run`` does. Distributed: the requests
+in-process workers (``workers/system.py``), as ``hera-router run`` does. Distributed: the requests
 are submitted to the configured deployment through the same service the API uses, and the
 workers that are running there execute them.
 

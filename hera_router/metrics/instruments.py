@@ -58,7 +58,7 @@ TASK_RUNTIME = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
-# -- routing (agent.pipeline.plan_step) ----------------------------------------------------------
+# -- routing (pipeline.routing.plan_step) ----------------------------------------------------------
 
 DECISIONS = Counter(
     "hera_decisions_total",
@@ -73,7 +73,7 @@ DECISION_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
-# -- execution (agent.pipeline.run_subtask) ------------------------------------------------------
+# -- execution (pipeline.execution.run_subtask) ------------------------------------------------------
 
 MODEL_CALLS = Counter(
     "hera_model_calls_total",

@@ -17,7 +17,7 @@ from celery import Celery, signals
 from hera_router.config import Settings
 from hera_router.db.runtime import Runtime
 from hera_router.pipeline.names import LONG_TRAINING_TASKS, TaskName
-from hera_router.workers import queues
+from hera_router.workers import kombu_patches, queues
 from hera_router.workers.base import TaskContextFilter
 from hera_router.workers.publisher import celery_dispatcher, celery_queue_depth
 
@@ -66,9 +66,14 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     """The one set of transport options every process uses (reliability-anchors.md §4.4.8)."""
     options: dict[str, Any] = {
         # Must exceed the longest acks_late task and the longest retry countdown, or Redis
-        # redelivers a message whose first copy is still running.
+        # redelivers a message whose first copy is still running (config.py: visibility_timeout_s).
         "visibility_timeout": settings.visibility_timeout_s,
     }
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        # Sweep the unacked hash for expired entries every 10 s (kombu's default is a scan every
+        # 10th sweep, ~100 s): a killed worker's messages come back soon after the timeout.
+        options["unacked_restore_interval"] = 10
+        options["unacked_restore_throttle"] = 1
     if settings.broker_url.startswith("memory://"):
         # The in-memory transport polls once per second by default: one hop per second.
         options["polling_interval"] = settings.memory_polling_interval_s
@@ -99,6 +104,8 @@ def continual_schedule(settings: Settings) -> dict[str, Any]:
 
 
 def create_app(settings: Settings, *, include: Sequence[str] = TASK_MODULES) -> HeraCelery:
+    # Before any connection exists: without it a Redis restart kills workers (kombu_patches.py).
+    kombu_patches.install()
     app = HeraCelery("hera_router", set_as_current=False)
     app.hera_runtime = Runtime(settings)
     names = settings.queues
@@ -106,6 +113,9 @@ def create_app(settings: Settings, *, include: Sequence[str] = TASK_MODULES) -> 
         broker_url=settings.broker_url,
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
+        # A worker that cannot reach the broker after this many attempts exits non-zero and its
+        # supervisor restarts it (ops/systemd, docker/compose.yaml), instead of hanging forever.
+        broker_connection_max_retries=settings.broker_connection_max_retries,
         # No result backend: job state lives in the database, results would only expire there.
         result_backend=None,
         task_ignore_result=True,
@@ -122,6 +132,8 @@ def create_app(settings: Settings, *, include: Sequence[str] = TASK_MODULES) -> 
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # On for pools that can kill a job; `hera-router worker` turns it off for threads
+        # (workers/supervision.py), which cannot and logged a traceback per task instead.
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_soft_shutdown_timeout=10.0,
         task_soft_time_limit=settings.task_soft_time_limit_s,

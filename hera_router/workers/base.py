@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import random
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -21,6 +22,7 @@ from sqlalchemy.exc import OperationalError as DatabaseOperationalError
 
 from hera_router.backends.base import BackendUnavailable
 from hera_router.metrics.instruments import TASK_EVENTS, TASK_RUNTIME
+from hera_router.workers.outages import OutageLog
 
 if TYPE_CHECKING:
     from billiard.einfo import ExceptionInfo
@@ -39,6 +41,28 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     DatabaseOperationalError,  # a dropped or timed-out database connection
     BrokerOperationalError,  # publishing the next hop failed
 )
+
+DATABASE = "database"
+OUTAGES = OutageLog(log)
+"""This process's outage record: one WARNING when the database goes away, one INFO when it is back."""
+
+# Database outages (a Postgres restart or failover) get their own retry schedule, sized to ride
+# out DB_OUTAGE_BUDGET_S of the database being away whatever the task's own max_retries: delays
+# 1, 2, 4, 8, then DB_RETRY_CAP_S each, every delay jittered down by at most a quarter. Ten retries
+# wait 79–105 s in total, so an outage of 60 s is survived even with the unluckiest jitter. The
+# cap stays far below the broker's visibility timeout (HERA_VISIBILITY_TIMEOUT_S, 600 by default),
+# so a retry waiting in a worker is never redelivered as a duplicate.
+DB_RETRY_BASE_S = 1.0
+DB_RETRY_CAP_S = 15.0
+DB_MAX_RETRIES = 10
+DB_OUTAGE_BUDGET_S = 60.0
+
+
+def database_retry_countdown(retries: int, rng: random.Random | None = None) -> float:
+    """Seconds before retry number ``retries + 1`` of a task that hit a database error."""
+    delay = min(DB_RETRY_CAP_S, DB_RETRY_BASE_S * 2.0 ** min(retries, 30))
+    fraction: float = (rng or random).random()
+    return delay * (0.75 + 0.25 * fraction)
 
 
 @contextlib.contextmanager
@@ -72,6 +96,8 @@ class HeraTask(Task):  # type: ignore[misc]  # celery ships no type information
 
     # Transient failures retry with exponential backoff and jitter; the cap stays far below the
     # broker's visibility timeout so a waiting retry is never redelivered as a duplicate.
+    # Database errors use the longer schedule above (see retry()); tasks that do not retry at all
+    # (max_retries=0: the periodic relay and reconciler, which the next tick replaces) keep that.
     autoretry_for: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     retry_backoff = 2
     retry_backoff_max = 120
@@ -96,8 +122,35 @@ class HeraTask(Task):  # type: ignore[misc]  # celery ships no type information
         finally:
             TASK_RUNTIME.labels(self.name).observe(time.perf_counter() - started)
 
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: Any = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """Celery's retry, with the database-outage schedule for database errors.
+
+        A task's own ``max_retries`` is sized for model-server errors (execution's "final attempt"
+        reads it); a database restart is a different fault and must not burn those retries in
+        seconds. ``self.request.retries`` counts every retry of the message, whatever its cause.
+        """
+        limit = self.max_retries if max_retries is None else max_retries
+        if isinstance(exc, DatabaseOperationalError) and limit and eta is None:
+            countdown = database_retry_countdown(self.request.retries)
+            max_retries = max(limit, DB_MAX_RETRIES)
+        return super().retry(
+            args=args, kwargs=kwargs, exc=exc, throw=throw, eta=eta, countdown=countdown, max_retries=max_retries,
+            **options,
+        )  # fmt: skip
+
     def on_success(self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         TASK_EVENTS.labels(self.name, "succeeded").inc()
+        OUTAGES.recovered(DATABASE)  # every task touches the database: success means it is back
 
     def on_retry(
         self,
@@ -108,6 +161,9 @@ class HeraTask(Task):  # type: ignore[misc]  # celery ships no type information
         einfo: ExceptionInfo,
     ) -> None:
         TASK_EVENTS.labels(self.name, "retried").inc()
+        if isinstance(exc, DatabaseOperationalError):
+            OUTAGES.failure(DATABASE, exc)
+            return
         with task_log_context(self.name, task_id):
             log.warning("task %s[%s] will retry: %s", self.name, task_id, exc)
 
@@ -120,5 +176,9 @@ class HeraTask(Task):  # type: ignore[misc]  # celery ships no type information
         einfo: ExceptionInfo,
     ) -> None:
         TASK_EVENTS.labels(self.name, "failed").inc()
+        if isinstance(exc, DatabaseOperationalError) and not self.max_retries:
+            # A periodic task without retries (relay, reconciler): the next tick does its work.
+            OUTAGES.failure(DATABASE, exc)
+            return
         with task_log_context(self.name, task_id):
             log.error("task %s[%s] failed: %s", self.name, task_id, exc)

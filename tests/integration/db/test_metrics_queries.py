@@ -1,4 +1,4 @@
-"""The repository queries behind the scrape-time metrics (workers/state_metrics.py)."""
+"""The repository queries behind the scrape-time metrics (metrics/state.py)."""
 
 from __future__ import annotations
 

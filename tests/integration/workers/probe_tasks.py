@@ -41,3 +41,12 @@ def flaky_probe(self: Any, name: str) -> None:
 def broken_probe(self: Any, name: str) -> None:
     """A programming error: must fail once, without retries."""
     raise ValueError(f"probe {name} is broken")
+
+
+@shared_task(base=HeraTask, bind=True, name="maintenance.test_sleep_probe")
+def sleep_probe(self: Any, name: str, seconds: float) -> None:
+    """Hold a worker slot for ``seconds`` (an acks_late task in flight), then record the probe."""
+    import time
+
+    time.sleep(seconds)
+    record_probe.run(name)
