@@ -151,6 +151,14 @@ class BatchedEmbedder(Embedder):
             lambda texts: list(embedder.embed_many(texts)), max_batch=max_batch, max_wait_s=max_wait_s
         )
 
+    @property
+    def backbone(self) -> Any:
+        return self.embedder.backbone
+
+    @property
+    def cache_size(self) -> int:
+        return self.embedder.cache_size
+
     def embed_many(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
         if not texts:
             return self.embedder.embed_many(texts)

@@ -230,10 +230,56 @@ def _early_stopping_split(n: int, fraction: float, seed: int) -> tuple[list[int]
     return sorted(order[held:]), sorted(order[:held])
 
 
-class EncoderHead:
-    """A trained encoder head, merged into its backbone for inference. Thread-safe."""
+def share_backbone(model: Any, shared: Any) -> int:
+    """Make ``model``'s encoder use ``shared``'s modules wherever their weights are identical.
 
-    def __init__(self, backbone: str, folder: Path, num_labels: int) -> None:
+    ``model`` is a merged head (``BertForSequenceClassification`` after ``merge_and_unload``):
+    LoRA changed only the attention projections it adapted (query and value), so the
+    embeddings, the keys, the attention outputs, the feed-forward blocks and the pooler are
+    bit-for-bit the backbone's, and the head can run on the process's one copy of them (the
+    SBERT model's, :attr:`~hera_router.estimators.similarity.Embedder.backbone`) instead of a
+    ~90 MB copy of its own. A module is shared only when its structure and every tensor match
+    exactly, so the outputs are unchanged. Returns the number of parameters now shared.
+    """
+    import torch
+
+    base = getattr(model, "base_model_prefix", "")
+    encoder = getattr(model, base, None) if base else None
+    if encoder is None or type(encoder) is not type(shared):
+        return 0
+
+    def same(mine: Any, theirs: Any) -> bool:
+        if type(mine) is not type(theirs):
+            return False
+        a, b = mine.state_dict(), theirs.state_dict()
+        return a.keys() == b.keys() and all(
+            a[k].shape == b[k].shape and a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a
+        )
+
+    def walk(mine: Any, theirs: Any) -> int:
+        count = 0
+        for name, child in list(mine.named_children()):
+            other = getattr(theirs, name, None)
+            if other is None or not any(True for _ in child.parameters()):
+                continue
+            if same(child, other):
+                mine.add_module(name, other)  # the shared module object itself
+                count += sum(p.numel() for p in other.parameters())
+            else:
+                count += walk(child, other)
+        return count
+
+    return walk(encoder, shared)
+
+
+class EncoderHead:
+    """A trained encoder head, merged into its backbone for inference. Thread-safe.
+
+    With ``shared`` (the process's SBERT transformer, same backbone) every module LoRA left
+    unchanged is the shared one (:func:`share_backbone`); ``shared_parameters`` says how many.
+    """
+
+    def __init__(self, backbone: str, folder: Path, num_labels: int, shared: Any | None = None) -> None:
         import torch
         from peft import PeftModel
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -246,7 +292,12 @@ class EncoderHead:
         )
         # Merged: inference then costs exactly the backbone's forward pass.
         self._model: Any = PeftModel.from_pretrained(base, folder / ADAPTER_DIR).merge_and_unload().eval()
+        self.shared_parameters = share_backbone(self._model, shared) if shared is not None else 0
         self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        return self._model
 
     def logits(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray[Any, np.dtype[np.float32]]:
         """Raw head outputs, one row per text."""
