@@ -38,6 +38,16 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+def anon_mb() -> float:
+    """Anonymous (heap, tensors) resident memory: RSS without pages of mapped files (libraries,
+    mmapped checkpoints), which the kernel can drop and other processes share."""
+    with open("/proc/self/smaps_rollup", encoding="ascii") as rollup:
+        for line in rollup:
+            if line.startswith("Anonymous:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no Anonymous in /proc/self/smaps_rollup")
+
+
 def main() -> None:  # noqa: PLR0915 - one linear benchmark script
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=10_000)
@@ -76,6 +86,7 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark script
     shared = getattr(getattr(estimators.dp, "inner", estimators.dp), "head", None)
     print(
         f"RSS: start {started_rss:.0f} MB, imports {imported_rss:.0f} MB, estimators loaded {loaded_rss:.0f} MB "
+        f"(anonymous {anon_mb():.0f} MB) "
         f"(load {load_s:.1f} s, torch threads {source.torch_threads}, "
         f"DP parameters shared with SBERT {getattr(shared, 'shared_parameters', 0):,})"
     )
@@ -131,20 +142,23 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark script
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[int, float, float, int, float]] = []
     decisions, decision_ms, t0 = 0, 0.0, time.perf_counter()
-    for index, task in enumerate(tasks, start=1):
-        made, ms = run(task.request, task.id)
-        decisions, decision_ms = decisions + made, decision_ms + ms
-        if index % args.every == 0 or index == len(tasks):
-            rows.append((index, rss_mb(), time.perf_counter() - t0, decisions, decision_ms))
-            print(
-                f"{index:>6} requests  RSS {rows[-1][1]:7.1f} MB  {rows[-1][2]:7.0f} s  "
-                f"{decisions} decisions, mean {decision_ms / max(decisions, 1):.1f} ms",
-                flush=True,
-            )
+    # Written as it goes: a run stopped early still leaves its samples.
     with args.out.with_suffix(".csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["requests", "rss_mb", "elapsed_s", "decisions", "decision_ms_total"])
-        writer.writerows(rows)
+        writer.writerow(["requests", "rss_mb", "elapsed_s", "decisions", "decision_ms_total", "load_1min", "anon_mb"])
+        writer.writerow([0, round(loaded_rss, 1), 0, 0, 0, round(os.getloadavg()[0], 2), round(anon_mb(), 1)])
+        for index, task in enumerate(tasks, start=1):
+            made, ms = run(task.request, task.id)
+            decisions, decision_ms = decisions + made, decision_ms + ms
+            if index % args.every == 0 or index == len(tasks):
+                rows.append((index, rss_mb(), time.perf_counter() - t0, decisions, decision_ms))
+                writer.writerow([*(round(v, 1) for v in rows[-1]), round(os.getloadavg()[0], 2), round(anon_mb(), 1)])
+                handle.flush()
+                print(
+                    f"{index:>6} requests  RSS {rows[-1][1]:7.1f} MB  {rows[-1][2]:7.0f} s  "
+                    f"{decisions} decisions, mean {decision_ms / max(decisions, 1):.1f} ms",
+                    flush=True,
+                )
     window = [rss for n, rss, *_ in rows if n >= min(1_000, args.requests)]
     reference = window[0]
     spread = (max(window) - min(window)) / reference
