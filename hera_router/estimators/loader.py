@@ -219,10 +219,14 @@ class RegistryEstimatorSource:
                 estimators = self.runtime.settings.estimators
                 embedder = shared_embedder(estimators.similarity_cache_size)
                 if estimators.micro_batch_max > 1:
+                    # As many concurrent forward passes as the cores hold at this thread count
+                    # (estimators/batching.py: one lane at one thread leaves cores idle).
+                    threads = estimators.torch_threads or os.cpu_count() or 1
                     embedder = BatchedEmbedder(
                         embedder,
                         max_batch=estimators.micro_batch_max,
                         max_wait_s=estimators.micro_batch_wait_ms / 1000,
+                        lanes=max(1, (os.cpu_count() or 1) // threads),
                     )
                 self._embedder = embedder
             return self._embedder
