@@ -294,7 +294,8 @@ class EstimatorSettings(BaseModel):
     first loads them). 1 suits a prefork router child, one child per core: two threads per child
     on two cores oversubscribe them, and under load a forward pass then takes several times
     longer. An embedded one-process deployment on an idle machine may prefer 0 (torch's default:
-    every core). Training processes are not affected."""
+    every core). A process that never loads the router's estimators (a training worker) keeps
+    torch's default; an embedded one-process run shares the setting with its training."""
 
     profile_family: str = "mixed"
     profile_requests: int = Field(default=300, gt=0)
