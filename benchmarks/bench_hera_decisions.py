@@ -253,9 +253,15 @@ def main() -> None:
     requests, decisions, subtasks = load_records(Runtime(settings), ids)
     versions = next(d.estimator_versions for ds in decisions.values() for d in ds)
     print(f"{len(requests)} requests, seed {args.seed}, estimator versions {versions}\n")
+    import torch
+
+    print(f"torch threads in this process: {torch.get_num_threads()} (HERA_ESTIMATORS__TORCH_THREADS)\n")
     latency_report(requests, decisions, subtasks, args.sd_call_s)
-    contexts = contexts_of(requests, subtasks, settings.routing.max_steps)
-    throughput_report(settings, contexts, args.threads, args.repeats)
+    print(f"load average after the latency run: {os.getloadavg()[0]:.1f}\n")
+    if args.repeats > 0:
+        contexts = contexts_of(requests, subtasks, settings.routing.max_steps)
+        throughput_report(settings, contexts, args.threads, args.repeats)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -289,6 +289,13 @@ class EstimatorSettings(BaseModel):
     ``estimators/batching.py``; a router on the ``threads`` pool is what gives them company."""
     micro_batch_wait_ms: float = Field(default=0.0, ge=0)
     """How long the first call of a batch waits for company (0: never; batch only under load)."""
+    torch_threads: int = Field(default=1, ge=0)
+    """torch intra-op threads of a process that serves the estimators (set when a router process
+    first loads them). 1 suits a prefork router child, one child per core: two threads per child
+    on two cores oversubscribe them, and under load a forward pass then takes several times
+    longer. An embedded one-process deployment on an idle machine may prefer 0 (torch's default:
+    every core). A process that never loads the router's estimators (a training worker) keeps
+    torch's default; an embedded one-process run shares the setting with its training."""
 
     profile_family: str = "mixed"
     profile_requests: int = Field(default=300, gt=0)

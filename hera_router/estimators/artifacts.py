@@ -5,6 +5,12 @@ backbone, hyper-parameters, validation metrics) plus whatever the variant saves 
 small torch head). A trainer writes into a staging folder next to the target and renames it into
 place once the registry has handed out the version number, so a crash leaves either no version
 folder or a complete one, never half a model that a router could load.
+
+The registry stores a version's folder relative to the data dir (``HERA_DATA_DIR``) when it lies
+under it, else as an absolute path (:func:`stored_path`), so any worker with the same data dir
+finds it whatever directory it was started in. Rows written before that stored the path relative
+to the directory ``bootstrap`` ran in; :func:`resolve_path` still finds them (data dir, then the
+working directory, then the ``estimators/<name>/v<N>`` tail under the artifact dir).
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hera_router.config import Settings
 
 META_FILE = "estimator.json"
 
@@ -49,6 +58,40 @@ def publish(staging: Path, artifacts: Path, name: str, version: int) -> Path:
 
 def write_meta(folder: Path, meta: dict[str, Any]) -> None:
     (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str), encoding="utf-8")
+
+
+def stored_path(folder: Path, data_dir: Path) -> str:
+    """What the registry stores for ``folder``: relative to ``data_dir`` when under it, else absolute."""
+    absolute = Path(folder).resolve()
+    try:
+        return absolute.relative_to(Path(data_dir).resolve()).as_posix()
+    except ValueError:
+        return str(absolute)
+
+
+def resolve_path(stored: str, data_dir: Path, artifacts: Path) -> Path:
+    """The folder a registry row names, wherever this process was started.
+
+    Absolute paths are taken as they are. A relative one is tried against the data dir (how rows
+    are written now), then the working directory (rows written before: relative to where
+    ``bootstrap`` ran), then as the ``estimators/<name>/v<N>`` tail under ``artifacts`` (a legacy
+    row read from another directory). None existing: the data-dir reading, so that the error
+    names the place a current row would be.
+    """
+    path = Path(stored)
+    if path.is_absolute():
+        return path
+    candidates = [Path(data_dir) / path, path]
+    parts = path.parts
+    if "estimators" in parts:
+        start = len(parts) - 1 - parts[::-1].index("estimators")
+        candidates.append(Path(artifacts).joinpath(*parts[start:]))
+    return next((c for c in candidates if c.exists()), candidates[0])
+
+
+def folder_of(stored: str, settings: Settings) -> Path:
+    """:func:`resolve_path` with the data dir and artifact dir of ``settings``."""
+    return resolve_path(stored, settings.data_dir, settings.artifacts)
 
 
 def read_meta(folder: Path) -> dict[str, Any]:

@@ -56,10 +56,16 @@ class BatchStats:
 class MicroBatcher(Generic[In, Out]):
     """Run ``fn`` on batches of the items that concurrent callers submit. Thread-safe.
 
-    The first caller to find the model idle becomes the leader: it waits up to ``max_wait_s`` for
+    The first caller to find a free lane becomes a leader: it waits up to ``max_wait_s`` for
     company (0 by default: no wait), takes up to ``max_batch`` pending items, runs ``fn`` outside
     the lock and hands each caller its own result (or the batch's exception). Callers that arrive
-    meanwhile queue; when the leader finishes, one of them leads the next batch.
+    while every lane is busy queue; when a leader finishes, one of them leads the next batch.
+
+    ``lanes``: how many batches may run at once. One lane serialises every forward pass, which
+    is right when torch already uses every core for one pass; with one torch thread per pass
+    (``HERA_ESTIMATORS__TORCH_THREADS=1``) a single lane would leave the other cores idle while
+    unbatched calls from concurrent threads ran in parallel: measured, one lane was 0.67x plain
+    on two cores under load. The router uses cores / torch threads lanes.
     """
 
     def __init__(
@@ -68,17 +74,19 @@ class MicroBatcher(Generic[In, Out]):
         *,
         max_batch: int = 32,
         max_wait_s: float = 0.0,
+        lanes: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+        if max_batch < 1 or lanes < 1:
+            raise ValueError("max_batch and lanes must be at least 1")
+        self.lanes = lanes
         self._fn = fn
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._clock = clock
         self._cond = threading.Condition()
         self._pending: list[_Slot[In, Out]] = []
-        self._busy = False
+        self._running = 0
         self.stats = BatchStats()
 
     def __call__(self, item: In) -> Out:
@@ -92,12 +100,16 @@ class MicroBatcher(Generic[In, Out]):
             self._cond.notify_all()
         while True:
             with self._cond:
-                while self._busy and not all(slot.done for slot in slots):
+                while self._running >= self.lanes and not all(slot.done for slot in slots):
                     self._cond.wait()
                 if all(slot.done for slot in slots):
                     break
-                self._busy = True
+                self._running += 1
                 batch = self._gather()
+                if not batch:  # another lane took this caller's items: wait for that batch
+                    self._running -= 1
+                    self._cond.wait()
+                    continue
             self._run(batch)
         for slot in slots:
             if slot.error is not None:
@@ -133,7 +145,7 @@ class MicroBatcher(Generic[In, Out]):
                 self.stats.largest = max(self.stats.largest, len(batch))
                 if len(self.stats.sizes) < 10_000:
                     self.stats.sizes.append(len(batch))
-                self._busy = False
+                self._running -= 1
                 self._cond.notify_all()
 
 
@@ -144,12 +156,20 @@ class BatchedEmbedder(Embedder):
     """
 
     def __init__(  # the wrapped embedder holds the model: nothing of Embedder to initialise
-        self, embedder: Embedder, *, max_batch: int = 32, max_wait_s: float = 0.0
+        self, embedder: Embedder, *, max_batch: int = 32, max_wait_s: float = 0.0, lanes: int = 1
     ) -> None:
         self.embedder = embedder
         self.batcher: MicroBatcher[str, Vector] = MicroBatcher(
-            lambda texts: list(embedder.embed_many(texts)), max_batch=max_batch, max_wait_s=max_wait_s
+            lambda texts: list(embedder.embed_many(texts)), max_batch=max_batch, max_wait_s=max_wait_s, lanes=lanes
         )
+
+    @property
+    def backbone(self) -> Any:
+        return self.embedder.backbone
+
+    @property
+    def cache_size(self) -> int:
+        return self.embedder.cache_size
 
     def embed_many(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
         if not texts:

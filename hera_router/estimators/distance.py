@@ -16,6 +16,7 @@ import numpy as np
 
 from hera_router.config import EstimatorSettings
 from hera_router.estimators.encoder import EncoderHead, Progress, train_encoder_head
+from hera_router.estimators.similarity import Embedder
 
 VARIANT = "encoder-classification"
 
@@ -66,9 +67,13 @@ class TrainedDistancePredictor:
         self.version = version
 
     @classmethod
-    def load(cls, folder: Path, meta: dict[str, Any], version: str) -> TrainedDistancePredictor:
+    def load(
+        cls, folder: Path, meta: dict[str, Any], version: str, embedder: Embedder | None = None
+    ) -> TrainedDistancePredictor:
+        """``embedder``: the process's SBERT model, whose weights the head shares where it can."""
         max_distance = int(meta["max_distance"])
-        return cls(EncoderHead(meta["backbone"], folder, num_labels=max_distance + 2), max_distance, version)
+        shared = embedder.backbone if embedder is not None else None
+        return cls(EncoderHead(meta["backbone"], folder, max_distance + 2, shared), max_distance, version)
 
     def predict_many(self, subtasks: Sequence[str], seqs: Sequence[int]) -> list[int | None]:
         logits = self.head.logits([distance_input(s, q) for s, q in zip(subtasks, seqs, strict=True)])

@@ -17,16 +17,17 @@ epoch and DP fell to the majority class — so DP trains every epoch, as before.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hera_router.config import EstimatorSettings
-from hera_router.estimators.similarity import encoder_path
+from hera_router.estimators.similarity import DEFAULT_ENCODER, encoder_path
 
 ADAPTER_DIR = "adapter"
 MAX_TOKENS = 128
@@ -230,10 +231,73 @@ def _early_stopping_split(n: int, fraction: float, seed: int) -> tuple[list[int]
     return sorted(order[held:]), sorted(order[:held])
 
 
-class EncoderHead:
-    """A trained encoder head, merged into its backbone for inference. Thread-safe."""
+def share_backbone(model: Any, shared: Any, adapted: Collection[str] | None = None) -> int:
+    """Make ``model``'s encoder use ``shared``'s modules wherever LoRA left them unchanged.
 
-    def __init__(self, backbone: str, folder: Path, num_labels: int) -> None:
+    ``model`` is a merged head (``BertForSequenceClassification`` after ``merge_and_unload``)
+    loaded from the same checkpoint as ``shared`` (the process's SBERT transformer,
+    :attr:`~hera_router.estimators.similarity.Embedder.backbone`). Merging changed only the
+    modules LoRA adapted (``adapted``: the adapter's target module names, query and value; None:
+    every linear layer), so every other module (embeddings, keys, attention outputs, feed-forward
+    blocks, pooler) holds the same bytes of the same file, and the head runs on the shared
+    module objects. Structure (module types, tensor names, shapes, dtypes) is checked; values are
+    not compared: a full comparison reads every page of both copies, and for the 30,522-row word
+    embeddings (a router touches a few hundred rows) that made the process ~100 MB larger than
+    not sharing at all (measured, benchmarks/results/memory.md). Returns the parameters shared.
+    """
+    import torch
+
+    base = getattr(model, "base_model_prefix", "")
+    encoder = getattr(model, base, None) if base else None
+    if encoder is None or type(encoder) is not type(shared):
+        return 0
+
+    def untouched(module: Any) -> bool:
+        for name, child in module.named_modules():
+            leaf = name.rsplit(".", 1)[-1]
+            if (adapted is None and isinstance(child, torch.nn.Linear)) or (adapted is not None and leaf in adapted):
+                return False
+        return True
+
+    def same_shape(mine: Any, theirs: Any) -> bool:
+        if type(mine) is not type(theirs):
+            return False
+        a, b = mine.state_dict(), theirs.state_dict()
+        return a.keys() == b.keys() and all(a[k].shape == b[k].shape and a[k].dtype == b[k].dtype for k in a)
+
+    def walk(mine: Any, theirs: Any) -> int:
+        count = 0
+        for name, child in list(mine.named_children()):
+            other = getattr(theirs, name, None)
+            if other is None or not any(True for _ in child.parameters()):
+                continue
+            if (adapted is None or name not in adapted) and untouched(child) and same_shape(child, other):
+                mine.add_module(name, other)  # the shared module object itself
+                count += sum(p.numel() for p in other.parameters())
+            else:
+                count += walk(child, other)
+        return count
+
+    return walk(encoder, shared)
+
+
+def adapted_modules(adapter: Path) -> set[str] | None:
+    """The module names a saved LoRA adapter targets (None: every linear layer, or unknown)."""
+    try:
+        targets = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8")).get("target_modules")
+    except (OSError, ValueError):
+        return None
+    return {str(t) for t in targets} if isinstance(targets, list) else None
+
+
+class EncoderHead:
+    """A trained encoder head, merged into its backbone for inference. Thread-safe.
+
+    With ``shared`` (the process's SBERT transformer, same backbone) every module LoRA left
+    unchanged is the shared one (:func:`share_backbone`); ``shared_parameters`` says how many.
+    """
+
+    def __init__(self, backbone: str, folder: Path, num_labels: int, shared: Any | None = None) -> None:
         import torch
         from peft import PeftModel
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -246,7 +310,16 @@ class EncoderHead:
         )
         # Merged: inference then costs exactly the backbone's forward pass.
         self._model: Any = PeftModel.from_pretrained(base, folder / ADAPTER_DIR).merge_and_unload().eval()
+        self.shared_parameters = (
+            share_backbone(self._model, shared, adapted_modules(folder / ADAPTER_DIR))
+            if shared is not None and path == encoder_path(DEFAULT_ENCODER)
+            else 0
+        )
         self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        return self._model
 
     def logits(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray[Any, np.dtype[np.float32]]:
         """Raw head outputs, one row per text."""

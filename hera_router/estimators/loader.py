@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hera_router.estimators import CALIBRATION, ESTIMATOR_NAMES, REQUIRED_ESTIMATORS
-from hera_router.estimators.artifacts import read_meta
+from hera_router.estimators.artifacts import folder_of, read_meta
 from hera_router.estimators.batching import BatchedEmbedder, micro_batched
 from hera_router.estimators.similarity import Embedder, shared_embedder
+from hera_router.estimators.threads import apply_torch_threads
 from hera_router.routing.estimators import Estimators
 
 if TYPE_CHECKING:
@@ -48,9 +49,9 @@ def load_estimator(  # noqa: PLR0911 - one return per estimator and variant
             return request_scorer.LogisticRequestScorer.load(
                 folder, meta, version, embedder or shared_embedder(settings.estimators.similarity_cache_size)
             )
-        return request_scorer.TrainedRequestScorer.load(folder, meta, version)
+        return request_scorer.TrainedRequestScorer.load(folder, meta, version, embedder)
     if name == "dp":
-        return distance.TrainedDistancePredictor.load(folder, meta, version)
+        return distance.TrainedDistancePredictor.load(folder, meta, version, embedder)
     if name == "divergence":
         from hera_router.estimators.divergence import DivergenceEstimator
 
@@ -100,7 +101,12 @@ def matching_calibration(row: tuple[int, str] | None, versions: Mapping[str, str
 
 class RegistryEstimatorSource:
     """Zero-argument callable returning the active :class:`Estimators`, or None until all five
-    (urc, sp_slm, sp_llm, dp, sd) have an active version. Thread-safe."""
+    (urc, sp_slm, sp_llm, dp, sd) have an active version. Thread-safe.
+
+    Lazy: constructing one reads and loads nothing; the first call in a process does (and sets
+    the process's torch threads). A caller that asks only for policies that need estimators
+    (:func:`~hera_router.routing.estimators.needs_estimators`) never pays for them otherwise.
+    """
 
     def __init__(
         self,
@@ -125,6 +131,8 @@ class RegistryEstimatorSource:
         self._loaded: dict[tuple[str, int], Any] = {}
         self._checked_at: float | None = None
         self._pid = os.getpid()
+        self.torch_threads: int | None = None
+        """torch's thread count in this process once the source has looked for estimators."""
 
     def __call__(self) -> Estimators | None:
         with self._state_lock:
@@ -149,8 +157,14 @@ class RegistryEstimatorSource:
         from hera_router.db.repositories import EstimatorVersionRepository
         from hera_router.db.session import session_scope
 
+        # Before the first model is loaded in this process: a router's forward passes must not
+        # fight its sibling processes for the cores (estimators/threads.py).
+        self.torch_threads = apply_torch_threads(self.runtime.settings.estimators.torch_threads)
+
         with session_scope(self.runtime.sessions) as session:
-            active = {row.name: (row.version, row.path) for row in EstimatorVersionRepository(session).all_active()}
+            rows = EstimatorVersionRepository(session).all_active()
+            settings = self.runtime.settings
+            active = {row.name: (row.version, str(folder_of(row.path, settings))) for row in rows}
         wanted = {name: active[name] for name in ESTIMATOR_NAMES if name in active}
         bundle: Estimators | None = None
         if all(name in wanted for name in REQUIRED_ESTIMATORS):
@@ -205,10 +219,14 @@ class RegistryEstimatorSource:
                 estimators = self.runtime.settings.estimators
                 embedder = shared_embedder(estimators.similarity_cache_size)
                 if estimators.micro_batch_max > 1:
+                    # As many concurrent forward passes as the cores hold at this thread count
+                    # (estimators/batching.py: one lane at one thread leaves cores idle).
+                    threads = estimators.torch_threads or os.cpu_count() or 1
                     embedder = BatchedEmbedder(
                         embedder,
                         max_batch=estimators.micro_batch_max,
                         max_wait_s=estimators.micro_batch_wait_ms / 1000,
+                        lanes=max(1, (os.cpu_count() or 1) // threads),
                     )
                 self._embedder = embedder
             return self._embedder

@@ -115,8 +115,12 @@ class TrainedRequestScorer:
         self.version = version
 
     @classmethod
-    def load(cls, folder: Path, meta: dict[str, Any], version: str) -> TrainedRequestScorer:
-        return cls(EncoderHead(meta["backbone"], folder, num_labels=1), version)
+    def load(
+        cls, folder: Path, meta: dict[str, Any], version: str, embedder: Embedder | None = None
+    ) -> TrainedRequestScorer:
+        """``embedder``: the process's SBERT model, whose weights the head shares where it can."""
+        shared = embedder.backbone if embedder is not None else None
+        return cls(EncoderHead(meta["backbone"], folder, 1, shared), version)
 
     def score_many(self, requests: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
         # Similarities live in [0, 1]; a regression head can overshoot at the edges.

@@ -18,6 +18,7 @@ from hera_router.metrics import instruments as metrics
 from hera_router.pipeline.progress import hand_on
 from hera_router.pipeline.services import Claimed, Services, history
 from hera_router.routing.base import Decision, PolicyUnavailableError, RoutingContext, UnknownPolicyError
+from hera_router.routing.estimators import needs_estimators
 
 
 class RoutingHop:
@@ -75,7 +76,7 @@ class RoutingHop:
         try:
             policy = self.services.policy(policy_name)
             # Only a policy that uses them loads the estimators (a baseline's router stays small).
-            estimators = self.services.estimator_source() if getattr(policy, "needs_estimators", True) else None
+            estimators = self.services.estimator_source() if needs_estimators(policy) else None
             decision = policy.decide(context, estimators)
         except (PolicyUnavailableError, UnknownPolicyError) as exc:
             # Not transient: retrying or re-driving would only fail the same way.

@@ -151,6 +151,8 @@ class HeraPolicy:
     """HERA with the stages and conventions of ``settings`` (see the module docstring)."""
 
     URC_CACHE_SIZE = 4096
+    needs_estimators = True
+    """Every variant reads the learned estimators (``routing.estimators.needs_estimators``)."""
 
     def __init__(self, settings: RoutingSettings, name: str = "hera") -> None:
         self.name = name

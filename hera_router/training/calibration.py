@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from hera_router.db.repositories import EstimatorVersionRepository
 from hera_router.db.session import session_scope
 from hera_router.estimators import CALIBRATION
-from hera_router.estimators.artifacts import new_staging_dir, publish
+from hera_router.estimators.artifacts import new_staging_dir, publish, stored_path
 from hera_router.estimators.loader import CALIBRATION_FILE
 from hera_router.routing.baselines import AllLLM
 from hera_router.routing.hera import PAPER, HeraPolicy
@@ -307,7 +307,7 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
         repository = EstimatorVersionRepository(session)
         row = repository.add_candidate(CALIBRATION, "", metrics=summary, backbone="replay")
         final = publish(staging, settings.artifacts, CALIBRATION, row.version)
-        row.path = str(final)
+        row.path = stored_path(final, settings.data_dir)
         version = row.version
     if promote:
         with session_scope(runtime.sessions) as session:

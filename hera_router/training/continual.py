@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hera_router.db.enums import Executor, RunStatus
+from hera_router.estimators.artifacts import folder_of
 
 if TYPE_CHECKING:
     from hera_router.db.models import EstimatorVersion
@@ -321,13 +322,13 @@ def _warm_start(name: str, active: EstimatorVersion, meta: Mapping[str, Any], co
             meta.get("variant") == distance.VARIANT
             and meta.get("backbone") == estimators.encoder
             and int(meta.get("max_distance", -1)) == estimators.max_distance
-            and (Path(active.path) / "adapter").is_dir()
+            and (folder_of(active.path, context.settings) / "adapter").is_dir()
         )
     if name == "urc":
         return (
             meta.get("variant") == request_scorer.VARIANT
             and meta.get("backbone") == estimators.encoder
-            and (Path(active.path) / "adapter").is_dir()
+            and (folder_of(active.path, context.settings) / "adapter").is_dir()
         )
     return False
 
@@ -475,7 +476,7 @@ def _run(
         _finish_skipped(runtime, run_id, heartbeat.state, labels)
         return RetrainOutcome(name, slot, "skipped", run_id, reason=labels, metrics=dict(heartbeat.state))
     assert active is not None
-    active_path = Path(active.path)
+    active_path = folder_of(active.path, runtime.settings)
     active_meta = read_meta(active_path)
     warm = _warm_start(name, active, active_meta, context)
     heartbeat.update(
@@ -542,7 +543,7 @@ def _register(
     """Register the candidate, promote it if the gate passed and close the run: one transaction."""
     from hera_router.db.repositories import EstimatorVersionRepository, TrainingRunRepository
     from hera_router.db.session import session_scope
-    from hera_router.estimators.artifacts import publish
+    from hera_router.estimators.artifacts import publish, stored_path
 
     with session_scope(runtime.sessions) as session:
         versions = EstimatorVersionRepository(session)
@@ -554,7 +555,8 @@ def _register(
             data_window_start=labels.first,
             data_window_end=labels.last,
         )
-        row.path = str(publish(staging, runtime.settings.artifacts, name, row.version))
+        final = publish(staging, runtime.settings.artifacts, name, row.version)
+        row.path = stored_path(final, runtime.settings.data_dir)
         version = row.version
         if gate["decision"] == "promoted":
             versions.promote(name, version)
@@ -592,7 +594,7 @@ def compare(
     tolerance = settings.continual.tolerance
     candidate = load_estimator(name, staging, "candidate", settings, context.embedder)
     candidate_metrics = evaluate(name, candidate, meta, validation, context)
-    current = load_estimator(name, Path(active.path), str(active.version), settings, context.embedder)
+    current = load_estimator(name, folder_of(active.path, settings), str(active.version), settings, context.embedder)
     active_metrics = evaluate(name, current, active_meta, validation, context)
     metric, candidate_value, _ = headline(candidate_metrics)
     _, active_value, _ = headline(active_metrics)

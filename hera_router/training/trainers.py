@@ -23,7 +23,7 @@ import numpy as np
 from hera_router.backends.base import ModelBackend
 from hera_router.db.enums import Executor, RunStatus
 from hera_router.estimators import ESTIMATOR_NAMES
-from hera_router.estimators.artifacts import new_staging_dir, publish, write_meta
+from hera_router.estimators.artifacts import folder_of, new_staging_dir, publish, stored_path, write_meta
 from hera_router.estimators.loader import load_estimator
 from hera_router.estimators.similarity import Embedder, shared_embedder
 from hera_router.routing.estimators import ChainState
@@ -83,8 +83,8 @@ class TrainingContext:
                 active = {r.name: (r.version, r.path) for r in EstimatorVersionRepository(session).all_active()}
             if "sp_slm" in active and "sp_llm" in active:
                 slm, llm = (
-                    load_estimator(name, Path(active[name][1]), str(active[name][0]), self.settings, self.embedder)
-                    for name in ("sp_slm", "sp_llm")
+                    load_estimator(name, folder_of(path, self.settings), str(version), self.settings, self.embedder)
+                    for name, (version, path) in ((n, active[n]) for n in ("sp_slm", "sp_llm"))
                 )
                 self.predictors = (slm, llm)
         return self.predictors
@@ -354,7 +354,7 @@ def train_estimator(
                 data_window_end=end,
             )
             final = publish(staging, settings.artifacts, name, row.version)
-            row.path = str(final)
+            row.path = stored_path(final, settings.data_dir)
             version = row.version
             TrainingRunRepository(session).finish(
                 training_run_id, RunStatus.SUCCEEDED, metrics={**metrics, "version": version}
@@ -387,7 +387,7 @@ def evaluate_version(
         row = EstimatorVersionRepository(session).get(name, version)
         if row is None:
             raise LookupError(f"estimator {name!r} has no version {version}")
-        path = Path(row.path)
+        path = folder_of(row.path, runtime.settings)
     settings = runtime.settings
     context = TrainingContext(
         settings, shared_embedder(settings.estimators.similarity_cache_size), backends, runtime=runtime

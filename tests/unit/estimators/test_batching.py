@@ -169,3 +169,21 @@ def test_micro_batched_wraps_what_can_batch_and_keeps_versions() -> None:
     assert batched.sp_slm is other
     stub = micro_batched(Estimators(urc=Scorer(), sp_slm=other, sp_llm=other, dp=StubDistance(), sd=other))
     assert isinstance(stub.dp, StubDistance)
+
+
+def test_with_two_lanes_a_second_batch_runs_while_the_first_is_busy() -> None:
+    # One torch thread per pass: a second core must not sit idle behind a busy batch.
+    model = GatedModel()
+    batcher = MicroBatcher(model, max_batch=32, lanes=2)
+    results: dict[int, int] = {}
+    first = threading.Thread(target=lambda: results.__setitem__(0, batcher(0)))
+    first.start()
+    assert model.entered.wait(10)
+    assert batcher(7) == 14  # ran in the second lane while the first batch is still blocked
+    assert 0 not in results
+    model.release.set()
+    first.join(10)
+    assert results == {0: 0}
+    assert model.batches == [[0], [7]]
+    with pytest.raises(ValueError, match="lanes"):
+        MicroBatcher(model, lanes=0)
