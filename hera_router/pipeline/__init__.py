@@ -35,11 +35,13 @@ from hera_router.pipeline.routing import RoutingHop
 from hera_router.pipeline.services import (
     BackendFactory,
     EstimatorSource,
+    HeldMessages,
     QueueDepth,
     Services,
     default_backend_factory,
     no_estimators,
     unknown_depth,
+    unknown_held,
 )
 from hera_router.routing.base import Decision
 
@@ -57,6 +59,7 @@ class Pipeline:
         backend_factory: BackendFactory = default_backend_factory,
         estimator_source: EstimatorSource = no_estimators,
         queue_depth: QueueDepth = unknown_depth,
+        held_messages: HeldMessages = unknown_held,
     ) -> None:
         self.services = Services(
             runtime,
@@ -64,6 +67,7 @@ class Pipeline:
             backend_factory=backend_factory,
             estimator_source=estimator_source,
             queue_depth=queue_depth,
+            held_messages=held_messages,
         )
         self.routing = RoutingHop(self.services)
         self.execution = ExecutionHop(self.services, self.routing)

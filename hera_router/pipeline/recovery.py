@@ -42,8 +42,9 @@ class RecoveryHop:
         work that is merely waiting its turn:
 
         - a running step whose worker stopped beating (``HERA_WORKER_TIMEOUT_S``) is given back;
-        - an active request idle for ``HERA_LOST_AFTER_S`` whose next hop's queue is empty lost
-          its message (a broker restarted empty, a dead worker's prefetched message);
+        - an active request idle for ``HERA_LOST_AFTER_S`` lost its next hop's message if that
+          queue is empty (a broker restarted empty) or the broker says a worker took the message
+          that long ago without acknowledging it (a dead worker's prefetched message);
         - an active request idle for ``HERA_RECONCILE_AFTER_S`` is re-driven whatever the broker
           says (the backstop).
 
@@ -56,14 +57,22 @@ class RecoveryHop:
         reopened: list[uuid.UUID] = []
         depths: dict[Queue, int | None] = {}
 
-        def queue_empty(queue: Queue) -> bool:
+        held: list[set[str] | None] = []
+
+        def lost(queue: Queue, task_id: str) -> bool:
+            """Whether the hop's message is gone: nothing waits in its queue, or a worker took it
+            ``lost_after_s`` ago without acknowledging it (and no live claim explains that)."""
             if queue not in depths:
                 depths[queue] = self.services.queue_depth(queue)
-            return depths[queue] == 0
+            if depths[queue] == 0:
+                return True
+            if not held:
+                held.append(self.services.held_messages(settings.lost_after_s))
+            return held[0] is not None and task_id in held[0]
 
         try:
             with session_scope(self.services.runtime.sessions) as session:
-                self._reconcile(session, now, timeout, limit, queue_empty, reopened)
+                self._reconcile(session, now, timeout, limit, lost, reopened)
         except Exception:
             self._healthy_since = None
             raise
@@ -80,7 +89,7 @@ class RecoveryHop:
         now: datetime,
         timeout: timedelta,
         limit: int,
-        queue_empty: Callable[[Queue], bool],
+        lost: Callable[[Queue, str], bool],
         reopened: list[uuid.UUID],
     ) -> None:
         settings = self.settings
@@ -111,7 +120,7 @@ class RecoveryHop:
                 continue  # its step is running on a live worker: a long call, not a stall
             task, kwargs, task_id, queue, held = hop
             idle_since = max(request.updated_at, request.heartbeat_at or request.updated_at)
-            if idle_since >= backstop and not queue_empty(queue):
+            if idle_since >= backstop and not lost(queue, task_id):
                 continue  # its message may be waiting in a busy queue
             if held is not None:  # running, but its worker is gone: give it back first
                 subtasks.transition(held, [SubtaskStatus.RUNNING], SubtaskStatus.PENDING)

@@ -35,6 +35,9 @@ BackendFactory = Callable[[Settings, BackendRole], ModelBackend]
 EstimatorSource = Callable[[], Estimators | None]
 QueueDepth = Callable[[Queue], int | None]
 """Messages waiting in a logical queue, or None if the broker cannot say."""
+HeldMessages = Callable[[float], set[str] | None]
+"""Task ids of messages taken by a worker at least this many seconds ago and not acknowledged,
+or None if the broker cannot say."""
 
 
 def default_backend_factory(settings: Settings, role: BackendRole) -> ModelBackend:
@@ -48,6 +51,10 @@ def no_estimators() -> Estimators | None:
 
 
 def unknown_depth(queue: Queue) -> int | None:
+    return None
+
+
+def unknown_held(older_than_s: float) -> set[str] | None:
     return None
 
 
@@ -92,9 +99,11 @@ class Services:
         backend_factory: BackendFactory = default_backend_factory,
         estimator_source: EstimatorSource = no_estimators,
         queue_depth: QueueDepth = unknown_depth,
+        held_messages: HeldMessages = unknown_held,
     ) -> None:
         self.runtime = runtime
         self.queue_depth = queue_depth
+        self.held_messages = held_messages
         self.liveness = Liveness(lambda: runtime.sessions, runtime.settings.worker_heartbeat_s)
         self.settings = runtime.settings
         self.dispatcher = dispatcher

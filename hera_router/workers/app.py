@@ -19,7 +19,7 @@ from hera_router.db.runtime import Runtime
 from hera_router.pipeline.names import LONG_TRAINING_TASKS, TaskName
 from hera_router.workers import kombu_patches, queues
 from hera_router.workers.base import TaskContextFilter
-from hera_router.workers.publisher import celery_dispatcher, celery_queue_depth
+from hera_router.workers.publisher import celery_dispatcher, celery_held_messages, celery_queue_depth
 
 if TYPE_CHECKING:
     from hera_router.pipeline import Pipeline
@@ -58,6 +58,7 @@ class HeraCelery(Celery):  # type: ignore[misc]  # celery ships no type informat
                     celery_dispatcher(self),
                     estimator_source=RegistryEstimatorSource(self.hera_runtime),
                     queue_depth=celery_queue_depth(self),
+                    held_messages=celery_held_messages(self),
                 )
             return self._hera_pipeline
 

@@ -452,7 +452,9 @@ class Outcome:
 
     @property
     def unrecorded_calls(self) -> int:
-        return self.calls_served - self.calls_recorded_ok
+        """Calls a model server answered that have no row (a ``started`` row whose worker died
+        before its request reached the server makes the record exceed what was served)."""
+        return max(0, self.calls_served - self.calls_recorded_ok)
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -484,7 +486,9 @@ def measure(
         ),
         "stored_cost_usd": "SELECT coalesce(sum(cost_usd), 0) FROM requests",
         "calls_cost_usd": "SELECT coalesce(sum(cost_usd), 0) FROM model_calls",
-        "calls_recorded_ok": "SELECT count(*) FROM model_calls WHERE status = 'ok'",
+        # Every call is on record before it is made: ok, discarded (another attempt's result was
+        # kept) and started (its worker died during the call: outcome unknown, maybe billed).
+        "calls_recorded_ok": "SELECT count(*) FROM model_calls WHERE status IN ('ok', 'discarded', 'started')",
         "calls_recorded": "SELECT count(*) FROM model_calls",
     }
     with system.engine.connect() as conn:

@@ -42,7 +42,8 @@ def render(outcomes: Sequence[Outcome]) -> str:
         "harness restarts a process whose main process it killed (as compose/systemd would).",
         "",
         "| scenario | broker | requests | wall s | × fault-free | unfinished | dup. rows | double charges "
-        "| stored cost = calls | calls served | calls on record (ok) | unrecorded | max recovery s | restarts "
+        "| stored cost = calls | calls served | calls on record (ok, discarded, unknown) | unrecorded "
+        "| max recovery s | restarts "
         "| unrecoverable |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]

@@ -46,7 +46,7 @@ def test_one_kill_and_one_redis_restart(
         short_redis.restart(down_s=2)
         tracker.cleared("Redis back empty")
 
-    overrides = {"HERA_RECONCILE_AFTER_S": "10", "HERA_RECONCILE_INTERVAL_S": "2"}
+    overrides: dict[str, str] = {}  # the default recovery settings
     with deployment("short", chaos_postgres, tmp_path / "logs", redis=short_redis, overrides=overrides) as system:
         outcome = run_scenario(system, "short", "redis", 30, faults, timeout_s=240)
         logs = system.worker_logs()

@@ -339,3 +339,16 @@ def test_an_idle_request_is_re_driven_quickly_only_when_its_queue_is_empty(harne
     assert harness.sent[-1].task_id == plan_task_id(request_id, 0)
     harness.drain()
     assert _request(harness, request_id)[0] is RequestStatus.SUCCEEDED
+
+
+def test_a_message_a_dead_worker_took_is_re_driven_although_its_queue_is_busy(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED}, lost_after_s=0.001, reconcile_after_s=3600)
+    [request_id] = harness.submit(generate("lookup", 1, SEED), "all-llm")
+    harness.queue.clear()  # a router took the plan message and died before acknowledging it
+    harness.pipeline.services.queue_depth = lambda queue: 5  # other requests' messages wait
+    harness.pipeline.services.held_messages = lambda older_than_s: set()
+    assert harness.pipeline.reconcile() == 0  # nothing says it is lost
+    harness.pipeline.services.held_messages = lambda older_than_s: {plan_task_id(request_id, 0)}
+    assert harness.pipeline.reconcile() == 1  # the broker holds it unacknowledged, for too long
+    harness.drain()
+    assert _request(harness, request_id)[0] is RequestStatus.SUCCEEDED
