@@ -42,7 +42,11 @@ def celery_queue_depth(app: Celery) -> QueueDepth:
             with app.connection_for_read() as connection:
                 declared = connection.default_channel.queue_declare(physical_name(queue, names), passive=True)
                 return int(declared.message_count)
-        except Exception:
+        except Exception as exc:  # any broker trouble means "cannot say"
+            # A queue the broker does not know holds nothing: a Redis restarted empty has lost
+            # its declarations too (kombu and RabbitMQ both answer 404 "NOT_FOUND - no queue").
+            if "NOT_FOUND" in str(exc):
+                return 0
             return None
 
     return depth
