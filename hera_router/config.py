@@ -443,6 +443,9 @@ class Settings(BaseSettings):
     its message was lost (a broker restarted empty, a worker died holding a prefetched message)."""
     worker_heartbeat_s: float = Field(default=2.0, gt=0)
     """How often a worker process that claims steps beats its heartbeat (``workers`` table)."""
+    record_retry_s: float = Field(default=90.0, ge=0)
+    """How long the execution hop keeps a model call's result and retries recording it while the
+    database is away (a Postgres restart), instead of failing the task and paying for the call twice."""
     worker_timeout_s: float = Field(default=8.0, gt=0)
     """A running step whose worker has not beaten for this long (behind the freshest worker) is
     given back and re-driven."""

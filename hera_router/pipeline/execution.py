@@ -3,10 +3,12 @@ on a backend error: fall back to the cloud, give the step back for a retry, or f
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Collection
 from datetime import timedelta
 
+from sqlalchemy.exc import OperationalError as DatabaseOperationalError
 from sqlalchemy.orm import Session
 
 from hera_router.agent.format import parse_step, render_step_messages
@@ -56,18 +58,38 @@ class ExecutionHop:
 
     def _execute(self, claimed: Claimed, *, final_attempt: bool) -> tuple[str, tuple[uuid.UUID, uuid.UUID] | None]:
         """The model call of a claimed step and its completion; the continuation to run next."""
-        try:
-            generation = self.services.backend(ROLE_OF[claimed.executor]).generate(
-                claimed.messages, self._params(claimed)
-            )
-        except BackendError as exc:
-            return self._on_backend_error(claimed, exc, final_attempt=final_attempt), None
-        continuation: list[tuple[uuid.UUID, uuid.UUID]] = []
-        self.services.publish_after(
-            lambda session: self._complete(session, claimed, generation, continuation),
-            hold=self._inline(continuation),
-        )
+        with self.services.liveness.holding(claimed.subtask_id):
+            try:
+                generation = self.services.backend(ROLE_OF[claimed.executor]).generate(
+                    claimed.messages, self._params(claimed)
+                )
+            except BackendError as exc:
+                return self._on_backend_error(claimed, exc, final_attempt=final_attempt), None
+            continuation: list[tuple[uuid.UUID, uuid.UUID]] = []
+            self._record(claimed, generation, continuation)
         return "completed", (continuation[-1] if continuation and self.settings.inline_spans else None)
+
+    def _record(
+        self, claimed: Claimed, generation: Generation, continuation: list[tuple[uuid.UUID, uuid.UUID]]
+    ) -> None:
+        """Complete the step with the call's result. The call is made and paid for: if the database
+        is away, keep the result and try again with backoff (``HERA_RECORD_RETRY_S`` in all)
+        rather than let the task retry make the call a second time."""
+        deadline = time.monotonic() + self.settings.record_retry_s
+        delay = 0.5
+        while True:
+            try:
+                self.services.publish_after(
+                    lambda session: self._complete(session, claimed, generation, continuation),
+                    hold=self._inline(continuation),
+                )
+                return
+            except DatabaseOperationalError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                continuation.clear()
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
 
     def _inline(self, continuation: list[tuple[uuid.UUID, uuid.UUID]]) -> Callable[[], Collection[uuid.UUID]]:
         """The outbox rows ``publish_after`` must hold back: the continuation this task runs itself."""

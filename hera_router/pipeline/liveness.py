@@ -1,27 +1,30 @@
-"""Worker liveness: each process that claims steps beats a heartbeat row every few seconds.
+"""Worker liveness: each process that claims steps keeps the steps it is working on fresh.
 
-The heartbeat is written by a daemon thread of the claiming process itself (a prefork child, or a
-threads-pool worker), started at its first claim, so "the worker is alive" means "the process that
-holds the step is alive", not merely its parent. A process that exits cleanly removes its row; one
-that is killed stops beating, and the reconciler gives its running steps back within
-``HERA_WORKER_TIMEOUT_S`` (see ``WorkerRepository.orphaned_steps``).
+A daemon thread of the claiming process itself (a prefork child, or a threads-pool worker),
+started at its first claim, touches every step this process holds (``subtasks.updated_at``) and
+its own row in ``workers`` every ``HERA_WORKER_HEARTBEAT_S``. So "the step is alive" means "the
+process that claimed it is alive and still on it": a process that is killed, or a task that gave a
+step up on an error (its retry then finds the step running and skips), stops touching it, and the
+reconciler gives it back within ``HERA_WORKER_TIMEOUT_S`` (``WorkerRepository.orphaned_steps``).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from hera_router.db.base import utcnow
-from hera_router.db.repositories import WorkerRepository
+from hera_router.db.repositories import SubtaskRepository, WorkerRepository
 from hera_router.db.session import session_scope
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,21 @@ class Liveness:
         self._started_at: datetime | None = None
         self._name = ""
         self._stop = threading.Event()
+        self._held: dict[uuid.UUID, int] = {}
+
+    @contextlib.contextmanager
+    def holding(self, subtask_id: uuid.UUID) -> Iterator[None]:
+        """Keep ``subtask_id`` fresh while the block runs (its model call and completion)."""
+        self._ensure()
+        with self._lock:
+            self._held[subtask_id] = self._held.get(subtask_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._held.pop(subtask_id, 1) - 1
+                if left > 0:
+                    self._held[subtask_id] = left
 
     @property
     def name(self) -> str:
@@ -59,9 +77,13 @@ class Liveness:
 
     def beat(self) -> bool:
         assert self._started_at is not None
+        with self._lock:
+            held = list(self._held)
         try:
             with session_scope(self._sessions()) as session:
                 WorkerRepository(session).beat(self._name, self._started_at)
+                if held:
+                    SubtaskRepository(session).touch_running(held)
         except Exception:  # the database is away; the next beat tries again
             log.debug("heartbeat of %s failed", self._name, exc_info=True)
             return False

@@ -100,9 +100,11 @@ class RecoveryHop:
         subtasks = SubtaskRepository(session)
         outbox = OutboxRepository(session)
         workers = WorkerRepository(session)
+        redriven: set[uuid.UUID] = set()
         if liveness_known:
             for step in workers.orphaned_steps(now - timeout, limit):
                 if subtasks.transition(step.id, [SubtaskStatus.RUNNING], SubtaskStatus.PENDING):
+                    redriven.add(step.request_id)
                     kwargs: dict[str, object] = {"subtask_id": str(step.id), "executor": step.executor.value}
                     task_id = run_task_id(step.id, step.executor)
                     reopened.append(outbox.reopen(TaskName.RUN_SUBTASK, kwargs, task_id).id)
@@ -110,12 +112,14 @@ class RecoveryHop:
                         "re-driving step %s of request %s: its worker %s stopped",
                         step.seq, step.request_id, step.claimed_by,
                     )  # fmt: skip
-        # Until liveness is known, every claimer counts as alive (no running step is given back).
-        alive = set(workers.alive(now - timeout)) if liveness_known else None
+        # Until liveness is known, every running step counts as worked on (none is given back).
+        fresh_after = now - timeout if liveness_known else None
         backstop = now - timedelta(seconds=settings.reconcile_after_s)
         idle = min(settings.lost_after_s, settings.reconcile_after_s)
         for request in requests.stale(now - timedelta(seconds=idle), limit):
-            hop = self._missing_hop(subtasks, request.id, request.current_seq, alive)
+            if request.id in redriven:
+                continue
+            hop = self._missing_hop(subtasks, request.id, request.current_seq, fresh_after)
             if hop is None:
                 continue  # its step is running on a live worker: a long call, not a stall
             task, kwargs, task_id, queue, held = hop
@@ -133,11 +137,11 @@ class RecoveryHop:
 
     @staticmethod
     def _missing_hop(
-        subtasks: SubtaskRepository, request_id: uuid.UUID, seq: int, alive: set[str] | None
+        subtasks: SubtaskRepository, request_id: uuid.UUID, seq: int, fresh_after: datetime | None
     ) -> tuple[TaskName, dict[str, object], str, Queue, uuid.UUID | None] | None:
         """The hop the request waits for at step ``seq``, from what the database says, and the
-        running step to give back first (its worker is not in ``alive``); None if its step is
-        running on a live worker (``alive`` None: every worker counts as live)."""
+        running step to give back first (not touched since ``fresh_after``); None if its step is
+        running and fresh (``fresh_after`` None: every running step counts as fresh)."""
         rows = [s for s in subtasks.list_for_request(request_id) if s.seq == seq]
         parents = {s.parent_id for s in rows if s.parent_id is not None}
         open_parts = [
@@ -148,7 +152,7 @@ class RecoveryHop:
             step = open_parts[0]
             held = None
             if step.status is SubtaskStatus.RUNNING:
-                if alive is None or step.claimed_by in alive:
+                if fresh_after is None or step.updated_at >= fresh_after:
                     return None
                 held = step.id
             kwargs: dict[str, object] = {"subtask_id": str(step.id), "executor": step.executor.value}

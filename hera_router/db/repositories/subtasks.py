@@ -118,6 +118,14 @@ class SubtaskRepository:
         )
         return self.session.scalars(statement).one_or_none()
 
+    def touch_running(self, subtask_ids: Collection[uuid.UUID]) -> None:
+        """The claimer is still on these steps (its heartbeat): bump ``updated_at`` of those running."""
+        self.session.execute(
+            update(Subtask)
+            .where(Subtask.id.in_(list(subtask_ids)), Subtask.status == SubtaskStatus.RUNNING)
+            .values(updated_at=utcnow())
+        )
+
     def get(self, subtask_id: uuid.UUID) -> Subtask | None:
         return self.session.get(Subtask, subtask_id)
 

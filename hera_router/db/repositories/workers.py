@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -35,16 +35,11 @@ class WorkerRepository:
         self.session.execute(delete(Worker).where(Worker.name == name))
 
     def orphaned_steps(self, stale_before: datetime, limit: int = 200) -> Sequence[Subtask]:
-        """Running steps claimed before ``stale_before`` whose worker has not beaten since then
-        (or is not on record at all): the process that held them is gone."""
-        alive = select(Worker.name).where(Worker.heartbeat_at >= stale_before)
+        """Running steps nobody has touched since ``stale_before``: their claimer died, or gave the
+        step up (a heartbeat touches every step its process is still working on)."""
         return self.session.scalars(
             select(Subtask)
-            .where(
-                Subtask.status == SubtaskStatus.RUNNING,
-                Subtask.updated_at < stale_before,
-                or_(Subtask.claimed_by.is_(None), Subtask.claimed_by.not_in(alive)),
-            )
+            .where(Subtask.status == SubtaskStatus.RUNNING, Subtask.updated_at < stale_before)
             .order_by(Subtask.updated_at)
             .limit(limit)
         ).all()

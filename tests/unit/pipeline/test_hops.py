@@ -218,7 +218,10 @@ def test_a_request_at_another_step_ignores_a_stale_plan_message(harness_factory:
 def test_a_model_call_is_on_record_before_it_is_made(harness_factory: HarnessFactory) -> None:
     """A worker that dies between the HTTP call and its commit leaves the call ``started``: on
     record, with an estimated cost, reported as unknown; the step is re-run under a new key."""
+    from datetime import timedelta
+
     from hera_router.api.views import summarise_calls
+    from hera_router.db.base import utcnow
 
     harness = harness_factory(simulator={"seed": SEED}, reconcile_after_s=0.001)
     [request_id] = harness.submit(generate("lookup", 1, SEED), "all-llm")
@@ -229,6 +232,10 @@ def test_a_model_call_is_on_record_before_it_is_made(harness_factory: HarnessFac
     assert not isinstance(claimed, str)
     harness.pipeline.services.liveness.stop()
     harness.reconciler_has_watched_for(60)
+    with session_scope(harness.runtime.sessions) as session:
+        step = SubtaskRepository(session).get(subtask_id)
+        assert step is not None
+        step.updated_at = utcnow() - timedelta(seconds=60)  # nobody touched it for the timeout
     with session_scope(harness.runtime.sessions) as session:
         [call] = ModelCallRepository(session).list_for_request(request_id)
         assert call.status is CallStatus.STARTED
@@ -307,7 +314,7 @@ def test_a_step_whose_worker_stopped_beating_is_given_back_within_the_timeout(
     assert _request(harness, request_id)[0] is RequestStatus.SUCCEEDED
 
 
-def test_a_step_of_a_live_worker_is_left_alone_however_long_it_runs(harness_factory: HarnessFactory) -> None:
+def test_a_step_its_worker_is_still_on_is_left_alone_however_long_it_runs(harness_factory: HarnessFactory) -> None:
     from datetime import timedelta
 
     from hera_router.db.base import utcnow
@@ -318,13 +325,28 @@ def test_a_step_of_a_live_worker_is_left_alone_however_long_it_runs(harness_fact
     run = harness.queue.popleft()
     subtask_id = uuid.UUID(run.kwargs["subtask_id"])
     assert not isinstance(harness.pipeline.execution._claim(subtask_id, Executor.LLM), str)
-    assert harness.pipeline.services.liveness.beat()
+    liveness = harness.pipeline.services.liveness
+    harness.reconciler_has_watched_for(60)
+
+    def claimed_long_ago() -> None:
+        with session_scope(harness.runtime.sessions) as session:
+            step = SubtaskRepository(session).get(subtask_id)
+            assert step is not None
+            step.updated_at = utcnow() - timedelta(seconds=60)  # a long model call
+
+    with liveness.holding(subtask_id):  # the worker is in the model call
+        claimed_long_ago()
+        assert liveness.beat()  # its heartbeat keeps the step fresh
+        assert harness.pipeline.reconcile() == 0
+    # The task gave the step up (an error; its retry will find the step running and skip): once
+    # nobody touches it, it is given back like a dead worker's.
+    claimed_long_ago()
+    assert liveness.beat()
+    assert harness.pipeline.reconcile() == 1
     with session_scope(harness.runtime.sessions) as session:
         step = SubtaskRepository(session).get(subtask_id)
         assert step is not None
-        step.updated_at = utcnow() - timedelta(seconds=60)  # a long model call
-    harness.reconciler_has_watched_for(60)
-    assert harness.pipeline.reconcile() == 0
+        assert step.status is SubtaskStatus.PENDING
 
 
 def test_an_idle_request_is_re_driven_quickly_only_when_its_queue_is_empty(harness_factory: HarnessFactory) -> None:
