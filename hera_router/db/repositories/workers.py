@@ -26,10 +26,6 @@ class WorkerRepository:
         statement = insert(Worker).values(name=name, started_at=started_at, heartbeat_at=now)
         self.session.execute(statement.on_conflict_do_update(index_elements=["name"], set_={"heartbeat_at": now}))
 
-    def alive(self, since: datetime) -> Sequence[str]:
-        """Names of the workers that beat at or after ``since``."""
-        return self.session.scalars(select(Worker.name).where(Worker.heartbeat_at >= since)).all()
-
     def remove(self, name: str) -> None:
         """A worker that stops cleanly says so: its steps need not wait for the timeout."""
         self.session.execute(delete(Worker).where(Worker.name == name))
