@@ -438,7 +438,7 @@ class Settings(BaseSettings):
     reconcile_after_s: float = Field(default=60.0, gt=0)
     """An active request with no progress this long is re-driven by the reconciler, whatever the
     broker says (the backstop; liveness below finds the usual cases within seconds)."""
-    lost_after_s: float = Field(default=8.0, gt=0)
+    lost_after_s: float = Field(default=6.0, gt=0)
     """An active request with no progress this long whose next hop's queue is empty is re-driven:
     its message was lost (a broker restarted empty, a worker died holding a prefetched message)."""
     worker_heartbeat_s: float = Field(default=2.0, gt=0)
@@ -446,13 +446,13 @@ class Settings(BaseSettings):
     record_retry_s: float = Field(default=90.0, ge=0)
     """How long the execution hop keeps a model call's result and retries recording it while the
     database is away (a Postgres restart), instead of failing the task and paying for the call twice."""
-    worker_timeout_s: float = Field(default=8.0, gt=0)
+    worker_timeout_s: float = Field(default=6.0, gt=0)
     """A running step whose worker has not beaten for this long (behind the freshest worker) is
     given back and re-driven."""
     relay_interval_s: float = Field(default=1.0, gt=0)
     relay_grace_s: float = Field(default=5.0, ge=0)
     """The relay leaves outbox rows younger than this to the writer that is publishing them."""
-    reconcile_interval_s: float = Field(default=4.0, gt=0)
+    reconcile_interval_s: float = Field(default=3.0, gt=0)
     """Beat's reconcile tick; each tick is two indexed queries when nothing is stalled."""
     edge_fallback_to_cloud: bool = True
     """When the edge backend is unavailable, run the step on the cloud and record why."""
