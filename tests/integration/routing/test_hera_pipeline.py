@@ -210,7 +210,8 @@ def test_a_lost_verify_message_is_re_driven_and_the_request_completes(tmp_path: 
     with embedded_system(settings) as system:
         pipeline = system.app.pipeline
         pipeline.estimator_source = lambda: stub
-        send, dropped = pipeline.dispatcher._send, []
+        dispatcher = pipeline.services.dispatcher
+        send, dropped = dispatcher._publish, []
 
         def lossy(task_name: str, kwargs: dict[str, object], task_id: str) -> None:
             if task_name == TaskName.VERIFY_STEP and not dropped:
@@ -218,7 +219,7 @@ def test_a_lost_verify_message_is_re_driven_and_the_request_completes(tmp_path: 
                 return
             send(task_name, kwargs, task_id)
 
-        pipeline.dispatcher._send = lossy  # type: ignore[method-assign]
+        dispatcher._publish = lossy
         sessions = system.app.hera_runtime.sessions
         [request_id] = submit(sessions, celery_dispatcher(system.app), task, "hera")
         rows = wait_until_finished(sessions, [request_id], timeout_s=90)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from hera_router import cli
+from hera_router.cli import base as cli_base
 from hera_router.db.models import Decision
 from hera_router.db.repositories import DecisionRepository, EstimatorVersionRepository
 from hera_router.db.runtime import Runtime
@@ -43,7 +44,7 @@ def test_run_with_hera_bootstraps_once_then_routes_and_breaks_decisions_down_by_
                 row = registry.add_candidate(name, str(result.path), metrics=dict(result.metrics))
                 registry.promote(name, row.version)
 
-    monkeypatch.setattr(cli, "_bootstrap_with_progress", fake_bootstrap)
+    monkeypatch.setattr(cli_base, "bootstrap_with_progress", fake_bootstrap)
     runner = CliRunner()
     first = runner.invoke(cli.app, ["run", str(requests), "--policy", "hera", "--policy", "all-llm"])
     assert first.exit_code == 0, first.output
