@@ -133,7 +133,8 @@ class StateCollector(Collector):
         )
         outbox_lag = GaugeMetricFamily(
             "hera_outbox_lag_seconds",
-            "Age of the oldest unpublished outbox message (0 if none): how far the relay is behind.",
+            "Age of the oldest outbox message not yet marked published (0 if none). A sent message is "
+            "marked within about a quarter of HERA_RELAY_GRACE_S; values past the grace mean the relay is behind.",
             value=_age_s(oldest_unpublished, now),
         )
         requests = GaugeMetricFamily("hera_requests", "Requests in the database by status.", labels=["status"])
