@@ -297,6 +297,11 @@ class EstimatorSettings(BaseModel):
     every core). A process that never loads the router's estimators (a training worker) keeps
     torch's default; an embedded one-process run shares the setting with its training."""
 
+    training_priority: Literal["idle", "nice", "normal"] = "idle"
+    """CPU priority of a training or profiling run's thread (training/priority.py): ``idle`` runs it
+    only on cores the router and workers leave free (Linux SCHED_IDLE), ``nice`` at nice 19,
+    ``normal`` as any thread (a dedicated training machine)."""
+
     profile_family: str = "mixed"
     profile_requests: int = Field(default=300, gt=0)
     profile_offset: int = Field(default=10_000, ge=0)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from hera_router.db.enums import Executor, RunStatus
 from hera_router.estimators.artifacts import folder_of
+from hera_router.training.priority import yields_cpu
 
 if TYPE_CHECKING:
     from hera_router.db.models import EstimatorVersion
@@ -178,6 +179,7 @@ class _Heartbeat:
 # --- the run ---------------------------------------------------------------------------------
 
 
+@yields_cpu
 def retrain(
     runtime: Runtime,
     *,

@@ -314,7 +314,21 @@ def profile_run(
     """Profile every request of the run not profiled yet, then close the run; returns the request count.
 
     Safe to call again on an interrupted (or redelivered) run: finished requests are skipped.
+    Runs at the settings' training priority (training/priority.py).
     """
+    from hera_router.training.priority import yielding_cpu
+
+    with yielding_cpu(settings.estimators.training_priority):
+        return _profile_run(settings, sessions, run_id, backends, on_request)
+
+
+def _profile_run(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    run_id: uuid.UUID,
+    backends: Mapping[Executor, ModelBackend] | None,
+    on_request: Callable[[int, int], None] | None,
+) -> int:
     from hera_router.backends.pricing import generation_cost
     from hera_router.db.repositories import ProfilingRepository
     from hera_router.db.session import session_scope

@@ -38,6 +38,7 @@ from hera_router.training.labels import (
     subtask_pairs,
     urc_targets,
 )
+from hera_router.training.priority import yields_cpu
 from hera_router.training.profiling import load_trees
 
 if TYPE_CHECKING:
@@ -288,6 +289,7 @@ def _data_window(runtime: Runtime, run_id: uuid.UUID) -> tuple[datetime | None, 
     return first, last
 
 
+@yields_cpu
 def train_estimator(
     runtime: Runtime,
     name: str,
