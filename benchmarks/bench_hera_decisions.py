@@ -17,7 +17,16 @@ default CPU variants: MiniLM + LoRA, embedding SP, prompted SD).
    call) are off here, so that the measurement is the per-step encoder work: SBERT embeddings of
    the roll-outs and DP.
 
+4. ``--training-load normal|idle``: the same latency run while a real training job shares the
+   machine: ``hera-router train dp`` (LoRA on MiniLM, torch's default threads) restarted in a loop
+   in its own process, at ``HERA_ESTIMATORS__TRAINING_PRIORITY=normal`` (what a training job
+   without protection does) or ``idle`` (the default: training yields). The latency run starts
+   once the trainer is in its first epoch. The candidate versions it registers are never promoted
+   (use a scratch copy of the data dir).
+
     HERA_DATA_DIR=/tmp/hera-boot .venv/bin/python benchmarks/bench_hera_decisions.py --n 40 --threads 8
+    HERA_DATA_DIR=/tmp/hera-boot .venv/bin/python benchmarks/bench_hera_decisions.py --n 40 --repeats 0 \
+        --training-load idle
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -87,6 +98,45 @@ def run_requests(settings: Settings, n: int, seed: int) -> list[uuid.UUID]:
                     break
             time.sleep(0.5)
     return ids
+
+
+class TrainingLoad:
+    """``hera-router train dp`` in its own process, restarted whenever it finishes, until stopped."""
+
+    def __init__(self, priority: str) -> None:
+        self.priority = priority
+        self.runs = 0
+        self._stop = threading.Event()
+        self._process: subprocess.Popen[str] | None = None
+        self._training = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> TrainingLoad:
+        self._thread.start()
+        if not self._training.wait(900):
+            raise RuntimeError("the training job never reached its first epoch")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+        self._thread.join(60)
+
+    def _loop(self) -> None:
+        env = {**os.environ, "HERA_ESTIMATORS__TRAINING_PRIORITY": self.priority}
+        env.pop("HERA_ESTIMATORS__TORCH_THREADS", None)  # a trainer keeps torch's default
+        while not self._stop.is_set():
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "hera_router.cli", "train", "dp"],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+            assert self._process.stdout is not None
+            for line in self._process.stdout:
+                if "epoch" in line:
+                    self._training.set()
+            self._process.wait()
+            self.runs += 1
 
 
 def load_records(
@@ -244,12 +294,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sd-call-s", type=float, default=EDGE_S)
+    parser.add_argument("--training-load", choices=("none", "normal", "idle"), default="none")
     args = parser.parse_args()
     settings = load_settings().model_copy(update={"mode": Mode.EMBEDDED, "broker_url": "memory://"})
     print("# HERA decisions with the real bootstrapped estimators (SIMULATED world)\n")
     load = os.getloadavg()[0]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load {load:.1f}; data dir {settings.data_dir}")
-    ids = run_requests(settings, args.n, args.seed)
+    if args.training_load == "none":
+        ids = run_requests(settings, args.n, args.seed)
+    else:
+        with TrainingLoad(args.training_load) as training:
+            print(
+                f"training load: `hera-router train dp` at priority {args.training_load}, load {os.getloadavg()[0]:.1f}"
+            )
+            ids = run_requests(settings, args.n, args.seed)
+            print(f"training runs finished during the latency run: {training.runs}")
     requests, decisions, subtasks = load_records(Runtime(settings), ids)
     versions = next(d.estimator_versions for ds in decisions.values() for d in ds)
     print(f"{len(requests)} requests, seed {args.seed}, estimator versions {versions}\n")

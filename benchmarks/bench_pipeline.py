@@ -442,7 +442,22 @@ def redis_baseline(
     return Baseline(worker, args.noop, noop_wall, args.hops, chain_wall)
 
 
-def run_distributed(args: argparse.Namespace) -> ModeResult:
+@dataclass
+class Deployment:
+    """A distributed deployment on queue names unique to the run (see :func:`distributed_deployment`)."""
+
+    app: HeraCelery
+    client: redis.Redis
+    workers: Workers
+    queues: QueueNames
+    suffix: str
+
+
+@contextmanager
+def distributed_deployment(args: argparse.Namespace) -> Iterator[Deployment]:
+    """Redis, a fresh Postgres database and the workers: the two raw baseline workers (the
+    router's pool on the maintenance queue, the edge/cloud pool on the training queue, both
+    otherwise idle here) and the pipeline's router, edge and cloud; all ready, stopped on exit."""
     suffix = uuid.uuid4().hex[:8]
     queues = QueueNames(**{name: f"bench{suffix}-{name}" for name in QueueNames.model_fields})
     client = redis.Redis.from_url(REDIS_URL)
@@ -458,7 +473,7 @@ def run_distributed(args: argparse.Namespace) -> ModeResult:
             "HERA_BROKER_URL": REDIS_URL,
             "HERA_REDIS_URL": REDIS_URL,
             "HERA_DATABASE_URL": database_url,
-            "HERA_DATA_DIR": str(log_dir),
+            "HERA_DATA_DIR": os.environ.get("HERA_BENCH_DATA_DIR", str(log_dir)),
             "HERA_SIMULATOR__SEED": str(args.seed),
             "HERA_EDGE__BACKEND": "sim",
             "HERA_EDGE__MODEL": "sim-slm",
@@ -476,31 +491,36 @@ def run_distributed(args: argparse.Namespace) -> ModeResult:
         workers = Workers(env, log_dir)
         stack.callback(workers.stop)
         include = ("-I", "benchmarks.bench_pipeline_tasks")
-        router_pool = f"{args.router_pool} -c {args.router_concurrency}"
-        exec_pool = f"threads -c {args.exec_concurrency}"
-        # The baselines use the maintenance queue (router's pool) and the training queue (the
-        # edge/cloud pool): both are otherwise idle here, and unique to this run.
         workers.start("raw-router-pool", "maintenance", args.router_pool, args.router_concurrency, include)
         workers.start("raw-exec-pool", "training", "threads", args.exec_concurrency, include)
         start_pipeline_workers(workers, args)
         try:
             workers.wait_ready(app)
-            log(f"distributed: {len(workers.started)} workers ready; raw Celery baselines")
-            baselines = [
-                redis_baseline(app, client, router_pool, queues.maintenance, args, args.router_concurrency, suffix),
-                redis_baseline(app, client, exec_pool, queues.training, args, args.exec_concurrency, suffix),
-            ]
-            warm, batch, one_by_one = pipeline_tasks(args)
-            run_throughput(app, warm, args.policy, args.timeout)  # fork children build policy, engine, world
-            log(f"distributed: pipeline throughput, {len(batch)} requests")
-            throughput = run_throughput(app, batch, args.policy, args.timeout)
-            log(f"distributed: pipeline latency, {len(one_by_one)} requests one at a time")
-            sequential = run_sequential(app, one_by_one, args.policy, args.timeout)
-            breakdowns = profile_distributed(app, workers, client, args, suffix) if args.profile else []
+            log(f"distributed: {len(workers.started)} workers ready")
+            yield Deployment(app, client, workers, queues, suffix)
         except BaseException:
             for worker in workers.started:
                 print(f"--- {worker.name}\n{worker.tail()}", file=sys.stderr)
             raise
+
+
+def run_distributed(args: argparse.Namespace) -> ModeResult:
+    router_pool = f"{args.router_pool} -c {args.router_concurrency}"
+    exec_pool = f"threads -c {args.exec_concurrency}"
+    with distributed_deployment(args) as deployment:
+        app, client, suffix, queues = deployment.app, deployment.client, deployment.suffix, deployment.queues
+        log("distributed: raw Celery baselines")
+        baselines = [
+            redis_baseline(app, client, router_pool, queues.maintenance, args, args.router_concurrency, suffix),
+            redis_baseline(app, client, exec_pool, queues.training, args, args.exec_concurrency, suffix),
+        ]
+        warm, batch, one_by_one = pipeline_tasks(args)
+        run_throughput(app, warm, args.policy, args.timeout)  # fork children build policy, engine, world
+        log(f"distributed: pipeline throughput, {len(batch)} requests")
+        throughput = run_throughput(app, batch, args.policy, args.timeout)
+        log(f"distributed: pipeline latency, {len(one_by_one)} requests one at a time")
+        sequential = run_sequential(app, one_by_one, args.policy, args.timeout)
+        breakdowns = profile_distributed(app, deployment.workers, client, args, suffix) if args.profile else []
     setup = (
         f"Redis 127.0.0.1:6379, Postgres (fresh database); router `{router_pool}`, edge and cloud `{exec_pool}` "
         "(one process each), no beat (so no outbox relay or reconciler ticks); raw baselines: a worker with the "
