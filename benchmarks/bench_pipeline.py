@@ -900,6 +900,44 @@ def ratio_rows(r: ModeResult) -> list[str]:
     ]
 
 
+def runs_lines(runs: Sequence[Sequence[ModeResult]], loads: Sequence[tuple[str, str]]) -> list[str]:
+    """min / median / max over repeated runs of every ratio (each run has its own raw baseline)."""
+    measures: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
+    for results in runs:
+        for r in results:
+            b, t, s = r.baseline(), r.throughput, r.sequential
+            measures[(r.mode, "(c) routed subtasks/s ÷ (a) raw no-op tasks/s")].append(
+                (t.subtasks_per_s, b.noop_per_s, t.subtasks_per_s / b.noop_per_s)
+            )
+            measures[(r.mode, "(d) ms per hop ÷ (b) raw chain ms/hop")].append(
+                (s.ms_per_hop, b.ms_per_hop, s.ms_per_hop / b.ms_per_hop)
+            )
+
+    def spread(values: Sequence[float], digits: int) -> str:
+        return " / ".join(f"{v:.{digits}f}" for v in (min(values), statistics.median(values), max(values)))
+
+    lines = [
+        "",
+        f"## {len(runs)} runs: min / median / max",
+        "",
+        "Each run measures its raw baselines and the pipeline afresh, in the same process; the ratio is",
+        "taken within a run. Load average (1/5/15 min) at the start → end of each run: "
+        + "; ".join(f"{a} → {b}" for a, b in loads)
+        + ".",
+        "",
+        "| mode | ratio | pipeline | raw Celery | ratio min / median / max |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for (mode, label), values in measures.items():
+        lines.append(
+            f"| {mode} | {label} | {spread([v[0] for v in values], 1)} | {spread([v[1] for v in values], 1)} "
+            f"| {spread([v[2] for v in values], 3 if '(c)' in label else 2)} |"
+        )
+    lines.append("")
+    lines.append("The sections below are the last run's.")
+    return lines
+
+
 def breakdown_lines(results: Sequence[ModeResult]) -> list[str]:
     lines = [
         "",
@@ -1034,6 +1072,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cprofile", action="store_true", help="also cProfile the embedded mode (stdout only)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="results file")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--runs", type=int, default=1, help="repeat the whole measurement; min/median/max")
     args = parser.parse_args(argv)
     quick = {"requests": 30, "sequential": 4, "noop": 500, "hops": 200}
     full = {"requests": 100, "sequential": 10, "noop": 2000, "hops": 500}
@@ -1063,9 +1102,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(modes) - set(runners))
     if unknown:
         raise SystemExit(f"unknown modes: {unknown}")
-    started, load_before = time.monotonic(), loadavg()
-    results = [runners[mode](args) for mode in modes]
-    markdown = report(results, args, command.strip(), (load_before, loadavg()))
+    started = time.monotonic()
+    runs: list[list[ModeResult]] = []
+    loads: list[tuple[str, str]] = []
+    for run in range(args.runs):
+        if args.runs > 1:
+            log(f"run {run + 1} of {args.runs}")
+        load_before = loadavg()
+        runs.append([runners[mode](args) for mode in modes])
+        loads.append((load_before, loadavg()))
+    markdown = report(runs[-1], args, command.strip(), (loads[0][0], loads[-1][1]))
+    if args.runs > 1:
+        head, summary_at = markdown, markdown.find("## Summary")
+        markdown = head[:summary_at] + "\n".join(runs_lines(runs, loads)[1:]) + "\n\n" + head[summary_at:]
     print(markdown)
     if args.cprofile:
         print("cProfile, every thread of an embedded system, requests one at a time:\n")
