@@ -297,6 +297,10 @@ class EstimatorSettings(BaseModel):
     every core). A process that never loads the router's estimators (a training worker) keeps
     torch's default; an embedded one-process run shares the setting with its training."""
 
+    encoder_runtime: Literal["onnx", "torch"] = "onnx"
+    """What runs a router's SBERT forward pass (estimators/onnx_encoder.py): ONNX Runtime on a graph
+    exported once from the same weights (about half torch's time at batch 1, vectors equal to
+    cosine ≥ 0.99999), or torch. ONNX falls back to torch, with a warning, if it cannot run."""
     training_priority: Literal["idle", "nice", "normal"] = "idle"
     """CPU priority of a training or profiling run's thread (training/priority.py): ``idle`` runs it
     only on cores the router and workers leave free (Linux SCHED_IDLE), ``nice`` at nice 19,

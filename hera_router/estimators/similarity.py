@@ -59,8 +59,24 @@ class Embedder:
         self._cache_size = cache_size
         self._batch_size = batch_size
         self._lock = threading.Lock()
+        self._onnx: Any = None
         self.hits = 0
         self.misses = 0
+
+    @property
+    def runtime(self) -> str:
+        """What runs the forward pass: ``onnx`` or ``torch``."""
+        return "torch" if self._onnx is None else "onnx"
+
+    def use_onnx(self, folder: Path, threads: int) -> bool:
+        """Run the forward pass on ONNX Runtime from now on (estimators/onnx_encoder.py), the graph
+        exported into ``folder`` if it is not there yet; False (and torch stays) if it cannot."""
+        from hera_router.estimators.onnx_encoder import load_or_export
+
+        with self._lock:
+            if self._onnx is None:
+                self._onnx = load_or_export(self._model, encoder_path(DEFAULT_ENCODER), folder, threads)
+            return self._onnx is not None
 
     @property
     def backbone(self) -> Any:
@@ -78,9 +94,13 @@ class Embedder:
         bookkeeping (length sorting, progress bar, conversions): the same modules (transformer,
         mean pooling, normalisation), so the same vectors, about a millisecond sooner per call."""
         rows = []
+        onnx = self._onnx
         with self._torch.inference_mode():
             for start in range(0, len(texts), self._batch_size):
                 features = self._model.preprocess(list(texts[start : start + self._batch_size]))
+                if onnx is not None:
+                    rows.append(onnx.encode(features))
+                    continue
                 embedded = self._model(features)["sentence_embedding"]
                 rows.append(self._torch.nn.functional.normalize(embedded, p=2, dim=1).float().numpy())
         return np.concatenate(rows).astype(np.float32, copy=False)
