@@ -143,25 +143,29 @@ def test_request_view_shows_the_tree_decisions_and_calls(api: RunningApi, client
             span=1, fallback_reason=None,
         )  # fmt: skip
         subtasks = SubtaskRepository(session)
-        step0, _ = subtasks.add(request_id=request_id, seq=0, executor=Executor.LLM, branch="LLM", text="Plan a trip")
-        subtasks.transition(step0.id, [SubtaskStatus.PENDING], SubtaskStatus.RUNNING)
-        subtasks.succeed(step0.id, "Pick a city", next_subtask="Choose dates")
-        step1, _ = subtasks.add(request_id=request_id, seq=1, executor=Executor.SLM, branch="SD", text="Choose dates")
-        part1, _ = subtasks.add(
-            request_id=request_id, seq=1, part=1, parent_id=step1.id, executor=Executor.SLM, branch="SD",
+        step0_id, _ = subtasks.add_id(
+            request_id=request_id, seq=0, executor=Executor.LLM, branch="LLM", text="Plan a trip"
+        )
+        subtasks.transition(step0_id, [SubtaskStatus.PENDING], SubtaskStatus.RUNNING)
+        subtasks.succeed(step0_id, "Pick a city", next_subtask="Choose dates")
+        step1_id, _ = subtasks.add_id(
+            request_id=request_id, seq=1, executor=Executor.SLM, branch="SD", text="Choose dates"
+        )
+        part1_id, _ = subtasks.add_id(
+            request_id=request_id, seq=1, part=1, parent_id=step1_id, executor=Executor.SLM, branch="SD",
             text="Check the calendar",
         )  # fmt: skip
-        subtasks.add(
-            request_id=request_id, seq=1, part=2, parent_id=step1.id, executor=Executor.SLM, branch="SD",
+        subtasks.add_id(
+            request_id=request_id, seq=1, part=2, parent_id=step1_id, executor=Executor.SLM, branch="SD",
             text="Pick a weekend",
         )  # fmt: skip
         calls = ModelCallRepository(session)
         calls.record(
-            idempotency_key=f"{step0.id}:1", request_id=request_id, subtask_id=step0.id, backend="sim",
+            idempotency_key=f"{step0_id}:1", request_id=request_id, subtask_id=step0_id, backend="sim",
             model="sim-llm", role=ModelRole.CLOUD, latency_ms=120.0, tokens_in=100, tokens_out=20, cost_usd=0.002,
         )  # fmt: skip
         calls.record(
-            idempotency_key=f"{part1.id}:1", request_id=request_id, subtask_id=part1.id, backend="sim",
+            idempotency_key=f"{part1_id}:1", request_id=request_id, subtask_id=part1_id, backend="sim",
             model="sim-slm", role=ModelRole.EDGE, latency_ms=30.0, tokens_in=50, tokens_out=10,
             status=CallStatus.ERROR, error="edge timed out",
         )  # fmt: skip
@@ -184,8 +188,8 @@ def test_request_view_shows_the_tree_decisions_and_calls(api: RunningApi, client
     )
     parts = steps[1]["children"]
     assert [(p["part"], p["text"], p["parent_id"]) for p in parts] == [
-        (1, "Check the calendar", str(step1.id)),
-        (2, "Pick a weekend", str(step1.id)),
+        (1, "Check the calendar", str(step1_id)),
+        (2, "Pick a weekend", str(step1_id)),
     ]
     assert [(d["seq"], d["branch"], d["executor"], d["span"]) for d in detail["decisions"]] == [
         (0, "LLM", "llm", 1),
