@@ -134,11 +134,11 @@ def test_request_view_shows_the_tree_decisions_and_calls(api: RunningApi, client
         requests = RequestRepository(session)
         requests.transition(request_id, [RequestStatus.QUEUED], RequestStatus.RUNNING, count_attempt=True)
         decisions = DecisionRepository(session)
-        decisions.record(
+        decisions.add(
             request_id=request_id, seq=0, policy="hera", executor=Executor.LLM, branch="LLM", elapsed_ms=1.5,
             scores={"urc": 0.4}, kappa=0.62, estimator_versions={"dp": "3"},
         )  # fmt: skip
-        decisions.record(
+        decisions.add(
             request_id=request_id, seq=1, policy="hera", executor=Executor.SLM, branch="SD", elapsed_ms=2.0,
             span=1, fallback_reason=None,
         )  # fmt: skip

@@ -181,7 +181,7 @@ def test_deleting_a_request_cascades(session: Session, request_row: Request) -> 
 
 def test_decision_round_trip_and_first_decision_stands(session: Session, request_row: Request) -> None:
     decisions = DecisionRepository(session)
-    decision, created = decisions.record(
+    created = decisions.add(
         request_id=request_row.id,
         seq=1,
         policy="hera",
@@ -194,10 +194,12 @@ def test_decision_round_trip_and_first_decision_stands(session: Session, request
         elapsed_ms=4.5,
     )
     assert created is True
+    decision = decisions.get(request_row.id, 1)
+    assert decision is not None
     loaded = assert_round_trip(session, decision)
     assert loaded.scores == {"urc": 0.91, "sp_slm": [0.2, 0.4]}
 
-    again, created = decisions.record(
+    created = decisions.add(
         request_id=request_row.id,
         seq=1,
         policy="hera",
@@ -207,7 +209,10 @@ def test_decision_round_trip_and_first_decision_stands(session: Session, request
         fallback_reason="edge down",
     )
     assert created is False
-    assert (again.id, again.executor) == (decision.id, Executor.SLM)
+    session.expire_all()
+    again = decisions.get(request_row.id, 1)
+    assert again is not None
+    assert (again.id, again.executor, again.branch, again.fallback_reason) == (loaded.id, Executor.SLM, "SLE", None)
     assert [d.seq for d in decisions.list_for_request(request_row.id)] == [1]
 
 
@@ -262,9 +267,7 @@ def test_stale_running_subtask_is_reclaimed_once(session: Session, request_row: 
 
 def test_fallback_reassigns_subtask_and_records_it(session: Session, request_row: Request) -> None:
     subtasks, decisions = SubtaskRepository(session), DecisionRepository(session)
-    decisions.record(
-        request_id=request_row.id, seq=1, policy="hera", executor=Executor.SLM, branch="SSE", elapsed_ms=1.0
-    )
+    decisions.add(request_id=request_row.id, seq=1, policy="hera", executor=Executor.SLM, branch="SSE", elapsed_ms=1.0)
     step_id, _ = subtasks.add_id(request_id=request_row.id, seq=1, executor=Executor.SLM, branch="SSE", text="t")
     subtasks.transition(step_id, (SubtaskStatus.PENDING,), SubtaskStatus.RUNNING)
     assert subtasks.reassign(step_id, Executor.SLM, Executor.LLM) is True
