@@ -160,14 +160,20 @@ def test_request_view_shows_the_tree_decisions_and_calls(api: RunningApi, client
             text="Pick a weekend",
         )  # fmt: skip
         calls = ModelCallRepository(session)
-        calls.record(
+        calls.start(
             idempotency_key=f"{step0_id}:1", request_id=request_id, subtask_id=step0_id, backend="sim",
-            model="sim-llm", role=ModelRole.CLOUD, latency_ms=120.0, tokens_in=100, tokens_out=20, cost_usd=0.002,
+            model="sim-llm", role=ModelRole.CLOUD, estimated_cost_usd=0.0,
         )  # fmt: skip
-        calls.record(
+        calls.finish(
+            f"{step0_id}:1", status=CallStatus.OK, latency_ms=120.0, tokens_in=100, tokens_out=20, cost_usd=0.002
+        )
+        calls.start(
             idempotency_key=f"{part1_id}:1", request_id=request_id, subtask_id=part1_id, backend="sim",
-            model="sim-slm", role=ModelRole.EDGE, latency_ms=30.0, tokens_in=50, tokens_out=10,
-            status=CallStatus.ERROR, error="edge timed out",
+            model="sim-slm", role=ModelRole.EDGE, estimated_cost_usd=0.0,
+        )  # fmt: skip
+        calls.finish(
+            f"{part1_id}:1", status=CallStatus.ERROR, latency_ms=30.0, tokens_in=50, tokens_out=10,
+            error="edge timed out",
         )  # fmt: skip
         requests.add_usage(request_id, cost_usd=0.002, llm_steps=1)
 

@@ -216,37 +216,48 @@ def test_decision_round_trip_and_first_decision_stands(session: Session, request
     assert [d.seq for d in decisions.list_for_request(request_row.id)] == [1]
 
 
-def test_model_call_record_is_idempotent(session: Session, request_row: Request) -> None:
+def test_model_call_start_and_finish_are_idempotent(session: Session, request_row: Request) -> None:
     calls = ModelCallRepository(session)
     subtask_id, _ = SubtaskRepository(session).add_id(
         request_id=request_row.id, seq=1, executor=Executor.LLM, branch="LLM", text="t"
     )
-    fields: dict[str, Any] = {
+    key = f"{subtask_id}:1"
+    started: dict[str, Any] = {
         "request_id": request_row.id,
         "subtask_id": subtask_id,
         "backend": "openai",
         "model": "gpt-4o",
         "role": ModelRole.CLOUD,
+        "estimated_cost_usd": 0.001,
+    }
+    assert calls.start(idempotency_key=key, **started) is True
+    # A redelivered execution task starting the same call again leaves the first row alone.
+    assert calls.start(idempotency_key=key, **{**started, "backend": "tgi", "estimated_cost_usd": 5.0}) is False
+    outcome: dict[str, Any] = {
+        "status": CallStatus.OK,
         "tokens_in": 120,
         "tokens_out": 40,
         "latency_ms": 812.5,
         "cost_usd": 0.0007,
     }
-    first, created = calls.record(idempotency_key=f"{subtask_id}:1", **fields)
-    assert created is True
+    assert calls.finish(key, **outcome) is True
+    first = calls.by_key(key)
+    assert first is not None
     loaded = assert_round_trip(session, first)
-    assert loaded.status is CallStatus.OK
+    assert (loaded.status, loaded.backend, loaded.tokens_in) == (CallStatus.OK, "openai", 120)
+    assert loaded.estimated_cost_usd == pytest.approx(0.001)
 
-    second, created = calls.record(
-        idempotency_key=f"{subtask_id}:1", **{**fields, "cost_usd": 99.0, "status": CallStatus.ERROR}
-    )
-    assert created is False
-    assert second.id == first.id
+    # A duplicate delivery finishing the same call changes nothing: the first counted its cost.
+    assert calls.finish(key, **{**outcome, "cost_usd": 99.0, "status": CallStatus.ERROR}) is False
+    session.expire_all()
+    second = calls.by_key(key)
+    assert second is not None
+    assert (second.id, second.status) == (loaded.id, CallStatus.OK)
     assert second.cost_usd == pytest.approx(0.0007)
-    count = session.scalar(select(func.count()).where(ModelCall.idempotency_key == f"{subtask_id}:1"))
+    count = session.scalar(select(func.count()).where(ModelCall.idempotency_key == key))
     assert count == 1
     assert calls.total_cost(request_row.id) == pytest.approx(0.0007)
-    assert [c.id for c in calls.list_for_request(request_row.id)] == [first.id]
+    assert [c.id for c in calls.list_for_request(request_row.id)] == [loaded.id]
 
 
 def test_stale_running_subtask_is_reclaimed_once(session: Session, request_row: Request) -> None:
