@@ -27,48 +27,20 @@ from __future__ import annotations
 import uuid
 
 from hera_router.db.enums import Executor
-from hera_router.db.runtime import Runtime
 from hera_router.pipeline.execution import ExecutionHop
-from hera_router.pipeline.outbox import Dispatcher
 from hera_router.pipeline.recovery import RecoveryHop
 from hera_router.pipeline.routing import RoutingHop
-from hera_router.pipeline.services import (
-    BackendFactory,
-    EstimatorSource,
-    HeldMessages,
-    QueueDepth,
-    Services,
-    default_backend_factory,
-    no_estimators,
-    unknown_depth,
-    unknown_held,
-)
+from hera_router.pipeline.services import EstimatorSource, Services
 from hera_router.routing.base import Decision
 
 __all__ = ["Pipeline", "Services"]
 
 
 class Pipeline:
-    """The hops of one process over one set of services."""
+    """The hops of one process over one set of services (the caller builds the :class:`Services`)."""
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        dispatcher: Dispatcher,
-        *,
-        backend_factory: BackendFactory = default_backend_factory,
-        estimator_source: EstimatorSource = no_estimators,
-        queue_depth: QueueDepth = unknown_depth,
-        held_messages: HeldMessages = unknown_held,
-    ) -> None:
-        self.services = Services(
-            runtime,
-            dispatcher,
-            backend_factory=backend_factory,
-            estimator_source=estimator_source,
-            queue_depth=queue_depth,
-            held_messages=held_messages,
-        )
+    def __init__(self, services: Services) -> None:
+        self.services = services
         self.routing = RoutingHop(self.services)
         self.execution = ExecutionHop(self.services, self.routing)
         self.recovery = RecoveryHop(self.services)

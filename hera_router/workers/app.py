@@ -51,14 +51,16 @@ class HeraCelery(Celery):  # type: ignore[misc]  # celery ships no type informat
             if self._hera_pipeline is None:
                 # Deferred: a producer-only process (the API, beat) never loads the hops.
                 from hera_router.estimators.loader import RegistryEstimatorSource
-                from hera_router.pipeline import Pipeline
+                from hera_router.pipeline import Pipeline, Services
 
                 self._hera_pipeline = Pipeline(
-                    self.hera_runtime,
-                    celery_dispatcher(self),
-                    estimator_source=RegistryEstimatorSource(self.hera_runtime),
-                    queue_depth=celery_queue_depth(self),
-                    held_messages=celery_held_messages(self),
+                    Services(
+                        self.hera_runtime,
+                        celery_dispatcher(self),
+                        estimator_source=RegistryEstimatorSource(self.hera_runtime),
+                        queue_depth=celery_queue_depth(self),
+                        held_messages=celery_held_messages(self),
+                    )
                 )
             return self._hera_pipeline
 

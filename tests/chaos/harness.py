@@ -44,14 +44,11 @@ from sqlalchemy.exc import OperationalError
 from hera_router.config import QueueNames
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES
 from hera_router.db.migrate import upgrade
-from hera_router.devserver.app import create_app as create_model_server
 from hera_router.devserver.faults import Fault, FaultConfig, FaultInjector
-from hera_router.devserver.server import ServerThread
-from hera_router.simulator.backend import SimBackend
 from hera_router.simulator.generate import generate
 from hera_router.workers import HeraCelery, create_app
 from hera_router.workers.publisher import celery_dispatcher
-from tests.integration.pipeline.distributed import _settings_from
+from tests.integration.pipeline.distributed import _settings_from, sim_model_servers
 from tests.integration.pipeline.helpers import submit
 from tests.integration.services import PostgresServer, RedisServer
 
@@ -282,11 +279,8 @@ def deployment(
             broker_url = redis.url
         else:
             broker_url = stack.enter_context(rabbitmq_vhost(f"hera-chaos-{suffix}"))
-        edge = stack.enter_context(
-            ServerThread(create_model_server(SimBackend("slm", "sim-slm", seed=seed), faults=edge_faults))
-        )
-        cloud = stack.enter_context(
-            ServerThread(create_model_server(SimBackend("llm", "sim-llm", seed=seed), faults=cloud_faults))
+        model_servers = stack.enter_context(
+            sim_model_servers(seed=seed, edge_faults=edge_faults, cloud_faults=cloud_faults)
         )
         settings_env: dict[str, str] = {
             "HERA_MODE": "distributed",
@@ -297,12 +291,7 @@ def deployment(
             "HERA_SIMULATOR__SEED": str(seed),
             "HERA_CONTINUAL__SHADOW_RATE": "0",
             "HERA_CONTINUAL__NIGHTLY": "false",
-            "HERA_EDGE__BACKEND": "tgi",
-            "HERA_EDGE__URL": edge.url,
-            "HERA_EDGE__MODEL": "sim-slm",
-            "HERA_CLOUD__BACKEND": "openai",
-            "HERA_CLOUD__URL": f"{cloud.url}/v1",
-            "HERA_CLOUD__MODEL": "sim-llm",
+            **model_servers,
             "HERA_LOG_LEVEL": "INFO",
             "HERA_OPS__WORKER_METRICS_PORT": "0",
             **{f"HERA_QUEUES__{key.upper()}": value for key, value in queues.model_dump().items()},

@@ -39,37 +39,6 @@ class DecisionRepository:
                 counts[branch] = (decisions + int("span_origin" not in (scores or {})), steps + 1)
         return counts
 
-    def record(
-        self,
-        *,
-        request_id: uuid.UUID,
-        seq: int,
-        policy: str,
-        executor: Executor,
-        branch: str,
-        elapsed_ms: float,
-        span: int = 1,
-        scores: Mapping[str, Any] | None = None,
-        kappa: float | None = None,
-        estimator_versions: Mapping[str, Any] | None = None,
-        fallback_reason: str | None = None,
-    ) -> tuple[Decision, bool]:
-        """Store the decision for step ``seq``; returns ``(row, created)``.
-
-        If the step was already decided (a redelivered router task) the first decision stands and
-        ``created`` is False: re-running the policy could pick differently, and the subtasks
-        already follow the first choice.
-        """
-        created = self.add(
-            request_id=request_id, seq=seq, policy=policy, executor=executor, branch=branch,
-            elapsed_ms=elapsed_ms, span=span, scores=scores, kappa=kappa,
-            estimator_versions=estimator_versions, fallback_reason=fallback_reason,
-        )  # fmt: skip
-        decision = self.get(request_id, seq)
-        if decision is None:  # pragma: no cover - the insert or the conflict guarantees a row
-            raise LookupError(f"decision ({request_id}, {seq}) vanished after insert")
-        return decision, created
-
     def add(
         self,
         *,
@@ -85,7 +54,12 @@ class DecisionRepository:
         estimator_versions: Mapping[str, Any] | None = None,
         fallback_reason: str | None = None,
     ) -> bool:
-        """:meth:`record` without reading the row back (the hot path): True if it was new."""
+        """Store the decision for step ``seq``; True if it was new.
+
+        If the step was already decided (a redelivered router task) the first decision stands and
+        this returns False: re-running the policy could pick differently, and the subtasks already
+        follow the first choice.
+        """
         return insert_if_absent(
             self.session,
             Decision,

@@ -20,54 +20,6 @@ class ModelCallRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def record(
-        self,
-        *,
-        idempotency_key: str,
-        request_id: uuid.UUID,
-        backend: str,
-        model: str,
-        role: ModelRole,
-        latency_ms: float,
-        status: CallStatus = CallStatus.OK,
-        subtask_id: uuid.UUID | None = None,
-        tokens_in: int = 0,
-        tokens_out: int = 0,
-        cost_usd: float = 0.0,
-        error: str | None = None,
-        attempts: int = 1,
-    ) -> tuple[ModelCall, bool]:
-        """Record a call; returns ``(row, created)``.
-
-        A second record with the same key (a redelivered execution task) leaves the first row
-        untouched and returns it with ``created=False``; callers add cost to the request's totals
-        only when ``created`` is True, so nothing is charged twice.
-        """
-        created = insert_if_absent(
-            self.session,
-            ModelCall,
-            {
-                "idempotency_key": idempotency_key,
-                "request_id": request_id,
-                "subtask_id": subtask_id,
-                "backend": backend,
-                "model": model,
-                "role": role,
-                "tokens_in": tokens_in,
-                "tokens_out": tokens_out,
-                "latency_ms": latency_ms,
-                "cost_usd": cost_usd,
-                "status": status,
-                "error": error,
-                "attempts": attempts,
-            },
-            ("idempotency_key",),
-        )
-        call = self.by_key(idempotency_key)
-        if call is None:  # pragma: no cover - the insert or the conflict guarantees a row
-            raise LookupError(f"model call {idempotency_key!r} vanished after insert")
-        return call, created
-
     def start(
         self,
         *,

@@ -209,7 +209,7 @@ class RequestRepository:
         """Add to the request's totals atomically (``SET x = x + n``, safe under concurrency).
 
         Not idempotent by itself: call it in the transaction that recorded the model call, and only
-        when :meth:`ModelCallRepository.record` reported a new row.
+        when :meth:`ModelCallRepository.finish` recorded the call's outcome (returned True).
         """
         self.session.execute(
             update(Request)

@@ -22,41 +22,6 @@ class SubtaskRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(
-        self,
-        *,
-        request_id: uuid.UUID,
-        seq: int,
-        executor: Executor,
-        branch: str,
-        text: str,
-        part: int = 0,
-        parent_id: uuid.UUID | None = None,
-    ) -> tuple[Subtask, bool]:
-        """Create the subtask, or find the existing one for (request, seq, part); ``(row, created)``.
-
-        A redelivered router task re-running the same step gets the row the first copy wrote,
-        whatever it holds now; the caller's guarded transition then decides whether to proceed.
-        """
-        created = insert_if_absent(
-            self.session,
-            Subtask,
-            {
-                "request_id": request_id,
-                "seq": seq,
-                "part": part,
-                "executor": executor,
-                "branch": branch,
-                "text": text,
-                "parent_id": parent_id,
-            },
-            ("request_id", "seq", "part"),
-        )
-        subtask = self.by_key(request_id, seq, part)
-        if subtask is None:  # pragma: no cover - the insert or the conflict guarantees a row
-            raise LookupError(f"subtask ({request_id}, {seq}, {part}) vanished after insert")
-        return subtask, created
-
     def add_id(
         self,
         *,
@@ -68,8 +33,13 @@ class SubtaskRepository:
         part: int = 0,
         parent_id: uuid.UUID | None = None,
     ) -> tuple[uuid.UUID, Executor]:
-        """Like :meth:`add` for the hot path: ``(id, executor)`` of the new row in one statement,
-        or of the row an earlier copy wrote (then the executor may differ, e.g. after a fallback)."""
+        """Create the subtask, or find the existing one for (request, seq, part); ``(id, executor)``.
+
+        The new row's id comes back from the INSERT itself (the hot path). A redelivered router task
+        re-running the same step gets the row the first copy wrote, whatever it holds now (then the
+        executor may differ, e.g. after a fallback); the caller's guarded transition then decides
+        whether to proceed.
+        """
         inserted = insert_if_absent(
             self.session,
             Subtask,

@@ -134,36 +134,46 @@ def test_request_view_shows_the_tree_decisions_and_calls(api: RunningApi, client
         requests = RequestRepository(session)
         requests.transition(request_id, [RequestStatus.QUEUED], RequestStatus.RUNNING, count_attempt=True)
         decisions = DecisionRepository(session)
-        decisions.record(
+        decisions.add(
             request_id=request_id, seq=0, policy="hera", executor=Executor.LLM, branch="LLM", elapsed_ms=1.5,
             scores={"urc": 0.4}, kappa=0.62, estimator_versions={"dp": "3"},
         )  # fmt: skip
-        decisions.record(
+        decisions.add(
             request_id=request_id, seq=1, policy="hera", executor=Executor.SLM, branch="SD", elapsed_ms=2.0,
             span=1, fallback_reason=None,
         )  # fmt: skip
         subtasks = SubtaskRepository(session)
-        step0, _ = subtasks.add(request_id=request_id, seq=0, executor=Executor.LLM, branch="LLM", text="Plan a trip")
-        subtasks.transition(step0.id, [SubtaskStatus.PENDING], SubtaskStatus.RUNNING)
-        subtasks.succeed(step0.id, "Pick a city", next_subtask="Choose dates")
-        step1, _ = subtasks.add(request_id=request_id, seq=1, executor=Executor.SLM, branch="SD", text="Choose dates")
-        part1, _ = subtasks.add(
-            request_id=request_id, seq=1, part=1, parent_id=step1.id, executor=Executor.SLM, branch="SD",
+        step0_id, _ = subtasks.add_id(
+            request_id=request_id, seq=0, executor=Executor.LLM, branch="LLM", text="Plan a trip"
+        )
+        subtasks.transition(step0_id, [SubtaskStatus.PENDING], SubtaskStatus.RUNNING)
+        subtasks.succeed(step0_id, "Pick a city", next_subtask="Choose dates")
+        step1_id, _ = subtasks.add_id(
+            request_id=request_id, seq=1, executor=Executor.SLM, branch="SD", text="Choose dates"
+        )
+        part1_id, _ = subtasks.add_id(
+            request_id=request_id, seq=1, part=1, parent_id=step1_id, executor=Executor.SLM, branch="SD",
             text="Check the calendar",
         )  # fmt: skip
-        subtasks.add(
-            request_id=request_id, seq=1, part=2, parent_id=step1.id, executor=Executor.SLM, branch="SD",
+        subtasks.add_id(
+            request_id=request_id, seq=1, part=2, parent_id=step1_id, executor=Executor.SLM, branch="SD",
             text="Pick a weekend",
         )  # fmt: skip
         calls = ModelCallRepository(session)
-        calls.record(
-            idempotency_key=f"{step0.id}:1", request_id=request_id, subtask_id=step0.id, backend="sim",
-            model="sim-llm", role=ModelRole.CLOUD, latency_ms=120.0, tokens_in=100, tokens_out=20, cost_usd=0.002,
+        calls.start(
+            idempotency_key=f"{step0_id}:1", request_id=request_id, subtask_id=step0_id, backend="sim",
+            model="sim-llm", role=ModelRole.CLOUD, estimated_cost_usd=0.0,
         )  # fmt: skip
-        calls.record(
-            idempotency_key=f"{part1.id}:1", request_id=request_id, subtask_id=part1.id, backend="sim",
-            model="sim-slm", role=ModelRole.EDGE, latency_ms=30.0, tokens_in=50, tokens_out=10,
-            status=CallStatus.ERROR, error="edge timed out",
+        calls.finish(
+            f"{step0_id}:1", status=CallStatus.OK, latency_ms=120.0, tokens_in=100, tokens_out=20, cost_usd=0.002
+        )
+        calls.start(
+            idempotency_key=f"{part1_id}:1", request_id=request_id, subtask_id=part1_id, backend="sim",
+            model="sim-slm", role=ModelRole.EDGE, estimated_cost_usd=0.0,
+        )  # fmt: skip
+        calls.finish(
+            f"{part1_id}:1", status=CallStatus.ERROR, latency_ms=30.0, tokens_in=50, tokens_out=10,
+            error="edge timed out",
         )  # fmt: skip
         requests.add_usage(request_id, cost_usd=0.002, llm_steps=1)
 
@@ -184,8 +194,8 @@ def test_request_view_shows_the_tree_decisions_and_calls(api: RunningApi, client
     )
     parts = steps[1]["children"]
     assert [(p["part"], p["text"], p["parent_id"]) for p in parts] == [
-        (1, "Check the calendar", str(step1.id)),
-        (2, "Pick a weekend", str(step1.id)),
+        (1, "Check the calendar", str(step1_id)),
+        (2, "Pick a weekend", str(step1_id)),
     ]
     assert [(d["seq"], d["branch"], d["executor"], d["span"]) for d in detail["decisions"]] == [
         (0, "LLM", "llm", 1),

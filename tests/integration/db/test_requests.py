@@ -125,51 +125,54 @@ def test_count_by_status(session: Session, request_row: Request) -> None:
 
 def test_subtask_tree_round_trip_and_idempotent_add(session: Session, request_row: Request) -> None:
     subtasks = SubtaskRepository(session)
-    root, created = subtasks.add(
+    root_id, executor = subtasks.add_id(
         request_id=request_row.id, seq=1, executor=Executor.LLM, branch="LLM", text="Find flights"
     )
-    assert created is True
-    child, _ = subtasks.add(
+    assert executor is Executor.LLM
+    child_id, _ = subtasks.add_id(
         request_id=request_row.id,
         seq=1,
         part=1,
-        parent_id=root.id,
+        parent_id=root_id,
         executor=Executor.SLM,
         branch="SLE",
         text="Compare prices",
     )
+    child = subtasks.get(child_id)
+    assert child is not None
     loaded = assert_round_trip(session, child)
-    assert loaded.parent_id == root.id
+    assert loaded.parent_id == root_id
 
-    again, created = subtasks.add(
+    # A redelivered router task adding the same step gets the first row's id and executor.
+    again_id, again_executor = subtasks.add_id(
         request_id=request_row.id, seq=1, executor=Executor.SLM, branch="URC", text="something else"
     )
-    assert created is False
-    assert (again.id, again.executor, again.text) == (root.id, Executor.LLM, "Find flights")
+    assert (again_id, again_executor) == (root_id, Executor.LLM)
     assert [(s.seq, s.part) for s in subtasks.list_for_request(request_row.id)] == [(1, 0), (1, 1)]
 
-    parent = subtasks.get(root.id)
+    parent = subtasks.get(root_id)
     assert parent is not None
-    assert [c.id for c in parent.children] == [child.id]
+    assert (parent.executor, parent.branch, parent.text) == (Executor.LLM, "LLM", "Find flights")
+    assert [c.id for c in parent.children] == [child_id]
 
 
 def test_subtask_transitions(session: Session, request_row: Request) -> None:
     subtasks = SubtaskRepository(session)
-    subtask, _ = subtasks.add(request_id=request_row.id, seq=1, executor=Executor.SLM, branch="SSE", text="t")
+    subtask_id, _ = subtasks.add_id(request_id=request_row.id, seq=1, executor=Executor.SLM, branch="SSE", text="t")
     pending = (SubtaskStatus.PENDING,)
-    assert subtasks.transition(subtask.id, pending, SubtaskStatus.RUNNING, count_attempt=True) is True
-    assert subtasks.transition(subtask.id, pending, SubtaskStatus.RUNNING, count_attempt=True) is False
-    assert subtasks.succeed(subtask.id, "done") is True
-    assert subtasks.fail(subtask.id, "late failure") is False
+    assert subtasks.transition(subtask_id, pending, SubtaskStatus.RUNNING, count_attempt=True) is True
+    assert subtasks.transition(subtask_id, pending, SubtaskStatus.RUNNING, count_attempt=True) is False
+    assert subtasks.succeed(subtask_id, "done") is True
+    assert subtasks.fail(subtask_id, "late failure") is False
     session.expire_all()
-    reloaded = subtasks.get(subtask.id)
+    reloaded = subtasks.get(subtask_id)
     assert reloaded is not None
     assert (reloaded.status, reloaded.output, reloaded.attempts) == (SubtaskStatus.SUCCEEDED, "done", 1)
 
 
 def test_deleting_a_request_cascades(session: Session, request_row: Request) -> None:
     """ON DELETE CASCADE is in force on both databases (SQLite needs foreign_keys=ON)."""
-    SubtaskRepository(session).add(request_id=request_row.id, seq=1, executor=Executor.SLM, branch="x", text="t")
+    SubtaskRepository(session).add_id(request_id=request_row.id, seq=1, executor=Executor.SLM, branch="x", text="t")
     session.flush()
     session.execute(delete(Request).where(Request.id == request_row.id))
     remaining = session.scalar(select(func.count()).where(Subtask.request_id == request_row.id))
@@ -178,7 +181,7 @@ def test_deleting_a_request_cascades(session: Session, request_row: Request) -> 
 
 def test_decision_round_trip_and_first_decision_stands(session: Session, request_row: Request) -> None:
     decisions = DecisionRepository(session)
-    decision, created = decisions.record(
+    created = decisions.add(
         request_id=request_row.id,
         seq=1,
         policy="hera",
@@ -191,10 +194,12 @@ def test_decision_round_trip_and_first_decision_stands(session: Session, request
         elapsed_ms=4.5,
     )
     assert created is True
+    decision = decisions.get(request_row.id, 1)
+    assert decision is not None
     loaded = assert_round_trip(session, decision)
     assert loaded.scores == {"urc": 0.91, "sp_slm": [0.2, 0.4]}
 
-    again, created = decisions.record(
+    created = decisions.add(
         request_id=request_row.id,
         seq=1,
         policy="hera",
@@ -204,72 +209,84 @@ def test_decision_round_trip_and_first_decision_stands(session: Session, request
         fallback_reason="edge down",
     )
     assert created is False
-    assert (again.id, again.executor) == (decision.id, Executor.SLM)
+    session.expire_all()
+    again = decisions.get(request_row.id, 1)
+    assert again is not None
+    assert (again.id, again.executor, again.branch, again.fallback_reason) == (loaded.id, Executor.SLM, "SLE", None)
     assert [d.seq for d in decisions.list_for_request(request_row.id)] == [1]
 
 
-def test_model_call_record_is_idempotent(session: Session, request_row: Request) -> None:
+def test_model_call_start_and_finish_are_idempotent(session: Session, request_row: Request) -> None:
     calls = ModelCallRepository(session)
-    subtask, _ = SubtaskRepository(session).add(
+    subtask_id, _ = SubtaskRepository(session).add_id(
         request_id=request_row.id, seq=1, executor=Executor.LLM, branch="LLM", text="t"
     )
-    fields: dict[str, Any] = {
+    key = f"{subtask_id}:1"
+    started: dict[str, Any] = {
         "request_id": request_row.id,
-        "subtask_id": subtask.id,
+        "subtask_id": subtask_id,
         "backend": "openai",
         "model": "gpt-4o",
         "role": ModelRole.CLOUD,
+        "estimated_cost_usd": 0.001,
+    }
+    assert calls.start(idempotency_key=key, **started) is True
+    # A redelivered execution task starting the same call again leaves the first row alone.
+    assert calls.start(idempotency_key=key, **{**started, "backend": "tgi", "estimated_cost_usd": 5.0}) is False
+    outcome: dict[str, Any] = {
+        "status": CallStatus.OK,
         "tokens_in": 120,
         "tokens_out": 40,
         "latency_ms": 812.5,
         "cost_usd": 0.0007,
     }
-    first, created = calls.record(idempotency_key=f"{subtask.id}:1", **fields)
-    assert created is True
+    assert calls.finish(key, **outcome) is True
+    first = calls.by_key(key)
+    assert first is not None
     loaded = assert_round_trip(session, first)
-    assert loaded.status is CallStatus.OK
+    assert (loaded.status, loaded.backend, loaded.tokens_in) == (CallStatus.OK, "openai", 120)
+    assert loaded.estimated_cost_usd == pytest.approx(0.001)
 
-    second, created = calls.record(
-        idempotency_key=f"{subtask.id}:1", **{**fields, "cost_usd": 99.0, "status": CallStatus.ERROR}
-    )
-    assert created is False
-    assert second.id == first.id
+    # A duplicate delivery finishing the same call changes nothing: the first counted its cost.
+    assert calls.finish(key, **{**outcome, "cost_usd": 99.0, "status": CallStatus.ERROR}) is False
+    session.expire_all()
+    second = calls.by_key(key)
+    assert second is not None
+    assert (second.id, second.status) == (loaded.id, CallStatus.OK)
     assert second.cost_usd == pytest.approx(0.0007)
-    count = session.scalar(select(func.count()).where(ModelCall.idempotency_key == f"{subtask.id}:1"))
+    count = session.scalar(select(func.count()).where(ModelCall.idempotency_key == key))
     assert count == 1
     assert calls.total_cost(request_row.id) == pytest.approx(0.0007)
-    assert [c.id for c in calls.list_for_request(request_row.id)] == [first.id]
+    assert [c.id for c in calls.list_for_request(request_row.id)] == [loaded.id]
 
 
 def test_stale_running_subtask_is_reclaimed_once(session: Session, request_row: Request) -> None:
     subtasks = SubtaskRepository(session)
-    subtask, _ = subtasks.add(request_id=request_row.id, seq=1, executor=Executor.SLM, branch="SSE", text="t")
+    subtask_id, _ = subtasks.add_id(request_id=request_row.id, seq=1, executor=Executor.SLM, branch="SSE", text="t")
     cutoff = datetime.now(UTC) - timedelta(minutes=5)
-    assert subtasks.reclaim_stale(subtask.id, cutoff) is False  # pending, not running
-    subtasks.transition(subtask.id, (SubtaskStatus.PENDING,), SubtaskStatus.RUNNING, count_attempt=True)
-    assert subtasks.reclaim_stale(subtask.id, cutoff) is False  # running, but recently touched
-    session.execute(update(Subtask).where(Subtask.id == subtask.id).values(updated_at=cutoff - timedelta(minutes=1)))
-    assert subtasks.reclaim_stale(subtask.id, cutoff) is True
-    assert subtasks.reclaim_stale(subtask.id, cutoff) is False  # the first reclaim bumped updated_at
+    assert subtasks.reclaim_stale(subtask_id, cutoff) is False  # pending, not running
+    subtasks.transition(subtask_id, (SubtaskStatus.PENDING,), SubtaskStatus.RUNNING, count_attempt=True)
+    assert subtasks.reclaim_stale(subtask_id, cutoff) is False  # running, but recently touched
+    session.execute(update(Subtask).where(Subtask.id == subtask_id).values(updated_at=cutoff - timedelta(minutes=1)))
+    assert subtasks.reclaim_stale(subtask_id, cutoff) is True
+    assert subtasks.reclaim_stale(subtask_id, cutoff) is False  # the first reclaim bumped updated_at
     session.expire_all()
-    reloaded = subtasks.get(subtask.id)
+    reloaded = subtasks.get(subtask_id)
     assert reloaded is not None
     assert (reloaded.status, reloaded.attempts) == (SubtaskStatus.RUNNING, 2)
 
 
 def test_fallback_reassigns_subtask_and_records_it(session: Session, request_row: Request) -> None:
     subtasks, decisions = SubtaskRepository(session), DecisionRepository(session)
-    decisions.record(
-        request_id=request_row.id, seq=1, policy="hera", executor=Executor.SLM, branch="SSE", elapsed_ms=1.0
-    )
-    step, _ = subtasks.add(request_id=request_row.id, seq=1, executor=Executor.SLM, branch="SSE", text="t")
-    subtasks.transition(step.id, (SubtaskStatus.PENDING,), SubtaskStatus.RUNNING)
-    assert subtasks.reassign(step.id, Executor.SLM, Executor.LLM) is True
-    assert subtasks.reassign(step.id, Executor.SLM, Executor.LLM) is False
+    decisions.add(request_id=request_row.id, seq=1, policy="hera", executor=Executor.SLM, branch="SSE", elapsed_ms=1.0)
+    step_id, _ = subtasks.add_id(request_id=request_row.id, seq=1, executor=Executor.SLM, branch="SSE", text="t")
+    subtasks.transition(step_id, (SubtaskStatus.PENDING,), SubtaskStatus.RUNNING)
+    assert subtasks.reassign(step_id, Executor.SLM, Executor.LLM) is True
+    assert subtasks.reassign(step_id, Executor.SLM, Executor.LLM) is False
     assert decisions.set_fallback(request_row.id, 1, Executor.LLM, "edge unavailable") is True
     assert decisions.set_fallback(request_row.id, 2, Executor.LLM, "no such step") is False
     session.expire_all()
-    moved, decision = subtasks.get(step.id), decisions.get(request_row.id, 1)
+    moved, decision = subtasks.get(step_id), decisions.get(request_row.id, 1)
     assert moved is not None
     assert decision is not None
     assert (moved.executor, moved.status) == (Executor.LLM, SubtaskStatus.PENDING)
@@ -278,13 +295,13 @@ def test_fallback_reassigns_subtask_and_records_it(session: Session, request_row
 
 def test_has_parts(session: Session, request_row: Request) -> None:
     subtasks = SubtaskRepository(session)
-    whole, _ = subtasks.add(request_id=request_row.id, seq=1, executor=Executor.LLM, branch="LLM", text="t")
-    split, _ = subtasks.add(request_id=request_row.id, seq=2, executor=Executor.LLM, branch="LLM", text="t")
-    subtasks.add(
-        request_id=request_row.id, seq=2, part=1, parent_id=split.id, executor=Executor.SLM, branch="x", text="a"
+    whole_id, _ = subtasks.add_id(request_id=request_row.id, seq=1, executor=Executor.LLM, branch="LLM", text="t")
+    split_id, _ = subtasks.add_id(request_id=request_row.id, seq=2, executor=Executor.LLM, branch="LLM", text="t")
+    subtasks.add_id(
+        request_id=request_row.id, seq=2, part=1, parent_id=split_id, executor=Executor.SLM, branch="x", text="a"
     )
-    assert subtasks.has_parts(whole.id) is False
-    assert subtasks.has_parts(split.id) is True
+    assert subtasks.has_parts(whole_id) is False
+    assert subtasks.has_parts(split_id) is True
 
 
 def test_batch_progress_and_cancel(session: Session, tenant: Tenant) -> None:

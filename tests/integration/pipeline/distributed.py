@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,27 @@ class DistributedSystem:
 
 
 @contextmanager
+def sim_model_servers(
+    *, seed: int, edge_faults: FaultInjector, cloud_faults: FaultInjector
+) -> Iterator[dict[str, str]]:
+    """The simulated SLM and LLM served over loopback HTTP in this process (edge over the TGI
+    protocol, cloud over the OpenAI protocol) until the block ends; yields the settings that point
+    the workers at them."""
+    with (
+        ServerThread(create_model_server(SimBackend("slm", "sim-slm", seed=seed), faults=edge_faults)) as edge,
+        ServerThread(create_model_server(SimBackend("llm", "sim-llm", seed=seed), faults=cloud_faults)) as cloud,
+    ):
+        yield {
+            "HERA_EDGE__BACKEND": "tgi",
+            "HERA_EDGE__URL": edge.url,
+            "HERA_EDGE__MODEL": "sim-slm",
+            "HERA_CLOUD__BACKEND": "openai",
+            "HERA_CLOUD__URL": f"{cloud.url}/v1",
+            "HERA_CLOUD__MODEL": "sim-llm",
+        }
+
+
+@contextmanager
 def distributed_system(
     database_url: str,
     broker_url: str,
@@ -100,13 +121,7 @@ def distributed_system(
     suffix = uuid.uuid4().hex[:8]
     queues = QueueNames(**{name: f"t{suffix}-{name}" for name in QueueNames.model_fields})
     edge_faults, cloud_faults = FaultInjector(), FaultInjector()
-    with ExitStack() as stack:
-        edge = stack.enter_context(
-            ServerThread(create_model_server(SimBackend("slm", "sim-slm", seed=seed), faults=edge_faults))
-        )
-        cloud = stack.enter_context(
-            ServerThread(create_model_server(SimBackend("llm", "sim-llm", seed=seed), faults=cloud_faults))
-        )
+    with sim_model_servers(seed=seed, edge_faults=edge_faults, cloud_faults=cloud_faults) as model_servers:
         env_settings: dict[str, str] = {
             "HERA_MODE": "distributed",
             "HERA_BROKER_URL": broker_url,
@@ -116,14 +131,9 @@ def distributed_system(
             # No training worker by default: shadow runs would sit in its queue (tests of continual
             # fine-tuning start one and override this).
             "HERA_CONTINUAL__SHADOW_RATE": "0",
-            "HERA_EDGE__BACKEND": "tgi",
-            "HERA_EDGE__URL": edge.url,
-            "HERA_EDGE__MODEL": "sim-slm",
+            **model_servers,
             "HERA_EDGE__MAX_RETRIES": "1",
             "HERA_EDGE__BACKOFF_BASE_S": "0.05",
-            "HERA_CLOUD__BACKEND": "openai",
-            "HERA_CLOUD__URL": f"{cloud.url}/v1",
-            "HERA_CLOUD__MODEL": "sim-llm",
             "HERA_CLOUD__BACKOFF_BASE_S": "0.05",
             "HERA_LOG_LEVEL": "INFO",
             **{f"HERA_QUEUES__{name.upper()}": value for name, value in queues.model_dump().items()},

@@ -21,7 +21,7 @@ from hera_router.config import Settings, load_settings
 from hera_router.db.enums import Executor
 from hera_router.db.migrate import upgrade
 from hera_router.db.runtime import Runtime
-from hera_router.pipeline import Pipeline
+from hera_router.pipeline import Pipeline, Services
 from hera_router.pipeline.names import TaskName
 from hera_router.pipeline.outbox import Dispatcher
 from hera_router.pipeline.services import BackendFactory, default_backend_factory
@@ -98,7 +98,7 @@ def make_harness(
     runtime = Runtime(settings)
     harness = Harness(settings, runtime, pipeline=None)  # type: ignore[arg-type]
     dispatcher = Dispatcher(lambda: runtime.sessions, harness.publish, relay_grace_s=settings.relay_grace_s)
-    harness.pipeline = Pipeline(runtime, dispatcher, backend_factory=backend_factory)
+    harness.pipeline = Pipeline(Services(runtime, dispatcher, backend_factory=backend_factory))
     return harness
 
 
