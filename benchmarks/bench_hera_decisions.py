@@ -287,6 +287,46 @@ def throughput_report(settings: Settings, contexts: Sequence[RoutingContext], th
     print(f"median ratio micro-batched / plain at {threads} threads: {statistics.median(ratios):.2f}x")
 
 
+def agreement_report(settings: Settings, contexts: Sequence[RoutingContext]) -> None:
+    """The same step contexts decided with the SBERT pass on torch and on ONNX Runtime: how many
+    decisions (executor and branch) differ, and the per-pass time of each, in the same process."""
+    from hera_router.estimators import similarity
+
+    bundles, seconds = {}, {}
+    policy = HeraPolicy(settings.routing)
+    for runtime in ("torch", "onnx"):
+        similarity._shared = None  # a fresh embedder per runtime, cache off
+        estimators = settings.estimators.model_copy(
+            update={"encoder_runtime": runtime, "micro_batch_max": 1, "similarity_cache_size": 0}
+        )
+        bundle = RegistryEstimatorSource(Runtime(settings.model_copy(update={"estimators": estimators})))()
+        assert bundle is not None, "no active estimators: run `hera-router bootstrap` with this HERA_DATA_DIR"
+        embedder = bundle.sp_slm.embedder  # type: ignore[attr-defined]
+        assert embedder.runtime == runtime, f"asked for {runtime}, the embedder runs {embedder.runtime}"
+        texts = [c.current for c in contexts]
+        embedder.embed_many(texts[:5])  # warm-up
+        started = time.perf_counter()
+        for text in texts:
+            embedder.embed_many([text])
+        seconds[runtime] = (time.perf_counter() - started) / len(texts)
+        policy._urc_scores.clear()
+        bundles[runtime] = [policy.decide(c, bundle) for c in contexts]
+    differ = [
+        (a.executor, a.branch, b.executor, b.branch)
+        for a, b in zip(bundles["torch"], bundles["onnx"], strict=True)
+        if (a.executor, a.branch) != (b.executor, b.branch)
+    ]
+    print(f"SBERT runtime: {len(contexts)} step contexts decided with the pass on torch and on ONNX Runtime")
+    print(
+        f"- decisions that differ (executor or branch): {len(differ)} of {len(contexts)}"
+        + (f" ({differ[:5]})" if differ else "")
+    )
+    print(
+        f"- one SBERT pass, batch 1: torch {seconds['torch'] * 1e3:.1f} ms, "
+        f"ONNX Runtime {seconds['onnx'] * 1e3:.1f} ms ({seconds['torch'] / seconds['onnx']:.2f}x)\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=40)
@@ -295,6 +335,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sd-call-s", type=float, default=EDGE_S)
     parser.add_argument("--training-load", choices=("none", "normal", "idle"), default="none")
+    parser.add_argument("--agreement", action="store_true", help="decide every context on torch and on ONNX")
     args = parser.parse_args()
     settings = load_settings().model_copy(update={"mode": Mode.EMBEDDED, "broker_url": "memory://"})
     print("# HERA decisions with the real bootstrapped estimators (SIMULATED world)\n")
@@ -314,11 +355,14 @@ def main() -> None:
     print(f"{len(requests)} requests, seed {args.seed}, estimator versions {versions}\n")
     import torch
 
-    print(f"torch threads in this process: {torch.get_num_threads()} (HERA_ESTIMATORS__TORCH_THREADS)\n")
+    print(f"torch threads in this process: {torch.get_num_threads()} (HERA_ESTIMATORS__TORCH_THREADS)")
+    print(f"SBERT pass on: {settings.estimators.encoder_runtime} (HERA_ESTIMATORS__ENCODER_RUNTIME)\n")
     latency_report(requests, decisions, subtasks, args.sd_call_s)
     print(f"load average after the latency run: {os.getloadavg()[0]:.1f}\n")
+    contexts = contexts_of(requests, subtasks, settings.routing.max_steps)
+    if args.agreement:
+        agreement_report(settings, contexts)
     if args.repeats > 0:
-        contexts = contexts_of(requests, subtasks, settings.routing.max_steps)
         throughput_report(settings, contexts, args.threads, args.repeats)
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
