@@ -301,6 +301,9 @@ class EstimatorSettings(BaseModel):
     """What runs a router's SBERT forward pass (estimators/onnx_encoder.py): ONNX Runtime on a graph
     exported once from the same weights (about half torch's time at batch 1, vectors equal to
     cosine ≥ 0.99999), or torch. ONNX falls back to torch, with a warning, if it cannot run."""
+    onnx_dir: Path | None = None
+    """Where the exported SBERT graph is kept (default ``<artifacts>/onnx``): one export serves
+    every data dir that points here (its file name fingerprints the weights and library versions)."""
     training_priority: Literal["idle", "nice", "normal"] = "idle"
     """CPU priority of a training or profiling run's thread (training/priority.py): ``idle`` runs it
     only on cores the router and workers leave free (Linux SCHED_IDLE), ``nice`` at nice 19,

@@ -13,6 +13,20 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_onnx_encoder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One exported SBERT graph for the whole run (and the next: pytest's cache), not one per
+    test's data dir; worker subprocesses inherit the setting."""
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    folder = cache.mkdir("hera-onnx") if cache is not None else tmp_path_factory.mktemp("onnx")
+    saved = os.environ.get("HERA_ESTIMATORS__ONNX_DIR")
+    os.environ.setdefault("HERA_ESTIMATORS__ONNX_DIR", str(folder))
+    yield
+    if saved is None:
+        os.environ.pop("HERA_ESTIMATORS__ONNX_DIR", None)
+
+
 POSTGRES_ADMIN_URL = os.environ.get("HERA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("HERA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("HERA_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")

@@ -219,7 +219,8 @@ class RegistryEstimatorSource:
                 estimators = self.runtime.settings.estimators
                 embedder = shared_embedder(estimators.similarity_cache_size)
                 if estimators.encoder_runtime == "onnx":
-                    embedder.use_onnx(self.runtime.settings.artifacts / "onnx", estimators.torch_threads)
+                    folder = estimators.onnx_dir or self.runtime.settings.artifacts / "onnx"
+                    embedder.use_onnx(folder, estimators.torch_threads)
                 if estimators.micro_batch_max > 1:
                     # As many concurrent forward passes as the cores hold at this thread count
                     # (estimators/batching.py: one lane at one thread leaves cores idle).
