@@ -17,16 +17,16 @@ default CPU variants: MiniLM + LoRA, embedding SP, prompted SD).
    call) are off here, so that the measurement is the per-step encoder work: SBERT embeddings of
    the roll-outs and DP.
 
-4. ``--training-load normal|idle``: the same latency run while a real training job shares the
+4. ``--training-load normal|nice|idle``: the same latency run while a real training job shares the
    machine: ``hera-router train dp`` (LoRA on MiniLM, torch's default threads) restarted in a loop
    in its own process, at ``HERA_ESTIMATORS__TRAINING_PRIORITY=normal`` (what a training job
-   without protection does) or ``idle`` (the default: training yields). The latency run starts
+   without protection does), ``nice`` (the default: training yields) or ``idle``. The latency run starts
    once the trainer is in its first epoch. The candidate versions it registers are never promoted
    (use a scratch copy of the data dir).
 
     HERA_DATA_DIR=/tmp/hera-boot .venv/bin/python benchmarks/bench_hera_decisions.py --n 40 --threads 8
     HERA_DATA_DIR=/tmp/hera-boot .venv/bin/python benchmarks/bench_hera_decisions.py --n 40 --repeats 0 \
-        --training-load idle
+        --training-load nice
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sd-call-s", type=float, default=EDGE_S)
-    parser.add_argument("--training-load", choices=("none", "normal", "idle"), default="none")
+    parser.add_argument("--training-load", choices=("none", "normal", "nice", "idle"), default="none")
     parser.add_argument("--agreement", action="store_true", help="decide every context on torch and on ONNX")
     args = parser.parse_args()
     settings = load_settings().model_copy(update={"mode": Mode.EMBEDDED, "broker_url": "memory://"})

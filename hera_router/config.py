@@ -304,10 +304,11 @@ class EstimatorSettings(BaseModel):
     onnx_dir: Path | None = None
     """Where the exported SBERT graph is kept (default ``<artifacts>/onnx``): one export serves
     every data dir that points here (its file name fingerprints the weights and library versions)."""
-    training_priority: Literal["idle", "nice", "normal"] = "idle"
-    """CPU priority of a training or profiling run's thread (training/priority.py): ``idle`` runs it
-    only on cores the router and workers leave free (Linux SCHED_IDLE), ``nice`` at nice 19,
-    ``normal`` as any thread (a dedicated training machine)."""
+    training_priority: Literal["idle", "nice", "normal"] = "nice"
+    """CPU priority of a training or profiling run's thread (training/priority.py): ``nice`` (nice
+    19: the router and workers win the cores whenever they want them, training still creeps on
+    under sustained full load), ``idle`` (Linux SCHED_IDLE: only cores nobody else wants; under
+    sustained load training waits), ``normal`` as any thread (a dedicated training machine)."""
 
     profile_family: str = "mixed"
     profile_requests: int = Field(default=300, gt=0)

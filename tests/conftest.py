@@ -12,6 +12,9 @@ import pytest
 # Models come only from PyPI packages: a hub lookup must fail at once, never hang on the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Tests train estimators beside their own workers on a shared machine: at a lowered priority their
+# duration would depend on whatever else runs there. tests/unit/training/test_priority.py covers it.
+os.environ.setdefault("HERA_ESTIMATORS__TRAINING_PRIORITY", "normal")
 
 
 @pytest.fixture(scope="session", autouse=True)

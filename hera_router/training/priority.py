@@ -5,11 +5,12 @@ decision is a few milliseconds that every request waits on. On a machine they sh
 should give the router the cores whenever it wants them and the training what is left. The
 training thread therefore lowers its own CPU priority while it trains:
 
-- ``idle`` (default): Linux ``SCHED_IDLE``: the thread runs only when no normal thread wants the
-  core (weight 3 against a normal thread's 1024). On an otherwise idle machine training runs at
-  full speed; a router that wakes up preempts it at once.
-- ``nice``: ``nice 19`` for the thread (weight 15): nearly the same, where ``SCHED_IDLE`` is not
-  available.
+- ``nice`` (default): ``nice 19`` for the thread (scheduler weight 15 against a normal thread's
+  1024): on an otherwise idle machine training runs at full speed; a router that wakes up
+  preempts it, and while the cores are saturated training gets ~1.5 % of one, so it still ends.
+- ``idle``: Linux ``SCHED_IDLE`` (weight 3): the thread runs only on cores no normal thread wants;
+  under sustained full load training waits indefinitely (seen: a test's training starved for 15
+  minutes behind two benchmarks), so it is opt-in.
 - ``normal``: leave the priority alone (a dedicated training machine).
 
 Only a training that runs on its process's main thread yields (a prefork training child, the
