@@ -58,6 +58,12 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark script
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory"))
     parser.add_argument("--load-only", action="store_true")
     parser.add_argument("--no-share", action="store_true", help="load the encoder heads with their own backbone copy")
+    parser.add_argument(
+        "--simulator-only",
+        action="store_true",
+        help="no estimators: --policy from the registry (e.g. random), to see what the in-process simulated "
+        "models hold (their replay caches keep up to 50,000 states, then start over)",
+    )
     args = parser.parse_args()
     started_rss = rss_mb()
 
@@ -79,11 +85,14 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark script
     imported_rss = rss_mb()
     source = RegistryEstimatorSource(runtime)
     began = time.perf_counter()
-    estimators = source()
-    assert estimators is not None, f"no active estimators in {settings.data_dir}: run `hera-router bootstrap`"
+    estimators = None if args.simulator_only else source()
+    assert estimators is not None or args.simulator_only, (
+        f"no active estimators in {settings.data_dir}: run `hera-router bootstrap`"
+    )
     load_s = time.perf_counter() - began
     loaded_rss = rss_mb()
-    shared = getattr(getattr(estimators.dp, "inner", estimators.dp), "head", None)
+    dp = getattr(estimators, "dp", None)
+    shared = getattr(getattr(dp, "inner", dp), "head", None)
     print(
         f"RSS: start {started_rss:.0f} MB, imports {imported_rss:.0f} MB, estimators loaded {loaded_rss:.0f} MB "
         f"(anonymous {anon_mb():.0f} MB) "
@@ -93,7 +102,12 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark script
     if args.load_only:
         return
 
-    policy = hera_variant(args.policy)(settings.routing)
+    if args.simulator_only:
+        from hera_router.routing.registry import create_policy
+
+        policy = create_policy(args.policy, settings.routing)
+    else:
+        policy = hera_variant(args.policy)(settings.routing)
     edge, cloud = create_backend(settings, "edge"), create_backend(settings, "cloud")
     params = GenerationParams()
     max_steps = settings.routing.max_steps
@@ -166,7 +180,7 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark script
         f"\nRSS from request {min(1_000, args.requests)} on: min {min(window):.0f} MB, max {max(window):.0f} MB, "
         f"median {statistics.median(window):.0f} MB, spread {spread:.1%} of the first sample; peak {max(window):.0f} MB"
     )
-    embedder = getattr(estimators.sp_slm, "embedder", None)
+    embedder = getattr(getattr(estimators, "sp_slm", None), "embedder", None)
     inner = getattr(embedder, "embedder", embedder)
     if inner is not None and hasattr(inner, "hits"):
         total = inner.hits + inner.misses
