@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hera_router.estimators import CALIBRATION, ESTIMATOR_NAMES, REQUIRED_ESTIMATORS
 from hera_router.estimators.artifacts import folder_of, read_meta
 from hera_router.estimators.batching import BatchedEmbedder, micro_batched
+from hera_router.estimators.onnx_encoder import onnx_folder
 from hera_router.estimators.similarity import Embedder, shared_embedder
 from hera_router.estimators.threads import apply_torch_threads
 from hera_router.routing.estimators import Estimators
@@ -219,8 +220,7 @@ class RegistryEstimatorSource:
                 estimators = self.runtime.settings.estimators
                 embedder = shared_embedder(estimators.similarity_cache_size)
                 if estimators.encoder_runtime == "onnx":
-                    folder = estimators.onnx_dir or self.runtime.settings.artifacts / "onnx"
-                    embedder.use_onnx(folder, estimators.torch_threads)
+                    embedder.use_onnx(onnx_folder(self.runtime.settings), estimators.torch_threads)
                 if estimators.micro_batch_max > 1:
                     # As many concurrent forward passes as the cores hold at this thread count
                     # (estimators/batching.py: one lane at one thread leaves cores idle).

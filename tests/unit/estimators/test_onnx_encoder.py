@@ -79,3 +79,23 @@ def test_an_export_failure_leaves_torch_with_one_warning(
     assert embedder.runtime == "torch"
     assert [r.getMessage() for r in caplog.records if "no exporter here" in r.getMessage()]
     assert embedder.embed("still works").shape == (384,)
+
+
+def test_bootstrap_prepares_the_routers_graph(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bootstrap`` ends by exporting the graph where the routers look, so no router exports it."""
+    from hera_router.config import load_settings
+    from hera_router.estimators import similarity
+    from hera_router.estimators.onnx_encoder import onnx_folder, prepare_router_encoder
+
+    monkeypatch.delenv("HERA_ESTIMATORS__ONNX_DIR", raising=False)
+    monkeypatch.setattr(similarity, "_shared", None)
+    said: list[str] = []
+    settings = load_settings(data_dir=tmp_path)
+    assert onnx_folder(settings) == settings.artifacts / "onnx"
+    assert prepare_router_encoder(settings, said.append) is True
+    assert len(list((settings.artifacts / "onnx").glob("minilm-*.onnx"))) == 1
+    assert "ONNX graph in" in said[0]
+
+    off = load_settings(data_dir=tmp_path / "torch", estimators={"encoder_runtime": "torch"})
+    assert prepare_router_encoder(off) is False
+    assert not (off.artifacts / "onnx").exists()
