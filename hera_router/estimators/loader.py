@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hera_router.estimators import CALIBRATION, ESTIMATOR_NAMES, REQUIRED_ESTIMATORS
 from hera_router.estimators.artifacts import folder_of, read_meta
 from hera_router.estimators.batching import BatchedEmbedder, micro_batched
-from hera_router.estimators.onnx_encoder import onnx_folder
-from hera_router.estimators.similarity import Embedder, shared_embedder
+from hera_router.estimators.similarity import Embedder, onnx_folder, shared_embedder
 from hera_router.estimators.threads import apply_torch_threads
 from hera_router.routing.estimators import Estimators
 

@@ -22,14 +22,10 @@ import hashlib
 import logging
 import os
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from hera_router.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -123,25 +119,3 @@ def load_or_export(model: Any, model_dir: Path, folder: Path, threads: int) -> O
         reason = f"{type(exc).__name__}: {exc}"
         log.warning("estimators: ONNX Runtime unavailable for the SBERT encoder (%s); using torch", reason)
         return None
-
-
-def onnx_folder(settings: Settings) -> Path:
-    """Where this deployment keeps the exported graph (``HERA_ESTIMATORS__ONNX_DIR``)."""
-    return settings.estimators.onnx_dir or settings.artifacts / "onnx"
-
-
-def prepare_router_encoder(settings: Settings, progress: Callable[[str], None] | None = None) -> bool:
-    """Export the routers' graph now (``bootstrap`` does, at its end), so that the first router
-    process loads a file instead of exporting it (seconds, and the exporter's memory for the rest
-    of its life). True if ONNX Runtime will serve the routers' SBERT pass."""
-    if settings.estimators.encoder_runtime != "onnx":
-        return False
-    from hera_router.estimators.similarity import shared_embedder
-
-    folder = onnx_folder(settings)
-    ready = shared_embedder(settings.estimators.similarity_cache_size).use_onnx(
-        folder, settings.estimators.torch_threads
-    )
-    if progress is not None:
-        progress(f"SBERT encoder for routers: {'ONNX graph in ' + str(folder) if ready else 'torch (see the warning)'}")
-    return ready

@@ -16,13 +16,16 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hera_router.routing.estimators import Vector
+
+if TYPE_CHECKING:
+    from hera_router.config import Settings
 
 DEFAULT_ENCODER = "all-minilm-l6-v2"
 """Name of the PyPI-shipped sentence encoder (the similarity model and the default URC/DP backbone)."""
@@ -159,3 +162,23 @@ def shared_embedder(cache_size: int = 4096) -> Embedder:
             _shared = Embedder(cache_size=cache_size)
             _shared_pid = os.getpid()
         return _shared
+
+
+def onnx_folder(settings: Settings) -> Path:
+    """Where this deployment keeps the exported graph (``HERA_ESTIMATORS__ONNX_DIR``)."""
+    return settings.estimators.onnx_dir or settings.artifacts / "onnx"
+
+
+def prepare_router_encoder(settings: Settings, progress: Callable[[str], None] | None = None) -> bool:
+    """Export the routers' graph now (``bootstrap`` does, at its end), so that the first router
+    process loads a file instead of exporting it (seconds, and the exporter's memory for the rest
+    of its life). True if ONNX Runtime will serve the routers' SBERT pass."""
+    if settings.estimators.encoder_runtime != "onnx":
+        return False
+    folder = onnx_folder(settings)
+    ready = shared_embedder(settings.estimators.similarity_cache_size).use_onnx(
+        folder, settings.estimators.torch_threads
+    )
+    if progress is not None:
+        progress(f"SBERT encoder for routers: {'ONNX graph in ' + str(folder) if ready else 'torch (see the warning)'}")
+    return ready

@@ -102,7 +102,7 @@ def bootstrap(
             profile_run(settings, runtime.sessions, search_run)
         result.calibration = calibrate(runtime, run_id, search_run=search_run, progress=progress)
     result.hybridllm_path = fit_default_hybridllm(runtime, run_id, progress)
-    from hera_router.estimators.onnx_encoder import prepare_router_encoder
+    from hera_router.estimators.similarity import prepare_router_encoder
 
     prepare_router_encoder(settings, progress)
     return result

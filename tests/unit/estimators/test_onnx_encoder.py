@@ -85,7 +85,7 @@ def test_bootstrap_prepares_the_routers_graph(tmp_path: Path, monkeypatch: pytes
     """``bootstrap`` ends by exporting the graph where the routers look, so no router exports it."""
     from hera_router.config import load_settings
     from hera_router.estimators import similarity
-    from hera_router.estimators.onnx_encoder import onnx_folder, prepare_router_encoder
+    from hera_router.estimators.similarity import onnx_folder, prepare_router_encoder
 
     monkeypatch.delenv("HERA_ESTIMATORS__ONNX_DIR", raising=False)
     monkeypatch.setattr(similarity, "_shared", None)
