@@ -108,6 +108,56 @@ ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
 sets only ``HERA_EDGE__BACKEND`` and ``__URL`` must keep ``logprobs`` on (minions needs it)."""
 
 
+class CostSettings(BaseModel):
+    """The parts of a call's cost the paper leaves out (§5): edge energy and data sent off the edge.
+
+    All default to 0, so a deployment that sets none of them sees today's costs (cloud tokens, plus
+    ``HERA_EDGE_COST_PER_GPU_SECOND`` if set). Energy is ``edge_power_w`` × the call's seconds ×
+    ``energy_usd_per_kwh``; transfer is the bytes of the prompt a cloud call sends off the edge ×
+    ``transfer_usd_per_gb`` (10^9 bytes).
+    """
+
+    edge_power_w: float = Field(default=0.0, ge=0)
+    """Draw of the edge GPU box while it serves a call, in watts."""
+    energy_usd_per_kwh: float = Field(default=0.0, ge=0)
+    transfer_usd_per_gb: float = Field(default=0.0, ge=0)
+
+
+class ModelTier(BaseModel):
+    """One named model of the ladder: its role, endpoint, queue, prices and capacity.
+
+    Tiers are listed cheapest first (``HERA_MODELS`` as JSON). A tier's prices override the global
+    ones for calls to it; ``queue`` lets each edge site or GPU class have its own workers.
+    """
+
+    name: str = Field(min_length=1, max_length=64)
+    role: Literal["edge", "cloud"]
+    backend: BackendSettings = BackendSettings()
+    queue: str = ""
+    """Physical queue of the tier's workers; empty means the role's queue (``edge`` / ``cloud``)."""
+    input_per_mtok: float = Field(default=0.0, ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+    gpu_usd_per_second: float = Field(default=0.0, ge=0)
+    power_w: float = Field(default=0.0, ge=0)
+    capacity: int = Field(default=1, gt=0)
+    """Concurrent calls the tier's server takes (its workers' concurrency)."""
+
+    @property
+    def queue_name(self) -> str:
+        return self.queue or self.role
+
+
+class BudgetSettings(BaseModel):
+    """Tenant budgets and per-request caps (beyond the paper)."""
+
+    default_action: Literal["cheapest", "stop"] = "stop"
+    """What a running request does when its tenant crosses a budget, unless the tenant says:
+    ``stop`` fails it, ``cheapest`` finishes it on the edge."""
+    latency_margin: float = Field(default=0.5, gt=0, le=1)
+    """A request has a tight latency budget when less than this share of it is left: its steps then
+    skip the SLM speculation that the verify stage might escalate, and run on the cloud."""
+
+
 class RoutingSettings(BaseModel):
     """HERA thresholds and the conventions the paper leaves open (hera-paper.md §4)."""
 
@@ -477,6 +527,11 @@ class Settings(BaseSettings):
     cloud: BackendSettings = BackendSettings(**ROLE_DEFAULTS["cloud"])
     prices: dict[str, Price] = Field(default_factory=_default_prices)
     edge_cost_per_gpu_second: float = Field(default=0.0, ge=0)
+    costs: CostSettings = CostSettings()
+    """The full cost model (beyond the paper): energy and data transfer next to tokens and GPU time."""
+    models: list[ModelTier] = Field(default_factory=list)
+    """Model tiers (beyond the paper), cheapest first; empty means today's two: ``edge`` and ``cloud``."""
+    budgets: BudgetSettings = BudgetSettings()
 
     routing: RoutingSettings = RoutingSettings()
     calibration: CalibrationSettings = CalibrationSettings()
@@ -489,7 +544,7 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("prices", mode="before")
+    @field_validator("prices", "models", mode="before")
     @classmethod
     def _prices_json(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
@@ -516,6 +571,9 @@ class Settings(BaseSettings):
                 "HERA_TASK_TIME_LIMIT_S must be below HERA_VISIBILITY_TIMEOUT_S "
                 f"({self.task_time_limit_s} >= {self.visibility_timeout_s})"
             )
+        names = [tier.name for tier in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"HERA_MODELS: tier names must be unique (got {names})")
         if self.task_soft_time_limit_s >= self.task_time_limit_s:
             raise ValueError("HERA_TASK_SOFT_TIME_LIMIT_S must be below HERA_TASK_TIME_LIMIT_S")
         return self
@@ -530,8 +588,35 @@ class Settings(BaseSettings):
         return self.database_url.startswith("postgresql")
 
     def price_of(self, model: str) -> Price:
-        """The price of ``model``; unconfigured models (a self-hosted edge SLM) cost nothing."""
+        """The price of ``model``; unconfigured models (a self-hosted edge SLM) cost nothing.
+
+        A tier named after the model (``HERA_MODELS``) with token prices wins over ``HERA_PRICES``.
+        """
+        tier = self.tier_of(model)
+        if tier is not None and (tier.input_per_mtok or tier.output_per_mtok):
+            return Price(input_per_mtok=tier.input_per_mtok, output_per_mtok=tier.output_per_mtok)
         return self.prices.get(model, Price(input_per_mtok=0.0, output_per_mtok=0.0))
+
+    def tier_of(self, model: str) -> ModelTier | None:
+        """The configured tier serving ``model`` (by tier name or backend model name), if any."""
+        return next((t for t in self.models if model in (t.name, t.backend.model)), None)
+
+    @property
+    def ladder(self) -> list[ModelTier]:
+        """The model tiers cheapest first: ``HERA_MODELS``, or today's edge and cloud pair."""
+        if self.models:
+            return list(self.models)
+        cloud_price = self.price_of(self.cloud.model)
+        return [
+            ModelTier(
+                name="edge", role="edge", backend=self.edge, queue=self.queues.edge,
+                gpu_usd_per_second=self.edge_cost_per_gpu_second, power_w=self.costs.edge_power_w,
+            ),
+            ModelTier(
+                name="cloud", role="cloud", backend=self.cloud, queue=self.queues.cloud,
+                input_per_mtok=cloud_price.input_per_mtok, output_per_mtok=cloud_price.output_per_mtok,
+            ),
+        ]  # fmt: skip
 
 
 def _env_name(location: tuple[int | str, ...]) -> str:

@@ -61,6 +61,7 @@ SERVICE_ERROR_STATUS: dict[type[errors.SubmissionError], int] = {
     errors.TooLargeError: status.HTTP_413_CONTENT_TOO_LARGE,
     errors.NotFoundError: status.HTTP_404_NOT_FOUND,
     errors.NotCancellableError: status.HTTP_409_CONFLICT,
+    errors.BudgetExceededError: status.HTTP_402_PAYMENT_REQUIRED,
 }
 
 

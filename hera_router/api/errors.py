@@ -57,3 +57,7 @@ class NotFoundError(SubmissionError):
 
 class NotCancellableError(SubmissionError):
     """The request already finished and cannot be cancelled: 409."""
+
+
+class BudgetExceededError(SubmissionError):
+    """The tenant has reached a daily or monthly budget; the message names it: 402."""

@@ -49,6 +49,12 @@ class AgentRequestItem(BaseModel):
     gold_answer: StrictStr | None = Field(
         default=None, description="The expected final answer, used for accuracy in reports."
     )
+    cost_cap_usd: float | None = Field(
+        default=None, gt=0, description="Spend cap of this request: near it, steps stay on the edge."
+    )
+    latency_budget_s: float | None = Field(
+        default=None, gt=0, description="Wall-clock budget from submission: when tight, steps skip SLM speculation."
+    )
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -147,6 +153,12 @@ class ModelCallView(BaseModel):
     error: str | None
     estimated_cost_usd: float = 0.0
     """For a call still ``started``: what it costs at the step's token limit."""
+    tokens_cost_usd: float = 0.0
+    gpu_cost_usd: float = 0.0
+    energy_cost_usd: float = 0.0
+    transfer_cost_usd: float = 0.0
+    bytes_sent: int = 0
+    """``cost_usd`` is the sum of the four components (tokens, GPU time, energy, transfer)."""
 
 
 class RoleUsage(BaseModel):
@@ -172,6 +184,11 @@ class ModelCallSummary(BaseModel):
     latency_ms: float
     by_role: dict[ModelRole, RoleUsage]
     items: list[ModelCallView]
+    components: dict[str, float] = Field(
+        default_factory=dict,
+        description="The request's cost by component (tokens, gpu, energy, transfer); they add up to `cost_usd`.",
+    )
+    cloud_tokens_usd: float = Field(default=0.0, description="The paper's cost: cloud token dollars only.")
 
 
 class RequestDetail(BaseModel):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hera_router.api.errors import (
     BatchRejectedError,
+    BudgetExceededError,
     InvalidRequestError,
     NotCancellableError,
     NotFoundError,
@@ -26,9 +27,10 @@ from hera_router.api.schemas import AgentRequestItem
 from hera_router.api.validation import ParsedBatch, SubmissionLimits, parse_items, parse_jsonl
 from hera_router.config import Settings
 from hera_router.db.enums import RequestStatus
-from hera_router.db.models import Batch, Request
+from hera_router.db.models import Batch, Request, Tenant
 from hera_router.db.repositories import BatchRepository, RequestRepository
 from hera_router.db.session import session_scope
+from hera_router.pipeline.budgets import breach
 from hera_router.pipeline.names import TaskName, plan_task_id
 from hera_router.pipeline.outbox import Dispatcher
 
@@ -71,6 +73,7 @@ class SubmissionService:
         if problem is not None:
             raise InvalidRequestError(problem)
         with session_scope(self.sessions) as session:
+            self._check_budget(session, tenant_id)
             request, message_id = self._add(session, tenant_id, item, policy=item.policy or self.limits.default_policy)
         self._publish([message_id])
         return request
@@ -101,6 +104,7 @@ class SubmissionService:
         batch_policy = policy or self.limits.default_policy
         message_ids: list[uuid.UUID] = []
         with session_scope(self.sessions) as session:
+            self._check_budget(session, tenant_id)
             batches = BatchRepository(session)
             batch = batches.create(
                 tenant_id=tenant_id,
@@ -151,6 +155,13 @@ class SubmissionService:
             session.refresh(batch)
             return batch, cancelled
 
+    def _check_budget(self, session: Session, tenant_id: uuid.UUID) -> None:
+        """Refuse a submission while the tenant is at or over a budget (402, naming it)."""
+        tenant = session.get(Tenant, tenant_id)
+        crossed = breach(session, self.settings, tenant) if tenant is not None else None
+        if crossed is not None:
+            raise BudgetExceededError(f"not accepted: {crossed.message}")
+
     def _add(
         self,
         session: Session,
@@ -170,6 +181,8 @@ class SubmissionService:
             custom_id=item.custom_id,
             meta=item.metadata,
             gold_answer=item.gold_answer,
+            cost_cap_usd=item.cost_cap_usd,
+            latency_budget_s=item.latency_budget_s,
         )
         message_id = self.dispatcher.enqueue(
             session, TaskName.PLAN_STEP, {"request_id": str(request.id), "seq": 0}, plan_task_id(request.id, 0)

@@ -189,6 +189,13 @@ def summarise_calls(calls: Sequence[ModelCall]) -> ModelCallSummary:
         latency_ms=sum(call.latency_ms for call in calls),
         by_role=by_role,
         items=[_call_view(call) for call in calls],
+        components={
+            "tokens_usd": sum(call.tokens_cost_usd for call in calls),
+            "gpu_usd": sum(call.gpu_cost_usd for call in calls),
+            "energy_usd": sum(call.energy_cost_usd for call in calls),
+            "transfer_usd": sum(call.transfer_cost_usd for call in calls),
+        },
+        cloud_tokens_usd=sum(call.tokens_cost_usd for call in calls if call.role is ModelRole.CLOUD),
     )
 
 
@@ -240,4 +247,9 @@ def _call_view(call: ModelCall) -> ModelCallView:
         attempts=call.attempts,
         error=call.error,
         estimated_cost_usd=call.estimated_cost_usd,
+        tokens_cost_usd=call.tokens_cost_usd,
+        gpu_cost_usd=call.gpu_cost_usd,
+        energy_cost_usd=call.energy_cost_usd,
+        transfer_cost_usd=call.transfer_cost_usd,
+        bytes_sent=call.bytes_sent,
     )

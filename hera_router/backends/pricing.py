@@ -1,18 +1,89 @@
-"""What one model call cost, in USD.
+"""What one model call cost, in USD, component by component.
 
-Token prices (USD per 1M input/output tokens) come from ``Settings.prices`` by model name; models
-without a price (a self-hosted edge SLM) cost nothing for their tokens. The edge can additionally
-be priced by GPU time (``edge_cost_per_gpu_second`` × the call's latency) so that operators who
-pay for the box, not per token, still see what a step costs. Cloud calls are never priced by time:
-the provider bills tokens.
+Token prices (USD per 1M input/output tokens) come from ``Settings.price_of`` by model name (a
+``HERA_MODELS`` tier's prices first, then ``HERA_PRICES``); models without a price (a self-hosted
+edge SLM) cost nothing for their tokens. The paper counts only those cloud token dollars; the full
+model (beyond the paper, §5's "edge device power consumption and hardware costs, data transfer
+expenses") adds, per call:
+
+- GPU time on the edge: the call's measured seconds × the device's price per GPU-second
+  (``HERA_EDGE_COST_PER_GPU_SECOND``, or the tier's ``gpu_usd_per_second``);
+- energy on the edge: watts × seconds × USD per kWh (``HERA_COSTS__EDGE_POWER_W`` or the tier's
+  ``power_w``, and ``HERA_COSTS__ENERGY_USD_PER_KWH``);
+- transfer: the bytes a cloud call sends off the edge (its prompt, UTF-8) × USD per GB (10^9 B).
+
+Cloud calls are never priced by time: the provider bills tokens. Every component is stored on the
+call (``model_calls``); ``total`` is their sum in a fixed order, and is what ``cost_usd`` holds.
 """
 
 from __future__ import annotations
 
-from hera_router.backends.base import BackendRole, Generation
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hera_router.backends.base import BackendRole, Generation, Message
 from hera_router.config import Settings
 
 _PER_TOKEN = 1e-6
+_JOULES_PER_KWH = 3.6e6
+_BYTES_PER_GB = 1e9
+
+
+@dataclass(frozen=True, slots=True)
+class CostBreakdown:
+    """One call's cost by component, in USD."""
+
+    tokens_usd: float = 0.0
+    gpu_usd: float = 0.0
+    energy_usd: float = 0.0
+    transfer_usd: float = 0.0
+    bytes_sent: int = 0
+
+    @property
+    def total(self) -> float:
+        """The call's cost: the components added in this order (the stored ``cost_usd``)."""
+        return self.tokens_usd + self.gpu_usd + self.energy_usd + self.transfer_usd
+
+
+def cost_columns(breakdown: CostBreakdown) -> dict[str, float]:
+    """The ``model_calls`` columns of a breakdown (what ``ModelCallRepository.finish`` stores)."""
+    return {
+        "tokens_cost_usd": breakdown.tokens_usd,
+        "gpu_cost_usd": breakdown.gpu_usd,
+        "energy_cost_usd": breakdown.energy_usd,
+        "transfer_cost_usd": breakdown.transfer_usd,
+        "bytes_sent": breakdown.bytes_sent,
+    }
+
+
+def bytes_sent(messages: Sequence[Message]) -> int:
+    """Bytes of a prompt on the wire (UTF-8 content; the JSON framing is left out)."""
+    return sum(len(message.content.encode()) for message in messages)
+
+
+def call_cost(
+    settings: Settings,
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    latency_s: float,
+    role: BackendRole,
+    sent_bytes: int = 0,
+) -> CostBreakdown:
+    """Every component of one call's cost; ``sent_bytes`` counts only on the cloud."""
+    price = settings.price_of(model)
+    tokens = (prompt_tokens * price.input_per_mtok + completion_tokens * price.output_per_mtok) * _PER_TOKEN
+    if role == "cloud":
+        transfer = settings.costs.transfer_usd_per_gb * max(0, sent_bytes) / _BYTES_PER_GB
+        return CostBreakdown(tokens_usd=tokens, transfer_usd=transfer, bytes_sent=max(0, sent_bytes))
+    seconds = max(0.0, latency_s)
+    tier = settings.tier_of(model)
+    gpu_price = (
+        tier.gpu_usd_per_second if tier is not None and tier.gpu_usd_per_second else settings.edge_cost_per_gpu_second
+    )
+    watts = tier.power_w if tier is not None and tier.power_w else settings.costs.edge_power_w
+    energy = watts * seconds / _JOULES_PER_KWH * settings.costs.energy_usd_per_kwh
+    return CostBreakdown(tokens_usd=tokens, gpu_usd=gpu_price * seconds, energy_usd=energy)
 
 
 def cost_usd(
@@ -23,21 +94,25 @@ def cost_usd(
     latency_s: float,
     role: BackendRole,
 ) -> float:
-    """Cost of one call: token prices of ``model`` plus, on the edge, GPU-seconds if configured."""
-    price = settings.price_of(model)
-    cost = (prompt_tokens * price.input_per_mtok + completion_tokens * price.output_per_mtok) * _PER_TOKEN
-    if role == "edge" and settings.edge_cost_per_gpu_second > 0:
-        cost += settings.edge_cost_per_gpu_second * max(0.0, latency_s)
-    return cost
+    """Cost of one call without transfer: token prices plus, on the edge, GPU time and energy."""
+    return call_cost(settings, model, prompt_tokens, completion_tokens, latency_s, role).total
 
 
-def generation_cost(settings: Settings, generation: Generation, role: BackendRole) -> float:
-    """:func:`cost_usd` of a completed :class:`Generation`."""
-    return cost_usd(
+def generation_breakdown(
+    settings: Settings, generation: Generation, role: BackendRole, sent_bytes: int = 0
+) -> CostBreakdown:
+    """:func:`call_cost` of a completed :class:`Generation`."""
+    return call_cost(
         settings,
         generation.model,
         generation.prompt_tokens,
         generation.completion_tokens,
         generation.latency_s,
         role,
+        sent_bytes,
     )
+
+
+def generation_cost(settings: Settings, generation: Generation, role: BackendRole) -> float:
+    """:func:`cost_usd` of a completed :class:`Generation`."""
+    return generation_breakdown(settings, generation, role).total

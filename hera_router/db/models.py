@@ -43,6 +43,13 @@ class Tenant(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "tenants"
 
     name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    daily_budget_usd: Mapped[float | None]
+    """Spend cap per UTC day (all model-call costs of the tenant's requests); None: no cap."""
+    monthly_budget_usd: Mapped[float | None]
+    """Spend cap per UTC calendar month; None: no cap."""
+    budget_action: Mapped[str | None] = mapped_column(String(16))
+    """What a running request does when a budget is crossed: ``stop`` or ``cheapest`` (finish on
+    the edge); None: ``HERA_BUDGETS__DEFAULT_ACTION``."""
 
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="tenant", passive_deletes=True)
 
@@ -119,6 +126,10 @@ class Request(UUIDPrimaryKey, Timestamps, Base):
     heartbeat_at: Mapped[datetime | None]
     gold_answer: Mapped[str | None] = mapped_column(Text)
     cost_usd: Mapped[float] = mapped_column(default=0.0)
+    cost_cap_usd: Mapped[float | None]
+    """The request's own spend cap: near it, steps stay on the cheapest rung (beyond the paper)."""
+    latency_budget_s: Mapped[float | None]
+    """Wall-clock budget from submission: when tight, steps skip SLM speculation (beyond the paper)."""
     slm_steps: Mapped[int] = mapped_column(default=0)
     llm_steps: Mapped[int] = mapped_column(default=0)
 
@@ -230,6 +241,13 @@ class ModelCall(UUIDPrimaryKey, CreatedAt, Base):
     tokens_out: Mapped[int] = mapped_column(default=0)
     latency_ms: Mapped[float]
     cost_usd: Mapped[float] = mapped_column(default=0.0)
+    """The sum of the components below (``backends.pricing.CostBreakdown.total``)."""
+    tokens_cost_usd: Mapped[float] = mapped_column(default=0.0, server_default=text("0"))
+    gpu_cost_usd: Mapped[float] = mapped_column(default=0.0, server_default=text("0"))
+    energy_cost_usd: Mapped[float] = mapped_column(default=0.0, server_default=text("0"))
+    transfer_cost_usd: Mapped[float] = mapped_column(default=0.0, server_default=text("0"))
+    bytes_sent: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    """Bytes the call sent off the edge (a cloud call's prompt); 0 on the edge."""
     estimated_cost_usd: Mapped[float] = mapped_column(default=0.0, server_default=text("0"))
     """What the call would cost at the step's token limit, written before it is made."""
     status: Mapped[CallStatus] = mapped_column(value_enum(CallStatus, "call_status"))

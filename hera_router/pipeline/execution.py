@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 
 from hera_router.agent.format import parse_step, render_step_messages
 from hera_router.backends.base import BackendError, Generation, GenerationParams, Message, mean_logprob
-from hera_router.backends.pricing import cost_usd, generation_cost
+from hera_router.backends.pricing import bytes_sent, cost_columns, cost_usd, generation_breakdown
 from hera_router.db.base import utcnow
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES, CallStatus, Executor, SubtaskStatus
 from hera_router.db.repositories import DecisionRepository, ModelCallRepository, RequestRepository, SubtaskRepository
 from hera_router.metrics import instruments as metrics
+from hera_router.pipeline.budgets import BudgetBreach, admit_call
 from hera_router.pipeline.progress import hand_on
 from hera_router.pipeline.routing import RoutingHop
 from hera_router.pipeline.services import MODEL_ROLE_OF, ROLE_OF, Claimed, Services, history
@@ -133,6 +134,11 @@ class ExecutionHop:
                 subtasks.fail(subtask_id, reason)
                 requests.fail(subtask.request_id, reason)
                 return []
+            over = admit_call(session, self.settings, request.tenant_id, cloud=executor is Executor.LLM)
+            # A verify re-run under ``cheapest`` keeps its cloud call: moved back to the edge it
+            # would only be verified and escalated again.
+            if over is not None and not (over.action == "cheapest" and subtask.branch == "verify"):
+                return self._over_budget(session, subtask_id, subtask.request_id, subtask.seq, over)
             everything = list(subtasks.list_for_request(subtask.request_id))
             prior = [(s.subtask, s.result) for s in history(everything, subtask.seq)]
             if subtask.part > 0:
@@ -171,6 +177,20 @@ class ExecutionHop:
         self.services.publish_after(work)
         return claimed[0] if claimed else "skipped"
 
+    def _over_budget(
+        self, session: Session, subtask_id: uuid.UUID, request_id: uuid.UUID, seq: int, over: BudgetBreach
+    ) -> list[uuid.UUID]:
+        """The tenant reached a budget before this call: stop the request, or (action ``cheapest``)
+        move a cloud step to the edge."""
+        subtasks = SubtaskRepository(session)
+        if over.action == "cheapest" and subtasks.reassign(subtask_id, Executor.LLM, Executor.SLM):
+            DecisionRepository(session).set_fallback(request_id, seq, Executor.SLM, f"{over.message}; ran on the edge")
+            return [self.services.queue_run(session, subtask_id, Executor.SLM)]
+        reason = f"stopped before step {seq}: {over.message}"
+        subtasks.fail(subtask_id, reason)
+        RequestRepository(session).fail(request_id, reason)
+        return []
+
     def _estimated_cost(self, messages: list[Message], model: str, executor: Executor) -> float:
         """The call's cost at the step's token limit, from a 4-characters-per-token prompt size."""
         role = ROLE_OF[executor]
@@ -186,7 +206,8 @@ class ExecutionHop:
         continuation: list[tuple[uuid.UUID, uuid.UUID]] | None = None,
     ) -> list[uuid.UUID]:
         role = ROLE_OF[claimed.executor]
-        cost = generation_cost(self.settings, generation, role)
+        breakdown = generation_breakdown(self.settings, generation, role, bytes_sent(claimed.messages))
+        cost = breakdown.total
         parsed = parse_step(generation.text)
         kept = SubtaskRepository(session).succeed(
             claimed.subtask_id,
@@ -209,6 +230,7 @@ class ExecutionHop:
             latency_ms=generation.latency_s * 1e3,
             cost_usd=cost,
             attempts=generation.attempts,
+            components=cost_columns(breakdown),
         )
         if recorded:  # False only if this very attempt was completed before (nothing to add)
             all_llm_cost = cost_usd(

@@ -10,14 +10,17 @@ from dataclasses import replace
 from sqlalchemy.orm import Session
 
 from hera_router.agent.format import parse_step
+from hera_router.backends.pricing import cost_usd
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES, Executor, RequestStatus, SubtaskStatus
 from hera_router.db.models import Request, Subtask
 from hera_router.db.repositories import DecisionRepository, RequestRepository, SubtaskRepository
 from hera_router.db.session import session_scope
 from hera_router.metrics import instruments as metrics
+from hera_router.pipeline.budgets import step_limits
 from hera_router.pipeline.progress import hand_on
 from hera_router.pipeline.services import Claimed, Services, history
-from hera_router.routing.base import Decision, PolicyUnavailableError, RoutingContext, UnknownPolicyError
+from hera_router.routing.base import Decision, PolicyUnavailableError, RoutingContext, Step, UnknownPolicyError
+from hera_router.routing.constraints import StepLimits, constrain
 from hera_router.routing.estimators import needs_estimators
 
 
@@ -56,6 +59,7 @@ class RoutingHop:
                 None if step is None else next((s for s in subtasks if s.parent_id == step.id and s.part == 1), step)
             )
             existing = None if first is None else (first.id, first.executor)
+            limits = self._limits(session, request, steps, current)
         if existing is not None:
             # Redelivered after the first copy committed (the decision and the step row are written
             # together): its rows and outbox entry exist; re-queueing is a no-op in the outbox.
@@ -84,6 +88,7 @@ class RoutingHop:
             return None
         if not decision.elapsed_ms:
             decision = replace(decision, elapsed_ms=(time.perf_counter() - started) * 1e3)
+        decision = constrain(decision, limits)
 
         def work(session: Session) -> list[uuid.UUID]:
             if queued:
@@ -94,6 +99,16 @@ class RoutingHop:
 
         self.services.publish_after(work)
         return decision
+
+    def _limits(self, session: Session, request: Request, steps: tuple[Step, ...], current: str | None) -> StepLimits:
+        """The request's budgets and SLAs for this step (``routing/constraints.py``)."""
+        prompt_chars = len(request.input) + len(current or "") + sum(len(s.subtask) + len(s.result) for s in steps)
+        cloud_step = cost_usd(
+            self.settings, self.settings.cloud.model, prompt_chars // 4 + 1, self.settings.cloud.max_new_tokens, 0.0,
+            "cloud",
+        )  # fmt: skip
+        verifies = self.verifies(request.policy, Executor.SLM, 0)
+        return step_limits(session, self.settings, request, cloud_step_usd=cloud_step, verifies=verifies)
 
     def _fail(self, request_id: uuid.UUID, reason: str) -> None:
         def work(session: Session) -> list[uuid.UUID]:
@@ -117,6 +132,7 @@ class RoutingHop:
             kappa=decision.kappa,
             estimator_versions=dict(decision.estimator_versions),
             elapsed_ms=decision.elapsed_ms,
+            fallback_reason=decision.reason,
         )
         subtasks = SubtaskRepository(session)
         if not created:

@@ -72,6 +72,8 @@ class Decision:
     kappa: float | None = None
     estimator_versions: Mapping[str, str] = field(default_factory=dict)
     elapsed_ms: float = 0.0
+    reason: str | None = None
+    """Why the decision overrides the policy's choice (a budget, a cost cap, a latency budget)."""
 
     def __post_init__(self) -> None:
         if self.span < 1:

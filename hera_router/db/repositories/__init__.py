@@ -5,6 +5,7 @@ owns the transaction, so several repositories' writes commit or roll back togeth
 """
 
 from hera_router.db.repositories.batches import BatchRepository
+from hera_router.db.repositories.costs import CostComponents, CostRepository
 from hera_router.db.repositories.decisions import DecisionRepository
 from hera_router.db.repositories.estimators import EstimatorVersionRepository
 from hera_router.db.repositories.model_calls import ModelCallRepository
@@ -21,6 +22,8 @@ from hera_router.db.repositories.workers import WorkerRepository
 __all__ = [
     "ApiKeyRepository",
     "BatchRepository",
+    "CostComponents",
+    "CostRepository",
     "DecisionRepository",
     "EstimatorVersionRepository",
     "ModelCallRepository",

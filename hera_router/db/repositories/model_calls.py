@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -62,13 +62,16 @@ class ModelCallRepository:
         cost_usd: float = 0.0,
         error: str | None = None,
         attempts: int = 1,
+        components: Mapping[str, float] | None = None,
     ) -> bool:
         """Record the outcome of a ``started`` call; False if it already has one (a duplicate
-        delivery: its cost was counted by the first)."""
+        delivery: its cost was counted by the first). ``components`` are the cost columns
+        (``tokens_cost_usd`` ... ``bytes_sent``) whose sum is ``cost_usd``."""
         values: dict[str, Any] = {
             "status": status, "latency_ms": latency_ms, "tokens_in": tokens_in, "tokens_out": tokens_out,
             "cost_usd": cost_usd, "error": error, "attempts": attempts,
         }  # fmt: skip
+        values.update(components or {})
         if backend is not None:
             values["backend"] = backend
         if model is not None:

@@ -40,9 +40,13 @@ class RequestRepository:
         meta: dict[str, Any] | None = None,
         gold_answer: str | None = None,
         deadline: datetime | None = None,
+        cost_cap_usd: float | None = None,
+        latency_budget_s: float | None = None,
     ) -> Request:
         """A new request in ``queued``."""
         request = Request(
+            cost_cap_usd=cost_cap_usd,
+            latency_budget_s=latency_budget_s,
             tenant_id=tenant_id,
             input=input,
             policy=policy,

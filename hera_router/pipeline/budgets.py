@@ -1,0 +1,130 @@
+"""Tenant budgets and request limits, as the hops check them (beyond the paper).
+
+A tenant's spend in a window is the sum of its model calls' costs since the window opened (UTC
+day, UTC calendar month), with calls still in flight counted at their estimate (the cost at the
+step's token limit, written when the call is put on record). Three places check it:
+
+- the API, on submission: a tenant at or over a budget gets 402 and a sentence naming it;
+- the execution hop, before each model call (``admit_call``): it locks the tenant row, so one
+  tenant's concurrent steps check in turn, each seeing the others' in-flight estimates. A call
+  starts only while the spend is below the budget, so the budget is exceeded by at most the one
+  call that started just below it (by its real cost beyond its estimate, for the others). With
+  action ``stop`` the request fails naming the budget; with ``cheapest`` only edge calls go on.
+- the router, when planning a step (``step_limits``): a tenant over budget with action
+  ``cheapest`` gets the edge; the request's own cost cap and latency budget apply
+  (``routing/constraints.py``).
+
+Tenants without budgets skip all of it: no lock, no query beyond the tenant row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from hera_router.config import Settings
+from hera_router.db.base import utcnow
+from hera_router.db.models import Request, Tenant
+from hera_router.db.repositories import CostRepository
+from hera_router.routing.constraints import StepLimits
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetBreach:
+    """A budget the tenant has reached: which, how much, and what running requests do."""
+
+    tenant: str
+    period: str
+    """``daily`` or ``monthly``."""
+    budget_usd: float
+    spent_usd: float
+    action: str
+    """``stop`` or ``cheapest``."""
+
+    @property
+    def message(self) -> str:
+        resets = "at 00:00 UTC" if self.period == "daily" else "on the 1st of next month (UTC)"
+        flag = "--daily" if self.period == "daily" else "--monthly"
+        return (
+            f"tenant {self.tenant!r} has spent ${self.spent_usd:.6f} of its {self.period} budget of "
+            f"${self.budget_usd:.6f} (it resets {resets}); raise it with "
+            f"`hera-router tenants budget {self.tenant} {flag} AMOUNT`"
+        )
+
+
+def window_starts(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The start of the current UTC day and UTC month."""
+    now = now or utcnow()
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day, day.replace(day=1)
+
+
+def action_of(settings: Settings, tenant: Tenant) -> str:
+    return tenant.budget_action or settings.budgets.default_action
+
+
+def has_budget(tenant: Tenant) -> bool:
+    return tenant.daily_budget_usd is not None or tenant.monthly_budget_usd is not None
+
+
+def breach(
+    session: Session, settings: Settings, tenant: Tenant, *, adding_usd: float = 0.0, now: datetime | None = None
+) -> BudgetBreach | None:
+    """The first budget that ``adding_usd`` more spend would reach (daily first), or None.
+
+    ``adding_usd=0`` asks whether the tenant is already at or over a budget.
+    """
+    if not has_budget(tenant):
+        return None
+    day, month = window_starts(now)
+    costs = CostRepository(session)
+    for period, budget, since in (
+        ("daily", tenant.daily_budget_usd, day),
+        ("monthly", tenant.monthly_budget_usd, month),
+    ):
+        if budget is None:
+            continue
+        spent = costs.tenant_spend(tenant.id, since)
+        if spent + adding_usd >= budget:
+            return BudgetBreach(tenant.name, period, budget, spent, action_of(settings, tenant))
+    return None
+
+
+def admit_call(session: Session, settings: Settings, tenant_id: uuid.UUID, *, cloud: bool) -> BudgetBreach | None:
+    """Whether a model call of the tenant may start now (None) or which budget stops it.
+
+    Call it inside the transaction that puts the call on record, so the lock taken here covers
+    the check and the ``started`` row (with its estimate) that the next check will count.
+    """
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None or not has_budget(tenant):
+        return None
+    tenant = CostRepository(session).lock_tenant(tenant_id)
+    if tenant is None:  # pragma: no cover - the request's tenant is a foreign key
+        return None
+    found = breach(session, settings, tenant)
+    if found is None or (found.action == "cheapest" and not cloud):
+        return None
+    return found
+
+
+def step_limits(
+    session: Session, settings: Settings, request: Request, *, cloud_step_usd: float, verifies: bool
+) -> StepLimits:
+    """What ``routing.constraints.constrain`` needs for the request's next step."""
+    tenant = session.get(Tenant, request.tenant_id)
+    crossed = breach(session, settings, tenant) if tenant is not None else None
+    elapsed = (utcnow() - request.created_at).total_seconds() if request.latency_budget_s is not None else 0.0
+    return StepLimits(
+        tenant_budget=crossed.message if crossed is not None and crossed.action == "cheapest" else None,
+        cost_so_far_usd=request.cost_usd,
+        cost_cap_usd=request.cost_cap_usd,
+        cloud_step_usd=cloud_step_usd,
+        latency_budget_s=request.latency_budget_s,
+        elapsed_s=elapsed,
+        latency_margin=settings.budgets.latency_margin,
+        verifies=verifies,
+    )
