@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from hera_router.api.auth import CurrentCaller
+from hera_router.api.costs import BudgetStatus, cost_report, read_budget, rows_csv
 from hera_router.api.errors import InvalidRequestError
 from hera_router.api.health import broker_problem, database_problem
 from hera_router.api.schemas import (
@@ -241,3 +243,32 @@ def healthz(state: State) -> Health:
     if problem is not None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, problem)
     return Health(status="ok", database="ok", broker="ok")
+
+
+@router.get("/v1/budget", tags=["costs"], summary="The tenant's budgets and its spend in each window")
+def get_budget(caller: CurrentCaller, state: State) -> BudgetStatus:
+    return read_budget(state.sessions, state.settings, caller.tenant_id)
+
+
+@router.get(
+    "/v1/costs",
+    tags=["costs"],
+    summary="The tenant's spend per UTC day, role and model, by cost component",
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `format=csv`."}},
+)
+def get_costs(
+    caller: CurrentCaller,
+    state: State,
+    since: Annotated[datetime | None, Query(description="From this time (ISO 8601; naive means UTC).")] = None,
+    until: Annotated[datetime | None, Query(description="Up to, not including, this time.")] = None,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> Any:
+    """Each row's components (tokens, GPU time, energy, transfer) add up to its `total_usd`;
+    `cloud_tokens_usd` is the paper's cost (cloud token dollars only)."""
+    window = [
+        None if value is None else value if value.tzinfo else value.replace(tzinfo=UTC) for value in (since, until)
+    ]
+    report = cost_report(state.sessions, caller.tenant_id, window[0], window[1])
+    if format == "csv":
+        return PlainTextResponse(rows_csv(report.rows), media_type="text/csv")
+    return report

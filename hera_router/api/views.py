@@ -28,6 +28,8 @@ from hera_router.db.enums import CallStatus, ModelRole, RequestStatus
 from hera_router.db.models import Batch, Decision, ModelCall, Request, Subtask
 from hera_router.db.repositories import (
     BatchRepository,
+    CostComponents,
+    CostRepository,
     DecisionRepository,
     ModelCallRepository,
     RequestRepository,
@@ -119,15 +121,19 @@ class RequestViews:
             # A short transaction per page: a slow download must not hold one open for minutes.
             with session_scope(self.sessions) as session:
                 page = RequestRepository(session).page_for_batch(batch_id, after=after, limit=self.results_page_size)
-                lines = [json.dumps(result_record(request), ensure_ascii=False) + "\n" for request in page]
+                costs = CostRepository(session).for_requests([request.id for request in page])
+                lines = [
+                    json.dumps(result_record(request, costs.get(request.id)), ensure_ascii=False) + "\n"
+                    for request in page
+                ]
             yield from lines
             if len(page) < self.results_page_size:
                 return
             after = (page[-1].created_at, page[-1].id)
 
 
-def result_record(request: Request) -> dict[str, Any]:
-    """One line of a batch's results file."""
+def result_record(request: Request, costs: CostComponents | None = None) -> dict[str, Any]:
+    """One line of a batch's results file; ``costs`` adds the request's cost by component."""
     record: dict[str, Any] = {
         "custom_id": request.custom_id,
         "request_id": str(request.id),
@@ -140,6 +146,8 @@ def result_record(request: Request) -> dict[str, Any]:
     }
     if request.gold_answer is not None:
         record["gold_answer"] = request.gold_answer
+    if costs is not None:
+        record["cost"] = costs.as_dict()
     return record
 
 

@@ -228,4 +228,15 @@ def results(
     else:
         with out.open("w", encoding="utf-8") as sink:
             sink.writelines(lines)
+    from hera_router.db.repositories import CostRepository
+
+    with session_scope(runtime.sessions) as session:
+        total = CostRepository(session).for_batch(parsed)
+    # The batch's cost by component on stderr, so stdout stays pure JSONL.
+    typer.secho(
+        f"batch cost ${total.total_usd:.6f} = tokens ${total.tokens_usd:.6f} + GPU ${total.gpu_usd:.6f} + "
+        f"energy ${total.energy_usd:.6f} + transfer ${total.transfer_usd:.6f} ({total.calls} model calls; "
+        f"the paper's cloud-only cost: ${total.cloud_tokens_usd:.6f})",
+        err=True,
+    )
     runtime.close()

@@ -45,6 +45,16 @@ class TenantRepository:
     def by_name(self, name: str) -> Tenant | None:
         return self.session.scalars(select(Tenant).where(Tenant.name == name)).one_or_none()
 
+    def set_budget(
+        self, tenant_id: uuid.UUID, *, daily_usd: float | None, monthly_usd: float | None, action: str | None
+    ) -> None:
+        """Replace the tenant's budgets (None: no cap) and its over-budget action (None: the default)."""
+        self.session.execute(
+            update(Tenant)
+            .where(Tenant.id == tenant_id)
+            .values(daily_budget_usd=daily_usd, monthly_budget_usd=monthly_usd, budget_action=action)
+        )
+
 
 class ApiKeyRepository:
     """Issue, find and revoke API keys; the plaintext secret exists only in ``create_key``'s result."""
