@@ -33,7 +33,7 @@ MIXED_ERRORS = [
     (
         6,
         "line 6: `colour` is not a known field "
-        "(known fields: input, custom_id, metadata, policy, priority, gold_answer)",
+        "(known fields: input, custom_id, metadata, policy, priority, gold_answer, cost_cap_usd, latency_budget_s)",
     ),
 ]
 

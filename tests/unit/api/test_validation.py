@@ -48,7 +48,7 @@ def test_each_problem_is_a_sentence_naming_the_line() -> None:
         "line 4: `input` has 51 characters, more than the limit of 50 (HERA_API__MAX_INPUT_CHARS)",
         "line 5: `policy` 'oracle' is not a known policy; choose one of all-llm, all-slm",
         "line 6: `priority`: Input should be a valid integer; `extra` is not a known field "
-        "(known fields: input, custom_id, metadata, policy, priority, gold_answer)",
+        "(known fields: input, custom_id, metadata, policy, priority, gold_answer, cost_cap_usd, latency_budget_s)",
         "line 7: expected a JSON object with an `input` field, got null",
     ]
 
