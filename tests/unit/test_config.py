@@ -96,3 +96,37 @@ def test_role_defaults_survive_configuring_the_endpoint_from_the_environment(mon
     assert settings.edge.logprobs is True
     assert (settings.edge.model, settings.cloud.model) == ("sim-slm", "sim-llm")
     assert settings.cloud.logprobs is False
+
+
+def test_the_default_ladder_is_todays_edge_and_cloud_pair() -> None:
+    from hera_router.config import load_settings
+
+    settings = load_settings(edge_cost_per_gpu_second=0.001)
+    edge, cloud = settings.ladder
+    assert (edge.name, edge.role, edge.queue_name, edge.gpu_usd_per_second) == ("edge", "edge", "edge", 0.001)
+    assert (cloud.name, cloud.role, cloud.backend.model) == ("cloud", "cloud", "sim-llm")
+    assert settings.price_of("sim-llm").input_per_mtok == 2.5
+
+
+def test_model_tiers_from_json_price_their_models() -> None:
+    import json
+
+    import pytest
+
+    from hera_router.backends.pricing import call_cost
+    from hera_router.config import SettingsError, load_settings
+
+    tiers = [
+        {"name": "tiny", "role": "edge", "backend": {"model": "sim-tiny"}, "queue": "edge.tiny",
+         "gpu_usd_per_second": 0.0001, "power_w": 70},
+        {"name": "cheap", "role": "cloud", "backend": {"model": "sim-cheap"}, "input_per_mtok": 0.15,
+         "output_per_mtok": 0.6},
+    ]  # fmt: skip
+    settings = load_settings(models=json.dumps(tiers), costs={"energy_usd_per_kwh": 0.3})
+    assert [tier.queue_name for tier in settings.ladder] == ["edge.tiny", "cloud"]
+    cost = call_cost(settings, "sim-tiny", 100, 50, 2.0, "edge")
+    assert cost.gpu_usd == pytest.approx(0.0002)
+    assert cost.energy_usd == pytest.approx(70 * 2.0 / 3.6e6 * 0.3)
+    assert call_cost(settings, "sim-cheap", 1_000_000, 0, 1.0, "cloud").tokens_usd == pytest.approx(0.15)
+    with pytest.raises(SettingsError, match="unique"):
+        load_settings(models=json.dumps([tiers[0], tiers[0]]))
