@@ -17,7 +17,7 @@ Counters change only after the transaction that wrote the same fact commits
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,6 +97,12 @@ COST = Counter(
     "Cost of successful model calls in USD (token prices; edge GPU time if configured), by executor.",
     ["executor"],
 )
+COST_COMPONENTS = Counter(
+    "hera_cost_component_usd_total",
+    "Cost of model calls in USD by executor and component (tokens, gpu, energy, transfer): the full "
+    "cost model; the components add up to hera_cost_usd_total.",
+    ["executor", "component"],
+)
 ALL_LLM_COST = Counter(
     "hera_cost_all_llm_usd_total",
     "What the same successful calls would have cost at the cloud model's token prices: an estimate "
@@ -172,13 +178,16 @@ def record_model_call(
     tokens_out: int,
     cost_usd: float,
     all_llm_cost_usd: float,
+    components: Mapping[str, float] | None = None,
 ) -> None:
-    """Count one successful model call."""
+    """Count one successful model call; ``components`` splits ``cost_usd`` (tokens, gpu, ...)."""
     MODEL_CALLS.labels(executor, backend, "ok").inc()
     MODEL_CALL_LATENCY.labels(executor, backend).observe(latency_s)
     TOKENS.labels(executor, "in").inc(tokens_in)
     TOKENS.labels(executor, "out").inc(tokens_out)
     COST.labels(executor).inc(cost_usd)
+    for component, usd in (components or {}).items():
+        COST_COMPONENTS.labels(executor, component).inc(usd)
     ALL_LLM_COST.inc(all_llm_cost_usd)
 
 

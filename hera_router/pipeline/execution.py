@@ -243,6 +243,10 @@ class ExecutionHop:
                     claimed.executor.value, generation.backend, latency_s=generation.latency_s,
                     tokens_in=generation.prompt_tokens, tokens_out=generation.completion_tokens,
                     cost_usd=cost, all_llm_cost_usd=all_llm_cost,
+                    components={
+                        "tokens": breakdown.tokens_usd, "gpu": breakdown.gpu_usd,
+                        "energy": breakdown.energy_usd, "transfer": breakdown.transfer_usd,
+                    },
                 ),
             )  # fmt: skip
             RequestRepository(session).add_usage(

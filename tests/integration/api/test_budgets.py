@@ -37,12 +37,15 @@ def test_a_tenant_over_its_daily_budget_is_refused_with_402_naming_it(
     refused = client.post("/v1/agent-requests", json={"input": "one more"})
     assert refused.status_code == 402, refused.text
     message = refused.json()["error"]
-    assert "daily budget of $0.500000" in message and tenant.name in message and "tenants budget" in message
+    assert "daily budget of $0.500000" in message
+    assert tenant.name in message
+    assert "tenants budget" in message
     batch = client.post("/v1/agent-batches", json=[{"input": "a"}])
     assert batch.status_code == 402
 
     budget = client.get("/v1/budget").json()
-    assert budget["daily_budget_usd"] == 0.5 and budget["action"] == "stop"
+    assert budget["daily_budget_usd"] == 0.5
+    assert budget["action"] == "stop"
     assert budget["spent_today_usd"] >= 0.5
 
 
@@ -52,7 +55,8 @@ def test_costs_by_component_as_json_and_csv(api: RunningApi, client: httpx.Clien
     report = client.get("/v1/costs", params={"since": "2000-01-01"}).json()
     assert report["tenant"] == tenant.name
     [row] = report["rows"]
-    assert row["role"] == "cloud" and row["calls"] == 2
+    assert row["role"] == "cloud"
+    assert row["calls"] == 2
     assert abs(row["tokens_usd"] + row["transfer_usd"] - row["total_usd"]) < 1e-12
     assert abs(report["total_usd"] - 0.6) < 1e-12
     csv = client.get("/v1/costs", params={"format": "csv"})

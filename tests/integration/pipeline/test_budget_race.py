@@ -51,9 +51,11 @@ def test_concurrent_requests_of_one_tenant_never_exceed_its_budget_by_more_than_
                 ids.append(request.id)
                 messages.append(
                     dispatcher.enqueue(
-                        session, TaskName.PLAN_STEP, {"request_id": str(request.id), "seq": 0},
+                        session,
+                        TaskName.PLAN_STEP,
+                        {"request_id": str(request.id), "seq": 0},
                         plan_task_id(request.id, 0),
-                    )  # fmt: skip
+                    )
                 )
         dispatcher.publish(messages)
         try:
@@ -67,6 +69,8 @@ def test_concurrent_requests_of_one_tenant_never_exceed_its_budget_by_more_than_
     largest_step = max(call.cost_usd for call in calls)
     assert spent > budget, "the budget was never reached: the test raced nothing"
     assert spent <= budget + largest_step, (spent, budget, largest_step)
-    stopped = [row for row in rows.values() if row.status is RequestStatus.FAILED and "daily budget" in (row.error or "")]
+    stopped = [
+        row for row in rows.values() if row.status is RequestStatus.FAILED and "daily budget" in (row.error or "")
+    ]
     assert stopped, "no request was stopped by the budget"
     assert all(row.status in (RequestStatus.SUCCEEDED, RequestStatus.FAILED) for row in rows.values())

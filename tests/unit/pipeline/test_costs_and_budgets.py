@@ -48,16 +48,22 @@ def test_cost_components_add_up_to_the_request_batch_and_tenant_totals(harness_f
             parts = call.tokens_cost_usd + call.gpu_cost_usd + call.energy_cost_usd + call.transfer_cost_usd
             assert call.cost_usd == parts
             if call.role is ModelRole.EDGE:
-                assert call.transfer_cost_usd == 0 and call.bytes_sent == 0
-                assert call.gpu_cost_usd > 0 and call.energy_cost_usd > 0
+                assert call.transfer_cost_usd == 0
+                assert call.bytes_sent == 0
+                assert call.gpu_cost_usd > 0
+                assert call.energy_cost_usd > 0
             else:
-                assert call.gpu_cost_usd == 0 and call.energy_cost_usd == 0
-                assert call.bytes_sent > 0 and call.transfer_cost_usd > 0 and call.tokens_cost_usd > 0
+                assert call.gpu_cost_usd == 0
+                assert call.energy_cost_usd == 0
+                assert call.bytes_sent > 0
+                assert call.transfer_cost_usd > 0
+                assert call.tokens_cost_usd > 0
         per_request = CostRepository(session).for_requests(ids)
         tenant = CostRepository(session).for_tenant(tenant_id)
         requests = [RequestRepository(session).get(request_id) for request_id in ids]
         for request in requests:
-            assert request is not None and request.status is RequestStatus.SUCCEEDED
+            assert request is not None
+            assert request.status is RequestStatus.SUCCEEDED
             summed = per_request[request.id]
             own = [call for call in calls if call.request_id == request.id]
             # The request's running total, the per-request sum and the sum of its components agree
@@ -99,8 +105,11 @@ def test_a_stop_budget_stops_a_running_request_naming_the_budget(harness_factory
     with session_scope(harness.runtime.sessions) as session:
         request = RequestRepository(session).get(request_id)
         calls = ModelCallRepository(session).list_for_request(request_id)
-        assert request is not None and request.status is RequestStatus.FAILED
-        assert request.error is not None and "daily budget" in request.error and "pipeline-tests" in request.error
+        assert request is not None
+        assert request.status is RequestStatus.FAILED
+        assert request.error is not None
+        assert "daily budget" in request.error
+        assert "pipeline-tests" in request.error
         assert len(calls) == 1  # exceeded by at most the one step that started below the budget
         assert request.cost_usd <= budget + calls[0].cost_usd
 
@@ -115,10 +124,12 @@ def test_a_cheapest_budget_finishes_the_request_on_the_edge(harness_factory: Har
         request = RequestRepository(session).get(request_id)
         decisions = DecisionRepository(session).list_for_request(request_id)
         calls = ModelCallRepository(session).list_for_request(request_id)
-        assert request is not None and request.status is RequestStatus.SUCCEEDED
+        assert request is not None
+        assert request.status is RequestStatus.SUCCEEDED
         assert decisions[0].executor is Executor.LLM  # the budget was not reached yet
         later = decisions[1:]
-        assert later and all(d.executor is Executor.SLM for d in later)
+        assert later
+        assert all(d.executor is Executor.SLM for d in later)
         assert all(d.fallback_reason and "daily budget" in d.fallback_reason for d in later)
         assert sum(1 for call in calls if call.role is ModelRole.CLOUD and call.status is CallStatus.OK) == 1
 
