@@ -66,7 +66,10 @@ class SimBackend:
         config_path: Path | None = None,
         realtime: bool = False,
         time_scale: float = 1.0,
+        tier: str | None = None,
     ) -> None:
+        """``tier`` picks a ladder model of the preset (``tiny``, ``mid``, ``cheap-cloud``, ``cloud``;
+        presets.toml) instead of the plain ``role``; its base role must be ``role``."""
         if role not in ("slm", "llm"):
             raise ValueError(f"sim backend role must be 'slm' or 'llm', not {role!r}")
         self.role: ModelRole = role
@@ -76,8 +79,15 @@ class SimBackend:
         self.realtime = realtime
         self.time_scale = time_scale
         world, behaviour = _world(seed, preset, config_path)
-        self.behaviour = behaviour.role(role)
-        self.simulated = SimulatedModel(world, role, self.behaviour)
+        if tier is None:
+            self.behaviour = behaviour.role(role)
+            self.simulated = SimulatedModel(world, role, self.behaviour)
+        else:
+            chosen = behaviour.tier(tier)
+            if chosen.base != role:
+                raise ValueError(f"simulated tier {tier!r} is built on the {chosen.base!r} role, not {role!r}")
+            self.behaviour = chosen.behaviour
+            self.simulated = SimulatedModel(world, role, self.behaviour, tier if chosen.own_stream else None)
 
     def generate(self, messages: list[Message], params: GenerationParams) -> Generation:
         noise = (params.seed or 0) if params.temperature > 0 else None

@@ -74,10 +74,12 @@ class SimulatedModel:
     results, and a race at worst computes an entry twice.
     """
 
-    def __init__(self, world: World, role: ModelRole, behaviour: RoleBehaviour) -> None:
+    def __init__(self, world: World, role: ModelRole, behaviour: RoleBehaviour, stream: str | None = None) -> None:
         self.world = world
         self.role: ModelRole = role
         self.behaviour = behaviour
+        self.stream = stream or role
+        """Names the random stream: a ladder tier with its own behaviour draws its own."""
         self._replays: dict[tuple[str, tuple[tuple[str, str], ...]], _Replayed] = {}
 
     # --- entry point ------------------------------------------------------------------------------
@@ -98,7 +100,7 @@ class SimulatedModel:
 
     def _rng(self, *parts: str) -> random.Random:
         digest = hashlib.blake2b(
-            "\x1f".join((str(self.world.seed), self.role, *parts)).encode("utf-8"), digest_size=8
+            "\x1f".join((str(self.world.seed), self.stream, *parts)).encode("utf-8"), digest_size=8
         ).digest()
         return random.Random(int.from_bytes(digest, "big"))
 

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ModelRole = Literal["slm", "llm"]
 _Probability = Field(ge=0.0, le=1.0)
@@ -72,6 +72,10 @@ class RoleBehaviour(BaseModel):
         return round(base * (1.0 + self.latency_jitter * jitter), 6)
 
 
+class PresetError(ValueError):
+    """The preset name or the config file is wrong; the message says which and how."""
+
+
 class WorldShape(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -79,6 +83,18 @@ class WorldShape(BaseModel):
     lookup_max_hops: int = Field(ge=1)
     arithmetic_min_ops: int = Field(ge=1)
     arithmetic_max_ops: int = Field(ge=1)
+
+
+class Tier(BaseModel):
+    """A simulated model of the ladder: the role it is built on and its resolved behaviour."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base: ModelRole
+    behaviour: RoleBehaviour
+    own_stream: bool
+    """False when the tier is its base role unchanged: it then draws the role's very random stream,
+    so tier ``mid`` answers exactly as the two-model ``slm`` does."""
 
 
 class Behaviour(BaseModel):
@@ -90,13 +106,37 @@ class Behaviour(BaseModel):
     world: WorldShape
     slm: RoleBehaviour
     llm: RoleBehaviour
+    tiers: dict[str, Tier] = Field(default_factory=dict)
+    """Named models for the N-model ladder (issue 18): a role's behaviour with overrides."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_tiers(cls, data: Any) -> Any:
+        # A tier is written as {base = "slm"|"llm", <field> = <override>, ...}: resolved against
+        # this preset's roles, so a world with a stronger SLM also has a stronger "mid" tier.
+        if not isinstance(data, dict) or not isinstance(data.get("tiers"), dict):
+            return data
+        resolved = {}
+        for name, spec in data["tiers"].items():
+            if not isinstance(spec, dict) or spec.get("base") not in ("slm", "llm"):
+                raise ValueError(f"tier {name!r} needs base = 'slm' or 'llm'")
+            overrides = {key: value for key, value in spec.items() if key != "base"}
+            base = data[spec["base"]]
+            resolved[name] = {"base": spec["base"], "behaviour": {**dict(base), **overrides},
+                              "own_stream": bool(overrides)}  # fmt: skip
+        return {**data, "tiers": resolved}
 
     def role(self, role: ModelRole) -> RoleBehaviour:
         return self.slm if role == "slm" else self.llm
 
-
-class PresetError(ValueError):
-    """The preset name or the config file is wrong; the message says which and how."""
+    def tier(self, name: str) -> Tier:
+        """The tier ``name``; the roles themselves are tiers ``slm`` and ``llm``."""
+        if name in ("slm", "llm"):
+            return Tier(base=name, behaviour=self.role(name), own_stream=False)  # type: ignore[arg-type]
+        if name not in self.tiers:
+            known = ", ".join(["slm", "llm", *self.tiers])
+            raise PresetError(f"unknown simulated model tier {name!r}; known: {known}")
+        return self.tiers[name]
 
 
 def _package_presets() -> dict[str, Any]:
