@@ -412,3 +412,49 @@ def matrix_command(
                                                  for m in world.rows]))  # fmt: skip
     console.print(console_table(f"mean over {len(result.worlds)} worlds", result.mean_rows))
     typer.echo(f"matrix written to {result.out} (README.md, results.json, PNGs) in {result.seconds:.0f} s (SIMULATED)")
+
+
+@eval_app.command("ladder")
+def ladder_command(
+    world: list[str] = typer.Option(["default"], "--world", "-w", help="Simulator preset(s) to evaluate."),
+    seed: int = typer.Option(0, "--seed", help="World seed."),
+    requests: int = typer.Option(150, "--requests", "-n", min=10, help="Requests evaluated per world."),
+    profile_requests: int = typer.Option(100, "--profile", min=10, help="Requests profiled per world (disjoint)."),
+    scenario: list[str] = typer.Option(
+        ["rented-edge", "owned-edge"], "--scenario", help="Price scenario(s): rented-edge, owned-edge."
+    ),
+    out: Path = typer.Option(Path("reports/ladder"), "--out", "-o", help="Folder for ladder.md/.json and plots."),
+) -> None:
+    """SIMULATED: the N-model ladder (tiny, mid, cheap-cloud, cloud) against two-model HERA, each
+    model alone, every fixed pair, Random and HybridLLM over the ladder, on full and paper cost."""
+    from hera_router.evaluation.ladder import SCENARIOS, evaluate_world, write_report
+
+    unknown = [name for name in scenario if name not in SCENARIOS]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown scenario {unknown[0]!r}; use {', '.join(SCENARIOS)}", param_hint="--scenario"
+        )
+    reports = []
+    for name in scenario:
+        for preset in world:
+            typer.echo(
+                f"{name}: {preset} / seed {seed}: profiling {profile_requests}, evaluating {requests} ...", err=True
+            )
+            report = evaluate_world(
+                preset, seed, requests=requests, profile_requests=profile_requests, tiers=SCENARIOS[name]
+            )
+            report.preset = f"{preset} [{name}]"
+            reports.append(report)
+            h = report.headline
+            typer.echo(
+                f"  SIMULATED {report.preset}: ladder at two-model HERA's accuracy costs "
+                f"{_percent(h['full_cost_reduction_at_same_accuracy'])} less (full cost); best fixed pair "
+                f"{h['best_fixed_pair']}, its frontier points matched by the ladder "
+                f"{h['best_pair_frontier_points_matched_by_ladder']}; cost order {h['cost_order']}"
+            )
+    path = write_report(reports, out)
+    typer.echo(f"wrote {path} (SIMULATED)")
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"

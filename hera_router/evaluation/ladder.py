@@ -1,0 +1,458 @@
+"""The N-model ladder on the simulated world (issue 18): HERA's escalation over cheapest-first
+rungs against two-model HERA, each model alone, every fixed pair, Random over the ladder and a
+per-step HybridLLM-style router over the ladder, on the full cost model and the paper's.
+
+SIMULATED: the models are the simulator's tiers (``presets.toml``: tiny, mid, cheap-cloud,
+cloud) and the prices are the stated assumptions of :data:`DEFAULT_TIERS`, not measurements.
+
+How a world is evaluated:
+
+1. **Profiling** (``profile_requests`` requests, disjoint from the evaluation set): each request's
+   chain is run by the top rung; at every step, every rung answers the same prompt once. That is
+   N calls per step (linear in the number of models; ``routing/ladder.py`` says why trees are not
+   needed) and gives, per step, each rung's confidence and whether its result was right.
+2. **Fitting**: per pair (k, l) a confidence threshold (:func:`fit_pair_thresholds`) at tolerance
+   δ: at most δ of the accepted rung-k steps are ones where rung l would have been right and rung k
+   was not. Per rung, a HybridLLM-style classifier (hashed n-grams + position,
+   ``routing/hybridllm.py``) predicts P(rung k's step is right) from the subtask text only.
+3. **Evaluation** (``requests`` requests): every policy runs every request in the agent loop;
+   each call is priced by ``backends.pricing.call_cost`` (tokens, GPU-seconds, energy, transfer)
+   and, the paper's way, by cloud token dollars only. Sweeps of δ and of the HybridLLM quality bar
+   trace each policy's cost/accuracy curve.
+
+Two-model HERA here is the verify cascade on (mid, cloud): the stage that carries HERA's gain in
+this simulator (docs/evaluation.md: SLE/CD/SD/URC add nothing measurable on top of it), fitted
+the same way as the ladder. It is not the estimator-driven ``hera`` policy of the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import combinations, pairwise
+from pathlib import Path
+from typing import Any, Literal
+
+from hera_router.agent.format import parse_step, render_step_messages
+from hera_router.agent.scoring import score
+from hera_router.backends.base import Generation, GenerationParams
+from hera_router.backends.pricing import bytes_sent, call_cost
+from hera_router.config import BackendSettings, CostSettings, ModelTier, Settings, load_settings
+from hera_router.routing.hybridllm import LabelledSubtask, SubtaskClassifier
+from hera_router.routing.ladder import Ladder, pair_threshold
+from hera_router.simulator.backend import SimBackend
+from hera_router.simulator.generate import TaskRecord, generate_tasks
+from hera_router.simulator.presets import load_behaviour
+from hera_router.simulator.world import World
+
+_HOUR = 3600.0
+
+
+def _tier(name: str, role: Literal["edge", "cloud"], model: str, **prices: float) -> ModelTier:
+    return ModelTier(name=name, role=role, backend=BackendSettings(backend="sim", model=model), **prices)
+
+
+DEFAULT_TIERS: tuple[ModelTier, ...] = (
+    _tier("tiny", "edge", "sim-tiny", gpu_usd_per_second=0.35 / _HOUR, power_w=70.0),
+    _tier("mid", "edge", "sim-slm", gpu_usd_per_second=0.80 / _HOUR, power_w=150.0),
+    _tier("cheap-cloud", "cloud", "sim-cheap", input_per_mtok=0.15, output_per_mtok=0.60),
+    _tier("cloud", "cloud", "sim-llm", input_per_mtok=2.50, output_per_mtok=10.00),
+)
+"""Assumed prices: a T4-class box at $0.35/h and 70 W for the tiny model, an L4-class one at $0.80/h
+and 150 W for the mid one; gpt-4o-mini's and gpt-4o's list prices for the two cloud models."""
+DEFAULT_COSTS = CostSettings(energy_usd_per_kwh=0.15, transfer_usd_per_gb=0.09)
+TOLERANCES: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05)
+"""Per-step tolerances δ swept (a request of ~6 steps compounds them)."""
+REFERENCE = "δ=0.01"
+HYBRID_BARS: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+OWNED_EDGE: tuple[ModelTier, ...] = tuple(
+    tier.model_copy(update={"gpu_usd_per_second": 0.0}) if tier.role == "edge" else tier for tier in DEFAULT_TIERS
+)
+"""The second price scenario: edge boxes already paid for, so an edge call costs its energy only."""
+SCENARIOS: dict[str, tuple[ModelTier, ...]] = {"rented-edge": DEFAULT_TIERS, "owned-edge": OWNED_EDGE}
+TWO_MODEL = ("mid", "cloud")
+PARAMS = GenerationParams(max_new_tokens=256)
+
+
+@dataclass
+class Rung:
+    tier: ModelTier
+    backend: SimBackend
+
+
+@dataclass
+class Outcome:
+    """One policy's result on one request."""
+
+    score: float
+    full_cost: float
+    paper_cost: float
+    calls: int
+    escalations: int
+    steps: int
+
+
+@dataclass
+class PolicyResult:
+    """A policy (at one setting) over the evaluation set; costs are per request."""
+
+    policy: str
+    family: str
+    setting: str
+    accuracy: float
+    full_cost: float
+    paper_cost: float
+    calls_per_request: float
+    escalations_per_request: float
+
+    def as_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class WorldReport:
+    preset: str
+    seed: int
+    requests: int
+    profile_requests: int
+    profiled_calls: int
+    thresholds: dict[str, dict[str, float]]
+    results: list[PolicyResult] = field(default_factory=list)
+    headline: dict[str, Any] = field(default_factory=dict)
+
+
+# -- the agent loop over rungs ------------------------------------------------------------------
+
+
+Start = Callable[[int, str], int]
+"""(step, subtask) → the rung a step starts on."""
+
+
+def _price(settings: Settings, rung: Rung, generation: Generation, sent: int) -> tuple[float, float]:
+    cost = call_cost(
+        settings, rung.tier.backend.model, generation.prompt_tokens, generation.completion_tokens,
+        generation.latency_s, rung.tier.role, sent,
+    )  # fmt: skip
+    paper = cost.tokens_usd if rung.tier.role == "cloud" else 0.0
+    return cost.total, paper
+
+
+def run_request(
+    task: TaskRecord,
+    rungs: Sequence[Rung],
+    settings: Settings,
+    *,
+    start: Start,
+    ladder: Ladder | None,
+    max_steps: int = 15,
+) -> Outcome:
+    """Run ``task`` to its final answer: each step starts on ``start``'s rung and, with a
+    ``ladder``, climbs one rung at a time while the judge rejects the result."""
+    history: list[tuple[str, str]] = []
+    current = task.request
+    full = paper = 0.0
+    calls = escalations = 0
+    for step in range(max_steps):
+        rung = start(step, current)
+        messages = render_step_messages(task.request, history, current, step)
+        while True:
+            generation = rungs[rung].backend.generate(messages, PARAMS)
+            calls += 1
+            sent = bytes_sent(messages) if rungs[rung].tier.role == "cloud" else 0
+            cost, cloud = _price(settings, rungs[rung], generation, sent)
+            full, paper = full + cost, paper + cloud
+            confidence = float(generation.extra.get("mean_logprob", "nan"))
+            higher = None if ladder is None else ladder.escalate(rung, confidence)
+            if higher is None:
+                break
+            rung, escalations = higher, escalations + 1
+        parsed = parse_step(generation.text)
+        history.append((current, parsed.result))
+        if parsed.final_answer is not None:
+            return Outcome(
+                score(task.metric, parsed.final_answer, task.gold), full, paper, calls, escalations, step + 1
+            )
+        if parsed.next_subtask is None:
+            break
+        current = parsed.next_subtask
+    return Outcome(0.0, full, paper, calls, escalations, len(history))
+
+
+# -- profiling and fitting ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProfiledStep:
+    text: str
+    seq: int
+    confidence: tuple[float, ...]
+    correct: tuple[bool, ...]
+
+
+def profile(
+    tasks: Sequence[TaskRecord], rungs: Sequence[Rung], settings: Settings, max_steps: int = 15
+) -> tuple[list[ProfiledStep], int, list[float]]:
+    """Every rung on every step of the top rung's chain: N calls per step. Returns the steps, the
+    number of calls made and each rung's mean full cost per call."""
+    steps: list[ProfiledStep] = []
+    calls = 0
+    spent = [0.0] * len(rungs)
+    for task in tasks:
+        history: list[tuple[str, str]] = []
+        current = task.request
+        for step in range(max_steps):
+            messages = render_step_messages(task.request, history, current, step)
+            generations = [rung.backend.generate(messages, PARAMS) for rung in rungs]
+            calls += len(generations)
+            for k, (rung, generation) in enumerate(zip(rungs, generations, strict=True)):
+                sent = bytes_sent(messages) if rung.tier.role == "cloud" else 0
+                spent[k] += _price(settings, rung, generation, sent)[0]
+            steps.append(
+                ProfiledStep(
+                    text=current,
+                    seq=step,
+                    confidence=tuple(float(g.extra.get("mean_logprob", "nan")) for g in generations),
+                    # A step that computes nothing ("" ground truth) cannot be wrong.
+                    correct=tuple(g.extra.get("sim_correct", "") != "0" for g in generations),
+                )
+            )
+            parsed = parse_step(generations[-1].text)
+            history.append((current, parsed.result))
+            if parsed.final_answer is not None or parsed.next_subtask is None:
+                break
+            current = parsed.next_subtask
+    per_step = max(len(steps), 1)
+    return steps, calls, [total / per_step for total in spent]
+
+
+def fit_pair_thresholds(steps: Sequence[ProfiledStep], low: int, high: int, tolerance: float) -> float:
+    """Threshold on rung ``low``'s confidence for the pair (low, high), from profiled steps: a step
+    "needed" rung ``high`` when ``low`` got it wrong and ``high`` right."""
+    scores = [s.confidence[low] for s in steps]
+    helped = [not s.correct[low] and s.correct[high] for s in steps]
+    return pair_threshold(scores, helped, tolerance)
+
+
+def cost_ordered(steps: Sequence[ProfiledStep], per_call_cost: Sequence[float]) -> list[int]:
+    """The rungs cheapest first by their measured mean full cost per profiled call, keeping only a
+    rung that is right on more profiled steps than every cheaper rung kept (a dearer, weaker model
+    is never worth trying first). The top rung (the most accurate) always stays."""
+    accuracy = [sum(s.correct[k] for s in steps) / max(len(steps), 1) for k in range(len(per_call_cost))]
+    order = sorted(range(len(per_call_cost)), key=lambda k: (per_call_cost[k], -accuracy[k]))
+    kept: list[int] = []
+    for k in order:
+        if not kept or accuracy[k] > accuracy[kept[-1]]:
+            kept.append(k)
+    return kept
+
+
+def fit_classifiers(steps: Sequence[ProfiledStep], rungs: int) -> list[SubtaskClassifier]:
+    """Per rung, P(its step is right) from the subtask text and position (HybridLLM-style)."""
+    return [
+        SubtaskClassifier.fit([LabelledSubtask(s.text, s.seq, float(s.correct[k])) for s in steps])
+        for k in range(rungs)
+    ]
+
+
+# -- a world ------------------------------------------------------------------------------------
+
+
+def _summarise(policy: str, family: str, setting: str, outcomes: Sequence[Outcome]) -> PolicyResult:
+    n = len(outcomes)
+    return PolicyResult(
+        policy=policy, family=family, setting=setting,
+        accuracy=sum(o.score for o in outcomes) / n,
+        full_cost=sum(o.full_cost for o in outcomes) / n,
+        paper_cost=sum(o.paper_cost for o in outcomes) / n,
+        calls_per_request=sum(o.calls for o in outcomes) / n,
+        escalations_per_request=sum(o.escalations for o in outcomes) / n,
+    )  # fmt: skip
+
+
+def _seeded_random(seed: int, task_id: str, top: int) -> Start:
+    def start(step: int, _text: str) -> int:
+        return random.Random(f"{seed}:{task_id}:{step}").randint(0, top)
+
+    return start
+
+
+def evaluate_world(
+    preset: str,
+    seed: int,
+    *,
+    requests: int = 100,
+    profile_requests: int = 60,
+    tiers: Sequence[ModelTier] = DEFAULT_TIERS,
+    costs: CostSettings = DEFAULT_COSTS,
+    family: str = "mixed",
+) -> WorldReport:
+    """Profile, fit and evaluate every policy on one simulated world (a preset and a seed)."""
+    settings = load_settings(models=[tier.model_dump() for tier in tiers], costs=costs.model_dump())
+    behaviour = load_behaviour(preset)
+    rungs = [
+        Rung(tier, SimBackend(behaviour.tier(tier.name).base, tier.backend.model, seed, preset, tier=tier.name))
+        for tier in tiers
+    ]
+    names = [tier.name for tier in tiers]
+    tasks = generate_tasks(World(seed, behaviour.world), family, profile_requests + requests)
+    profiled, profiled_calls, per_call = profile(tasks[:profile_requests], rungs, settings)
+    by_cost = cost_ordered(profiled, per_call)
+    evaluation = tasks[profile_requests:]
+    report = WorldReport(preset, seed, requests, profile_requests, profiled_calls, thresholds={})
+    top = len(rungs) - 1
+
+    def run(policy_rungs: Sequence[int], setting: str, policy: str, kind: str, ladder: Ladder | None,
+            start: Callable[[TaskRecord], Start] | None = None) -> PolicyResult:  # fmt: skip
+        chosen = [rungs[k] for k in policy_rungs]
+        outcomes = [
+            run_request(task, chosen, settings, start=(start(task) if start else (lambda _s, _t: 0)), ladder=ladder)
+            for task in evaluation
+        ]
+        result = _summarise(policy, kind, setting, outcomes)
+        report.results.append(result)
+        return result
+
+    for k, name in enumerate(names):
+        run([k], "", f"{name} alone", "alone", None)
+    for tolerance in TOLERANCES:
+        ladder = Ladder(tuple(names), tuple(fit_pair_thresholds(profiled, k, k + 1, tolerance) for k in range(top)))
+        pair_names = [f"{a}>{b}" for a, b in pairwise(names)]
+        report.thresholds[f"ladder δ={tolerance}"] = dict(zip(pair_names, ladder.thresholds, strict=True))
+        run(range(len(rungs)), f"δ={tolerance}", "HERA ladder", "ladder", ladder)
+        if len(by_cost) > 1 and by_cost != list(range(len(rungs))):
+            ordered = Ladder(
+                tuple(names[k] for k in by_cost),
+                tuple(fit_pair_thresholds(profiled, a, b, tolerance) for a, b in pairwise(by_cost)),
+            )
+            run(by_cost, f"δ={tolerance}", "HERA ladder, cost-ordered", "ladder", ordered)
+        for low, high in combinations(range(len(rungs)), 2):
+            pair = Ladder((names[low], names[high]), (fit_pair_thresholds(profiled, low, high, tolerance),))
+            label = "two-model HERA" if (names[low], names[high]) == TWO_MODEL else f"pair {names[low]}+{names[high]}"
+            run([low, high], f"δ={tolerance}", label, "pair", pair)
+    run(range(len(rungs)), "", "Random over the ladder", "random", None,
+        start=lambda task: _seeded_random(seed, task.id, top))  # fmt: skip
+    classifiers = fit_classifiers(profiled, len(rungs))
+    for bar in HYBRID_BARS:
+
+        def hybrid(task: TaskRecord, bar: float = bar) -> Start:
+            def start(step: int, text: str) -> int:
+                return next((k for k, c in enumerate(classifiers) if c.score(text, step) >= bar), top)
+
+            return start
+
+        run(range(len(rungs)), f"q={bar}", "HybridLLM over the ladder", "hybrid", None, start=hybrid)
+    report.headline = headline(report.results)
+    report.headline["cost_order"] = " > ".join(names[k] for k in by_cost)
+    report.headline["mean_full_cost_per_call"] = dict(zip(names, per_call, strict=True))
+    return report
+
+
+# -- what the results say -----------------------------------------------------------------------
+
+
+def _frontier(points: Sequence[PolicyResult]) -> list[PolicyResult]:
+    """The cost/accuracy Pareto frontier: no other point is cheaper and at least as accurate."""
+    ordered = sorted(points, key=lambda r: (r.full_cost, -r.accuracy))
+    frontier: list[PolicyResult] = []
+    for point in ordered:
+        if not frontier or point.accuracy > frontier[-1].accuracy:
+            frontier.append(point)
+    return frontier
+
+
+def _cheapest_at(points: Sequence[PolicyResult], accuracy: float) -> PolicyResult | None:
+    reaching = [p for p in points if p.accuracy >= accuracy - 1e-9]
+    return min(reaching, key=lambda p: p.full_cost) if reaching else None
+
+
+def _best_at_cost(points: Sequence[PolicyResult], cost: float) -> PolicyResult | None:
+    within = [p for p in points if p.full_cost <= cost + 1e-12]
+    return max(within, key=lambda p: p.accuracy) if within else None
+
+
+def headline(results: Sequence[PolicyResult], reference_setting: str = REFERENCE) -> dict[str, Any]:
+    """The issue's targets on one world: the ladder (either order) against two-model HERA at the
+    reference δ (the same accuracy for less full cost, or more accuracy for the same cost), and
+    the ladder's points against the frontier of the best fixed pair (the most accurate pair at the
+    reference δ, the cheaper one on a tie)."""
+    ladder = [r for r in results if r.family == "ladder"]
+    two = next(r for r in results if r.policy == "two-model HERA" and r.setting == reference_setting)
+    cheaper = _cheapest_at(ladder, two.accuracy)
+    better = _best_at_cost(ladder, two.full_cost)
+    pairs = [r for r in results if r.family == "pair"]
+    best = max((p for p in pairs if p.setting == reference_setting), key=lambda p: (p.accuracy, -p.full_cost))
+    frontier = _frontier([p for p in pairs if p.policy == best.policy])
+    matched = sum(
+        1 for point in frontier
+        if any(r.full_cost <= point.full_cost + 1e-12 and r.accuracy >= point.accuracy - 1e-9 for r in ladder)
+    )  # fmt: skip
+    reduction = 1 - cheaper.full_cost / two.full_cost if cheaper is not None and two.full_cost else None
+    gain = better.accuracy - two.accuracy if better is not None else None
+    return {
+        "two_model": asdict(two),
+        "ladder_same_accuracy": asdict(cheaper) if cheaper else None,
+        "full_cost_reduction_at_same_accuracy": reduction,
+        "ladder_same_cost": asdict(better) if better else None,
+        "accuracy_gain_at_same_cost": gain,
+        "best_fixed_pair": best.policy,
+        "best_pair_frontier_points_matched_by_ladder": f"{matched}/{len(frontier)}",
+        "meets_cost_target": bool((reduction is not None and reduction >= 0.2) or (gain is not None and gain > 1e-9)),
+    }
+
+
+def write_report(reports: Sequence[WorldReport], folder: Path) -> Path:
+    """``ladder.json``, ``ladder.md`` and one Pareto PNG per world under ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ladder.json").write_text(json.dumps([asdict(r) for r in reports], indent=2, default=str) + "\n")
+    lines = ["# The N-model ladder — SIMULATED", "",
+             "Simulated models (presets.toml tiers) and assumed prices (evaluation/ladder.py DEFAULT_TIERS); "
+             "costs are USD per request. `full` is the full cost model (tokens, GPU-seconds, energy, transfer), "
+             "`paper` the paper's (cloud token dollars only).", ""]  # fmt: skip
+    for report in reports:
+        lines += [f"## {report.preset} / seed {report.seed} (SIMULATED)", "",
+                  f"{report.requests} requests evaluated, {report.profile_requests} profiled "
+                  f"({report.profiled_calls} profiling calls: every rung once per step of the top rung's chain).", "",
+                  "| policy | setting | accuracy | full cost | paper cost | calls/request | escalations/request |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for r in report.results:
+            lines.append(
+                f"| {r.policy} | {r.setting} | {r.accuracy:.3f} | {r.full_cost:.6f} | {r.paper_cost:.6f} | "
+                f"{r.calls_per_request:.2f} | {r.escalations_per_request:.2f} |"
+            )
+        h = report.headline
+        lines += ["", "Headline: " + json.dumps({k: v for k, v in h.items() if not isinstance(v, dict)}), ""]
+        slug = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in report.preset).strip("-")
+        _plot(report, folder / f"ladder-{slug}-seed{report.seed}.png")
+    path = folder / "ladder.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _plot(report: WorldReport, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 5))
+    curves: dict[str, list[PolicyResult]] = {}
+    for r in report.results:
+        curves.setdefault(r.policy, []).append(r)
+    for name, unsorted in curves.items():
+        points = sorted(unsorted, key=lambda p: p.full_cost)
+        emphasis = name.startswith("HERA ladder") or name == "two-model HERA"
+        style = "-o" if len(points) > 1 else "s"
+        axes.plot(
+            [p.full_cost for p in points], [p.accuracy for p in points], style, label=name,
+            linewidth=2.5 if emphasis else 0.8, markersize=5 if emphasis else 3, alpha=1.0 if emphasis else 0.6,
+        )  # fmt: skip
+    axes.set_xscale("log")
+    axes.set_xlabel("full cost per request (USD, log)")
+    axes.set_ylabel("accuracy")
+    axes.set_title(f"SIMULATED: {report.preset} / seed {report.seed}")
+    axes.legend(fontsize=6, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
