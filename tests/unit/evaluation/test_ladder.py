@@ -32,7 +32,7 @@ def _rungs(seed: int = 3) -> list[Rung]:
                 seed,
                 tier=tier.name,
             ),
-        )  # fmt: skip
+        )
         for tier in DEFAULT_TIERS
     ]
 
