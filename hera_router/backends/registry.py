@@ -95,13 +95,20 @@ def _sim(config: BackendSettings, settings: Settings, role: BackendRole) -> Mode
             f"which cannot be imported ({exc})",
         ) from exc
     sim = settings.simulator
+    # A model named by a HERA_MODELS tier that the simulator knows (tiny, mid, cheap-cloud, cloud)
+    # runs as that simulated tier, on the role it is built on: any two rungs of the ladder can
+    # then be the pipeline's edge and cloud models.
+    tier = settings.tier_of(config.model)
+    tiers = importlib.import_module("hera_router.simulator.presets").load_behaviour(sim.preset, sim.config_path).tiers
+    simulated = tiers.get(tier.name) if tier is not None else None
     backend = sim_class(
-        role="slm" if role == "edge" else "llm",
+        role=simulated.base if simulated is not None else ("slm" if role == "edge" else "llm"),
         model=config.model,
         seed=sim.seed,
         preset=sim.preset,
         config_path=sim.config_path,
         realtime=sim.realtime,
+        tier=tier.name if simulated is not None and tier is not None else None,
     )
     if not isinstance(backend, ModelBackend):
         raise BackendConfigError("sim", f"{sim_class!r} does not implement the ModelBackend protocol")

@@ -94,3 +94,19 @@ def test_a_small_world_reports_every_policy_labelled_simulated(tmp_path: Path) -
     assert "SIMULATED" in text
     assert "| HERA ladder |" in text
     assert list(tmp_path.glob("ladder-*.png"))
+
+
+def test_a_tier_named_in_hera_models_runs_as_that_simulated_tier_in_the_pipeline() -> None:
+    from hera_router.backends.registry import build_raw_backend as create_backend
+
+    tiers = [tier.model_dump() for tier in DEFAULT_TIERS]
+    settings = load_settings(models=tiers, edge={"model": "sim-tiny"}, cloud={"model": "sim-cheap"})
+    edge, cloud = create_backend(settings, "edge", settings.edge), create_backend(settings, "cloud", settings.cloud)
+    assert isinstance(edge, SimBackend)
+    assert isinstance(cloud, SimBackend)
+    assert edge.simulated.stream == "tiny"
+    assert cloud.simulated.stream == "cheap-cloud"
+    assert settings.price_of("sim-cheap").input_per_mtok == 0.15
+    plain = create_backend(load_settings(), "edge", load_settings().edge)
+    assert isinstance(plain, SimBackend)
+    assert plain.simulated.stream == "slm"
