@@ -427,7 +427,7 @@ def ladder_command(
 ) -> None:
     """SIMULATED: the N-model ladder (tiny, mid, cheap-cloud, cloud) against two-model HERA, each
     model alone, every fixed pair, Random and HybridLLM over the ladder, on full and paper cost."""
-    from hera_router.evaluation.ladder import SCENARIOS, evaluate_world, write_report
+    from hera_router.evaluation.ladder import SCENARIOS, describe, evaluate_world, write_report
 
     unknown = [name for name in scenario if name not in SCENARIOS]
     if unknown:
@@ -447,14 +447,10 @@ def ladder_command(
             reports.append(report)
             h = report.headline
             typer.echo(
-                f"  SIMULATED {report.preset}: ladder at two-model HERA's accuracy costs "
-                f"{_percent(h['full_cost_reduction_at_same_accuracy'])} less (full cost); best fixed pair "
-                f"{h['best_fixed_pair']}, its frontier points matched by the ladder "
-                f"{h['best_pair_frontier_points_matched_by_ladder']}; cost order {h['cost_order']}"
+                f"  SIMULATED {report.preset}: cost order {h['cost_order']}; best fixed pair {h['best_fixed_pair']}"
             )
+            for variant, values in h.items():
+                if isinstance(values, dict) and "meets_cost_target" in values:
+                    typer.echo(f"    {variant}: {describe(values)}")
     path = write_report(reports, out)
     typer.echo(f"wrote {path} (SIMULATED)")
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
