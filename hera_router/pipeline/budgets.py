@@ -111,6 +111,16 @@ def admit_call(session: Session, settings: Settings, tenant_id: uuid.UUID, *, cl
     return found
 
 
+def keep_on_edge(session: Session, settings: Settings, tenant_id: uuid.UUID) -> str | None:
+    """Why the verify stage keeps an SLM result it would escalate: the tenant is over a budget with
+    action ``cheapest`` (None: escalate as usual)."""
+    tenant = session.get(Tenant, tenant_id)
+    crossed = breach(session, settings, tenant) if tenant is not None else None
+    if crossed is None or crossed.action != "cheapest":
+        return None
+    return f"verify would re-run the step on the cloud, but {crossed.message}; kept the edge's result"
+
+
 def step_limits(
     session: Session, settings: Settings, request: Request, *, cloud_step_usd: float, verifies: bool
 ) -> StepLimits:

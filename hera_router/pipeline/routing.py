@@ -16,7 +16,7 @@ from hera_router.db.models import Request, Subtask
 from hera_router.db.repositories import DecisionRepository, RequestRepository, SubtaskRepository
 from hera_router.db.session import session_scope
 from hera_router.metrics import instruments as metrics
-from hera_router.pipeline.budgets import step_limits
+from hera_router.pipeline.budgets import keep_on_edge, step_limits
 from hera_router.pipeline.progress import hand_on
 from hera_router.pipeline.services import Claimed, Services, history
 from hera_router.routing.base import Decision, PolicyUnavailableError, RoutingContext, Step, UnknownPolicyError
@@ -207,11 +207,15 @@ class RoutingHop:
             verdict = verify(context, step.confidence, estimators) if verify is not None else None
             claimed = Claimed(step.id, step.request_id, step.seq, 0, step.attempts, Executor.SLM, [])
             decisions = DecisionRepository(session)
-            if verdict is None or verdict.accept:
+            # A tenant over a budget with action ``cheapest`` keeps the edge's result.
+            kept = (
+                None if verdict is None or verdict.accept else keep_on_edge(session, self.settings, request.tenant_id)
+            )
+            if verdict is None or verdict.accept or kept is not None:
                 if verdict is not None:
                     decisions.record_verdict(
                         step.request_id, step.seq, accept=True, score=verdict.score,
-                        threshold=verdict.threshold, reason=None, elapsed_ms=verdict.elapsed_ms,
+                        threshold=verdict.threshold, reason=kept, elapsed_ms=verdict.elapsed_ms,
                     )  # fmt: skip
                 outcome.append("accepted")
                 if verdict is not None:

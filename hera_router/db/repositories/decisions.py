@@ -113,6 +113,8 @@ class DecisionRepository:
             decision.executor = Executor.LLM
             decision.branch = "verify"
             decision.fallback_reason = reason
+        elif reason is not None:  # accepted against the verdict's score (a budget), and why
+            decision.fallback_reason = reason
         self.session.flush()
         return True
 

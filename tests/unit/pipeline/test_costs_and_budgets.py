@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import pytest
 
 from hera_router.api.costs import cost_report, rows_csv, set_budget
+from hera_router.config import RoutingSettings
 from hera_router.db.enums import CallStatus, Executor, ModelRole, RequestStatus
 from hera_router.db.repositories import (
     CostRepository,
@@ -16,6 +19,9 @@ from hera_router.db.repositories import (
     TenantRepository,
 )
 from hera_router.db.session import session_scope
+from hera_router.routing.base import Decision, RoutingContext, Verdict
+from hera_router.routing.estimators import Estimators
+from hera_router.routing.registry import POLICIES
 from hera_router.simulator.generate import generate
 from tests.unit.pipeline.harness import Harness
 
@@ -151,3 +157,65 @@ def test_a_request_cost_cap_keeps_its_steps_on_the_edge(harness_factory: Harness
         assert request.cost_usd == 0.0
         assert all(d.branch == "cost-cap" and d.executor is Executor.SLM for d in decisions)
         assert all(d.fallback_reason and "cost cap" in d.fallback_reason for d in decisions)
+
+
+class DoubtEverySlmStep:
+    """SLM first on every step, and a verify stage that rejects every SLM result."""
+
+    name = "unit-doubt"
+    verifies = True
+
+    def __init__(self, settings: RoutingSettings) -> None:
+        pass
+
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
+        return Decision(executor=Executor.SLM, branch="sse", policy=self.name)
+
+    def verify(self, context: RoutingContext, confidence: float | None, estimators: Estimators | None) -> Verdict:
+        return Verdict(accept=False, score=0.0, threshold=0.5, policy=self.name)
+
+
+@pytest.fixture
+def doubting_policy() -> Iterator[None]:
+    POLICIES[DoubtEverySlmStep.name] = DoubtEverySlmStep
+    yield
+    del POLICIES[DoubtEverySlmStep.name]
+
+
+@pytest.mark.usefixtures("doubting_policy")
+def test_over_a_cheapest_budget_the_verify_stage_keeps_the_edge_result(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED})
+    [request_id] = harness.submit(generate("lookup", 1, SEED), DoubtEverySlmStep.name)
+    set_budget(harness.runtime.sessions, harness.settings, "pipeline-tests", daily_usd=1e-6, monthly_usd=None,
+               action="cheapest")  # fmt: skip
+    harness.drain()
+    with session_scope(harness.runtime.sessions) as session:
+        decisions = DecisionRepository(session).list_for_request(request_id)
+        calls = ModelCallRepository(session).list_for_request(request_id)
+    # Step 0 was escalated while the budget was not reached; from then on the edge's result stands.
+    assert sum(1 for call in calls if call.role is ModelRole.CLOUD) == 1
+    assert decisions[0].branch == "verify"
+    assert len(decisions) > 1
+    for decision in decisions[1:]:
+        assert decision.executor is Executor.SLM
+        assert decision.scores["verify_accept"] == 1.0
+        assert decision.fallback_reason is not None
+        assert "kept the edge's result" in decision.fallback_reason
+
+
+@pytest.mark.usefixtures("doubting_policy")
+def test_a_tight_latency_budget_skips_the_speculative_slm_run(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED})
+    [request_id] = harness.submit(generate("lookup", 1, SEED), DoubtEverySlmStep.name)
+    with session_scope(harness.runtime.sessions) as session:
+        request = RequestRepository(session).get(request_id)
+        assert request is not None
+        request.latency_budget_s = 1e-3  # spent before the first step is planned
+    harness.drain()
+    with session_scope(harness.runtime.sessions) as session:
+        decisions = DecisionRepository(session).list_for_request(request_id)
+        calls = ModelCallRepository(session).list_for_request(request_id)
+    assert decisions
+    assert all(d.branch == "latency" and d.executor is Executor.LLM for d in decisions)
+    assert all(d.fallback_reason and "latency budget" in d.fallback_reason for d in decisions)
+    assert all(call.role is ModelRole.CLOUD for call in calls)  # no SLM call was made and thrown away
