@@ -49,7 +49,7 @@ from hera_router.db.enums import (
     OpenAIBatchStatus,
     RequestStatus,
 )
-from hera_router.db.models import ModelCall, OpenAIBatch, OpenAIFile, Request, Subtask
+from hera_router.db.models import ModelCall, OpenAIBatch, OpenAIFile, Request, Subtask, Tenant
 from hera_router.db.repositories import (
     BatchRepository,
     ModelCallRepository,
@@ -60,6 +60,7 @@ from hera_router.db.repositories import (
     SubtaskRepository,
 )
 from hera_router.db.session import session_scope
+from hera_router.pipeline.budgets import breach
 from hera_router.pipeline.names import TaskName, plan_task_id
 from hera_router.pipeline.outbox import Dispatcher
 
@@ -216,6 +217,7 @@ class OpenAIService:
                 param="metadata.policy",
             )
         with session_scope(self.sessions) as session:
+            _check_budget(session, self.settings, tenant_id)
             file = self._file(session, tenant_id, body.input_file_id, "input_file_id")
             if file.purpose != "batch":
                 raise OpenAIError(
@@ -517,6 +519,7 @@ class OpenAIService:
         except ValueError as exc:
             raise OpenAIError(status.HTTP_400_BAD_REQUEST, str(exc), param="metadata.policy") from None
         with session_scope(self.sessions) as session:
+            _check_budget(session, self.settings, tenant_id)
             request = RequestRepository(session).add(
                 tenant_id=tenant_id, input=text, policy=profile.policy, meta=_request_meta(profile, body.metadata)
             )
@@ -535,6 +538,17 @@ class OpenAIService:
                 SubtaskRepository(session).list_for_request(request_id),
                 ModelCallRepository(session).list_for_request(request_id),
             )
+
+
+def _check_budget(session: Session, settings: Settings, tenant_id: uuid.UUID) -> None:
+    """Refuse work while the tenant is at a budget: 429 ``insufficient_quota``, what OpenAI's own
+    API answers when an account is out of credit, so OpenAI clients recognise it."""
+    tenant = session.get(Tenant, tenant_id)
+    crossed = breach(session, settings, tenant) if tenant is not None else None
+    if crossed is not None:
+        raise OpenAIError(
+            status.HTTP_429_TOO_MANY_REQUESTS, f"not accepted: {crossed.message}", code="insufficient_quota"
+        )
 
 
 def _request_meta(profile: Profile, metadata: dict[str, Any] | None, *, line: int | None = None) -> dict[str, Any]:

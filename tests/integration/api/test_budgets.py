@@ -65,3 +65,17 @@ def test_costs_by_component_as_json_and_csv(api: RunningApi, client: httpx.Clien
     assert header.split(",")[:4] == ["day", "role", "model", "calls"]
     assert line.split(",")[1:4] == ["cloud", "sim-llm", "2"]
     assert client.get("/v1/costs", params={"since": "2999-01-01"}).json()["rows"] == []
+
+
+def test_openai_routes_answer_429_insufficient_quota_over_budget(
+    api: RunningApi, client: httpx.Client, tenant: TenantKey
+) -> None:
+    set_budget(api.sessions, api.state.settings, tenant.name, daily_usd=None, monthly_usd=0.1, action="cheapest")
+    _spend(api, tenant, 0.1)
+    refused = client.post(
+        "/v1/chat/completions", json={"model": "hera", "messages": [{"role": "user", "content": "hi"}]}
+    )
+    assert refused.status_code == 429, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "insufficient_quota"
+    assert "monthly budget of $0.100000" in error["message"]
