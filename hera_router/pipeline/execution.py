@@ -133,7 +133,7 @@ class ExecutionHop:
                 subtasks.fail(subtask_id, reason)
                 requests.fail(subtask.request_id, reason)
                 return []
-            everything = list(subtasks.list_for_request(subtask.request_id))
+            everything = subtasks.steps_for_request(subtask.request_id)
             prior = [(s.subtask, s.result) for s in history(everything, subtask.seq)]
             if subtask.part > 0:
                 # A decomposition part sees the parts before it as ordinary history.
