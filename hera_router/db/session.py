@@ -8,6 +8,7 @@ commit; the scope does, so a request row and its outbox message land in one tran
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hera_router.config import Settings
@@ -29,7 +30,8 @@ def make_engine(settings: Settings) -> Engine:
 
     Postgres: every connection starts with ``statement_timeout`` and ``lock_timeout`` from the
     settings, so a stuck query or a lock queue behind a migration fails fast instead of piling up
-    workers; ``pool_pre_ping`` drops connections the server closed while idle.
+    workers; a connection idle for more than :data:`PING_IDLE_AFTER_S` is pinged before use
+    (:func:`_ping_idle_connections`), so one the server closed meanwhile is replaced.
 
     SQLite (embedded mode): see :func:`_configure_sqlite`.
     """
@@ -47,7 +49,44 @@ def make_engine(settings: Settings) -> Engine:
         connect_args["options"] = (
             f"-c statement_timeout={settings.db_statement_timeout_ms} -c lock_timeout={settings.db_lock_timeout_ms}"
         )
-    return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    engine = create_engine(url, connect_args=connect_args)
+    _ping_idle_connections(engine)
+    return engine
+
+
+PING_IDLE_AFTER_S = 1.0
+"""A pooled connection idle longer than this is pinged (``SELECT 1``) when checked out."""
+
+_CHECKED_IN_AT = "hera_checked_in_at"
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """``pool_pre_ping``, for idle connections only.
+
+    ``pool_pre_ping`` costs a round trip at every checkout: on the hot path, where a worker's
+    connection comes back to the pool and goes out again milliseconds later, that was two of a
+    hop's ~11 round trips. What it protects against is a connection the server closed while it sat
+    in the pool (a restart, an idle timeout); one busy a moment ago is pinged by its own next
+    statement, and a failure there is a disconnect that invalidates the pool (SQLAlchemy) and that
+    the caller's retry schedule absorbs, as with a restart in the middle of a transaction.
+    """
+
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in = record.info.get(_CHECKED_IN_AT)
+        if checked_in is not None and time.monotonic() - checked_in <= PING_IDLE_AFTER_S:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as exc:  # the server closed it: the pool replaces it (up to three times)
+            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
@@ -107,8 +146,16 @@ def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
 
     On SQLite they take no write lock, so watching a run never slows it down. Writing through
     one is a programming error that SQLite reports when it happens.
+
+    On Postgres they run in autocommit: under READ COMMITTED every statement reads its own
+    snapshot anyway, so a ``BEGIN`` ... ``COMMIT`` around reads buys no consistency and costs two
+    round trips (the router's read of a request's history is one of these, on every hop). A read
+    that needs one snapshot for several rows asks for them in one statement.
     """
-    return sessionmaker(bind=engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False)
+    options: dict[str, Any] = {READ_ONLY_OPTION: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    return sessionmaker(bind=engine.execution_options(**options), expire_on_commit=False)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -14,22 +14,61 @@ step's token limit, written when the call is put on record). Three places check 
   ``cheapest`` gets the edge; the request's own cost cap and latency budget apply
   (``routing/constraints.py``).
 
-Tenants without budgets skip all of it: no lock, no query beyond the tenant row.
+Tenants without budgets skip all of it: no lock, and after a process first sees the tenant no
+query either: whether a tenant has a budget is remembered for ``BUDGET_FLAG_TTL_S`` (so a budget
+newly set on a busy tenant binds its running requests within that long; submissions check at once).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from hera_router.config import Settings
 from hera_router.db.base import utcnow
-from hera_router.db.models import Request, Tenant
+from hera_router.db.models import Tenant
 from hera_router.db.repositories import CostRepository
 from hera_router.routing.constraints import StepLimits
+
+BUDGET_FLAG_TTL_S = 2.0
+_budget_flags: dict[uuid.UUID, tuple[float, bool]] = {}
+"""tenant id → (monotonic expiry, has a budget): per process; dict operations are atomic in
+CPython, and a race at worst reads the tenant row twice."""
+
+
+class RequestLimits(Protocol):
+    """What :func:`step_limits` reads of a request (the router's ``RequestState`` or the row)."""
+
+    @property
+    def tenant_id(self) -> uuid.UUID | None: ...
+    @property
+    def cost_usd(self) -> float: ...
+    @property
+    def cost_cap_usd(self) -> float | None: ...
+    @property
+    def latency_budget_s(self) -> float | None: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+
+
+def _budgeted_tenant(session: Session, tenant_id: uuid.UUID | None) -> Tenant | None:
+    """The tenant row if it has a budget (None otherwise), skipping the read while this process
+    recently saw that it has none."""
+    if tenant_id is None:
+        return None
+    now = time.monotonic()
+    cached = _budget_flags.get(tenant_id)
+    if cached is not None and cached[0] > now and not cached[1]:
+        return None
+    tenant = session.get(Tenant, tenant_id)
+    budgeted = tenant is not None and has_budget(tenant)
+    _budget_flags[tenant_id] = (now + BUDGET_FLAG_TTL_S, budgeted)
+    return tenant if budgeted else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +138,7 @@ def admit_call(session: Session, settings: Settings, tenant_id: uuid.UUID, *, cl
     Call it inside the transaction that puts the call on record, so the lock taken here covers
     the check and the ``started`` row (with its estimate) that the next check will count.
     """
-    tenant = session.get(Tenant, tenant_id)
-    if tenant is None or not has_budget(tenant):
+    if _budgeted_tenant(session, tenant_id) is None:
         return None
     tenant = CostRepository(session).lock_tenant(tenant_id)
     if tenant is None:  # pragma: no cover - the request's tenant is a foreign key
@@ -111,10 +149,10 @@ def admit_call(session: Session, settings: Settings, tenant_id: uuid.UUID, *, cl
     return found
 
 
-def keep_on_edge(session: Session, settings: Settings, tenant_id: uuid.UUID) -> str | None:
+def keep_on_edge(session: Session, settings: Settings, tenant_id: uuid.UUID | None) -> str | None:
     """Why the verify stage keeps an SLM result it would escalate: the tenant is over a budget with
     action ``cheapest`` (None: escalate as usual)."""
-    tenant = session.get(Tenant, tenant_id)
+    tenant = _budgeted_tenant(session, tenant_id)
     crossed = breach(session, settings, tenant) if tenant is not None else None
     if crossed is None or crossed.action != "cheapest":
         return None
@@ -122,12 +160,13 @@ def keep_on_edge(session: Session, settings: Settings, tenant_id: uuid.UUID) -> 
 
 
 def step_limits(
-    session: Session, settings: Settings, request: Request, *, cloud_step_usd: float, verifies: bool
+    session: Session, settings: Settings, request: RequestLimits, *, cloud_step_usd: float, verifies: bool
 ) -> StepLimits:
     """What ``routing.constraints.constrain`` needs for the request's next step."""
-    tenant = session.get(Tenant, request.tenant_id)
+    tenant = _budgeted_tenant(session, request.tenant_id)
     crossed = breach(session, settings, tenant) if tenant is not None else None
-    elapsed = (utcnow() - request.created_at).total_seconds() if request.latency_budget_s is not None else 0.0
+    started = request.created_at
+    elapsed = (utcnow() - started).total_seconds() if request.latency_budget_s is not None and started else 0.0
     return StepLimits(
         tenant_budget=crossed.message if crossed is not None and crossed.action == "cheapest" else None,
         cost_so_far_usd=request.cost_usd,

@@ -139,7 +139,7 @@ class ExecutionHop:
             # would only be verified and escalated again.
             if over is not None and not (over.action == "cheapest" and subtask.branch == "verify"):
                 return self._over_budget(session, subtask_id, subtask.request_id, subtask.seq, over)
-            everything = list(subtasks.list_for_request(subtask.request_id))
+            everything = subtasks.steps_for_request(subtask.request_id)
             prior = [(s.subtask, s.result) for s in history(everything, subtask.seq)]
             if subtask.part > 0:
                 # A decomposition part sees the parts before it as ordinary history.

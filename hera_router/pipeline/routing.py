@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from hera_router.agent.format import parse_step
 from hera_router.backends.pricing import cost_usd
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES, Executor, RequestStatus, SubtaskStatus
-from hera_router.db.models import Request, Subtask
 from hera_router.db.repositories import DecisionRepository, RequestRepository, SubtaskRepository
+from hera_router.db.repositories.subtasks import RequestState
 from hera_router.db.session import session_scope
 from hera_router.metrics import instruments as metrics
 from hera_router.pipeline.budgets import keep_on_edge, step_limits
@@ -30,9 +33,9 @@ class RoutingHop:
         self.settings = services.settings
 
     @staticmethod
-    def _current_text(request: Request, subtasks: list[Subtask], seq: int) -> str | None:
+    def _current_text(request_input: str, subtasks: Sequence[Row[Any]], seq: int) -> str | None:
         if seq == 0:
-            return request.input
+            return request_input
         previous = next((s for s in subtasks if s.seq == seq - 1 and s.part == 0), None)
         return previous.next_subtask if previous is not None else None
 
@@ -47,12 +50,11 @@ class RoutingHop:
         second copy's insert finds the first and re-queues the first's step (an outbox no-op).
         """
         with session_scope(self.services.runtime.read_sessions) as session:
-            request = RequestRepository(session).get(request_id)
+            request, subtasks = SubtaskRepository(session).request_and_steps(request_id)
             if request is None or request.status in TERMINAL_REQUEST_STATUSES or request.current_seq != seq:
                 return None  # finished, or a stale or early message: the request is at another step
-            subtasks = list(SubtaskRepository(session).list_for_request(request_id))
             queued, policy_name, text = request.status is RequestStatus.QUEUED, request.policy, request.input
-            current = self._current_text(request, subtasks, seq)
+            current = self._current_text(text, subtasks, seq)
             steps = tuple(history(subtasks, seq))
             step = next((s for s in subtasks if s.seq == seq and s.part == 0), None)
             first = (
@@ -100,7 +102,9 @@ class RoutingHop:
         self.services.publish_after(work)
         return decision
 
-    def _limits(self, session: Session, request: Request, steps: tuple[Step, ...], current: str | None) -> StepLimits:
+    def _limits(
+        self, session: Session, request: RequestState, steps: tuple[Step, ...], current: str | None
+    ) -> StepLimits:
         """The request's budgets and SLAs for this step (``routing/constraints.py``)."""
         prompt_chars = len(request.input) + len(current or "") + sum(len(s.subtask) + len(s.result) for s in steps)
         cloud_step = cost_usd(
@@ -191,10 +195,10 @@ class RoutingHop:
             if step is None or step.status is not SubtaskStatus.SUCCEEDED or step.executor is not Executor.SLM:
                 return []
             requests = RequestRepository(session)
-            request = requests.get(step.request_id)
+            request = requests.state(step.request_id)
             if request is None or request.status in TERMINAL_REQUEST_STATUSES or request.current_seq != step.seq:
                 return []
-            everything = list(subtasks.list_for_request(step.request_id))
+            everything = subtasks.steps_for_request(step.request_id)
             context = RoutingContext(
                 request_id=str(step.request_id),
                 request=request.input,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from hera_router.backends.base import BackendRole, Message, ModelBackend
@@ -81,7 +83,7 @@ class Claimed:
         return f"call:{self.subtask_id}:{self.executor.value}:{self.attempt}"
 
 
-def history(subtasks: list[Subtask], before_seq: int) -> list[Step]:
+def history(subtasks: Sequence[Subtask | Row[Any]], before_seq: int) -> list[Step]:
     """The request's finished steps before ``before_seq``, as the policy and the prompt see them."""
     return [
         Step(subtask=s.text, result=s.output or "", executor=s.executor, confidence=s.confidence)

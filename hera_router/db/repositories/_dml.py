@@ -7,14 +7,20 @@ throw away the caller's other work. ``ON CONFLICT DO NOTHING`` leaves the transa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, cast, overload
 
-from sqlalchemy import CursorResult, Insert, Result, Row
+from sqlalchemy import CursorResult, Insert, Result, Row, Table, Update, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import Base
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's table, typed as one (declarative types ``__table__`` as a FromClause)."""
+    return cast(Table, model.__table__)
 
 
 @overload
@@ -48,22 +54,68 @@ def insert_if_absent(
     (None on a conflict): the caller needs no second statement to learn the new row's id.
     Python-side column defaults (ids, timestamps) apply. Pending ORM changes are autoflushed
     first, so a parent row added in the same session counts.
+
+    The statement is built once per (dialect, table, conflict key, returned columns) and executed
+    as Core with the values as parameters: on the hot path, building the expression and hashing it
+    into a cache key cost more than the round trip (benchmarks/results/pipeline.md).
     """
     dialect = session.get_bind().dialect.name
+    mapper = model.__mapper__
+    returned = tuple(returning) if returning is not None else tuple(table_of(model).primary_key)
+    statement = _insert_statement(dialect, model, tuple(conflict_columns), returned)
+    parameters = {mapper.columns[key].key: value for key, value in values.items()}
+    # RETURNING, not rowcount: psycopg reports rowcount -1 for INSERT ... ON CONFLICT DO NOTHING.
+    inserted = session.execute(statement, parameters).first()
+    if returning is not None:
+        return inserted
+    return inserted is not None
+
+
+@functools.cache
+def _insert_statement(
+    dialect: str, model: type[Base], conflict_columns: tuple[str, ...], returning: tuple[Any, ...]
+) -> Insert:
+    table = table_of(model)
+    mapper = model.__mapper__
+    columns = [mapper.columns[column.key] if hasattr(column, "property") else column for column in returning]
     statement: Insert
     if dialect == "postgresql":
-        statement = postgresql.insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
+        statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
     elif dialect == "sqlite":
-        statement = sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
     else:  # pragma: no cover - the settings only produce these two
         raise NotImplementedError(f"idempotent insert is not implemented for the {dialect!r} dialect")
-    # RETURNING, not rowcount: psycopg reports rowcount -1 for INSERT ... ON CONFLICT DO NOTHING.
-    if returning is not None:
-        return session.execute(statement.returning(*returning)).first()
-    inserted = session.execute(statement.returning(*model.__table__.primary_key)).first()
-    return inserted is not None
+    return statement.returning(*columns)
 
 
 def rows_changed(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE matched (``Session.execute`` types its result loosely)."""
     return cast(CursorResult[Any], result).rowcount
+
+
+@functools.cache
+def guarded_update(
+    table: Table,
+    where: tuple[str, ...],
+    values: tuple[str, ...] = (),
+    *,
+    status_in: bool = False,
+    increments: tuple[str, ...] = (),
+) -> Update:
+    """``UPDATE table SET ... WHERE ...``, built once per shape and executed with parameters.
+
+    Parameters: ``w_<column>`` for each equality in ``where``, ``w_statuses`` (a list) when
+    ``status_in``, ``v_<column>`` for each value set and ``i_<column>`` for each ``column = column +
+    n``. Column ``onupdate`` defaults (``updated_at``) still apply: it is a Core UPDATE.
+    """
+    conditions = [table.c[column] == bindparam(f"w_{column}") for column in where]
+    if status_in:
+        conditions.append(table.c.status.in_(bindparam("w_statuses", expanding=True)))
+    assignments: dict[str, Any] = {column: bindparam(f"v_{column}") for column in values}
+    assignments.update({column: table.c[column] + bindparam(f"i_{column}") for column in increments})
+    return update(table).where(*conditions).values(assignments)
+
+
+def run_update(session: Session, statement: Update, parameters: Mapping[str, Any]) -> int:
+    """Execute a :func:`guarded_update` statement; how many rows it changed."""
+    return rows_changed(session.execute(statement, dict(parameters)))

@@ -6,12 +6,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.enums import Executor
 from hera_router.db.models import Decision
 from hera_router.db.repositories._dml import insert_if_absent, rows_changed
+
+_GET = select(Decision).where(Decision.request_id == bindparam("request_id"), Decision.seq == bindparam("seq"))
 
 
 class DecisionRepository:
@@ -119,9 +121,7 @@ class DecisionRepository:
         return True
 
     def get(self, request_id: uuid.UUID, seq: int) -> Decision | None:
-        return self.session.scalars(
-            select(Decision).where(Decision.request_id == request_id, Decision.seq == seq)
-        ).one_or_none()
+        return self.session.scalars(_GET, {"request_id": request_id, "seq": seq}).one_or_none()
 
     def list_for_request(self, request_id: uuid.UUID) -> Sequence[Decision]:
         return self.session.scalars(

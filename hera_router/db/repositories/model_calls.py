@@ -6,12 +6,14 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hera_router.db.enums import CallStatus, ModelRole
 from hera_router.db.models import ModelCall
-from hera_router.db.repositories._dml import insert_if_absent, rows_changed
+from hera_router.db.repositories._dml import guarded_update, insert_if_absent, run_update, table_of
+
+_CALLS = table_of(ModelCall)
 
 
 class ModelCallRepository:
@@ -76,12 +78,11 @@ class ModelCallRepository:
             values["backend"] = backend
         if model is not None:
             values["model"] = model
-        result = self.session.execute(
-            update(ModelCall)
-            .where(ModelCall.idempotency_key == idempotency_key, ModelCall.status == CallStatus.STARTED)
-            .values(**values)
-        )
-        return rows_changed(result) == 1
+        columns = tuple(sorted(values))
+        statement = guarded_update(_CALLS, ("idempotency_key", "status"), columns)
+        parameters = {f"v_{key}": value for key, value in values.items()}
+        parameters.update({"w_idempotency_key": idempotency_key, "w_status": CallStatus.STARTED})
+        return run_update(self.session, statement, parameters) == 1
 
     def by_key(self, idempotency_key: str) -> ModelCall | None:
         return self.session.scalars(select(ModelCall).where(ModelCall.idempotency_key == idempotency_key)).one_or_none()

@@ -7,12 +7,20 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, true, update
+from sqlalchemy import bindparam, insert, select, true, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
 from hera_router.db.models import OutboxMessage
-from hera_router.db.repositories._dml import insert_if_absent, rows_changed
+from hera_router.db.repositories._dml import insert_if_absent, rows_changed, table_of
+
+_OUTBOX = table_of(OutboxMessage)
+_FIND = select(_OUTBOX.c.id, _OUTBOX.c.published_at).where(_OUTBOX.c.task_id == bindparam("task_id"))
+_MARK_PUBLISHED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _OUTBOX.c.published_at.is_(None))
+    .values(published_at=bindparam("now"), attempts=_OUTBOX.c.attempts + 1, last_error=None)
+)
 
 
 class OutboxRepository:
@@ -50,9 +58,7 @@ class OutboxRepository:
         )
         if inserted is not None:
             return inserted[0], False
-        row = self.session.execute(
-            select(OutboxMessage.id, OutboxMessage.published_at).where(OutboxMessage.task_id == task_id)
-        ).one()
+        row = self.session.execute(_FIND, {"task_id": task_id}).one()
         return row.id, row.published_at is not None
 
     def add_many(self, messages: Sequence[tuple[str, Mapping[str, Any], str]]) -> list[uuid.UUID]:
@@ -126,12 +132,7 @@ class OutboxRepository:
         """Mark messages as published; returns how many were still unpublished."""
         if not message_ids:
             return 0
-        result = self.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(list(message_ids)), OutboxMessage.published_at.is_(None))
-            .values(published_at=utcnow(), attempts=OutboxMessage.attempts + 1, last_error=None)
-        )
-        return rows_changed(result)
+        return rows_changed(self.session.execute(_MARK_PUBLISHED, {"ids": list(message_ids), "now": utcnow()}))
 
     def mark_failed(self, message_id: uuid.UUID, error: str) -> None:
         """Count a failed publish attempt; the row stays unpublished and is retried next round."""

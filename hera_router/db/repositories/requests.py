@@ -7,15 +7,27 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, tuple_, update
+from sqlalchemy import Row, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
 from hera_router.db.enums import ACTIVE_REQUEST_STATUSES, RequestStatus
 from hera_router.db.models import Request
-from hera_router.db.repositories._dml import rows_changed
+from hera_router.db.repositories._dml import guarded_update, rows_changed, run_update, table_of
 
 ACTIVE_STATUSES: tuple[RequestStatus, ...] = tuple(sorted(ACTIVE_REQUEST_STATUSES))
+
+_REQUESTS = table_of(Request)
+_STATE_COLUMNS = ("id", "status", "current_seq", "policy", "input", "tenant_id")
+_STATE = select(*(_REQUESTS.c[column] for column in _STATE_COLUMNS)).where(_REQUESTS.c.id == bindparam("id"))
+_TOUCH = (
+    update(_REQUESTS)
+    .where(_REQUESTS.c.id == bindparam("w_id"))
+    .values(heartbeat_at=bindparam("now"))
+    .returning(*(_REQUESTS.c[column] for column in _STATE_COLUMNS))
+)
+_ADVANCE = guarded_update(_REQUESTS, ("id", "current_seq", "status"), ("current_seq",))
+_USAGE = guarded_update(_REQUESTS, ("id",), increments=("cost_usd", "slm_steps", "llm_steps"))
 
 
 class RequestRepository:
@@ -73,6 +85,11 @@ class RequestRepository:
 
     def get(self, request_id: uuid.UUID) -> Request | None:
         return self.session.get(Request, request_id)
+
+    def state(self, request_id: uuid.UUID) -> Row[Any] | None:
+        """What the router needs of the request (id, status, current_seq, policy, input), read as
+        one row without building an ORM object (the hot path)."""
+        return self.session.execute(_STATE, {"id": request_id}).one_or_none()
 
     def list_by_ids(self, request_ids: Collection[uuid.UUID]) -> Sequence[Request]:
         """The given requests (missing ids are skipped), oldest first."""
@@ -152,7 +169,7 @@ class RequestRepository:
         """
         values: dict[str, Any] = {"status": to_status}
         if count_attempt:
-            values["attempts"] = Request.attempts + 1
+            values["attempts"] = 1  # an increment
         return self._guarded_update(request_id, from_statuses, values)
 
     def succeed(self, request_id: uuid.UUID, final_answer: str) -> bool:
@@ -177,28 +194,19 @@ class RequestRepository:
 
         False if the request is not at ``from_seq`` (the step was already planned) or not running.
         """
-        result = self.session.execute(
-            update(Request)
-            .where(
-                Request.id == request_id,
-                Request.current_seq == from_seq,
-                Request.status == RequestStatus.RUNNING,
-            )
-            .values(current_seq=to_seq)
-        )
-        return rows_changed(result) == 1
+        parameters = {
+            "w_id": request_id,
+            "w_current_seq": from_seq,
+            "w_status": RequestStatus.RUNNING,
+            "v_current_seq": to_seq,
+        }
+        return run_update(self.session, _ADVANCE, parameters) == 1
 
-    def touch(self, request_id: uuid.UUID) -> Request | None:
-        """Read the request and record a worker's heartbeat on it in one statement (the execution
-        hop's claim); a heartbeat on a finished request is harmless, nothing reads it there."""
-        statement = (
-            update(Request)
-            .where(Request.id == request_id)
-            .values(heartbeat_at=utcnow())
-            .returning(Request)
-            .execution_options(populate_existing=True)
-        )
-        return self.session.scalars(statement).one_or_none()
+    def touch(self, request_id: uuid.UUID) -> Row[Any] | None:
+        """Read the request's state (as :meth:`state`) and record a worker's heartbeat on it in one
+        statement (the execution hop's claim); a heartbeat on a finished request is harmless,
+        nothing reads it there."""
+        return self.session.execute(_TOUCH, {"w_id": request_id, "now": utcnow()}).one_or_none()
 
     def heartbeat(self, request_id: uuid.UUID) -> bool:
         """Record that a worker is still on this request (keeps the reconciler away)."""
@@ -215,15 +223,8 @@ class RequestRepository:
         Not idempotent by itself: call it in the transaction that recorded the model call, and only
         when :meth:`ModelCallRepository.finish` recorded the call's outcome (returned True).
         """
-        self.session.execute(
-            update(Request)
-            .where(Request.id == request_id)
-            .values(
-                cost_usd=Request.cost_usd + cost_usd,
-                slm_steps=Request.slm_steps + slm_steps,
-                llm_steps=Request.llm_steps + llm_steps,
-            )
-        )
+        parameters = {"w_id": request_id, "i_cost_usd": cost_usd, "i_slm_steps": slm_steps, "i_llm_steps": llm_steps}
+        run_update(self.session, _USAGE, parameters)
 
     def stale(self, older_than: datetime, limit: int = 100) -> Sequence[Request]:
         """Active requests with no progress and no heartbeat since ``older_than``, oldest first.
@@ -257,7 +258,11 @@ class RequestRepository:
         from_statuses: Collection[RequestStatus],
         values: dict[str, Any],
     ) -> bool:
-        result = self.session.execute(
-            update(Request).where(Request.id == request_id, Request.status.in_(list(from_statuses))).values(**values)
-        )
-        return rows_changed(result) == 1
+        increments = ("attempts",) if "attempts" in values else ()
+        columns = tuple(sorted(key for key in values if key not in increments))
+        statement = guarded_update(_REQUESTS, ("id",), columns, status_in=True, increments=increments)
+        parameters: dict[str, Any] = {f"v_{key}": values[key] for key in columns}
+        parameters.update({"w_id": request_id, "w_statuses": list(from_statuses)})
+        if increments:
+            parameters["i_attempts"] = values["attempts"]
+        return run_update(self.session, statement, parameters) == 1

@@ -5,15 +5,81 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import Row, and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
-from hera_router.db.enums import Executor, SubtaskStatus
-from hera_router.db.models import Subtask
-from hera_router.db.repositories._dml import insert_if_absent, rows_changed
+from hera_router.db.enums import Executor, RequestStatus, SubtaskStatus
+from hera_router.db.models import Request, Subtask
+from hera_router.db.repositories._dml import guarded_update, insert_if_absent, rows_changed, run_update, table_of
+
+_SUBTASKS = table_of(Subtask)
+
+_FIND = select(_SUBTASKS.c.id, _SUBTASKS.c.executor).where(
+    _SUBTASKS.c.request_id == bindparam("request_id"),
+    _SUBTASKS.c.seq == bindparam("seq"),
+    _SUBTASKS.c.part == bindparam("part"),
+)
+_BY_KEY = select(Subtask).where(
+    Subtask.request_id == bindparam("request_id"), Subtask.seq == bindparam("seq"), Subtask.part == bindparam("part")
+)
+_CLAIMED_COLUMNS = ("id", "request_id", "seq", "part", "text", "branch", "attempts", "executor", "status")
+_CLAIM = (
+    update(_SUBTASKS)
+    .where(
+        _SUBTASKS.c.id == bindparam("w_id"),
+        _SUBTASKS.c.executor == bindparam("w_executor"),
+        or_(
+            _SUBTASKS.c.status == SubtaskStatus.PENDING,
+            and_(_SUBTASKS.c.status == SubtaskStatus.RUNNING, _SUBTASKS.c.updated_at < bindparam("stale_before")),
+        ),
+    )
+    .values(
+        status=SubtaskStatus.RUNNING,
+        attempts=_SUBTASKS.c.attempts + 1,
+        updated_at=bindparam("now"),
+        claimed_by=bindparam("claimed_by"),
+    )
+    .returning(*(_SUBTASKS.c[column] for column in _CLAIMED_COLUMNS))
+)
+_STEP_COLUMNS = ("id", "seq", "part", "parent_id", "executor", "text", "output", "next_subtask", "status", "confidence")
+_STEPS = (
+    select(*(_SUBTASKS.c[column] for column in _STEP_COLUMNS))
+    .where(_SUBTASKS.c.request_id == bindparam("request_id"))
+    .order_by(_SUBTASKS.c.seq, _SUBTASKS.c.part)
+)
+_REQUESTS = table_of(Request)
+_LIMIT_COLUMNS = ("tenant_id", "cost_usd", "cost_cap_usd", "latency_budget_s", "created_at")
+"""What the router's budget and SLA checks read of the request (``pipeline/budgets.py``)."""
+_REQUEST_AND_STEPS = (
+    select(
+        _REQUESTS.c.status.label("request_status"),
+        _REQUESTS.c.current_seq,
+        _REQUESTS.c.policy,
+        _REQUESTS.c.input,
+        *(_REQUESTS.c[column].label(f"request_{column}") for column in _LIMIT_COLUMNS),
+        *(_SUBTASKS.c[column] for column in _STEP_COLUMNS),
+    )
+    .select_from(_REQUESTS.outerjoin(_SUBTASKS, _SUBTASKS.c.request_id == _REQUESTS.c.id))
+    .where(_REQUESTS.c.id == bindparam("request_id"))
+    .order_by(_SUBTASKS.c.seq, _SUBTASKS.c.part)
+)
+
+
+class RequestState(NamedTuple):
+    """What the router reads of a request besides its steps."""
+
+    status: RequestStatus
+    current_seq: int
+    policy: str
+    input: str
+    tenant_id: uuid.UUID | None = None
+    cost_usd: float = 0.0
+    cost_cap_usd: float | None = None
+    latency_budget_s: float | None = None
+    created_at: datetime | None = None
 
 
 class SubtaskRepository:
@@ -57,36 +123,21 @@ class SubtaskRepository:
         )
         if inserted is not None:
             return inserted[0], executor
-        row = self.session.execute(
-            select(Subtask.id, Subtask.executor).where(
-                Subtask.request_id == request_id, Subtask.seq == seq, Subtask.part == part
-            )
-        ).one()
+        row = self.session.execute(_FIND, {"request_id": request_id, "seq": seq, "part": part}).one()
         return row.id, row.executor
 
     def claim(
         self, subtask_id: uuid.UUID, executor: Executor, stale_before: datetime, claimed_by: str | None = None
-    ) -> Subtask | None:
+    ) -> Row[Any] | None:
         """Take the subtask for a run on ``executor``: ``pending``, or ``running`` but untouched since
         ``stale_before`` (its worker is gone). One guarded UPDATE that counts the attempt and returns
-        the row; None if it is done, running elsewhere, or now belongs to the other executor."""
-        statement = (
-            update(Subtask)
-            .where(
-                Subtask.id == subtask_id,
-                Subtask.executor == executor,
-                or_(
-                    Subtask.status == SubtaskStatus.PENDING,
-                    and_(Subtask.status == SubtaskStatus.RUNNING, Subtask.updated_at < stale_before),
-                ),
-            )
-            .values(
-                status=SubtaskStatus.RUNNING, attempts=Subtask.attempts + 1, updated_at=utcnow(), claimed_by=claimed_by
-            )
-            .returning(Subtask)
-            .execution_options(populate_existing=True)
-        )
-        return self.session.scalars(statement).one_or_none()
+        what the run needs (id, request_id, seq, part, text, branch, attempts, executor, status);
+        None if it is done, running elsewhere, or now belongs to the other executor."""
+        parameters = {
+            "w_id": subtask_id, "w_executor": executor, "stale_before": stale_before,
+            "now": utcnow(), "claimed_by": claimed_by,
+        }  # fmt: skip
+        return self.session.execute(_CLAIM, parameters).one_or_none()
 
     def touch_running(self, subtask_ids: Collection[uuid.UUID]) -> None:
         """The claimer is still on these steps (its heartbeat): bump ``updated_at`` of those running."""
@@ -100,9 +151,7 @@ class SubtaskRepository:
         return self.session.get(Subtask, subtask_id)
 
     def by_key(self, request_id: uuid.UUID, seq: int, part: int = 0) -> Subtask | None:
-        return self.session.scalars(
-            select(Subtask).where(Subtask.request_id == request_id, Subtask.seq == seq, Subtask.part == part)
-        ).one_or_none()
+        return self.session.scalars(_BY_KEY, {"request_id": request_id, "seq": seq, "part": part}).one_or_none()
 
     def has_parts(self, subtask_id: uuid.UUID) -> bool:
         """Whether the subtask was decomposed (other subtasks name it as their parent)."""
@@ -113,6 +162,25 @@ class SubtaskRepository:
         return self.session.scalars(
             select(Subtask).where(Subtask.request_id == request_id).order_by(Subtask.seq, Subtask.part)
         ).all()
+
+    def steps_for_request(self, request_id: uuid.UUID) -> Sequence[Row[Any]]:
+        """The request's subtasks in execution order, only what the hops read (id, seq, part,
+        parent_id, executor, text, output, next_subtask, status, confidence): no ORM objects and no
+        raw outputs, for the router's and the claim's read of the history."""
+        return self.session.execute(_STEPS, {"request_id": request_id}).all()
+
+    def request_and_steps(self, request_id: uuid.UUID) -> tuple[RequestState | None, list[Row[Any]]]:
+        """The request's state and its steps (as :meth:`steps_for_request`) in one statement, one
+        snapshot: the router's read on every hop. ``(None, [])`` if there is no such request."""
+        rows = self.session.execute(_REQUEST_AND_STEPS, {"request_id": request_id}).all()
+        if not rows:
+            return None, []
+        first = rows[0]
+        state = RequestState(
+            first.request_status, first.current_seq, first.policy, first.input,
+            *(getattr(first, f"request_{column}") for column in _LIMIT_COLUMNS),
+        )  # fmt: skip
+        return state, [row for row in rows if row.id is not None]
 
     def list_for_requests(self, request_ids: Collection[uuid.UUID]) -> Sequence[Subtask]:
         """The subtasks of several requests, each request's in execution order."""
@@ -135,7 +203,7 @@ class SubtaskRepository:
         """Move to ``to_status`` if currently in ``from_statuses``; False means someone else did."""
         values: dict[str, Any] = {"status": to_status}
         if count_attempt:
-            values["attempts"] = Subtask.attempts + 1
+            values["attempts"] = 1  # an increment
         return self._guarded_update(subtask_id, from_statuses, values)
 
     def reclaim_stale(self, subtask_id: uuid.UUID, stale_before: datetime) -> bool:
@@ -227,7 +295,14 @@ class SubtaskRepository:
         values: dict[str, Any],
         executor: Executor | None = None,
     ) -> bool:
-        statement = update(Subtask).where(Subtask.id == subtask_id, Subtask.status.in_(list(from_statuses)))
+        increments = ("attempts",) if "attempts" in values else ()
+        columns = tuple(sorted(key for key in values if key not in increments))
+        where = ("id", "executor") if executor is not None else ("id",)
+        statement = guarded_update(_SUBTASKS, where, columns, status_in=True, increments=increments)
+        parameters: dict[str, Any] = {f"v_{key}": values[key] for key in columns}
+        parameters.update({"w_id": subtask_id, "w_statuses": list(from_statuses)})
+        if increments:
+            parameters["i_attempts"] = values["attempts"]
         if executor is not None:
-            statement = statement.where(Subtask.executor == executor)
-        return rows_changed(self.session.execute(statement.values(**values))) == 1
+            parameters["w_executor"] = executor
+        return run_update(self.session, statement, parameters) == 1

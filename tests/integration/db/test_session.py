@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, create_engine, delete, func, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from hera_router.config import load_settings
+from hera_router.db import session as session_module
 from hera_router.db.models import Tenant
 from hera_router.db.repositories import TenantRepository
 from hera_router.db.session import make_engine, make_session_factory, session_scope
@@ -67,3 +71,39 @@ def test_postgres_timeouts_come_from_settings(migrated_db_postgres_url: str) -> 
             assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "1234ms"
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_pings_only_idle_connections_and_replaces_one_the_server_closed(
+    migrated_db_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(load_settings(database_url=migrated_db_postgres_url))
+    killer = create_engine(migrated_db_postgres_url, poolclass=NullPool)
+
+    def backend_pid() -> int:
+        with engine.connect() as connection:
+            return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+    def terminate(pid: int) -> None:  # the server closes the pooled connection (restart, idle timeout)
+        with killer.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        time.sleep(0.05)
+
+    try:
+        first = backend_pid()
+        # Checked out again within the idle window: no ping, so a connection killed meanwhile
+        # fails on its own statement (a disconnect, which invalidates the pool) ...
+        monkeypatch.setattr(session_module, "PING_IDLE_AFTER_S", 60.0)
+        assert backend_pid() == first
+        terminate(first)
+        with pytest.raises(OperationalError):
+            backend_pid()
+        second = backend_pid()
+        assert second != first
+        # ... while past the idle window a checkout pings first and replaces it without an error.
+        monkeypatch.setattr(session_module, "PING_IDLE_AFTER_S", 0.0)
+        terminate(second)
+        assert backend_pid() not in (first, second)
+    finally:
+        engine.dispose()
+        killer.dispose()

@@ -267,6 +267,7 @@ def test_a_continuation_of_a_span_runs_in_the_same_task(harness_factory: Harness
     finally:
         del POLICIES[SpanOfThree.name]
     runs = [m for m in harness.sent if m.task == TaskName.RUN_SUBTASK]
+    harness.pipeline.services.dispatcher.flush_marks()  # what was sent is marked (as the idle flush would)
     with session_scope(harness.runtime.sessions) as session:
         steps = [s for s in SubtaskRepository(session).list_for_request(request_id) if s.part == 0]
         unpublished = OutboxRepository(session).claim_unpublished(100)

@@ -19,7 +19,9 @@ def _unpublished(harness: Harness) -> int:
         return len(OutboxRepository(session).claim_unpublished(1000))
 
 
-def test_a_sent_row_is_marked_by_the_next_transaction_not_one_of_its_own(harness_factory: HarnessFactory) -> None:
+def test_a_few_sent_rows_cost_the_hops_no_statement_and_the_idle_flush_marks_them(
+    harness_factory: HarnessFactory,
+) -> None:
     harness = harness_factory(relay_grace_s=3600.0)  # no idle flush during the test
     dispatcher = harness.pipeline.services.dispatcher
     with session_scope(harness.runtime.sessions) as session:
@@ -29,9 +31,26 @@ def test_a_sent_row_is_marked_by_the_next_transaction_not_one_of_its_own(harness
     harness.pipeline.services.publish_after(
         lambda session: [dispatcher.enqueue(session, "maintenance.test", {"n": 2}, "t-2")]
     )
+    assert _unpublished(harness) == 2  # one row is no batch: the next hop did not mark it either
+    assert dispatcher.flush_marks() == 2
+    assert _unpublished(harness) == 0
+
+
+def test_a_batch_of_sent_rows_is_marked_by_the_next_transaction_not_one_of_its_own(
+    harness_factory: HarnessFactory,
+) -> None:
+    harness = harness_factory(relay_grace_s=3600.0)
+    dispatcher = harness.pipeline.services.dispatcher
+    batch = dispatcher.MARK_BATCH
+    with session_scope(harness.runtime.sessions) as session:
+        sent = [dispatcher.enqueue(session, "maintenance.test", {"n": n}, f"t-{n}") for n in range(batch)]
+    assert dispatcher.publish(sent) == batch
+    harness.pipeline.services.publish_after(
+        lambda session: [dispatcher.enqueue(session, "maintenance.test", {"n": -1}, "t-next")]
+    )
     with session_scope(harness.runtime.sessions) as session:
         rows = {row.task_id for row in OutboxRepository(session).claim_unpublished(1000)}
-    assert rows == {"t-2"}  # the second hop's transaction marked the first row; its own waits
+    assert rows == {"t-next"}  # the hop's transaction marked the whole batch; its own row waits
 
 
 def test_a_failed_transaction_keeps_its_marks_for_the_next(harness_factory: HarnessFactory) -> None:
