@@ -50,6 +50,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "The input is not valid; the message names the field."},
 }
 
+OVER_BUDGET = "The tenant is at its daily or monthly budget; the message names it (`hera-router tenants budget`)."
+
 router = APIRouter(responses=ERRORS)
 
 
@@ -58,7 +60,7 @@ router = APIRouter(responses=ERRORS)
     status_code=status.HTTP_202_ACCEPTED,
     tags=["agent requests"],
     summary="Submit one agent request",
-    responses={413: {"model": ErrorBody}},
+    responses={413: {"model": ErrorBody}, 402: {"model": ErrorBody, "description": OVER_BUDGET}},
 )
 def submit_request(item: AgentRequestItem, caller: CurrentCaller, state: State) -> RequestAccepted:
     """Queue one request. It runs asynchronously; poll `GET /v1/agent-requests/{id}` for its outcome."""
@@ -127,6 +129,7 @@ _BATCH_BODY_DOC: dict[str, Any] = {
     summary="Submit a batch (JSON list or JSONL)",
     openapi_extra=_BATCH_BODY_DOC,
     responses={
+        402: {"model": ErrorBody, "description": OVER_BUDGET},
         413: {"model": ErrorBody, "description": "Too many requests, or too many bytes."},
         415: {"model": ErrorBody, "description": "The body is neither JSON, JSONL nor a multipart upload."},
         422: {

@@ -22,6 +22,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": OpenAIErrorBody, "description": "No API key, or not a valid one."},
     404: {"model": OpenAIErrorBody, "description": "No such object for this tenant."},
     413: {"model": OpenAIErrorBody, "description": "The body is larger than the limit the message names."},
+    429: {
+        "model": OpenAIErrorBody,
+        "description": "`insufficient_quota`: the tenant is at its daily or monthly budget; the message names it.",
+    },
     500: {"model": OpenAIErrorBody, "description": "An unexpected failure (logged)."},
     503: {"model": OpenAIErrorBody, "description": "The database is unreachable or not migrated."},
 }
