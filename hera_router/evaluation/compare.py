@@ -113,6 +113,10 @@ def markdown_table(rows: Sequence[PolicyMetrics], *, families: Sequence[str] = (
     headers = ["policy", "n", "not evaluated", "accuracy % [95% CI]"]
     headers += [f"acc. {family} %" for family in families]
     headers += ["SLM usage % [95% CI]", "cost vs All-LLM [95% CI]", "completed %", "subtasks/req"]
+    # Live runs also carry the full cost model (tokens, GPU time, energy, transfer) per request.
+    full = any(not math.isnan(m.full_cost_usd) for m in rows)
+    if full:
+        headers += ["full cost $/req"]
     if latency:
         headers += ["latency s", "deciding %"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -125,6 +129,8 @@ def markdown_table(rows: Sequence[PolicyMetrics], *, families: Sequence[str] = (
             pct(m.completion_rate),
             "–" if math.isnan(m.subtasks_per_request) else f"{m.subtasks_per_request:.2f}",
         ]
+        if full:
+            cells.append("–" if math.isnan(m.full_cost_usd) else f"{m.full_cost_usd:.6f}")
         if latency:
             cells += [
                 "–" if math.isnan(m.latency_s) else f"{m.latency_s:.2f}",

@@ -112,11 +112,8 @@ def outcomes(sessions: sessionmaker[Session], request_ids: Sequence[uuid.UUID]) 
             request = requests[request_id]
             subtasks = SubtaskRepository(session).list_for_request(request_id)
             decisions = {d.seq: d for d in DecisionRepository(session).list_for_request(request_id)}
-            calls = {
-                c.subtask_id: c
-                for c in ModelCallRepository(session).list_for_request(request_id)
-                if c.status is CallStatus.OK
-            }
+            every_call = ModelCallRepository(session).list_for_request(request_id)
+            calls = {c.subtask_id: c for c in every_call if c.status is CallStatus.OK}
             parents = {s.parent_id for s in subtasks if s.parent_id is not None}
             executed = sorted(
                 (s for s in subtasks if s.id not in parents and s.status is SubtaskStatus.SUCCEEDED),
@@ -136,7 +133,8 @@ def outcomes(sessions: sessionmaker[Session], request_ids: Sequence[uuid.UUID]) 
                         branch=subtask.branch,
                         tokens_in=call.tokens_in if call else 0,
                         tokens_out=call.tokens_out if call else 0,
-                        remote_cost_usd=call.cost_usd if call and call.role is ModelRole.CLOUD else 0.0,
+                        # The paper's cost: cloud token dollars (transfer is in the full cost only).
+                        remote_cost_usd=call.tokens_cost_usd if call and call.role is ModelRole.CLOUD else 0.0,
                         model_s=call.latency_ms / 1e3 if call else 0.0,
                         decision_s=decision.elapsed_ms / 1e3 if decision is not None and first else 0.0,
                         routed=decision is not None and "span_origin" not in decision.scores,
@@ -157,6 +155,7 @@ def outcomes(sessions: sessionmaker[Session], request_ids: Sequence[uuid.UUID]) 
                     if request.gold_answer is not None and metric
                     else 0.0,
                     note=request.error or "",
+                    full_cost_usd=sum(c.cost_usd for c in every_call),
                 )
             )
     return found

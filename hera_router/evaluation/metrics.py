@@ -74,6 +74,9 @@ class RequestOutcome:
     score: float = 0.0
     note: str = ""
     """Why the request is off-tree, failed or unavailable."""
+    full_cost_usd: float = math.nan
+    """Every model call of the request on the full cost model (tokens, GPU time, energy, transfer;
+    discarded and escalated calls too): live runs only, NaN in replay."""
 
     @property
     def n_steps(self) -> int:
@@ -231,6 +234,9 @@ class PolicyMetrics:
     branches: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     """Mode-specific counters (replay: extended steps, SD approximations)."""
+    full_cost_usd: float = math.nan
+    """Mean USD per counted request on the full cost model (live runs; NaN in replay). ``cost`` is
+    the paper's: remote (cloud token) cost relative to All-LLM."""
 
     def to_json(self) -> dict[str, Any]:
         def clean(value: Any) -> Any:
@@ -276,4 +282,11 @@ def summarise(
         decision_share=decision_share(outcomes),
         branches=branch_counts(outcomes),
         extra=dict(extra or {}),
+        full_cost_usd=mean_full_cost(outcomes),
     )
+
+
+def mean_full_cost(outcomes: Sequence[RequestOutcome]) -> float:
+    """Mean full cost per counted request (NaN when no outcome carries one)."""
+    rows = [o.full_cost_usd for o in counted(outcomes) if not math.isnan(o.full_cost_usd)]
+    return sum(rows) / len(rows) if rows else math.nan

@@ -109,3 +109,23 @@ def test_bootstrap_interval_brackets_the_estimate_and_collapses_without_variance
     same = [outcome(str(i), "s", score=1.0) for i in range(10)]
     assert bootstrap_ci(same, accuracy, resamples=50) == (1.0, 1.0)
     assert all(math.isnan(v) for v in bootstrap_ci([], accuracy))
+
+
+def test_full_cost_is_averaged_over_live_outcomes_and_shown_only_when_present() -> None:
+    import math
+
+    from hera_router.evaluation.compare import markdown_table
+    from hera_router.evaluation.metrics import RequestOutcome, StepRecord, summarise
+    from hera_router.routing.base import Executor
+
+    def outcome(key: str, full: float) -> RequestOutcome:
+        step = StepRecord(seq=0, executor=Executor.LLM, branch="fallback", remote_cost_usd=0.5)
+        return RequestOutcome(key=key, family="lookup", status="completed", steps=(step,), full_cost_usd=full)
+
+    live = summarise("all-llm", [outcome("a", 1.0), outcome("b", 2.0)], {"a": 0.5, "b": 0.5}, resamples=10)
+    replayed = summarise("all-llm", [outcome("a", math.nan)], {"a": 0.5}, resamples=10)
+    assert live.full_cost_usd == 1.5
+    assert math.isnan(replayed.full_cost_usd)
+    assert "full cost $/req" in markdown_table([live])
+    assert "1.500000" in markdown_table([live])
+    assert "full cost" not in markdown_table([replayed])
