@@ -109,7 +109,9 @@ class CostRepository:
         self, tenant_id: uuid.UUID, since: datetime | None = None, until: datetime | None = None
     ) -> list[tuple[str, str, str, CostComponents]]:
         """(UTC day, role, model, components) rows of the tenant's calls, oldest day first."""
-        day = func.date(ModelCall.created_at)
+        # Postgres takes the date of a timestamptz in the session's time zone: ask for UTC's.
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        day = func.date(func.timezone("UTC", ModelCall.created_at)) if postgres else func.date(ModelCall.created_at)
         statement = (
             select(day, ModelCall.role, ModelCall.model, *_sums())
             .join(Request, Request.id == ModelCall.request_id)
