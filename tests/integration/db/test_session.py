@@ -48,6 +48,7 @@ def test_sqlite_connection_settings(tmp_path: Path) -> None:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1234
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL: no fsync per commit
             connection.rollback()  # end the transaction the PRAGMA reads autobegan
             # Savepoints work because SQLAlchemy, not the driver, opens transactions.
             with connection.begin():
