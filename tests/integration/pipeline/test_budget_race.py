@@ -67,11 +67,12 @@ def test_concurrent_requests_of_one_tenant_never_exceed_its_budget_by_more_than_
             spent = CostRepository(session).for_tenant(tenant.id).total_usd
     assert all(call.status is not CallStatus.STARTED for call in calls)
     largest_step = max(call.cost_usd for call in calls)
-    assert spent > budget, "the budget was never reached: the test raced nothing"
+    # Calls in flight count at their estimate (the token-limit cost), so the cap may bind with the
+    # real spend still a little below it: conservative, never more than one step above it.
     print(f"budget ${budget:.6f}, spent ${spent:.6f}, largest step ${largest_step:.6f}, {len(calls)} calls")
     assert spent <= budget + largest_step, (spent, budget, largest_step)
     stopped = [
         row for row in rows.values() if row.status is RequestStatus.FAILED and "daily budget" in (row.error or "")
     ]
-    assert stopped, "no request was stopped by the budget"
+    assert stopped, "no request was stopped by the budget: the test raced nothing"
     assert all(row.status in (RequestStatus.SUCCEEDED, RequestStatus.FAILED) for row in rows.values())
