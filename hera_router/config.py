@@ -472,6 +472,9 @@ class Settings(BaseSettings):
     inline_spans: bool = True
     """Run the next step of an SLM span (and the next part of a decomposition) in the same edge
     task instead of a round trip through the broker; every step keeps its own rows and call."""
+    graph_sequential: bool = False
+    """Run the nodes of a plan with dependencies one at a time, in plan order, instead of every
+    ready node at once (``pipeline/graph.py``): the baseline the concurrency is measured against."""
 
     edge: BackendSettings = BackendSettings(**ROLE_DEFAULTS["edge"])
     cloud: BackendSettings = BackendSettings(**ROLE_DEFAULTS["cloud"])

@@ -224,8 +224,8 @@ class GraphFamily:
             start = self.lookup.misread_start(part, rng)
             return self.lookup._question_text(start, part.ops)
         name = part.request.split(" ", 1)[0]
-        start = int(part.truth[0]) + rng.choice((-3, -2, -1, 1, 2, 3))
-        return self.arithmetic._question_text(name, part.context["items"], max(start, 1), list(part.ops))
+        count = max(int(part.truth[0]) + rng.choice((-3, -2, -1, 1, 2, 3)), 1)
+        return self.arithmetic._question_text(name, part.context["items"], count, list(part.ops))
 
     def combine_answer(self, node: CombineInstance, wrong: bool, rng: random.Random) -> tuple[str, str]:
         """(result, final answer) of the combining step."""
