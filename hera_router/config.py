@@ -132,6 +132,11 @@ class RoutingSettings(BaseModel):
     position_aware_kappa: bool = True
     kappa_fixed: float = Field(default=0.7, ge=0, le=1)
     """κ for every step when ``position_aware_kappa`` is off (the paper's single 0.7 threshold)."""
+    graph_kappa: Literal["position", "depth"] = "position"
+    """κ's ID for a step of a plan node (``routing/hera.py``): ``position``, the step's place in
+    its own node (each node a chain); ``depth``, its place on the longest path of results that
+    flow into it (the planning step and every step of the nodes it needs, transitively). Chains
+    are unaffected either way."""
     similarity: Literal["divergence", "sp-cosine"] = "divergence"
     """What SSE/SLE/CD/SD compare with κ: the divergence estimator's P(the SLM's and the LLM's next
     subtasks agree), or the paper's cosine of the SP_SLM / SP_LLM embeddings (``hera-paper``)."""

@@ -17,7 +17,13 @@ from hera_router.db.session import session_scope
 from hera_router.metrics import instruments as metrics
 from hera_router.pipeline.progress import hand_on
 from hera_router.pipeline.services import Claimed, Services, history
-from hera_router.routing.base import Decision, PolicyUnavailableError, RoutingContext, UnknownPolicyError
+from hera_router.routing.base import (
+    Decision,
+    GraphPosition,
+    PolicyUnavailableError,
+    RoutingContext,
+    UnknownPolicyError,
+)
 from hera_router.routing.estimators import needs_estimators
 
 
@@ -49,6 +55,7 @@ class RoutingHop:
                 return None  # finished, or a stale or early message: the request is at another step
             subtasks = list(SubtaskRepository(session).list_for_request(request_id))
             queued, policy_name, text = request.status is RequestStatus.QUEUED, request.policy, request.input
+            graph = GraphPosition.from_meta(request.meta)  # a node of a plan with dependencies
             current = self._current_text(request, subtasks, seq)
             steps = tuple(history(subtasks, seq))
             step = next((s for s in subtasks if s.seq == seq and s.part == 0), None)
@@ -71,6 +78,7 @@ class RoutingHop:
             seq=seq,
             history=steps,
             max_steps=self.settings.routing.max_steps,
+            graph=graph,
         )
         started = time.perf_counter()
         try:

@@ -14,6 +14,15 @@ Stages, with the conventions this implementation chose where the paper is silent
   ``position_aware_kappa`` off (ablation "fixed κ") every step uses ``kappa_fixed`` (0.7, the
   paper's single SBERT threshold). The same κ(ID of the current step) is used by SSE, SLE, every
   CD pair and every SD part, as the paper says. Every similarity test is strict: sim > κ.
+* **κ for graphs (beyond the paper, issue 19).** A node of a plan with dependencies runs as a
+  request of its own, so by default (``graph_kappa = "position"``) a step's ID is its place in
+  its node's chain: the prompt it is executed with carries that node's history only, which is
+  what the per-step error grows with. ``graph_kappa = "depth"`` uses ID = ``depth_steps`` +
+  ``seq``, where ``depth_steps`` counts the model steps on the longest path of results flowing
+  into the node (the planning step, then every step of the nodes it needs, transitively): the
+  reading of "position" as "how much earlier work this step's output rests on", which makes the
+  final combining node, whose answer is the request's, the strictest. Which is better at equal
+  SLM share is not yet measured (no trained estimators on this branch); chains are unaffected.
 * **URC.** Score of the request text; > ``tau_req`` (0.7) → the SLM runs the rest of the request:
   span = ``max_steps`` − seq. It is evaluated at every decision (it depends on the request only),
   so a request that passed keeps going to the SLM even after an edge failure made the pipeline
@@ -119,6 +128,14 @@ VARIANTS: dict[str, Mapping[str, Any]] = {
     "hera-urc-sse": {"use_sle": False, "use_cd": False, "use_sd": False},
 }
 """Registered policy name → the settings it overrides."""
+
+
+def graph_kappa(context: RoutingContext, settings: RoutingSettings) -> float:
+    """κ for the current step: :func:`kappa` of its ID in its chain, or, for a step of a plan node
+    with ``graph_kappa = "depth"``, of its depth on the longest dependency path (module docstring)."""
+    if context.graph is None or settings.graph_kappa == "position":
+        return kappa(context.seq, settings)
+    return kappa(context.graph.depth_steps + context.seq, settings)
 
 
 def kappa(seq: int, settings: RoutingSettings) -> float:
@@ -237,7 +254,7 @@ class HeraPolicy:
         started = time.perf_counter()
         scores: dict[str, float] = {}
         settings = self.effective(estimators)
-        step_kappa = kappa(context.seq, settings)
+        step_kappa = graph_kappa(context, settings)
         executor, branch, span, parts = self._evaluate(context, estimators, settings, step_kappa, scores)
         versions = dict(estimators.versions) or {
             role: handle.version

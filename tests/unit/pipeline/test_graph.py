@@ -68,6 +68,12 @@ def test_a_graph_request_fans_out_and_in_to_its_answer(harness_factory: HarnessF
         assert request.cost_usd > sum(c.cost_usd for c in children) > 0
         for child in children:  # each node is an ordinary, consistent request record
             assert_consistent_record(harness.runtime.sessions, child.id)
+        # The final node's depth: the planning step, then the longest part (graph-aware κ's ID).
+        by_key = {c.meta["graph_node"]: c for c in children}
+        parts = [by_key[n.key] for n in nodes if not n.needs]
+        assert all(p.meta["graph"]["depth_steps"] == 1 for p in parts)
+        assert by_key[final.key].meta["graph"]["depth_steps"] == 1 + max(p.current_seq + 1 for p in parts)
+        assert by_key[final.key].meta["graph"]["to_final"] == 0
     # One plan message per request and node: each node started once.
     plans = Counter(m.task_id for m in harness.sent if m.task == TaskName.PLAN_STEP)
     assert all(count == 1 for count in plans.values())
