@@ -48,6 +48,20 @@ class PlanNodeRepository:
             .execution_options(populate_existing=True)
         ).all()
 
+    def for_requests(self, request_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[PlanNode]]:
+        """The nodes of each of ``request_ids`` that has a plan, in plan order (one query)."""
+        found: dict[uuid.UUID, list[PlanNode]] = {}
+        if not request_ids:
+            return found
+        rows = self.session.scalars(
+            select(PlanNode)
+            .where(PlanNode.request_id.in_(request_ids))
+            .order_by(PlanNode.request_id, PlanNode.seq, PlanNode.created_at, PlanNode.key)
+        )
+        for row in rows:
+            found.setdefault(row.request_id, []).append(row)
+        return found
+
     def by_child(self, child_id: uuid.UUID) -> PlanNode | None:
         return self.session.scalars(select(PlanNode).where(PlanNode.child_id == child_id)).one_or_none()
 

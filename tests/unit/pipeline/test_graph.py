@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from hera_router.agent.plan import parse_plan, render_node_request, shapes
+from hera_router.api.views import RequestViews, result_record
 from hera_router.db.enums import RequestStatus
 from hera_router.db.models import PlanNode, Request
 from hera_router.db.repositories import RequestRepository
@@ -145,3 +146,30 @@ def test_a_failed_node_fails_its_graph(harness_factory: HarnessFactory) -> None:
     assert request.status is RequestStatus.FAILED
     assert "the edge said no" in (request.error or "")
     assert "failed" in {n.status for n in nodes}
+
+
+def test_the_request_view_shows_the_graph_what_ran_where_and_when(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED})
+    [request_id] = harness.submit(generate("graph", 1, SEED), "random")
+    harness.drain()
+    request, nodes, _ = _graph(harness, request_id)
+    detail = RequestViews(harness.runtime.sessions).request_detail(request.tenant_id, request_id)
+    assert detail is not None
+    assert [n.key for n in detail.graph] == [n.key for n in nodes]
+    final = detail.graph[-1]
+    assert final.needs == [n.key for n in nodes if not n.needs]
+    assert final.answer == detail.final_answer
+    for node in detail.graph:
+        assert node.steps, node.key
+        assert node.slm_steps + node.llm_steps == len([s for s in node.steps if s.part == 0])
+        assert node.started_at is not None
+        assert node.finished_at is not None
+        assert all(node.started_at <= s.started_at <= s.finished_at <= node.finished_at for s in node.steps)
+    # The final node starts only after every node it needs has its answer.
+    needed = [n for n in detail.graph if n.key in final.needs]
+    assert final.started_at >= max(n.finished_at for n in needed)  # type: ignore[operator,type-var]
+    with session_scope(harness.runtime.sessions) as session:
+        row = RequestRepository(session).get(request_id)
+        assert row is not None
+        record = result_record(row, PlanNodeRepository(session).for_requests([request_id])[request_id])
+    assert [n["key"] for n in record["graph"]] == [n.key for n in nodes]
