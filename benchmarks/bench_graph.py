@@ -120,7 +120,9 @@ def main() -> None:
             with distributed_system(
                 url, REDIS_URL, Path(tmp) / mode, seed=SEED, overrides=overrides, time_scale=args.time_scale
             ) as system:
-                time.sleep(3)  # workers up
+                # Warm up: a message published before a worker declared its queue is dropped by
+                # the Redis transport (and re-driven seconds later); one request end to end first.
+                _run_one(system, generate("lookup", 1, SEED)[0], args.policy)
                 results[mode] = [_run_one(system, task, args.policy) for task in tasks]
                 print(mode, [round(r.wall_s, 2) for r in results[mode]], flush=True)
     seq, par = results["sequential"], results["concurrent"]

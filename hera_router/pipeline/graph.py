@@ -22,7 +22,7 @@ transaction back (the node request is still ``running`` at its last step), and t
 re-drives that step, whose completion runs the fan-in again.
 
 A node request that fails fails the graph request (the reconciler's scan, ``graph_failures``);
-the graph request is never re-driven while nodes are open (``waiting_graphs``).
+the graph request itself is never re-driven once it fanned out (``waiting_graphs``).
 
 ``HERA_GRAPH_SEQUENTIAL`` starts one node at a time in plan order: the same plan and calls,
 sequentially, which is what the wall-clock measurement compares with.
@@ -166,7 +166,8 @@ def _finish_graph(services: Services, session: Session, graph: Request, answer: 
 
 
 def waiting_graphs(session: Session, request_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Graph requests among ``request_ids`` with open nodes: their progress is their nodes'."""
+    """Graph requests among ``request_ids``: their progress is their nodes' (each re-driven as a
+    request of its own); a failed node fails them (:func:`graph_failures`)."""
     return PlanNodeRepository(session).waiting_graphs(request_ids)
 
 

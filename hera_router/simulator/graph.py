@@ -120,10 +120,18 @@ class GraphFamily:
 
     # --- instances ------------------------------------------------------------------------------
 
+    MAX_PLAN_WORDS = 200
+    """A plan restates every part; kept well inside a model's default 256-token answer, so that
+    no planning step is cut short by the token limit (which would leave no plan to run)."""
+
     def sample(self, rng: random.Random) -> GraphInstance:
-        if rng.random() < 0.5:
-            return self._sample_same(rng)
-        return self._sample_numeric(rng, "sum" if rng.random() < 0.5 else "max")
+        while True:
+            if rng.random() < 0.5:
+                instance = self._sample_same(rng)
+            else:
+                instance = self._sample_numeric(rng, "sum" if rng.random() < 0.5 else "max")
+            if len(render_plan(instance.plan()).split()) <= self.MAX_PLAN_WORDS:
+                return instance
 
     def _sample_same(self, rng: random.Random) -> GraphInstance:
         first = self.lookup.sample(rng)

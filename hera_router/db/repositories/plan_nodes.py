@@ -22,7 +22,6 @@ from hera_router.db.models import PlanNode, Request
 from hera_router.db.repositories._dml import insert_if_absent, rows_changed
 
 WAITING, RUNNING, SUCCEEDED, FAILED = "waiting", "running", "succeeded", "failed"
-OPEN_NODE_STATUSES = (WAITING, RUNNING)
 
 
 class PlanNodeRepository:
@@ -97,14 +96,13 @@ class PlanNodeRepository:
         return bool(insert_if_absent(self.session, Request, values, ("id",)))
 
     def waiting_graphs(self, request_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
-        """Those of ``request_ids`` that wait for plan nodes still open (not theirs to re-drive)."""
+        """Those of ``request_ids`` that fanned out: their progress is their nodes', never theirs
+        to re-drive. Whatever the nodes' statuses: the last fan-in finishes the graph request in
+        its own transaction, so a graph request read as active a moment before that commit and
+        whose nodes read as all done a moment after it is finished, not stalled."""
         if not request_ids:
             return set()
-        rows = self.session.scalars(
-            select(PlanNode.request_id)
-            .where(PlanNode.request_id.in_(request_ids), PlanNode.status.in_(OPEN_NODE_STATUSES))
-            .distinct()
-        )
+        rows = self.session.scalars(select(PlanNode.request_id).where(PlanNode.request_id.in_(request_ids)).distinct())
         return set(rows.all())
 
     def broken(self, request_ids: Collection[uuid.UUID]) -> list[tuple[PlanNode, Request]]:
