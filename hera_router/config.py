@@ -123,6 +123,10 @@ class RoutingSettings(BaseModel):
     """CD span: False = the steps before the convergence point; True = the converged step too."""
     sd_min_parts: int = Field(default=2, ge=1)
     """A decomposition into fewer parts is no decomposition: SD fails and the step goes to the LLM."""
+    sd_mode: Literal["all-or-nothing", "partial"] = "all-or-nothing"
+    """SD: the paper's all-or-nothing (every part passes → the SLM runs them all, else the step goes
+    to the LLM), or ``partial`` (beyond the paper, ``hera-sd-partial``): each part that passes runs
+    on the SLM and each that fails on the LLM, as long as one passes (``routing/hera.py``)."""
     # HERA stages and position awareness; the hera-no-* policies flip these (routing/hera.py).
     use_urc: bool = True
     use_sse: bool = True

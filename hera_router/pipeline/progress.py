@@ -38,7 +38,9 @@ def hand_on(
     if claimed.part > 0:
         following = subtasks.by_key(request_id, seq, claimed.part + 1)
         if following is not None and not parsed.is_final:
-            return _continue(services, session, following.id, continuation)
+            # Partial SD: a part on the other executor goes through the broker, not this task.
+            inline = continuation if following.executor is claimed.executor else None
+            return _continue(services, session, following.id, inline, following.executor)
         # The last part (or a part that already answered) completes the decomposed step.
         parent = subtasks.by_key(request_id, seq, 0)
         assert parent is not None
@@ -124,8 +126,9 @@ def _continue(
     session: Session,
     subtask_id: uuid.UUID,
     continuation: list[tuple[uuid.UUID, uuid.UUID]] | None,
+    executor: Executor = Executor.SLM,
 ) -> list[uuid.UUID]:
-    message_id = services.queue_run(session, subtask_id, Executor.SLM)
+    message_id = services.queue_run(session, subtask_id, executor)
     if continuation is not None:
         continuation.append((message_id, subtask_id))
     return [message_id]

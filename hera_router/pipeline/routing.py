@@ -140,21 +140,23 @@ class RoutingHop:
         )
         if not decision.parts:
             return [self.services.queue_run(session, step_id, executor)]
-        # SD: the SLM runs the parts in order in place of the step; the step row is their parent.
-        first_part: uuid.UUID | None = None
-        for number, part_text in enumerate(decision.parts, start=1):
+        # SD: the parts run in order in place of the step; the step row is their parent. Each on
+        # the SLM, or (partial SD) on the executor the decision gave it.
+        runs_on = decision.part_executors or (Executor.SLM,) * len(decision.parts)
+        first_part: tuple[uuid.UUID, Executor] | None = None
+        for number, (part_text, part_executor) in enumerate(zip(decision.parts, runs_on, strict=True), start=1):
             part_id, _ = subtasks.add_id(
                 request_id=request_id,
                 seq=seq,
                 part=number,
                 parent_id=step_id,
-                executor=Executor.SLM,
+                executor=part_executor,
                 branch=decision.branch,
                 text=part_text,
             )
-            first_part = first_part or part_id
+            first_part = first_part or (part_id, part_executor)
         assert first_part is not None
-        return [self.services.queue_run(session, first_part, Executor.SLM)]
+        return [self.services.queue_run(session, *first_part)]
 
     def verifies(self, policy_name: str, executor: Executor, part: int) -> bool:
         """Whether this SLM step goes to the router's verify stage before the request moves on

@@ -95,6 +95,8 @@ class Decision:
     """Steps this decision covers, the current one included (SLE/CD/URC cover several)."""
     parts: tuple[str, ...] = ()
     """SD: the sub-subtasks the SLM runs in place of the current step."""
+    part_executors: tuple[Executor, ...] = ()
+    """Partial SD: who runs each part (empty: the SLM runs them all, the paper's all-or-nothing)."""
     scores: Mapping[str, float] = field(default_factory=dict)
     kappa: float | None = None
     estimator_versions: Mapping[str, str] = field(default_factory=dict)

@@ -47,7 +47,11 @@ Stages, with the conventions this implementation chose where the paper is silent
   overview's "repeat the above steps for each sub-subtask" is not followed), seen as the current
   subtask of the step's chain (same history, same seq, same κ). All parts pass → the SLM runs the
   parts in place of the step; the first failing part stops the checks (all-or-nothing) and the
-  original step goes to the LLM. ``expected_next`` is None because the predictor protocol returns
+  original step goes to the LLM. ``sd_mode = "partial"`` (beyond the paper, ``hera-sd-partial``):
+  every part gets the same test, recorded as ``sd_slm_<k>`` (1 = SLM, 0 = LLM); each part then runs
+  on its own executor (``Decision.part_executors``) in order, each seeing the parts before it as
+  history, and one passing part suffices (none: the whole step to the LLM, one call instead of
+  several). ``expected_next`` is None because the predictor protocol returns
   embeddings, not text; a decomposer that wants SP_LLM's text predicts it itself.
 * **Fallback.** The step on the LLM.
 
@@ -123,6 +127,7 @@ VARIANTS: dict[str, Mapping[str, Any]] = {
     "hera-urc-only": {"use_sse": False, "use_sle": False, "use_cd": False, "use_sd": False},
     "hera-no-urc": {"use_urc": False},
     "hera-fixed-kappa": {"position_aware_kappa": False},
+    "hera-sd-partial": {"sd_mode": "partial"},
     # The cumulative rows of the paper's Table 4.
     "hera-urc-sse-sle": {"use_cd": False, "use_sd": False},
     "hera-urc-sse": {"use_sle": False, "use_cd": False, "use_sd": False},
@@ -261,12 +266,18 @@ class HeraPolicy:
             for role, handle in (("urc", estimators.urc), ("sp_slm", estimators.sp_slm),
                                  ("sp_llm", estimators.sp_llm), ("dp", estimators.dp), ("sd", estimators.sd))
         }  # fmt: skip
+        part_executors: tuple[Executor, ...] = ()
+        if parts and settings.sd_mode == "partial":
+            part_executors = tuple(
+                Executor.SLM if scores.get(f"sd_slm_{k}", 1.0) else Executor.LLM for k in range(1, len(parts) + 1)
+            )
         return Decision(
             executor=executor,
             branch=branch,
             policy=self.name,
             span=span,
             parts=parts,
+            part_executors=part_executors,
             scores=scores,
             kappa=step_kappa,
             estimator_versions=versions,
@@ -368,7 +379,9 @@ class HeraPolicy:
         step_kappa: float,
         scores: dict[str, float],
     ) -> tuple[str, ...]:
-        """The parts if the decomposition passes (all-or-nothing), else ()."""
+        """The parts if the decomposition passes, else (). All-or-nothing: every part must pass.
+        Partial: every part is tested, ``sd_slm_<k>`` records 1 (SLM) or 0 (LLM), and one passing
+        part is enough (with none the step goes to the LLM whole, one call instead of several)."""
         parts = tuple(p.strip() for p in estimators.sd.decompose(context.request, context.current, None) if p.strip())
         scores["sd_parts"] = float(len(parts))
         if len(parts) < s.sd_min_parts:
@@ -380,8 +393,12 @@ class HeraPolicy:
                 _Rollout(estimators.sp_slm, state), _Rollout(estimators.sp_llm, state), 1, 1
             )
             scores[f"sd_sim_{number}"] = sim
-            if not sim > step_kappa:
+            if s.sd_mode == "partial":
+                scores[f"sd_slm_{number}"] = float(sim > step_kappa)
+            elif not sim > step_kappa:
                 return ()  # one failing part sends the original step to the LLM; the rest cannot help
+        if s.sd_mode == "partial" and not any(scores[f"sd_slm_{k}"] for k in range(1, len(parts) + 1)):
+            return ()
         return parts
 
 
