@@ -128,6 +128,7 @@ VARIANTS: dict[str, Mapping[str, Any]] = {
     "hera-no-urc": {"use_urc": False},
     "hera-fixed-kappa": {"position_aware_kappa": False},
     "hera-sd-partial": {"sd_mode": "partial"},
+    "hera-paper-sd-partial": {**PAPER, "sd_mode": "partial"},
     # The cumulative rows of the paper's Table 4.
     "hera-urc-sse-sle": {"use_cd": False, "use_sd": False},
     "hera-urc-sse": {"use_sle": False, "use_cd": False, "use_sd": False},
