@@ -123,7 +123,12 @@ class RecoveryHop:
         graph.graph_failures(session, [r.id for r in stale])
         waiting = graph.waiting_graphs(session, [r.id for r in stale])
         for request in stale:
-            if request.id in redriven or request.id in waiting:
+            if request.id in waiting:
+                # Out of the scan for a while, so that many long graphs never crowd stalled
+                # requests out of its limit.
+                requests.heartbeat(request.id)
+                continue
+            if request.id in redriven:
                 continue
             hop = self._missing_hop(subtasks, request.id, request.current_seq, fresh_after)
             if hop is None:
