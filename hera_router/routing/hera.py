@@ -21,8 +21,8 @@ Stages, with the conventions this implementation chose where the paper is silent
   ``seq``, where ``depth_steps`` counts the model steps on the longest path of results flowing
   into the node (the planning step, then every step of the nodes it needs, transitively): the
   reading of "position" as "how much earlier work this step's output rests on", which makes the
-  final combining node, whose answer is the request's, the strictest. Which is better at equal
-  SLM share is not yet measured (no trained estimators on this branch); chains are unaffected.
+  final combining node, whose answer is the request's, the strictest. On one small world the two
+  tie (docs/graphs.md), so ``position`` stays the default; chains are unaffected.
 * **URC.** Score of the request text; > ``tau_req`` (0.7) → the SLM runs the rest of the request:
   span = ``max_steps`` − seq. It is evaluated at every decision (it depends on the request only),
   so a request that passed keeps going to the SLM even after an edge failure made the pipeline
