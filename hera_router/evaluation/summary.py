@@ -68,8 +68,7 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def summarise(session: Session, settings: Settings, request_ids: Sequence[uuid.UUID]) -> RunSummary:
     requests = RequestRepository(session).list_by_ids(request_ids)
     # A graph request's calls are mostly its nodes' (requests of their own; docs/graphs.md).
-    nodes = PlanNodeRepository(session).for_requests(request_ids)
-    node_ids = [node.child_id for rows in nodes.values() for node in rows if node.child_id is not None]
+    node_ids = PlanNodeRepository(session).node_request_ids(request_ids)
     tokens = ModelCallRepository(session).token_totals([*request_ids, *node_ids])
     status_count = {status: sum(r.status is status for r in requests) for status in RequestStatus}
     with_gold = [r for r in requests if r.gold_answer is not None]

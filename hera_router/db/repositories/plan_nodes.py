@@ -61,6 +61,15 @@ class PlanNodeRepository:
             found.setdefault(row.request_id, []).append(row)
         return found
 
+    def node_request_ids(self, request_ids: Collection[uuid.UUID]) -> list[uuid.UUID]:
+        """The node requests of those of ``request_ids`` that fanned out (one level)."""
+        if not request_ids:
+            return []
+        rows = self.session.scalars(
+            select(PlanNode.child_id).where(PlanNode.request_id.in_(request_ids), PlanNode.child_id.is_not(None))
+        )
+        return [child for child in rows.all() if child is not None]
+
     def by_child(self, child_id: uuid.UUID) -> PlanNode | None:
         return self.session.scalars(select(PlanNode).where(PlanNode.child_id == child_id)).one_or_none()
 
