@@ -173,6 +173,10 @@ class RoutingSettings(BaseModel):
     """CD span: False = the steps before the convergence point; True = the converged step too."""
     sd_min_parts: int = Field(default=2, ge=1)
     """A decomposition into fewer parts is no decomposition: SD fails and the step goes to the LLM."""
+    sd_mode: Literal["all-or-nothing", "partial"] = "all-or-nothing"
+    """SD: the paper's all-or-nothing (every part passes → the SLM runs them all, else the step goes
+    to the LLM), or ``partial`` (beyond the paper, ``hera-sd-partial``): each part that passes runs
+    on the SLM and each that fails on the LLM, as long as one passes (``routing/hera.py``)."""
     # HERA stages and position awareness; the hera-no-* policies flip these (routing/hera.py).
     use_urc: bool = True
     use_sse: bool = True
@@ -182,6 +186,11 @@ class RoutingSettings(BaseModel):
     position_aware_kappa: bool = True
     kappa_fixed: float = Field(default=0.7, ge=0, le=1)
     """κ for every step when ``position_aware_kappa`` is off (the paper's single 0.7 threshold)."""
+    graph_kappa: Literal["position", "depth"] = "position"
+    """κ's ID for a step of a plan node (``routing/hera.py``): ``position``, the step's place in
+    its own node (each node a chain); ``depth``, its place on the longest path of results that
+    flow into it (the planning step and every step of the nodes it needs, transitively). Chains
+    are unaffected either way."""
     similarity: Literal["divergence", "sp-cosine"] = "divergence"
     """What SSE/SLE/CD/SD compare with κ: the divergence estimator's P(the SLM's and the LLM's next
     subtasks agree), or the paper's cosine of the SP_SLM / SP_LLM embeddings (``hera-paper``)."""
@@ -522,6 +531,9 @@ class Settings(BaseSettings):
     inline_spans: bool = True
     """Run the next step of an SLM span (and the next part of a decomposition) in the same edge
     task instead of a round trip through the broker; every step keeps its own rows and call."""
+    graph_sequential: bool = False
+    """Run the nodes of a plan with dependencies one at a time, in plan order, instead of every
+    ready node at once (``pipeline/graph.py``): the baseline the concurrency is measured against."""
 
     edge: BackendSettings = BackendSettings(**ROLE_DEFAULTS["edge"])
     cloud: BackendSettings = BackendSettings(**ROLE_DEFAULTS["cloud"])

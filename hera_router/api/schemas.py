@@ -125,6 +125,40 @@ class SubtaskNode(BaseModel):
     children: list[SubtaskNode] = Field(default_factory=list)
 
 
+class NodeStepView(BaseModel):
+    """One step of a plan node's request: what ran where and when."""
+
+    seq: int
+    part: int
+    executor: Executor
+    branch: str
+    status: SubtaskStatus
+    started_at: datetime
+    finished_at: datetime
+
+
+class PlanNodeView(BaseModel):
+    """A node of the request's plan with dependencies (issue 19): what it needed, where its steps
+    ran and when; ``request_id`` is the node's own request (``GET /requests/{id}`` for all of it)."""
+
+    key: str
+    text: str
+    needs: list[str]
+    status: str
+    answer: str | None
+    level: int
+    to_final: int
+    descendants: int
+    depth_steps: int
+    request_id: uuid.UUID | None
+    slm_steps: int = 0
+    llm_steps: int = 0
+    cost_usd: float = 0.0
+    started_at: datetime | None
+    finished_at: datetime | None
+    steps: list[NodeStepView] = Field(default_factory=list)
+
+
 class DecisionView(BaseModel):
     seq: int
     policy: str
@@ -213,6 +247,8 @@ class RequestDetail(BaseModel):
     subtasks: list[SubtaskNode]
     decisions: list[DecisionView]
     model_calls: ModelCallSummary
+    graph: list[PlanNodeView] = Field(default_factory=list)
+    """The plan's nodes when a step fanned out (empty for a chain)."""
 
 
 class BatchStatus(BaseModel):

@@ -19,13 +19,15 @@ from hera_router.api.schemas import (
     DecisionView,
     ModelCallSummary,
     ModelCallView,
+    NodeStepView,
+    PlanNodeView,
     RejectedLine,
     RequestDetail,
     RoleUsage,
     SubtaskNode,
 )
 from hera_router.db.enums import CallStatus, ModelRole, RequestStatus
-from hera_router.db.models import Batch, Decision, ModelCall, Request, Subtask
+from hera_router.db.models import Batch, Decision, ModelCall, PlanNode, Request, Subtask
 from hera_router.db.repositories import (
     BatchRepository,
     CostComponents,
@@ -35,6 +37,7 @@ from hera_router.db.repositories import (
     RequestRepository,
     SubtaskRepository,
 )
+from hera_router.db.repositories.plan_nodes import PlanNodeRepository
 from hera_router.db.session import session_scope
 
 
@@ -76,6 +79,7 @@ class RequestViews:
                 subtasks=subtask_tree(subtasks),
                 decisions=[_decision_view(decision) for decision in decisions],
                 model_calls=summarise_calls(calls),
+                graph=_graph_view(session, PlanNodeRepository(session).for_request(request_id)),
             )
 
     def batch_status(self, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> BatchStatus | None:
@@ -121,9 +125,14 @@ class RequestViews:
             # A short transaction per page: a slow download must not hold one open for minutes.
             with session_scope(self.sessions) as session:
                 page = RequestRepository(session).page_for_batch(batch_id, after=after, limit=self.results_page_size)
-                costs = CostRepository(session).for_requests([request.id for request in page])
+                ids = [request.id for request in page]
+                costs = CostRepository(session).for_requests(ids)
+                graphs = PlanNodeRepository(session).for_requests(ids)
                 lines = [
-                    json.dumps(result_record(request, costs.get(request.id)), ensure_ascii=False) + "\n"
+                    json.dumps(
+                        result_record(request, costs.get(request.id), graphs.get(request.id)), ensure_ascii=False
+                    )
+                    + "\n"
                     for request in page
                 ]
             yield from lines
@@ -132,8 +141,11 @@ class RequestViews:
             after = (page[-1].created_at, page[-1].id)
 
 
-def result_record(request: Request, costs: CostComponents | None = None) -> dict[str, Any]:
-    """One line of a batch's results file; ``costs`` adds the request's cost by component."""
+def result_record(
+    request: Request, costs: CostComponents | None = None, graph: Sequence[PlanNode] | None = None
+) -> dict[str, Any]:
+    """One line of a batch's results file; ``costs`` adds the request's cost by component, ``graph``
+    the plan's nodes (when it fanned out)."""
     record: dict[str, Any] = {
         "custom_id": request.custom_id,
         "request_id": str(request.id),
@@ -148,7 +160,61 @@ def result_record(request: Request, costs: CostComponents | None = None) -> dict
         record["gold_answer"] = request.gold_answer
     if costs is not None:
         record["cost"] = costs.as_dict()
+    if graph:
+        record["graph"] = [
+            {
+                "key": node.key,
+                "needs": list(node.needs),
+                "status": node.status,
+                "answer": node.answer,
+                "request_id": None if node.child_id is None else str(node.child_id),
+                "started_at": None if node.started_at is None else node.started_at.isoformat(),
+                "finished_at": None if node.finished_at is None else node.finished_at.isoformat(),
+            }
+            for node in graph
+        ]
     return record
+
+
+def _graph_view(session: Session, nodes: Sequence[PlanNode]) -> list[PlanNodeView]:
+    """The plan's nodes with where and when each node's steps ran (from the nodes' own requests)."""
+    children = {r.id: r for r in RequestRepository(session).list_by_ids([n.child_id for n in nodes if n.child_id])}
+    views = []
+    for node in nodes:
+        child = children.get(node.child_id) if node.child_id is not None else None
+        steps = SubtaskRepository(session).list_for_request(child.id) if child is not None else []
+        views.append(
+            PlanNodeView(
+                key=node.key,
+                text=node.text,
+                needs=list(node.needs),
+                status=node.status,
+                answer=node.answer,
+                level=node.level,
+                to_final=node.to_final,
+                descendants=node.descendants,
+                depth_steps=node.depth_steps,
+                request_id=node.child_id,
+                slm_steps=child.slm_steps if child is not None else 0,
+                llm_steps=child.llm_steps if child is not None else 0,
+                cost_usd=child.cost_usd if child is not None else 0.0,
+                started_at=node.started_at,
+                finished_at=node.finished_at,
+                steps=[
+                    NodeStepView(
+                        seq=s.seq,
+                        part=s.part,
+                        executor=s.executor,
+                        branch=s.branch,
+                        status=s.status,
+                        started_at=s.created_at,
+                        finished_at=s.updated_at,
+                    )
+                    for s in steps
+                ],
+            )
+        )
+    return views
 
 
 def rejected_lines(batch: Batch) -> list[RejectedLine]:

@@ -68,6 +68,7 @@ def run(
     from hera_router.api.errors import SubmissionError
     from hera_router.api.service import SubmissionService
     from hera_router.db.repositories import DecisionRepository
+    from hera_router.db.repositories.plan_nodes import PlanNodeRepository
     from hera_router.db.session import session_scope
     from hera_router.evaluation.summary import summarise, summary_table
     from hera_router.routing.registry import needs_estimators, policy_names
@@ -114,7 +115,9 @@ def run(
             ids = follow_batch(readers, submission.batch.id, console=console, label=policy)
             with session_scope(sessions) as session:
                 results.append((policy, summarise(session, settings, ids)))
-                branches.append((policy, DecisionRepository(session).branch_counts(ids)))
+                # A graph request's steps are mostly its nodes' (requests of their own, docs/graphs.md).
+                decided = [*ids, *PlanNodeRepository(session).node_request_ids(ids)]
+                branches.append((policy, DecisionRepository(session).branch_counts(decided)))
     world = " (simulated world)" if is_simulated(settings) else ""
     console.print(summary_table(results, title=f"{file.name}: {results[0][1].requests} requests{world}"))
     console.print(_branch_table(branches, title=f"Decisions per branch (steps each covers){world}"))

@@ -18,7 +18,10 @@ world_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_FAMILY_HELP = "lookup (multi-hop knowledge graph), arithmetic (word problems) or mixed (alternating)."
+_FAMILY_HELP = (
+    "lookup (multi-hop knowledge graph), arithmetic (word problems), mixed (alternating) or graph "
+    "(comparisons and aggregations over several lookups or computations)."
+)
 
 
 def _fail(message: str) -> typer.Exit:

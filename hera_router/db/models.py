@@ -474,3 +474,34 @@ class OpenAIBatch(UUIDPrimaryKey, Timestamps, Base):
     expires_at: Mapped[datetime | None]
     cancelling_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+
+
+class PlanNode(UUIDPrimaryKey, Timestamps, Base):
+    """One node of a request's plan with dependencies (revision 0010, ``agent/plan.py``).
+
+    A step that fans out writes one row per node; each node runs as a chain request of its own
+    (``child_id``, a deterministic id), started once every node it ``needs`` has its answer. The
+    status moves waiting → running → succeeded | failed by guarded updates only, which (with the
+    fan-in's lock on the graph's request row) is what makes fan-out and fan-in happen once.
+    """
+
+    __tablename__ = "plan_nodes"
+    __table_args__ = (UniqueConstraint("request_id", "key"),)
+
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    """The request whose step planned this graph."""
+    key: Mapped[str] = mapped_column(String(16))
+    seq: Mapped[int] = mapped_column(default=0)
+    """The planning step."""
+    text: Mapped[str] = mapped_column(Text)
+    needs: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    level: Mapped[int] = mapped_column(default=0)
+    to_final: Mapped[int] = mapped_column(default=0)
+    descendants: Mapped[int] = mapped_column(default=0)
+    depth_steps: Mapped[int] = mapped_column(default=0)
+    """Model steps on the longest dependency path before the node (known when it starts)."""
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    child_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("requests.id", ondelete="SET NULL"), unique=True)
+    answer: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

@@ -16,7 +16,9 @@ extended step. With the simulated backends (deterministic at temperature 0) an e
 exactly the step a live run would take.
 
 Two approximations, both counted: an SD decision (the SLM runs sub-subtasks in place of the step)
-has no node in the tree, so the walk follows the SLM child of the step (``sd_approximated``);
+has no node in the tree, so the walk follows the SLM child of the step (``sd_approximated``), or,
+for a partial decomposition whose last part (the one that produces the step's result) runs on the
+LLM, the step's LLM child;
 and latency is the preset's latency model on the step's tokens, without the simulator's per-call
 jitter, since profiles do not store latency (``latency="model"``), or 0 for real profiles.
 """
@@ -360,6 +362,8 @@ class Replayer:
                     span_left, span_branch = decision.span - 1, decision.branch
                 if decision.parts:
                     stats.sd_approximated += 1
+                    if decision.part_executors and decision.part_executors[-1] is Executor.LLM:
+                        executor = Executor.LLM  # partial SD: the step's result comes from the LLM
             child = node.children.get(executor) or self._extend(tree, node, history, executor, stats)
             if child is None:
                 return outcome("off_tree", note=f"step {seq} on the {executor.value} was not profiled")

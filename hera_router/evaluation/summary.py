@@ -21,6 +21,7 @@ from hera_router.config import Settings
 from hera_router.db.enums import RequestStatus
 from hera_router.db.models import Request
 from hera_router.db.repositories import ModelCallRepository, RequestRepository
+from hera_router.db.repositories.plan_nodes import PlanNodeRepository
 
 DEFAULT_METRIC = "entity"
 
@@ -66,7 +67,9 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 def summarise(session: Session, settings: Settings, request_ids: Sequence[uuid.UUID]) -> RunSummary:
     requests = RequestRepository(session).list_by_ids(request_ids)
-    tokens = ModelCallRepository(session).token_totals(request_ids)
+    # A graph request's calls are mostly its nodes' (requests of their own; docs/graphs.md).
+    node_ids = PlanNodeRepository(session).node_request_ids(request_ids)
+    tokens = ModelCallRepository(session).token_totals([*request_ids, *node_ids])
     status_count = {status: sum(r.status is status for r in requests) for status in RequestStatus}
     with_gold = [r for r in requests if r.gold_answer is not None]
     shares = [r.slm_steps / (r.slm_steps + r.llm_steps) for r in requests if r.slm_steps + r.llm_steps]

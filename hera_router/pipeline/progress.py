@@ -7,10 +7,12 @@ import uuid
 from sqlalchemy.orm import Session
 
 from hera_router.agent.format import StepOutput
+from hera_router.agent.plan import parse_plan
 from hera_router.agent.scoring import score
 from hera_router.db.enums import Executor, SubtaskStatus
 from hera_router.db.repositories import DecisionRepository, RequestRepository, SubtaskRepository
 from hera_router.metrics import instruments as metrics
+from hera_router.pipeline import graph
 from hera_router.pipeline.names import TaskName, shadow_task_id
 from hera_router.pipeline.services import Claimed, Services
 from hera_router.routing.base import Decision
@@ -36,7 +38,9 @@ def hand_on(
     if claimed.part > 0:
         following = subtasks.by_key(request_id, seq, claimed.part + 1)
         if following is not None and not parsed.is_final:
-            return _continue(services, session, following.id, continuation)
+            # Partial SD: a part on the other executor goes through the broker, not this task.
+            inline = continuation if following.executor is claimed.executor else None
+            return _continue(services, session, following.id, inline, following.executor)
         # The last part (or a part that already answered) completes the decomposed step.
         parent = subtasks.by_key(request_id, seq, 0)
         assert parent is not None
@@ -46,6 +50,9 @@ def hand_on(
         )
     if parsed.is_final or parsed.next_subtask is None:
         return _finish(services, session, request_id, parsed)
+    if (plan := parse_plan(parsed.next_subtask)) is not None:
+        # A plan with dependencies: its nodes run as requests of their own (pipeline/graph.py).
+        return graph.fan_out(services, session, request_id, seq, plan)
     if seq + 1 >= services.settings.routing.max_steps:
         requests.fail(
             request_id,
@@ -66,6 +73,8 @@ def _finish(services: Services, session: Session, request_id: uuid.UUID, parsed:
     if not requests.succeed(request_id, answer):
         return []
     finished = requests.get(request_id)
+    if finished is not None and graph.is_node_request(finished):
+        return graph.node_finished(services, session, finished, answer)  # the fan-in
     if finished is not None and finished.gold_answer is not None:
         metric = str(finished.meta.get("metric", "entity"))  # evaluation.summary.DEFAULT_METRIC
         quality = score(metric, answer, finished.gold_answer)
@@ -117,8 +126,9 @@ def _continue(
     session: Session,
     subtask_id: uuid.UUID,
     continuation: list[tuple[uuid.UUID, uuid.UUID]] | None,
+    executor: Executor = Executor.SLM,
 ) -> list[uuid.UUID]:
-    message_id = services.queue_run(session, subtask_id, Executor.SLM)
+    message_id = services.queue_run(session, subtask_id, executor)
     if continuation is not None:
         continuation.append((message_id, subtask_id))
     return [message_id]

@@ -16,6 +16,7 @@ from hera_router.db.enums import SubtaskStatus
 from hera_router.db.repositories import OutboxRepository, RequestRepository, SubtaskRepository, WorkerRepository
 from hera_router.db.session import session_scope
 from hera_router.metrics import instruments as metrics
+from hera_router.pipeline import graph
 from hera_router.pipeline.names import TaskName, plan_task_id, run_task_id, verify_task_id
 from hera_router.pipeline.queues import EXECUTOR_QUEUES, Queue
 from hera_router.pipeline.services import Services
@@ -116,7 +117,17 @@ class RecoveryHop:
         fresh_after = now - timeout if liveness_known else None
         backstop = now - timedelta(seconds=settings.reconcile_after_s)
         idle = min(settings.lost_after_s, settings.reconcile_after_s)
-        for request in requests.stale(now - timedelta(seconds=idle), limit):
+        stale = list(requests.stale(now - timedelta(seconds=idle), limit))
+        # A graph request waits for its plan's nodes (each a request the loop re-drives itself);
+        # one whose node failed fails with it.
+        graph.graph_failures(session, [r.id for r in stale])
+        waiting = graph.waiting_graphs(session, [r.id for r in stale])
+        for request in stale:
+            if request.id in waiting:
+                # Out of the scan for a while, so that many long graphs never crowd stalled
+                # requests out of its limit.
+                requests.heartbeat(request.id)
+                continue
             if request.id in redriven:
                 continue
             hop = self._missing_hop(subtasks, request.id, request.current_seq, fresh_after)

@@ -22,7 +22,14 @@ from hera_router.metrics import instruments as metrics
 from hera_router.pipeline.budgets import keep_on_edge, step_limits
 from hera_router.pipeline.progress import hand_on
 from hera_router.pipeline.services import Claimed, Services, history
-from hera_router.routing.base import Decision, PolicyUnavailableError, RoutingContext, Step, UnknownPolicyError
+from hera_router.routing.base import (
+    Decision,
+    GraphPosition,
+    PolicyUnavailableError,
+    RoutingContext,
+    Step,
+    UnknownPolicyError,
+)
 from hera_router.routing.constraints import StepLimits, constrain
 from hera_router.routing.estimators import needs_estimators
 
@@ -54,6 +61,7 @@ class RoutingHop:
             if request is None or request.status in TERMINAL_REQUEST_STATUSES or request.current_seq != seq:
                 return None  # finished, or a stale or early message: the request is at another step
             queued, policy_name, text = request.status is RequestStatus.QUEUED, request.policy, request.input
+            graph = GraphPosition.from_meta(request.meta)  # a node of a plan with dependencies
             current = self._current_text(text, subtasks, seq)
             steps = tuple(history(subtasks, seq))
             step = next((s for s in subtasks if s.seq == seq and s.part == 0), None)
@@ -77,6 +85,7 @@ class RoutingHop:
             seq=seq,
             history=steps,
             max_steps=self.settings.routing.max_steps,
+            graph=graph,
         )
         started = time.perf_counter()
         try:
@@ -152,21 +161,23 @@ class RoutingHop:
         )
         if not decision.parts:
             return [self.services.queue_run(session, step_id, executor)]
-        # SD: the SLM runs the parts in order in place of the step; the step row is their parent.
-        first_part: uuid.UUID | None = None
-        for number, part_text in enumerate(decision.parts, start=1):
+        # SD: the parts run in order in place of the step; the step row is their parent. Each on
+        # the SLM, or (partial SD) on the executor the decision gave it.
+        runs_on = decision.part_executors or (Executor.SLM,) * len(decision.parts)
+        first_part: tuple[uuid.UUID, Executor] | None = None
+        for number, (part_text, part_executor) in enumerate(zip(decision.parts, runs_on, strict=True), start=1):
             part_id, _ = subtasks.add_id(
                 request_id=request_id,
                 seq=seq,
                 part=number,
                 parent_id=step_id,
-                executor=Executor.SLM,
+                executor=part_executor,
                 branch=decision.branch,
                 text=part_text,
             )
-            first_part = first_part or part_id
+            first_part = first_part or (part_id, part_executor)
         assert first_part is not None
-        return [self.services.queue_run(session, first_part, Executor.SLM)]
+        return [self.services.queue_run(session, *first_part)]
 
     def verifies(self, policy_name: str, executor: Executor, part: int) -> bool:
         """Whether this SLM step goes to the router's verify stage before the request moves on

@@ -42,6 +42,31 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class GraphPosition:
+    """Where the node a step belongs to sits in its plan (``agent/plan.py``, ``pipeline/graph.py``)."""
+
+    depth_steps: int
+    """Model steps on the longest dependency path before the node's first step."""
+    level: int = 0
+    to_final: int = 0
+    """Nodes between this one and the final node (0: this node gives the final answer)."""
+    descendants: int = 0
+    nodes: int = 1
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, object] | None) -> GraphPosition | None:
+        """The position a node request's metadata records (``graph``), or None for a chain."""
+        shape = (meta or {}).get("graph")
+        if not isinstance(shape, Mapping):
+            return None
+        try:
+            fields = ("depth_steps", "level", "to_final", "descendants", "nodes")
+            return cls(**{name: int(shape[name]) for name in fields})
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingContext:
     """Where a request stands when its next subtask must be routed."""
 
@@ -54,6 +79,8 @@ class RoutingContext:
     """Sequence id of ``current`` (0 for the root request)."""
     history: Sequence[Step] = ()
     max_steps: int = 15
+    graph: GraphPosition | None = None
+    """Set when the request is a node of a plan with dependencies; None for a chain."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +95,8 @@ class Decision:
     """Steps this decision covers, the current one included (SLE/CD/URC cover several)."""
     parts: tuple[str, ...] = ()
     """SD: the sub-subtasks the SLM runs in place of the current step."""
+    part_executors: tuple[Executor, ...] = ()
+    """Partial SD: who runs each part (empty: the SLM runs them all, the paper's all-or-nothing)."""
     scores: Mapping[str, float] = field(default_factory=dict)
     kappa: float | None = None
     estimator_versions: Mapping[str, str] = field(default_factory=dict)

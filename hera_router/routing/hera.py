@@ -14,6 +14,15 @@ Stages, with the conventions this implementation chose where the paper is silent
   ``position_aware_kappa`` off (ablation "fixed κ") every step uses ``kappa_fixed`` (0.7, the
   paper's single SBERT threshold). The same κ(ID of the current step) is used by SSE, SLE, every
   CD pair and every SD part, as the paper says. Every similarity test is strict: sim > κ.
+* **κ for graphs (beyond the paper, issue 19).** A node of a plan with dependencies runs as a
+  request of its own, so by default (``graph_kappa = "position"``) a step's ID is its place in
+  its node's chain: the prompt it is executed with carries that node's history only, which is
+  what the per-step error grows with. ``graph_kappa = "depth"`` uses ID = ``depth_steps`` +
+  ``seq``, where ``depth_steps`` counts the model steps on the longest path of results flowing
+  into the node (the planning step, then every step of the nodes it needs, transitively): the
+  reading of "position" as "how much earlier work this step's output rests on", which makes the
+  final combining node, whose answer is the request's, the strictest. On one small world the two
+  tie (docs/graphs.md), so ``position`` stays the default; chains are unaffected.
 * **URC.** Score of the request text; > ``tau_req`` (0.7) → the SLM runs the rest of the request:
   span = ``max_steps`` − seq. It is evaluated at every decision (it depends on the request only),
   so a request that passed keeps going to the SLM even after an edge failure made the pipeline
@@ -38,7 +47,11 @@ Stages, with the conventions this implementation chose where the paper is silent
   overview's "repeat the above steps for each sub-subtask" is not followed), seen as the current
   subtask of the step's chain (same history, same seq, same κ). All parts pass → the SLM runs the
   parts in place of the step; the first failing part stops the checks (all-or-nothing) and the
-  original step goes to the LLM. ``expected_next`` is None because the predictor protocol returns
+  original step goes to the LLM. ``sd_mode = "partial"`` (beyond the paper, ``hera-sd-partial``):
+  every part gets the same test, recorded as ``sd_slm_<k>`` (1 = SLM, 0 = LLM); each part then runs
+  on its own executor (``Decision.part_executors``) in order, each seeing the parts before it as
+  history, and one passing part suffices (none: the whole step to the LLM, one call instead of
+  several). ``expected_next`` is None because the predictor protocol returns
   embeddings, not text; a decomposer that wants SP_LLM's text predicts it itself.
 * **Fallback.** The step on the LLM.
 
@@ -114,11 +127,21 @@ VARIANTS: dict[str, Mapping[str, Any]] = {
     "hera-urc-only": {"use_sse": False, "use_sle": False, "use_cd": False, "use_sd": False},
     "hera-no-urc": {"use_urc": False},
     "hera-fixed-kappa": {"position_aware_kappa": False},
+    "hera-sd-partial": {"sd_mode": "partial"},
+    "hera-paper-sd-partial": {**PAPER, "sd_mode": "partial"},
     # The cumulative rows of the paper's Table 4.
     "hera-urc-sse-sle": {"use_cd": False, "use_sd": False},
     "hera-urc-sse": {"use_sle": False, "use_cd": False, "use_sd": False},
 }
 """Registered policy name → the settings it overrides."""
+
+
+def graph_kappa(context: RoutingContext, settings: RoutingSettings) -> float:
+    """κ for the current step: :func:`kappa` of its ID in its chain, or, for a step of a plan node
+    with ``graph_kappa = "depth"``, of its depth on the longest dependency path (module docstring)."""
+    if context.graph is None or settings.graph_kappa == "position":
+        return kappa(context.seq, settings)
+    return kappa(context.graph.depth_steps + context.seq, settings)
 
 
 def kappa(seq: int, settings: RoutingSettings) -> float:
@@ -237,19 +260,25 @@ class HeraPolicy:
         started = time.perf_counter()
         scores: dict[str, float] = {}
         settings = self.effective(estimators)
-        step_kappa = kappa(context.seq, settings)
+        step_kappa = graph_kappa(context, settings)
         executor, branch, span, parts = self._evaluate(context, estimators, settings, step_kappa, scores)
         versions = dict(estimators.versions) or {
             role: handle.version
             for role, handle in (("urc", estimators.urc), ("sp_slm", estimators.sp_slm),
                                  ("sp_llm", estimators.sp_llm), ("dp", estimators.dp), ("sd", estimators.sd))
         }  # fmt: skip
+        part_executors: tuple[Executor, ...] = ()
+        if parts and settings.sd_mode == "partial":
+            part_executors = tuple(
+                Executor.SLM if scores.get(f"sd_slm_{k}", 1.0) else Executor.LLM for k in range(1, len(parts) + 1)
+            )
         return Decision(
             executor=executor,
             branch=branch,
             policy=self.name,
             span=span,
             parts=parts,
+            part_executors=part_executors,
             scores=scores,
             kappa=step_kappa,
             estimator_versions=versions,
@@ -351,7 +380,9 @@ class HeraPolicy:
         step_kappa: float,
         scores: dict[str, float],
     ) -> tuple[str, ...]:
-        """The parts if the decomposition passes (all-or-nothing), else ()."""
+        """The parts if the decomposition passes, else (). All-or-nothing: every part must pass.
+        Partial: every part is tested, ``sd_slm_<k>`` records 1 (SLM) or 0 (LLM), and one passing
+        part is enough (with none the step goes to the LLM whole, one call instead of several)."""
         parts = tuple(p.strip() for p in estimators.sd.decompose(context.request, context.current, None) if p.strip())
         scores["sd_parts"] = float(len(parts))
         if len(parts) < s.sd_min_parts:
@@ -363,8 +394,12 @@ class HeraPolicy:
                 _Rollout(estimators.sp_slm, state), _Rollout(estimators.sp_llm, state), 1, 1
             )
             scores[f"sd_sim_{number}"] = sim
-            if not sim > step_kappa:
+            if s.sd_mode == "partial":
+                scores[f"sd_slm_{number}"] = float(sim > step_kappa)
+            elif not sim > step_kappa:
                 return ()  # one failing part sends the original step to the LLM; the rest cannot help
+        if s.sd_mode == "partial" and not any(scores[f"sd_slm_{k}"] for k in range(1, len(parts) + 1)):
+            return ()
         return parts
 
 

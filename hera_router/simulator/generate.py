@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from hera_router.agent.plan import render_plan
+from hera_router.simulator.graph import GRAPH
 from hera_router.simulator.presets import WorldShape
 from hera_router.simulator.world import FAMILIES, World
 
@@ -41,7 +43,10 @@ def _rng(seed: int, family: str, index: int, attempt: int) -> random.Random:
 
 
 def generate_tasks(world: World, family: str, n: int) -> list[TaskRecord]:
-    """``n`` distinct requests of ``family`` (``lookup``, ``arithmetic`` or ``mixed``, alternating)."""
+    """``n`` distinct requests of ``family`` (``lookup``, ``arithmetic`` or ``mixed``, alternating;
+    or ``graph``, comparisons and aggregations over several chains: simulator/graph.py)."""
+    if family == GRAPH:
+        return _graph_tasks(world, n)
     names = list(FAMILIES) if family == MIXED else [family]
     for name in names:
         world.family(name)  # raises a readable error for an unknown family
@@ -67,6 +72,36 @@ def generate_tasks(world: World, family: str, n: int) -> list[TaskRecord]:
                 hops=instance.hops,
                 plan=plan,
                 difficulty=[task_family.difficulty(op, instance.truth[level]) for level, op in enumerate(instance.ops)],
+            )
+        )
+    return records
+
+
+def _graph_tasks(world: World, n: int) -> list[TaskRecord]:
+    records: list[TaskRecord] = []
+    seen: set[str] = set()
+    for index in range(n):
+        for attempt in range(100):
+            instance = world.graphs.sample(_rng(world.seed, GRAPH, index, attempt))
+            if instance.request not in seen:
+                break
+        seen.add(instance.request)
+        records.append(
+            TaskRecord(
+                id=f"sim-{world.seed}-{GRAPH}-{index:05d}",
+                family=GRAPH,
+                request=instance.request,
+                gold=instance.gold,
+                metric=instance.metric,
+                world_seed=world.seed,
+                hops=sum(part.hops for part in instance.parts),
+                # One line per plan node: what a perfect planning step writes.
+                plan=render_plan(instance.plan()).splitlines(),
+                difficulty=[
+                    world.family(p.family).difficulty(op, p.truth[i])
+                    for p in instance.parts
+                    for i, op in enumerate(p.ops)
+                ],
             )
         )
     return records

@@ -39,6 +39,7 @@ from hera_router.agent.format import (
     render_step_answer,
 )
 from hera_router.backends.base import Message
+from hera_router.simulator.graph import COMBINE_DIFFICULTY, CombineInstance, GraphInstance
 from hera_router.simulator.presets import ModelRole, RoleBehaviour
 from hera_router.simulator.tasks import (
     CHECK_PREFIX,
@@ -109,6 +110,8 @@ class SimulatedModel:
     def _step(self, prompt: StepPrompt, noise: int | None) -> Reply:
         b = self.behaviour
         instance = self.world.parse_request(prompt.request)
+        if instance is None and (graph := self.world.parse_graph(prompt.request)) is not None:
+            return self._graph_step(graph, prompt, noise)
         if instance is None:
             text = render_step_answer(
                 "I cannot parse this request: it is not a task I know how to break down.",
@@ -171,6 +174,29 @@ class SimulatedModel:
         mean = b.logprob_correct if correct is not False else b.logprob_wrong
         mean += b.logprob_difficulty * difficulty + rng.gauss(0.0, b.logprob_noise)
         text = render_step_answer(result, next_subtask=next_subtask, final_answer=final)
+        return Reply(text, "step", correct, min(mean, -0.001), rng.uniform(-1.0, 1.0))
+
+    def _graph_step(self, graph: GraphInstance | CombineInstance, prompt: StepPrompt, noise: int | None) -> Reply:
+        """A graph request's planning step, or a combining node's one step (simulator/graph.py)."""
+        b = self.behaviour
+        flat_history = [part for pair in prompt.history for part in pair]
+        rng = self._rng("graph", str(noise), prompt.request, *flat_history, prompt.current, str(prompt.step))
+        family = self.world.graphs
+        correct: bool | None
+        if isinstance(graph, GraphInstance):
+            # Planning: like a chain's first step, the one thing to get wrong is the start of a part.
+            misread = rng.randrange(len(graph.parts)) if rng.random() < b.misread else None
+            result, plan = family.plan_answer(graph, misread, rng)
+            difficulty, correct = 0.3, misread is None
+            text = render_step_answer(result, next_subtask=plan)
+        else:
+            difficulty = COMBINE_DIFFICULTY[graph.combine]
+            wrong = rng.random() < b.error_probability(difficulty, b.depth(1), decomposed=False)
+            result, final = family.combine_answer(graph, wrong, rng)
+            correct = not wrong
+            text = render_step_answer(result, final_answer=final)
+        mean = b.logprob_correct if correct else b.logprob_wrong
+        mean += b.logprob_difficulty * difficulty + rng.gauss(0.0, b.logprob_noise)
         return Reply(text, "step", correct, min(mean, -0.001), rng.uniform(-1.0, 1.0))
 
     @staticmethod

@@ -11,6 +11,7 @@ not in any grammar, is "unknown" and gets a well-formed "cannot parse" answer.
 from __future__ import annotations
 
 from hera_router.simulator.arithmetic import ArithmeticFamily
+from hera_router.simulator.graph import CombineInstance, GraphFamily, GraphInstance
 from hera_router.simulator.lookup import LookupFamily, build_graph
 from hera_router.simulator.presets import WorldShape
 from hera_router.simulator.tasks import TaskFamily, TaskInstance
@@ -24,11 +25,14 @@ class World:
     def __init__(self, seed: int, shape: WorldShape) -> None:
         self.seed = seed
         self.graph = build_graph(seed)
-        self.families: dict[str, TaskFamily] = {
-            "lookup": LookupFamily(self.graph, shape.lookup_min_hops, shape.lookup_max_hops),
-            "arithmetic": ArithmeticFamily(shape.arithmetic_min_ops, shape.arithmetic_max_ops),
-        }
+        lookup = LookupFamily(self.graph, shape.lookup_min_hops, shape.lookup_max_hops)
+        arithmetic = ArithmeticFamily(shape.arithmetic_min_ops, shape.arithmetic_max_ops)
+        self.families: dict[str, TaskFamily] = {"lookup": lookup, "arithmetic": arithmetic}
+        # Not a chain family (not in FAMILIES, so "mixed" request sets are what they were): its
+        # parts are requests of the two chain families; see simulator/graph.py.
+        self.graphs = GraphFamily(lookup, arithmetic)
         self._requests: dict[str, TaskInstance | None] = {}
+        self._graph_requests: dict[str, GraphInstance | CombineInstance | None] = {}
 
     def family(self, name: str) -> TaskFamily:
         try:
@@ -49,3 +53,15 @@ class World:
             self._requests.clear()
         self._requests[text] = instance
         return instance
+
+    def parse_graph(self, text: str) -> GraphInstance | CombineInstance | None:
+        """A graph request (which plans) or a combining node's request; ``None`` for anything else."""
+        if text in self._graph_requests:
+            return self._graph_requests[text]
+        found: GraphInstance | CombineInstance | None = self.graphs.parse_request(text)
+        if found is None:
+            found = self.graphs.parse_combine(text)
+        if len(self._graph_requests) > 50_000:
+            self._graph_requests.clear()
+        self._graph_requests[text] = found
+        return found

@@ -51,8 +51,9 @@ _STEPS = (
     .order_by(_SUBTASKS.c.seq, _SUBTASKS.c.part)
 )
 _REQUESTS = table_of(Request)
-_LIMIT_COLUMNS = ("tenant_id", "cost_usd", "cost_cap_usd", "latency_budget_s", "created_at")
-"""What the router's budget and SLA checks read of the request (``pipeline/budgets.py``)."""
+_LIMIT_COLUMNS = ("tenant_id", "cost_usd", "cost_cap_usd", "latency_budget_s", "created_at", "metadata")
+"""What the router's budget and SLA checks read of the request (``pipeline/budgets.py``), and its
+metadata (a plan node's position in its graph, ``routing.base.GraphPosition``)."""
 _REQUEST_AND_STEPS = (
     select(
         _REQUESTS.c.status.label("request_status"),
@@ -80,6 +81,7 @@ class RequestState(NamedTuple):
     cost_cap_usd: float | None = None
     latency_budget_s: float | None = None
     created_at: datetime | None = None
+    meta: dict[str, Any] | None = None
 
 
 class SubtaskRepository:

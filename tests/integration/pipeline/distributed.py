@@ -89,14 +89,17 @@ class DistributedSystem:
 
 @contextmanager
 def sim_model_servers(
-    *, seed: int, edge_faults: FaultInjector, cloud_faults: FaultInjector
+    *, seed: int, edge_faults: FaultInjector, cloud_faults: FaultInjector, time_scale: float | None = None
 ) -> Iterator[dict[str, str]]:
     """The simulated SLM and LLM served over loopback HTTP in this process (edge over the TGI
     protocol, cloud over the OpenAI protocol) until the block ends; yields the settings that point
-    the workers at them."""
+    the workers at them. ``time_scale``: the servers sleep each call's simulated latency times
+    this (the simulator's latency model in real time); None: they answer at once."""
+    timing: dict[str, Any] = {} if time_scale is None else {"realtime": True, "time_scale": time_scale}
+    slm, llm = SimBackend("slm", "sim-slm", seed=seed, **timing), SimBackend("llm", "sim-llm", seed=seed, **timing)
     with (
-        ServerThread(create_model_server(SimBackend("slm", "sim-slm", seed=seed), faults=edge_faults)) as edge,
-        ServerThread(create_model_server(SimBackend("llm", "sim-llm", seed=seed), faults=cloud_faults)) as cloud,
+        ServerThread(create_model_server(slm, faults=edge_faults)) as edge,
+        ServerThread(create_model_server(llm, faults=cloud_faults)) as cloud,
     ):
         yield {
             "HERA_EDGE__BACKEND": "tgi",
@@ -117,11 +120,14 @@ def distributed_system(
     seed: int,
     overrides: dict[str, str] | None = None,
     start: tuple[str, ...] = ("router", "edge", "cloud"),
+    time_scale: float | None = None,
 ) -> Iterator[DistributedSystem]:
     suffix = uuid.uuid4().hex[:8]
     queues = QueueNames(**{name: f"t{suffix}-{name}" for name in QueueNames.model_fields})
     edge_faults, cloud_faults = FaultInjector(), FaultInjector()
-    with sim_model_servers(seed=seed, edge_faults=edge_faults, cloud_faults=cloud_faults) as model_servers:
+    with sim_model_servers(
+        seed=seed, edge_faults=edge_faults, cloud_faults=cloud_faults, time_scale=time_scale
+    ) as model_servers:
         env_settings: dict[str, str] = {
             "HERA_MODE": "distributed",
             "HERA_BROKER_URL": broker_url,

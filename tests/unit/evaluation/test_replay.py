@@ -101,6 +101,27 @@ def test_spans_are_followed_without_asking_the_policy(small_profile) -> None:  #
     assert all(not s.routed for o in outcomes for s in o.steps[1:])
 
 
+def test_a_partial_decomposition_is_replayed_on_the_executor_of_its_last_part(small_profile) -> None:  # type: ignore[no-untyped-def]
+    class FirstStepDecomposed:
+        name = "unit-sd-partial"
+
+        def __init__(self, last: Executor) -> None:
+            self.last = last
+
+        def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
+            if context.seq == 0:
+                return Decision(
+                    executor=Executor.SLM, branch="sd", policy=self.name, parts=("a", "b"),
+                    part_executors=(Executor.SLM, self.last),
+                )  # fmt: skip
+            return Decision(executor=Executor.LLM, branch="fallback", policy=self.name)
+
+    for last in (Executor.SLM, Executor.LLM):
+        outcomes, stats = Replayer(small_profile).run(FirstStepDecomposed(last))
+        assert stats.sd_approximated == len(outcomes)
+        assert all(o.steps[0].executor is last for o in outcomes)
+
+
 def test_oracle_has_the_most_slm_usage_among_policies_reaching_its_accuracy_target(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # A generous budget: the trees are complete enough that every policy below stays on them.
     profile = simulated_profile(simulated_records("mixed", 16, SEED), SEED, budget=400, max_depth=15)

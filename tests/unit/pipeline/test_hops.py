@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -109,12 +110,25 @@ class DecomposeFirst:
         return Decision(executor=Executor.LLM, branch="fallback", policy=self.name)
 
 
+class DecomposePartially(DecomposeFirst):
+    """Partial SD: the first part on the SLM, the second on the LLM."""
+
+    name = "unit-sd-partial"
+
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
+        decision = super().decide(context, estimators)
+        if decision.parts:
+            return replace(decision, policy=self.name, part_executors=(Executor.SLM, Executor.LLM))
+        return replace(decision, policy=self.name)
+
+
 @pytest.fixture
 def unit_policies() -> Iterator[None]:
     POLICIES[SpanOfThree.name] = SpanOfThree
     POLICIES[DecomposeFirst.name] = DecomposeFirst
+    POLICIES[DecomposePartially.name] = DecomposePartially
     yield
-    del POLICIES[SpanOfThree.name], POLICIES[DecomposeFirst.name]
+    del POLICIES[SpanOfThree.name], POLICIES[DecomposeFirst.name], POLICIES[DecomposePartially.name]
 
 
 @pytest.mark.usefixtures("unit_policies")
@@ -157,6 +171,26 @@ def test_a_decomposed_step_runs_its_parts_in_order(harness_factory: HarnessFacto
     runs = [m.kwargs["subtask_id"] for m in harness.sent if m.task == TaskName.RUN_SUBTASK]
     assert runs[0] == str(parts[0].id)
     assert str(parts[1].id) not in runs  # the second part ran inside the first part's task
+    assert_consistent_record(harness.runtime.sessions, request_id)
+
+
+@pytest.mark.usefixtures("unit_policies")
+def test_a_partially_decomposed_step_runs_each_part_on_its_own_executor(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED})
+    [request_id] = harness.submit(generate("lookup", 1, SEED), DecomposePartially.name)
+    harness.drain()
+    with session_scope(harness.runtime.sessions) as session:
+        rows = [s for s in SubtaskRepository(session).list_for_request(request_id) if s.seq == 0]
+        calls = ModelCallRepository(session).list_for_request(request_id)
+    parts = sorted((s for s in rows if s.part > 0), key=lambda s: s.part)
+    assert [(s.executor, s.status) for s in parts] == [
+        (Executor.SLM, SubtaskStatus.SUCCEEDED), (Executor.LLM, SubtaskStatus.SUCCEEDED),
+    ]  # fmt: skip
+    by_part = {c.subtask_id: c.role.value for c in calls if c.status is CallStatus.OK}
+    assert [by_part[s.id] for s in parts] == ["edge", "cloud"]
+    runs = [(m.kwargs["subtask_id"], m.kwargs["executor"]) for m in harness.sent if m.task == TaskName.RUN_SUBTASK]
+    assert (str(parts[1].id), "llm") in runs  # through the broker, to the cloud queue
+    assert _request(harness, request_id)[0] is RequestStatus.SUCCEEDED
     assert_consistent_record(harness.runtime.sessions, request_id)
 
 

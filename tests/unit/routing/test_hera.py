@@ -189,6 +189,28 @@ def test_sd_one_failing_part_sends_the_original_step_to_the_llm() -> None:
     assert "sd_sim_3" not in decision.scores  # all-or-nothing: the checks stop at the first failure
 
 
+def test_partial_sd_routes_each_part_by_its_own_test() -> None:
+    parts = {"look up A": [HIGH], "look up B": [LOW], "combine": [HIGH]}
+    decision = decide(hera(sd_mode="partial"), estimators(slm=[LOW], parts=parts))
+    assert (decision.branch, decision.executor) == ("sd", Executor.SLM)
+    assert decision.parts == ("look up A", "look up B", "combine")
+    assert decision.part_executors == (Executor.SLM, Executor.LLM, Executor.SLM)
+    assert [decision.scores[f"sd_slm_{k}"] for k in (1, 2, 3)] == [1.0, 0.0, 1.0]  # on record, replayable
+
+
+def test_partial_sd_with_no_passing_part_sends_the_step_to_the_llm_whole() -> None:
+    parts = {"look up A": [LOW], "look up B": [LOW]}
+    decision = decide(hera(sd_mode="partial"), estimators(slm=[LOW], parts=parts))
+    assert (decision.branch, decision.executor, decision.parts, decision.part_executors) == (
+        "fallback", Executor.LLM, (), (),
+    )  # fmt: skip
+
+
+def test_all_or_nothing_sd_names_no_part_executors() -> None:
+    parts = {"look up A": [HIGH], "look up B": [HIGH]}
+    assert decide(hera(), estimators(slm=[LOW], parts=parts)).part_executors == ()
+
+
 def test_a_single_part_is_no_decomposition() -> None:
     decision = decide(hera(), estimators(slm=[LOW], parts={"the same step": [HIGH]}))
     assert decision.branch == "fallback"
