@@ -46,10 +46,21 @@ def verify_task_id(subtask_id: uuid.UUID) -> str:
     return f"verify:{subtask_id}"
 
 
-def run_task_id(subtask_id: uuid.UUID, executor: Executor) -> str:
-    """The execution hop; the executor is part of it because a fallback re-sends the same subtask
-    to the other queue."""
+def run_task_id(subtask_id: uuid.UUID, executor: Executor, tier: str | None = None) -> str:
+    """The execution hop; the executor (or the model tier) is part of it because a fallback or an
+    escalation re-sends the same subtask to another queue."""
+    if tier is not None:
+        return f"run:{subtask_id}:tier:{tier}"
     return f"run:{subtask_id}:{executor.value}"
+
+
+def run_kwargs(subtask_id: uuid.UUID, executor: Executor, tier: str | None = None) -> dict[str, object]:
+    """The execution hop's arguments; ``tier`` only when the step is on a model tier, so a
+    two-role deployment's messages stay what they always were."""
+    kwargs: dict[str, object] = {"subtask_id": str(subtask_id), "executor": executor.value}
+    if tier is not None:
+        kwargs["tier"] = tier
+    return kwargs
 
 
 def shadow_task_id(request_id: uuid.UUID) -> str:

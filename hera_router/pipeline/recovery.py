@@ -16,7 +16,7 @@ from hera_router.db.enums import SubtaskStatus
 from hera_router.db.repositories import OutboxRepository, RequestRepository, SubtaskRepository, WorkerRepository
 from hera_router.db.session import session_scope
 from hera_router.metrics import instruments as metrics
-from hera_router.pipeline.names import TaskName, plan_task_id, run_task_id, verify_task_id
+from hera_router.pipeline.names import TaskName, plan_task_id, run_kwargs, run_task_id, verify_task_id
 from hera_router.pipeline.queues import EXECUTOR_QUEUES, Queue
 from hera_router.pipeline.services import Services
 
@@ -105,8 +105,8 @@ class RecoveryHop:
             for step in workers.orphaned_steps(now - timeout, limit):
                 if subtasks.transition(step.id, [SubtaskStatus.RUNNING], SubtaskStatus.PENDING):
                     redriven.add(step.request_id)
-                    kwargs: dict[str, object] = {"subtask_id": str(step.id), "executor": step.executor.value}
-                    task_id = run_task_id(step.id, step.executor)
+                    kwargs = run_kwargs(step.id, step.executor, step.tier)
+                    task_id = run_task_id(step.id, step.executor, step.tier)
                     reopened.append(outbox.reopen(TaskName.RUN_SUBTASK, kwargs, task_id).id)
                     log.warning(
                         "re-driving step %s of request %s: its worker %s stopped",
@@ -155,9 +155,9 @@ class RecoveryHop:
                 if fresh_after is None or step.updated_at >= fresh_after:
                     return None
                 held = step.id
-            kwargs: dict[str, object] = {"subtask_id": str(step.id), "executor": step.executor.value}
-            queue = EXECUTOR_QUEUES[step.executor]
-            return TaskName.RUN_SUBTASK, kwargs, run_task_id(step.id, step.executor), queue, held
+            kwargs = run_kwargs(step.id, step.executor, step.tier)
+            queue = EXECUTOR_QUEUES[step.executor]  # a tier's own queue is not asked: see lost()
+            return TaskName.RUN_SUBTASK, kwargs, run_task_id(step.id, step.executor, step.tier), queue, held
         waiting = next((s for s in rows if s.part == 0 and s.status is SubtaskStatus.SUCCEEDED), None)
         if waiting is not None:
             # Succeeded but the request did not move on: its verify hop was lost.
