@@ -292,7 +292,7 @@ class ExecutionHop:
         if not kept:
             return []
         if claimed.verify:
-            return [self.services.queue_verify(session, claimed.subtask_id)]
+            return [self.services.queue_verify(session, claimed.subtask_id, claimed.tier)]
         return hand_on(self.services, session, claimed, parsed, continuation if self.settings.inline_spans else None)
 
     def _on_backend_error(self, claimed: Claimed, exc: BackendError, *, final_attempt: bool) -> str:

@@ -41,8 +41,11 @@ def plan_task_id(request_id: uuid.UUID, seq: int) -> str:
     return f"plan:{request_id}:{seq}"
 
 
-def verify_task_id(subtask_id: uuid.UUID) -> str:
-    """The verify hop of an SLM step."""
+def verify_task_id(subtask_id: uuid.UUID, tier: str | None = None) -> str:
+    """The verify hop of an SLM step, or of a step's run on a model tier (a step that climbs the
+    ladder is verified once per rung, so the rung is part of the id)."""
+    if tier is not None:
+        return f"verify:{subtask_id}:tier:{tier}"
     return f"verify:{subtask_id}"
 
 

@@ -162,6 +162,6 @@ class RecoveryHop:
         if waiting is not None:
             # Succeeded but the request did not move on: its verify hop was lost.
             kwargs = {"subtask_id": str(waiting.id)}
-            return TaskName.VERIFY_STEP, kwargs, verify_task_id(waiting.id), Queue.ROUTER, None
+            return TaskName.VERIFY_STEP, kwargs, verify_task_id(waiting.id, waiting.tier), Queue.ROUTER, None
         kwargs = {"request_id": str(request_id), "seq": seq}
         return TaskName.PLAN_STEP, kwargs, plan_task_id(request_id, seq), Queue.ROUTER, None

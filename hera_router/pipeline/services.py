@@ -165,6 +165,6 @@ class Services:
         kwargs = {"request_id": str(request_id), "seq": seq}
         return self.dispatcher.enqueue(session, TaskName.PLAN_STEP, kwargs, plan_task_id(request_id, seq))
 
-    def queue_verify(self, session: Session, subtask_id: uuid.UUID) -> uuid.UUID:
+    def queue_verify(self, session: Session, subtask_id: uuid.UUID, tier: str | None = None) -> uuid.UUID:
         kwargs = {"subtask_id": str(subtask_id)}
-        return self.dispatcher.enqueue(session, TaskName.VERIFY_STEP, kwargs, verify_task_id(subtask_id))
+        return self.dispatcher.enqueue(session, TaskName.VERIFY_STEP, kwargs, verify_task_id(subtask_id, tier))

@@ -108,6 +108,12 @@ class LadderPolicy:
         thresholds = self.settings.ladder_thresholds
         return thresholds[rung] if rung < len(thresholds) else self.settings.ladder_threshold
 
+    def verify(
+        self, context: RoutingContext, confidence: float | None, estimators: Estimators | None = None
+    ) -> Verdict:
+        """The two-role case (no ``HERA_MODELS``): the ladder is edge, cloud; judge the edge's result."""
+        return self.judge(0, 2, confidence)
+
     def judge(self, rung: int, rungs: int, confidence: float | None) -> Verdict:
         """Keep rung ``rung``'s result (of ``rungs``), or send the step one rung up."""
         started = time.perf_counter()
