@@ -55,11 +55,11 @@ class RecoveryHop:
         now = utcnow()
         timeout = timedelta(seconds=settings.worker_timeout_s)
         reopened: list[uuid.UUID] = []
-        depths: dict[Queue, int | None] = {}
+        depths: dict[Queue | str, int | None] = {}
 
         held: list[set[str] | None] = []
 
-        def lost(queue: Queue, task_id: str) -> bool:
+        def lost(queue: Queue | str, task_id: str) -> bool:
             """Whether the hop's message is gone: nothing waits in its queue, or a worker took it
             ``lost_after_s`` ago without acknowledging it (and no live claim explains that)."""
             if queue not in depths:
@@ -89,7 +89,7 @@ class RecoveryHop:
         now: datetime,
         timeout: timedelta,
         limit: int,
-        lost: Callable[[Queue, str], bool],
+        lost: Callable[[Queue | str, str], bool],
         reopened: list[uuid.UUID],
     ) -> None:
         settings = self.settings
@@ -124,6 +124,8 @@ class RecoveryHop:
                 continue  # its step is running on a live worker: a long call, not a stall
             task, kwargs, task_id, queue, held = hop
             idle_since = max(request.updated_at, request.heartbeat_at or request.updated_at)
+            if "tier" in kwargs:  # a step on a model tier waits in that tier's own queue
+                queue = settings.tier_queue(settings.tier(str(kwargs["tier"])))
             if idle_since >= backstop and not lost(queue, task_id):
                 continue  # its message may be waiting in a busy queue
             if held is not None:  # running, but its worker is gone: give it back first
@@ -138,7 +140,7 @@ class RecoveryHop:
     @staticmethod
     def _missing_hop(
         subtasks: SubtaskRepository, request_id: uuid.UUID, seq: int, fresh_after: datetime | None
-    ) -> tuple[TaskName, dict[str, object], str, Queue, uuid.UUID | None] | None:
+    ) -> tuple[TaskName, dict[str, object], str, Queue | str, uuid.UUID | None] | None:
         """The hop the request waits for at step ``seq``, from what the database says, and the
         running step to give back first (not touched since ``fresh_after``); None if its step is
         running and fresh (``fresh_after`` None: every running step counts as fresh)."""
@@ -156,7 +158,7 @@ class RecoveryHop:
                     return None
                 held = step.id
             kwargs = run_kwargs(step.id, step.executor, step.tier)
-            queue = EXECUTOR_QUEUES[step.executor]  # a tier's own queue is not asked: see lost()
+            queue = EXECUTOR_QUEUES[step.executor]  # on a model tier, the caller asks the tier's queue
             return TaskName.RUN_SUBTASK, kwargs, run_task_id(step.id, step.executor, step.tier), queue, held
         waiting = next((s for s in rows if s.part == 0 and s.status is SubtaskStatus.SUCCEEDED), None)
         if waiting is not None:

@@ -35,8 +35,9 @@ MODEL_ROLE_OF: dict[Executor, ModelRole] = {Executor.SLM: ModelRole.EDGE, Execut
 
 BackendFactory = Callable[[Settings, BackendRole], ModelBackend]
 EstimatorSource = Callable[[], Estimators | None]
-QueueDepth = Callable[[Queue], int | None]
-"""Messages waiting in a logical queue, or None if the broker cannot say."""
+QueueDepth = Callable[[Queue | str], int | None]
+"""Messages waiting in a logical queue (or a physical one, by name: a model tier's), or None if
+the broker cannot say."""
 HeldMessages = Callable[[float], set[str] | None]
 """Task ids of messages taken by a worker at least this many seconds ago and not acknowledged,
 or None if the broker cannot say."""
@@ -52,7 +53,7 @@ def no_estimators() -> Estimators | None:
     return None
 
 
-def unknown_depth(queue: Queue) -> int | None:
+def unknown_depth(queue: Queue | str) -> int | None:
     return None
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from hera_router.backends.base import BackendRole, BackendUnavailable, ModelBackend
 from hera_router.config import Settings
-from hera_router.db.enums import Executor, ModelRole, RequestStatus
+from hera_router.db.enums import Executor, ModelRole, RequestStatus, SubtaskStatus
 from hera_router.db.repositories import DecisionRepository, ModelCallRepository, RequestRepository, SubtaskRepository
 from hera_router.db.session import session_scope
 from hera_router.pipeline.names import TaskName
@@ -204,3 +204,31 @@ def test_tier_queues_are_declared_and_an_unknown_tier_is_refused(harness_factory
     router = task_routes(harness.settings.queues, QUEUES)[0]
     with pytest.raises(ValueError, match="no model tier 'huge'"):
         router(TaskName.RUN_SUBTASK, (), {"subtask_id": "x", "executor": "slm", "tier": "huge"}, {})
+
+
+def test_a_lost_tier_message_is_re_driven_after_a_look_at_that_tiers_queue(harness_factory: HarnessFactory) -> None:
+    harness = _ladder(harness_factory, routing={"ladder_threshold": -1e9}, lost_after_s=0.001, reconcile_after_s=3600)
+    [request_id] = harness.submit(generate("lookup", 1, SEED), "hera-ladder")
+    harness.deliver(harness.queue.popleft())  # plan_step: the run message goes to edge.tiny ...
+    lost = harness.queue.popleft()
+    assert lost.kwargs["tier"] == "tiny"  # ... and the broker loses it
+    asked: list[str] = []
+    depth = {QUEUES["tiny"]: 2}
+
+    def queue_depth(queue: object) -> int:
+        asked.append(str(queue))
+        return depth.get(str(queue), 0)
+
+    harness.pipeline.services.queue_depth = queue_depth
+    assert harness.pipeline.reconcile() == 0  # the tier's queue is busy: it may still arrive
+    assert asked == [QUEUES["tiny"]]  # not the role's (empty) edge queue
+    depth[QUEUES["tiny"]] = 0
+    assert harness.pipeline.reconcile() == 1
+    assert harness.sent[-1].task_id == lost.task_id
+    assert harness.sent[-1].kwargs == lost.kwargs
+    harness.drain()
+    with session_scope(harness.runtime.sessions) as session:
+        step = SubtaskRepository(session).by_key(request_id, 0)
+        assert step is not None
+        assert step.tier == "tiny"
+        assert step.status is SubtaskStatus.SUCCEEDED
