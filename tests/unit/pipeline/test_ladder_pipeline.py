@@ -13,12 +13,16 @@ from typing import Any
 import pytest
 
 from hera_router.backends.base import BackendRole, BackendUnavailable, ModelBackend
-from hera_router.config import Settings
+from hera_router.config import Settings, load_settings
 from hera_router.db.enums import Executor, ModelRole, RequestStatus, SubtaskStatus
 from hera_router.db.repositories import DecisionRepository, ModelCallRepository, RequestRepository, SubtaskRepository
 from hera_router.db.session import session_scope
 from hera_router.pipeline.names import TaskName
 from hera_router.pipeline.services import default_backend_factory
+from hera_router.pipeline.tiers import at_rung, step_tier
+from hera_router.routing.base import Decision, RoutingContext
+from hera_router.routing.constraints import StepLimits, constrain
+from hera_router.routing.ladder import LadderPolicy
 from hera_router.simulator.generate import generate
 from hera_router.workers.queues import declarations, task_routes
 from tests.unit.pipeline.harness import Failing, Harness
@@ -232,3 +236,22 @@ def test_a_lost_tier_message_is_re_driven_after_a_look_at_that_tiers_queue(harne
         assert step is not None
         assert step.tier == "tiny"
         assert step.status is SubtaskStatus.SUCCEEDED
+
+
+def test_a_constraint_that_moves_a_ladder_step_picks_that_roles_end_of_the_ladder() -> None:
+    settings = load_settings(models=_tiers())
+    start = at_rung(settings, LadderPolicy(settings.routing).decide(RoutingContext("r", "q", "q", 0)))
+    assert start.executor is Executor.SLM
+    assert step_tier(settings, start) == "tiny"
+    tight = constrain(start, StepLimits(latency_budget_s=1.0, elapsed_s=0.9, verifies=True))
+    assert tight.branch == "latency"
+    assert step_tier(settings, tight) == "cloud"  # no speculative run: straight to the top rung
+    # A ladder whose cheapest rung is on the cloud: a capped request's step goes to an edge tier.
+    cloud_first = load_settings(models=[_tiers()[2] | {"name": "cheap", "backend": {"model": "cheap"}}, *_tiers()])
+    first = at_rung(cloud_first, LadderPolicy(cloud_first.routing).decide(RoutingContext("r", "q", "q", 0)))
+    assert first.executor is Executor.LLM
+    capped = constrain(first, StepLimits(cost_cap_usd=0.001, cost_so_far_usd=0.001, cloud_step_usd=0.01))
+    assert capped.branch == "cost-cap"
+    assert step_tier(cloud_first, capped) == "tiny"
+    # Two-role decisions carry no tier, with or without HERA_MODELS.
+    assert step_tier(settings, Decision(executor=Executor.SLM, branch="all-slm", policy="all-slm")) is None
