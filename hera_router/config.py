@@ -210,6 +210,14 @@ class RoutingSettings(BaseModel):
     """HybridLLM: the trained router (``routing/hybridllm.py``); required by the policy."""
     oracle_plan_path: Path | None = None
     """Oracle: per-request assignments searched offline over profiled trees (``routing/oracle.py``)."""
+    ladder_threshold: float = -1.0
+    """Ladder (``hera-ladder``): a rung's result whose mean token logprob is below this goes one rung
+    up (every adjacent pair without its own value in ``ladder_thresholds``)."""
+    ladder_thresholds: list[float] = Field(default_factory=list)
+    """Per adjacent pair, cheapest first: ``[t01, t12, ...]`` (fitted by ``hera-router eval ladder``);
+    pairs past the list's end use ``ladder_threshold``."""
+    ladder_start: int = Field(default=0, ge=0)
+    """The rung a ladder step starts on (0: the cheapest; past the top: the top)."""
     max_steps: int = Field(default=15, gt=0)
     random_p_slm: float = Field(default=0.5, ge=0, le=1)
     random_seed: int = 0
@@ -612,6 +620,24 @@ class Settings(BaseSettings):
     def tier_of(self, model: str) -> ModelTier | None:
         """The configured tier serving ``model`` (by tier name or backend model name), if any."""
         return next((t for t in self.models if model in (t.name, t.backend.model)), None)
+
+    def tier(self, name: str) -> ModelTier:
+        """The ``HERA_MODELS`` tier called ``name``."""
+        found = next((t for t in self.models if t.name == name), None)
+        if found is None:
+            known = ", ".join(t.name for t in self.models) or "none"
+            raise SettingsError(f"HERA_MODELS: no model tier {name!r} (configured: {known})")
+        return found
+
+    def tier_queue(self, tier: ModelTier) -> str:
+        """The physical queue of ``tier``'s workers: its own, or its role's (``HERA_QUEUES__EDGE`` /
+        ``__CLOUD``) when it names none."""
+        return tier.queue or (self.queues.edge if tier.role == "edge" else self.queues.cloud)
+
+    def for_tier(self, tier: ModelTier) -> Settings:
+        """These settings with ``tier``'s backend in its role's place: what a backend factory that
+        builds a role's client from the settings needs to build the tier's."""
+        return self.model_copy(update={tier.role: tier.backend})
 
     @property
     def ladder(self) -> list[ModelTier]:

@@ -114,6 +114,8 @@ class SubtaskNode(BaseModel):
     part: int
     parent_id: uuid.UUID | None
     executor: Executor
+    tier: str | None = None
+    """The model tier that runs (or ran) the step (``HERA_MODELS``); null without tiers."""
     branch: str
     status: SubtaskStatus
     text: str
@@ -178,6 +180,8 @@ class ModelCallView(BaseModel):
     backend: str
     model: str
     role: ModelRole
+    tier: str | None = None
+    """The model tier the call went to (``HERA_MODELS``); null without tiers."""
     status: CallStatus
     tokens_in: int
     tokens_out: int

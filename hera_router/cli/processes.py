@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 def worker(
     ctx: typer.Context,
     queues: str = typer.Option(
-        "router", "--queues", "-Q", help="Comma-separated logical queues: router, edge, cloud, training, maintenance."
+        "router",
+        "--queues",
+        "-Q",
+        help="Comma-separated logical queues (router, edge, cloud, training, maintenance) or model tiers' "
+        "queues (HERA_MODELS: a tier's `queue`, or its name).",
     ),
     concurrency: int = typer.Option(2, "--concurrency", "-c"),
     pool: str = typer.Option(
@@ -39,15 +43,23 @@ def worker(
     metrics_dir = enable_multiprocess_metrics(settings)
 
     from hera_router.metrics.instruments import MetricsEndpoint, serve_metrics
+    from hera_router.pipeline.tiers import tier_queues
     from hera_router.workers import Queue, create_app
     from hera_router.workers.queues import physical_name
 
-    try:
-        selected = [Queue(name.strip()) for name in queues.split(",") if name.strip()]
-    except ValueError as exc:
-        known = ", ".join(queue.value for queue in Queue)
-        raise typer.BadParameter(f"{exc}; known queues: {known}", param_hint="--queues") from None
-    physical = ",".join(physical_name(queue, settings.queues) for queue in selected)
+    by_tier = tier_queues(settings)
+    selected: list[str] = []
+    for name in (part.strip() for part in queues.split(",")):
+        if not name:
+            continue
+        if name in {queue.value for queue in Queue}:
+            selected.append(physical_name(Queue(name), settings.queues))
+        elif name in by_tier or name in by_tier.values():
+            selected.append(by_tier.get(name, name))  # a tier's name, or its queue
+        else:
+            known = ", ".join([*(queue.value for queue in Queue), *dict.fromkeys(by_tier.values())])
+            raise typer.BadParameter(f"{name!r} is not a queue; known queues: {known}", param_hint="--queues")
+    physical = ",".join(dict.fromkeys(selected))
     celery_app = create_app(settings)
     port = settings.ops.worker_metrics_port if metrics_port is None else metrics_port
     if port:

@@ -34,6 +34,8 @@ from hera_router.db.enums import (
 NAME_LENGTH = 128
 BRANCH_LENGTH = 32
 """Routing branch labels (``URC``, ``SSE``, ``SLE``, ``CD``, ``SD``, ``LLM``, ``fallback`` ...)."""
+TIER_NAME_LENGTH = 64
+"""A model tier's name (``ModelTier.name``)."""
 WORKER_NAME_LENGTH = 200
 
 
@@ -158,6 +160,8 @@ class Subtask(UUIDPrimaryKey, Timestamps, Base):
     seq: Mapped[int]
     part: Mapped[int] = mapped_column(default=0)
     executor: Mapped[Executor] = mapped_column(value_enum(Executor, "executor"))
+    tier: Mapped[str | None] = mapped_column(String(TIER_NAME_LENGTH))
+    """The named model tier (``HERA_MODELS``) that runs the step; None: the role's own backend."""
     branch: Mapped[str] = mapped_column(String(BRANCH_LENGTH))
     text: Mapped[str] = mapped_column(Text)
     output: Mapped[str | None] = mapped_column(Text)
@@ -237,6 +241,8 @@ class ModelCall(UUIDPrimaryKey, CreatedAt, Base):
     backend: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(NAME_LENGTH))
     role: Mapped[ModelRole] = mapped_column(value_enum(ModelRole, "model_role"))
+    tier: Mapped[str | None] = mapped_column(String(TIER_NAME_LENGTH))
+    """The model tier the call went to (``HERA_MODELS``); None without tiers."""
     tokens_in: Mapped[int] = mapped_column(default=0)
     tokens_out: Mapped[int] = mapped_column(default=0)
     latency_ms: Mapped[float]

@@ -59,8 +59,10 @@ class Pipeline:
     def verify_step(self, subtask_id: uuid.UUID) -> str:
         return self.routing.verify_step(subtask_id)
 
-    def run_subtask(self, subtask_id: uuid.UUID, executor: Executor, *, final_attempt: bool = True) -> str:
-        return self.execution.run_subtask(subtask_id, executor, final_attempt=final_attempt)
+    def run_subtask(
+        self, subtask_id: uuid.UUID, executor: Executor, *, final_attempt: bool = True, tier: str | None = None
+    ) -> str:
+        return self.execution.run_subtask(subtask_id, executor, final_attempt=final_attempt, tier=tier)
 
     def relay(self, limit: int = 500) -> int:
         return self.recovery.relay(limit)

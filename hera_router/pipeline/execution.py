@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from hera_router.agent.format import parse_step, render_step_messages
 from hera_router.backends.base import BackendError, Generation, GenerationParams, Message, mean_logprob
 from hera_router.backends.pricing import bytes_sent, cost_columns, cost_usd, generation_breakdown
+from hera_router.config import BackendSettings
 from hera_router.db.base import utcnow
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES, CallStatus, Executor, SubtaskStatus
 from hera_router.db.repositories import DecisionRepository, ModelCallRepository, RequestRepository, SubtaskRepository
@@ -22,6 +23,7 @@ from hera_router.pipeline.budgets import BudgetBreach, admit_call
 from hera_router.pipeline.progress import hand_on
 from hera_router.pipeline.routing import RoutingHop
 from hera_router.pipeline.services import MODEL_ROLE_OF, ROLE_OF, Claimed, Services, history
+from hera_router.pipeline.tiers import cheapest_edge, executor_of, next_tier
 
 
 class ExecutionHop:
@@ -30,7 +32,9 @@ class ExecutionHop:
         self.settings = services.settings
         self.routing = routing
 
-    def run_subtask(self, subtask_id: uuid.UUID, executor: Executor, *, final_attempt: bool = True) -> str:
+    def run_subtask(
+        self, subtask_id: uuid.UUID, executor: Executor, *, final_attempt: bool = True, tier: str | None = None
+    ) -> str:
         """Execute one subtask on ``executor``'s backend and hand on. Returns what happened.
 
         ``final_attempt`` is False while the Celery task still has retries left: a transient
@@ -42,8 +46,11 @@ class ExecutionHop:
         unpublished until this process has claimed the step, so if the process dies first the
         relay sends it. The task's retries belong to its first step: a continuation's backend
         error is handled as on a last attempt (fallback or fail).
+
+        ``tier``: the step is on that model tier (``HERA_MODELS``): its backend runs it, and the
+        claim takes the step only while it is still on that tier.
         """
-        claimed = self._claim(subtask_id, executor)
+        claimed = self._claim(subtask_id, executor, tier=tier)
         first = True
         while not isinstance(claimed, str):
             outcome, continuation = self._execute(claimed, final_attempt=final_attempt or not first)
@@ -61,7 +68,7 @@ class ExecutionHop:
         """The model call of a claimed step and its completion; the continuation to run next."""
         with self.services.liveness.holding(claimed.subtask_id):
             try:
-                generation = self.services.backend(ROLE_OF[claimed.executor]).generate(
+                generation = self.services.backend(ROLE_OF[claimed.executor], claimed.tier).generate(
                     claimed.messages, self._params(claimed)
                 )
             except BackendError as exc:
@@ -105,13 +112,23 @@ class ExecutionHop:
         return held
 
     def _params(self, claimed: Claimed) -> GenerationParams:
-        config = self.settings.edge if claimed.executor is Executor.SLM else self.settings.cloud
+        config = self._config(claimed.executor, claimed.tier)
         return GenerationParams(
             max_new_tokens=config.max_new_tokens, logprobs=config.logprobs, idempotency_key=claimed.call_key
         )
 
+    def _config(self, executor: Executor, tier: str | None) -> BackendSettings:
+        if tier is not None:
+            return self.settings.tier(tier).backend
+        return self.settings.edge if executor is Executor.SLM else self.settings.cloud
+
     def _claim(
-        self, subtask_id: uuid.UUID, executor: Executor, *, consumed: Collection[uuid.UUID] = ()
+        self,
+        subtask_id: uuid.UUID,
+        executor: Executor,
+        *,
+        consumed: Collection[uuid.UUID] = (),
+        tier: str | None = None,
     ) -> Claimed | str:
         """One transaction: take the step (guarded), read what its prompt needs, and put the model
         call on record (``started``) before it is made, so a call whose worker dies afterwards is
@@ -121,7 +138,9 @@ class ExecutionHop:
         def work(session: Session) -> list[uuid.UUID]:
             subtasks = SubtaskRepository(session)
             stale_before = utcnow() - timedelta(seconds=self.settings.subtask_stale_after_s)
-            subtask = subtasks.claim(subtask_id, executor, stale_before, claimed_by=self.services.liveness.name)
+            subtask = subtasks.claim(
+                subtask_id, executor, stale_before, claimed_by=self.services.liveness.name, tier=tier
+            )
             if subtask is None:
                 return []  # done already, running elsewhere, or the message predates a fallback
             requests = RequestRepository(session)
@@ -138,7 +157,7 @@ class ExecutionHop:
             # A verify re-run under ``cheapest`` keeps its cloud call: moved back to the edge it
             # would only be verified and escalated again.
             if over is not None and not (over.action == "cheapest" and subtask.branch == "verify"):
-                return self._over_budget(session, subtask_id, subtask.request_id, subtask.seq, over)
+                return self._over_budget(session, subtask_id, subtask.request_id, subtask.seq, over, tier)
             everything = subtasks.steps_for_request(subtask.request_id)
             prior = [(s.subtask, s.result) for s in history(everything, subtask.seq)]
             if subtask.part > 0:
@@ -157,9 +176,10 @@ class ExecutionHop:
                 executor=executor,
                 messages=messages,
                 escalated=subtask.branch == "verify",
-                verify=self.routing.verifies(request.policy, executor, subtask.part),
+                verify=self.routing.verifies(request.policy, executor, subtask.part, tier),
+                tier=tier,
             )
-            backend = self.services.backend(ROLE_OF[executor])
+            backend = self.services.backend(ROLE_OF[executor], tier)
             ModelCallRepository(session).start(
                 idempotency_key=step.call_key,
                 request_id=step.request_id,
@@ -167,7 +187,8 @@ class ExecutionHop:
                 backend=backend.name,
                 model=backend.model,
                 role=MODEL_ROLE_OF[executor],
-                estimated_cost_usd=self._estimated_cost(messages, backend.model, executor),
+                estimated_cost_usd=self._estimated_cost(messages, backend.model, executor, tier),
+                tier=tier,
             )
             claimed.append(step)
             # A continuation run in-process: its outbox row counts as delivered.
@@ -178,12 +199,25 @@ class ExecutionHop:
         return claimed[0] if claimed else "skipped"
 
     def _over_budget(
-        self, session: Session, subtask_id: uuid.UUID, request_id: uuid.UUID, seq: int, over: BudgetBreach
+        self,
+        session: Session,
+        subtask_id: uuid.UUID,
+        request_id: uuid.UUID,
+        seq: int,
+        over: BudgetBreach,
+        tier: str | None = None,
     ) -> list[uuid.UUID]:
         """The tenant reached a budget before this call: stop the request, or (action ``cheapest``)
-        move a cloud step to the edge."""
+        move a cloud step to the edge (on the ladder: to the cheapest edge tier)."""
         subtasks = SubtaskRepository(session)
-        if over.action == "cheapest" and subtasks.reassign(subtask_id, Executor.LLM, Executor.SLM):
+        if over.action == "cheapest" and tier is not None:
+            edge = cheapest_edge(self.settings)
+            if edge.role == "edge" and subtasks.move_tier(subtask_id, tier, edge.name, Executor.SLM):
+                DecisionRepository(session).set_fallback(
+                    request_id, seq, Executor.SLM, f"{over.message}; ran on the edge tier {edge.name}"
+                )
+                return [self.services.queue_run(session, subtask_id, Executor.SLM, edge.name)]
+        elif over.action == "cheapest" and subtasks.reassign(subtask_id, Executor.LLM, Executor.SLM):
             DecisionRepository(session).set_fallback(request_id, seq, Executor.SLM, f"{over.message}; ran on the edge")
             return [self.services.queue_run(session, subtask_id, Executor.SLM)]
         reason = f"stopped before step {seq}: {over.message}"
@@ -191,10 +225,10 @@ class ExecutionHop:
         RequestRepository(session).fail(request_id, reason)
         return []
 
-    def _estimated_cost(self, messages: list[Message], model: str, executor: Executor) -> float:
+    def _estimated_cost(self, messages: list[Message], model: str, executor: Executor, tier: str | None) -> float:
         """The call's cost at the step's token limit, from a 4-characters-per-token prompt size."""
         role = ROLE_OF[executor]
-        config = self.settings.edge if role == "edge" else self.settings.cloud
+        config = self._config(executor, tier)
         prompt_tokens = sum(len(message.content) for message in messages) // 4 + 1
         return cost_usd(self.settings, model, prompt_tokens, config.max_new_tokens, 0.0, role)
 
@@ -258,13 +292,23 @@ class ExecutionHop:
         if not kept:
             return []
         if claimed.verify:
-            return [self.services.queue_verify(session, claimed.subtask_id)]
+            return [self.services.queue_verify(session, claimed.subtask_id, claimed.tier)]
         return hand_on(self.services, session, claimed, parsed, continuation if self.settings.inline_spans else None)
 
     def _on_backend_error(self, claimed: Claimed, exc: BackendError, *, final_attempt: bool) -> str:
+        if claimed.tier is not None and claimed.part == 0 and self.settings.edge_fallback_to_cloud:
+            up = next_tier(self.settings, claimed.tier)
+            if up is not None and self.settings.tier(claimed.tier).role == "edge":
+                self.services.publish_after(lambda session: self._climb(session, claimed, up.name, exc))
+                return f"fell back to tier {up.name}"
         # Any edge failure (down, overloaded, or refusing a prompt too long for the small model)
         # is worth one try on the cloud; decomposed parts have no cloud twin, so they do not.
-        fallback = claimed.executor is Executor.SLM and claimed.part == 0 and self.settings.edge_fallback_to_cloud
+        fallback = (
+            claimed.executor is Executor.SLM
+            and claimed.tier is None
+            and claimed.part == 0
+            and self.settings.edge_fallback_to_cloud
+        )
         if fallback:
             self.services.publish_after(lambda session: self._fall_back(session, claimed, exc))
             return "fell back to the cloud"
@@ -277,7 +321,7 @@ class ExecutionHop:
         return "failed"
 
     def _record_failed_call(self, session: Session, claimed: Claimed, exc: BackendError) -> None:
-        backend = self.services.backend(ROLE_OF[claimed.executor])
+        backend = self.services.backend(ROLE_OF[claimed.executor], claimed.tier)
         if ModelCallRepository(session).finish(
             claimed.call_key, status=CallStatus.ERROR, latency_ms=0.0, error=str(exc)
         ):
@@ -293,6 +337,22 @@ class ExecutionHop:
         )
         metrics.after_commit(session, metrics.FALLBACKS.inc)
         return [self.services.queue_run(session, claimed.subtask_id, Executor.LLM)]
+
+    def _climb(self, session: Session, claimed: Claimed, up: str, exc: BackendError) -> list[uuid.UUID]:
+        """An edge tier failed: the step goes one rung up (the ladder's fallback), and says why."""
+        assert claimed.tier is not None
+        executor = executor_of(self.settings.tier(up))
+        if not SubtaskRepository(session).move_tier(claimed.subtask_id, claimed.tier, up, executor):
+            return []
+        self._record_failed_call(session, claimed, exc)
+        DecisionRepository(session).set_fallback(
+            claimed.request_id,
+            claimed.seq,
+            executor,
+            f"edge tier {claimed.tier} unavailable, ran one rung up on {up}: {exc}",
+        )
+        metrics.after_commit(session, metrics.FALLBACKS.inc)
+        return [self.services.queue_run(session, claimed.subtask_id, executor, up)]
 
     def _release(self, claimed: Claimed, exc: BackendError) -> None:
         def work(session: Session) -> list[uuid.UUID]:

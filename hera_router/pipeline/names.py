@@ -41,15 +41,29 @@ def plan_task_id(request_id: uuid.UUID, seq: int) -> str:
     return f"plan:{request_id}:{seq}"
 
 
-def verify_task_id(subtask_id: uuid.UUID) -> str:
-    """The verify hop of an SLM step."""
+def verify_task_id(subtask_id: uuid.UUID, tier: str | None = None) -> str:
+    """The verify hop of an SLM step, or of a step's run on a model tier (a step that climbs the
+    ladder is verified once per rung, so the rung is part of the id)."""
+    if tier is not None:
+        return f"verify:{subtask_id}:tier:{tier}"
     return f"verify:{subtask_id}"
 
 
-def run_task_id(subtask_id: uuid.UUID, executor: Executor) -> str:
-    """The execution hop; the executor is part of it because a fallback re-sends the same subtask
-    to the other queue."""
+def run_task_id(subtask_id: uuid.UUID, executor: Executor, tier: str | None = None) -> str:
+    """The execution hop; the executor (or the model tier) is part of it because a fallback or an
+    escalation re-sends the same subtask to another queue."""
+    if tier is not None:
+        return f"run:{subtask_id}:tier:{tier}"
     return f"run:{subtask_id}:{executor.value}"
+
+
+def run_kwargs(subtask_id: uuid.UUID, executor: Executor, tier: str | None = None) -> dict[str, object]:
+    """The execution hop's arguments; ``tier`` only when the step is on a model tier, so a
+    two-role deployment's messages stay what they always were."""
+    kwargs: dict[str, object] = {"subtask_id": str(subtask_id), "executor": executor.value}
+    if tier is not None:
+        kwargs["tier"] = tier
+    return kwargs
 
 
 def shadow_task_id(request_id: uuid.UUID) -> str:

@@ -17,7 +17,7 @@ from hera_router.db.repositories import OutboxRepository, RequestRepository, Sub
 from hera_router.db.session import session_scope
 from hera_router.metrics import instruments as metrics
 from hera_router.pipeline import graph
-from hera_router.pipeline.names import TaskName, plan_task_id, run_task_id, verify_task_id
+from hera_router.pipeline.names import TaskName, plan_task_id, run_kwargs, run_task_id, verify_task_id
 from hera_router.pipeline.queues import EXECUTOR_QUEUES, Queue
 from hera_router.pipeline.services import Services
 
@@ -56,11 +56,11 @@ class RecoveryHop:
         now = utcnow()
         timeout = timedelta(seconds=settings.worker_timeout_s)
         reopened: list[uuid.UUID] = []
-        depths: dict[Queue, int | None] = {}
+        depths: dict[Queue | str, int | None] = {}
 
         held: list[set[str] | None] = []
 
-        def lost(queue: Queue, task_id: str) -> bool:
+        def lost(queue: Queue | str, task_id: str) -> bool:
             """Whether the hop's message is gone: nothing waits in its queue, or a worker took it
             ``lost_after_s`` ago without acknowledging it (and no live claim explains that)."""
             if queue not in depths:
@@ -90,7 +90,7 @@ class RecoveryHop:
         now: datetime,
         timeout: timedelta,
         limit: int,
-        lost: Callable[[Queue, str], bool],
+        lost: Callable[[Queue | str, str], bool],
         reopened: list[uuid.UUID],
     ) -> None:
         settings = self.settings
@@ -106,8 +106,8 @@ class RecoveryHop:
             for step in workers.orphaned_steps(now - timeout, limit):
                 if subtasks.transition(step.id, [SubtaskStatus.RUNNING], SubtaskStatus.PENDING):
                     redriven.add(step.request_id)
-                    kwargs: dict[str, object] = {"subtask_id": str(step.id), "executor": step.executor.value}
-                    task_id = run_task_id(step.id, step.executor)
+                    kwargs = run_kwargs(step.id, step.executor, step.tier)
+                    task_id = run_task_id(step.id, step.executor, step.tier)
                     reopened.append(outbox.reopen(TaskName.RUN_SUBTASK, kwargs, task_id).id)
                     log.warning(
                         "re-driving step %s of request %s: its worker %s stopped",
@@ -135,6 +135,8 @@ class RecoveryHop:
                 continue  # its step is running on a live worker: a long call, not a stall
             task, kwargs, task_id, queue, held = hop
             idle_since = max(request.updated_at, request.heartbeat_at or request.updated_at)
+            if "tier" in kwargs:  # a step on a model tier waits in that tier's own queue
+                queue = settings.tier_queue(settings.tier(str(kwargs["tier"])))
             if idle_since >= backstop and not lost(queue, task_id):
                 continue  # its message may be waiting in a busy queue
             if held is not None:  # running, but its worker is gone: give it back first
@@ -149,7 +151,7 @@ class RecoveryHop:
     @staticmethod
     def _missing_hop(
         subtasks: SubtaskRepository, request_id: uuid.UUID, seq: int, fresh_after: datetime | None
-    ) -> tuple[TaskName, dict[str, object], str, Queue, uuid.UUID | None] | None:
+    ) -> tuple[TaskName, dict[str, object], str, Queue | str, uuid.UUID | None] | None:
         """The hop the request waits for at step ``seq``, from what the database says, and the
         running step to give back first (not touched since ``fresh_after``); None if its step is
         running and fresh (``fresh_after`` None: every running step counts as fresh)."""
@@ -166,13 +168,13 @@ class RecoveryHop:
                 if fresh_after is None or step.updated_at >= fresh_after:
                     return None
                 held = step.id
-            kwargs: dict[str, object] = {"subtask_id": str(step.id), "executor": step.executor.value}
-            queue = EXECUTOR_QUEUES[step.executor]
-            return TaskName.RUN_SUBTASK, kwargs, run_task_id(step.id, step.executor), queue, held
+            kwargs = run_kwargs(step.id, step.executor, step.tier)
+            queue = EXECUTOR_QUEUES[step.executor]  # on a model tier, the caller asks the tier's queue
+            return TaskName.RUN_SUBTASK, kwargs, run_task_id(step.id, step.executor, step.tier), queue, held
         waiting = next((s for s in rows if s.part == 0 and s.status is SubtaskStatus.SUCCEEDED), None)
         if waiting is not None:
             # Succeeded but the request did not move on: its verify hop was lost.
             kwargs = {"subtask_id": str(waiting.id)}
-            return TaskName.VERIFY_STEP, kwargs, verify_task_id(waiting.id), Queue.ROUTER, None
+            return TaskName.VERIFY_STEP, kwargs, verify_task_id(waiting.id, waiting.tier), Queue.ROUTER, None
         kwargs = {"request_id": str(request_id), "seq": seq}
         return TaskName.PLAN_STEP, kwargs, plan_task_id(request_id, seq), Queue.ROUTER, None

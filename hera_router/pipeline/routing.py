@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from hera_router.agent.format import parse_step
 from hera_router.backends.pricing import cost_usd
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES, Executor, RequestStatus, SubtaskStatus
+from hera_router.db.models import Subtask
 from hera_router.db.repositories import DecisionRepository, RequestRepository, SubtaskRepository
 from hera_router.db.repositories.subtasks import RequestState
 from hera_router.db.session import session_scope
@@ -22,6 +23,7 @@ from hera_router.metrics import instruments as metrics
 from hera_router.pipeline.budgets import keep_on_edge, step_limits
 from hera_router.pipeline.progress import hand_on
 from hera_router.pipeline.services import Claimed, Services, history
+from hera_router.pipeline.tiers import at_rung, executor_of, next_tier, rung_of, step_tier
 from hera_router.routing.base import (
     Decision,
     GraphPosition,
@@ -68,7 +70,7 @@ class RoutingHop:
             first = (
                 None if step is None else next((s for s in subtasks if s.parent_id == step.id and s.part == 1), step)
             )
-            existing = None if first is None else (first.id, first.executor)
+            existing = None if first is None else (first.id, first.executor, first.tier)
             limits = self._limits(session, request, steps, current)
         if existing is not None:
             # Redelivered after the first copy committed (the decision and the step row are written
@@ -99,7 +101,7 @@ class RoutingHop:
             return None
         if not decision.elapsed_ms:
             decision = replace(decision, elapsed_ms=(time.perf_counter() - started) * 1e3)
-        decision = constrain(decision, limits)
+        decision = constrain(at_rung(self.settings, decision), limits)
 
         def work(session: Session) -> list[uuid.UUID]:
             if queued:
@@ -154,13 +156,14 @@ class RoutingHop:
             if step is None:  # pragma: no cover - the decision and the step row commit together
                 return []
             head = subtasks.by_key(request_id, seq, 1) or step
-            return [self.services.queue_run(session, head.id, head.executor)]
+            return [self.services.queue_run(session, head.id, head.executor, head.tier)]
         metrics.after_commit(session, lambda: metrics.record_decision(decision))
+        tier = step_tier(self.settings, decision)
         step_id, executor = subtasks.add_id(
-            request_id=request_id, seq=seq, executor=decision.executor, branch=decision.branch, text=text
+            request_id=request_id, seq=seq, executor=decision.executor, branch=decision.branch, text=text, tier=tier
         )
         if not decision.parts:
-            return [self.services.queue_run(session, step_id, executor)]
+            return [self.services.queue_run(session, step_id, executor, tier)]
         # SD: the parts run in order in place of the step; the step row is their parent. Each on
         # the SLM, or (partial SD) on the executor the decision gave it.
         runs_on = decision.part_executors or (Executor.SLM,) * len(decision.parts)
@@ -179,10 +182,14 @@ class RoutingHop:
         assert first_part is not None
         return [self.services.queue_run(session, *first_part)]
 
-    def verifies(self, policy_name: str, executor: Executor, part: int) -> bool:
-        """Whether this SLM step goes to the router's verify stage before the request moves on
-        (decided at claim time, from the request the claim has already read)."""
-        if executor is not Executor.SLM or part > 0:
+    def verifies(self, policy_name: str, executor: Executor, part: int, tier: str | None = None) -> bool:
+        """Whether this SLM step (or a step on any rung of the ladder but the top) goes to the
+        router's verify stage before the request moves on (decided at claim time, from the request
+        the claim has already read)."""
+        if tier is not None:
+            if part > 0 or next_tier(self.settings, tier) is None:
+                return False  # the top rung is the reference
+        elif executor is not Executor.SLM or part > 0:
             return False  # LLM steps are the reference; decomposition parts are judged as SD's
         try:
             policy = self.services.policy(policy_name)
@@ -203,7 +210,11 @@ class RoutingHop:
         def work(session: Session) -> list[uuid.UUID]:
             subtasks = SubtaskRepository(session)
             step = subtasks.get(subtask_id)
-            if step is None or step.status is not SubtaskStatus.SUCCEEDED or step.executor is not Executor.SLM:
+            if (
+                step is None
+                or step.status is not SubtaskStatus.SUCCEEDED
+                or (step.executor is not Executor.SLM and step.tier is None)
+            ):
                 return []
             requests = RequestRepository(session)
             request = requests.state(step.request_id)
@@ -218,6 +229,8 @@ class RoutingHop:
                 history=tuple(history(everything, step.seq)),
                 max_steps=self.settings.routing.max_steps,
             )
+            if step.tier is not None:
+                return self._verify_rung(session, step, request, outcome)
             verify = getattr(self.services.policy(request.policy), "verify", None)
             verdict = verify(context, step.confidence, estimators) if verify is not None else None
             claimed = Claimed(step.id, step.request_id, step.seq, 0, step.attempts, Executor.SLM, [])
@@ -259,3 +272,39 @@ class RoutingHop:
 
         self.services.publish_after(work)
         return outcome[0] if outcome else "skipped"
+
+    def _verify_rung(self, session: Session, step: Subtask, request: Row[Any], outcome: list[str]) -> list[uuid.UUID]:
+        """The ladder's verify stage (``routing/ladder.py``): keep the result of the step's tier,
+        or re-run the step one rung up (never skipping one), recording the climb and its reason."""
+        assert step.tier is not None
+        judge = getattr(self.services.policy(request.policy), "judge", None)
+        rung, up = rung_of(self.settings, step.tier), next_tier(self.settings, step.tier)
+        verdict = None if judge is None or up is None else judge(rung, len(self.settings.models), step.confidence)
+        decisions = DecisionRepository(session)
+        kept = None if verdict is None or verdict.accept else keep_on_edge(session, self.settings, request.tenant_id)
+        claimed = Claimed(step.id, step.request_id, step.seq, 0, step.attempts, step.executor, [], tier=step.tier)
+        if verdict is None or up is None or verdict.accept or kept is not None:
+            if verdict is not None:
+                decisions.record_rung(
+                    step.request_id, step.seq, rung=rung, accept=True, score=verdict.score,
+                    threshold=verdict.threshold, reason=kept, elapsed_ms=verdict.elapsed_ms,
+                )  # fmt: skip
+            outcome.append("accepted")
+            return hand_on(self.services, session, claimed, parse_step(step.raw_output or step.output or ""))
+        if not SubtaskRepository(session).move_tier(step.id, step.tier, up.name, executor_of(up), escalate=True):
+            return []
+        judged = (
+            "had no logprobs" if step.confidence is None else f"scored {verdict.score:.3f} < {verdict.threshold:.3f}"
+        )
+        decisions.record_rung(
+            step.request_id, step.seq, rung=rung, accept=False, score=verdict.score, threshold=verdict.threshold,
+            executor=executor_of(up), elapsed_ms=verdict.elapsed_ms,
+            reason=f"ladder: tier {step.tier}'s result {judged}; re-ran one rung up on {up.name}",
+        )  # fmt: skip
+        # The step is counted once, on the rung that keeps it; every call stays in model_calls.
+        on_edge = step.executor is Executor.SLM
+        RequestRepository(session).add_usage(
+            step.request_id, cost_usd=0.0, slm_steps=-int(on_edge), llm_steps=-int(not on_edge)
+        )
+        outcome.append("escalated")
+        return [self.services.queue_run(session, step.id, executor_of(up), up.name)]

@@ -23,7 +23,7 @@ from hera_router.db.models import Subtask
 from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
 from hera_router.pipeline.liveness import Liveness
-from hera_router.pipeline.names import TaskName, plan_task_id, run_task_id, verify_task_id
+from hera_router.pipeline.names import TaskName, plan_task_id, run_kwargs, run_task_id, verify_task_id
 from hera_router.pipeline.outbox import Dispatcher
 from hera_router.pipeline.queues import Queue
 from hera_router.routing.base import Policy, Step
@@ -35,8 +35,9 @@ MODEL_ROLE_OF: dict[Executor, ModelRole] = {Executor.SLM: ModelRole.EDGE, Execut
 
 BackendFactory = Callable[[Settings, BackendRole], ModelBackend]
 EstimatorSource = Callable[[], Estimators | None]
-QueueDepth = Callable[[Queue], int | None]
-"""Messages waiting in a logical queue, or None if the broker cannot say."""
+QueueDepth = Callable[[Queue | str], int | None]
+"""Messages waiting in a logical queue (or a physical one, by name: a model tier's), or None if
+the broker cannot say."""
 HeldMessages = Callable[[float], set[str] | None]
 """Task ids of messages taken by a worker at least this many seconds ago and not acknowledged,
 or None if the broker cannot say."""
@@ -52,7 +53,7 @@ def no_estimators() -> Estimators | None:
     return None
 
 
-def unknown_depth(queue: Queue) -> int | None:
+def unknown_depth(queue: Queue | str) -> int | None:
     return None
 
 
@@ -75,11 +76,15 @@ class Claimed:
     """The LLM re-run of a step whose SLM result the verify stage rejected."""
     verify: bool = False
     """An SLM step of a policy with a verify stage: completing it queues the verify hop."""
+    tier: str | None = None
+    """The model tier (``HERA_MODELS``) the step runs on; None: the executor's role backend."""
 
     @property
     def call_key(self) -> str:
-        """The model call's idempotency key: one call per claimed attempt on an executor (a
-        fallback or the verify stage's re-run moves the step to the LLM, a new key)."""
+        """The model call's idempotency key: one call per claimed attempt on an executor or tier
+        (a fallback or the verify stage's re-run moves the step, a new key)."""
+        if self.tier is not None:
+            return f"call:{self.subtask_id}:tier:{self.tier}:{self.attempt}"
         return f"call:{self.subtask_id}:{self.executor.value}:{self.attempt}"
 
 
@@ -113,16 +118,18 @@ class Services:
         # Called for every decision, so a newly promoted estimator version is picked up by a
         # running router without a restart (the source caches and checks the registry itself).
         self.estimator_source = estimator_source
-        self._backends: dict[BackendRole, ModelBackend] = {}
+        self._backends: dict[tuple[BackendRole, str | None], ModelBackend] = {}
         self._policies: dict[str, Policy] = {}
         self._lock = threading.Lock()
 
-    def backend(self, role: BackendRole) -> ModelBackend:
-        """The process's backend for ``role``, built on first use (after the worker forked)."""
+    def backend(self, role: BackendRole, tier: str | None = None) -> ModelBackend:
+        """The process's backend for ``role`` (or for model tier ``tier``, whose role it is), built
+        on first use (after the worker forked)."""
         with self._lock:
-            if role not in self._backends:
-                self._backends[role] = self._backend_factory(self.settings, role)
-            return self._backends[role]
+            if (role, tier) not in self._backends:
+                settings = self.settings if tier is None else self.settings.for_tier(self.settings.tier(tier))
+                self._backends[role, tier] = self._backend_factory(settings, role)
+            return self._backends[role, tier]
 
     def policy(self, name: str) -> Policy:
         with self._lock:
@@ -146,14 +153,19 @@ class Services:
 
     # -- the next hop, queued in the caller's transaction ---------------------------------------
 
-    def queue_run(self, session: Session, subtask_id: uuid.UUID, executor: Executor) -> uuid.UUID:
-        kwargs = {"subtask_id": str(subtask_id), "executor": executor.value}
-        return self.dispatcher.enqueue(session, TaskName.RUN_SUBTASK, kwargs, run_task_id(subtask_id, executor))
+    def queue_run(
+        self, session: Session, subtask_id: uuid.UUID, executor: Executor, tier: str | None = None
+    ) -> uuid.UUID:
+        """The execution hop of a step; on a model tier, to that tier's queue (the message's
+        ``tier`` argument routes it: ``workers/queues.py``)."""
+        kwargs = run_kwargs(subtask_id, executor, tier)
+        task_id = run_task_id(subtask_id, executor, tier)
+        return self.dispatcher.enqueue(session, TaskName.RUN_SUBTASK, kwargs, task_id)
 
     def queue_plan(self, session: Session, request_id: uuid.UUID, seq: int) -> uuid.UUID:
         kwargs = {"request_id": str(request_id), "seq": seq}
         return self.dispatcher.enqueue(session, TaskName.PLAN_STEP, kwargs, plan_task_id(request_id, seq))
 
-    def queue_verify(self, session: Session, subtask_id: uuid.UUID) -> uuid.UUID:
+    def queue_verify(self, session: Session, subtask_id: uuid.UUID, tier: str | None = None) -> uuid.UUID:
         kwargs = {"subtask_id": str(subtask_id)}
-        return self.dispatcher.enqueue(session, TaskName.VERIFY_STEP, kwargs, verify_task_id(subtask_id))
+        return self.dispatcher.enqueue(session, TaskName.VERIFY_STEP, kwargs, verify_task_id(subtask_id, tier))

@@ -103,6 +103,9 @@ class Decision:
     elapsed_ms: float = 0.0
     reason: str | None = None
     """Why the decision overrides the policy's choice (a budget, a cost cap, a latency budget)."""
+    rung: int | None = None
+    """Ladder policies: the rung of ``HERA_MODELS`` (0: the cheapest) the step starts on; the
+    pipeline resolves it to a tier, and ``executor`` to that tier's role. None: a two-role decision."""
 
     def __post_init__(self) -> None:
         if self.span < 1:

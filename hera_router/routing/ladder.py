@@ -19,14 +19,25 @@ Conventions, stated once:
   chain the top rung writes. A full binary tree per pair over D steps costs 2^D calls per request,
   an N-ary tree N^D; per-pair labels need only the two rungs' answers to the same prompt, so N
   models cost N × D calls per request, and adding a model adds D.
-* The same judge runs in the simulated evaluation and would run in the pipeline's verify hop;
-  only the two-rung case (``edge``, ``cloud``) is wired into the pipeline today.
+* The same judge runs in the simulated evaluation and in the pipeline's verify hop
+  (:class:`LadderPolicy`, ``hera-ladder``): with ``HERA_MODELS`` set, each step records its tier,
+  runs on that tier's backend from that tier's queue, and a rejected result is re-run on the next
+  tier up; without it the ladder is today's two rungs (edge, cloud).
+* Thresholds in the pipeline are settings (``HERA_ROUTING__LADDER_THRESHOLDS``, per pair, and
+  ``__LADDER_THRESHOLD`` for the rest); a result without logprobs cannot be judged and goes up
+  (the conservative choice: accuracy over cost), so tiers below the top should ask for logprobs.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from hera_router.config import RoutingSettings
+from hera_router.db.enums import Executor
+from hera_router.routing.base import Decision, RoutingContext, Verdict
+from hera_router.routing.estimators import Estimators
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +84,51 @@ def pair_threshold(scores: Sequence[float], helped: Sequence[bool], tolerance: f
         if bad / count <= tolerance:
             best = score
     return best
+
+
+class LadderPolicy:
+    """HERA's ladder in the live pipeline: every step starts on the cheapest rung
+    (``HERA_ROUTING__LADDER_START``), and the verify stage climbs one rung at a time.
+
+    Needs no learned estimators: the judge of a pair is the lower rung's mean token logprob.
+    """
+
+    name = "hera-ladder"
+    verifies = True
+    """Every rung but the top is judged after it ran (``pipeline/routing.py`` verify stage)."""
+
+    def __init__(self, settings: RoutingSettings) -> None:
+        self.settings = settings
+
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
+        # The executor is a placeholder for the rung's role; the pipeline resolves both.
+        return Decision(executor=Executor.SLM, branch="ladder", policy=self.name, rung=self.settings.ladder_start)
+
+    def threshold(self, rung: int) -> float:
+        thresholds = self.settings.ladder_thresholds
+        return thresholds[rung] if rung < len(thresholds) else self.settings.ladder_threshold
+
+    def verify(
+        self, context: RoutingContext, confidence: float | None, estimators: Estimators | None = None
+    ) -> Verdict:
+        """The two-role case (no ``HERA_MODELS``): the ladder is edge, cloud; judge the edge's result."""
+        return self.judge(0, 2, confidence)
+
+    def judge(self, rung: int, rungs: int, confidence: float | None) -> Verdict:
+        """Keep rung ``rung``'s result (of ``rungs``), or send the step one rung up."""
+        started = time.perf_counter()
+        threshold = self.threshold(rung) if rung < rungs - 1 else float("-inf")
+        if confidence is None:
+            accept = rung >= rungs - 1  # no logprobs: cannot judge, so climb (the top is never judged)
+            score = float("-inf")
+        else:
+            ladder = Ladder(
+                names=tuple(str(k) for k in range(rungs)),
+                thresholds=tuple(self.threshold(k) for k in range(rungs - 1)),
+            )
+            accept = ladder.escalate(rung, confidence) is None
+            score = confidence
+        return Verdict(
+            accept=accept, score=score, threshold=threshold, policy=self.name,
+            elapsed_ms=(time.perf_counter() - started) * 1e3,
+        )  # fmt: skip

@@ -7,6 +7,7 @@ from hera_router.routing.base import Policy, PolicyFactory, UnknownPolicyError
 from hera_router.routing.baselines import AllLLM, AllSLM, MinionsPolicy, RandomPolicy
 from hera_router.routing.hera import VARIANTS, hera_variant
 from hera_router.routing.hybridllm import HybridLLMPolicy
+from hera_router.routing.ladder import LadderPolicy
 from hera_router.routing.oracle import OraclePolicy
 
 POLICIES: dict[str, PolicyFactory] = {
@@ -16,6 +17,7 @@ POLICIES: dict[str, PolicyFactory] = {
     MinionsPolicy.name: MinionsPolicy,
     HybridLLMPolicy.name: HybridLLMPolicy,
     OraclePolicy.name: OraclePolicy,
+    LadderPolicy.name: LadderPolicy,
     # hera and its ablations (hera-no-sd, hera-no-cd, ...): routing/hera.py VARIANTS.
     **{name: hera_variant(name) for name in VARIANTS},
 }

@@ -17,6 +17,7 @@ from celery import Celery, signals
 from hera_router.config import Settings
 from hera_router.db.runtime import Runtime
 from hera_router.pipeline.names import LONG_TRAINING_TASKS, TaskName
+from hera_router.pipeline.tiers import tier_queues
 from hera_router.workers import kombu_patches, queues
 from hera_router.workers.base import TaskContextFilter
 from hera_router.workers.publisher import celery_dispatcher, celery_held_messages, celery_queue_depth
@@ -127,9 +128,9 @@ def create_app(settings: Settings, *, include: Sequence[str] = TASK_MODULES) -> 
         accept_content=["json"],
         timezone="UTC",
         enable_utc=True,
-        task_queues=queues.declarations(names),
+        task_queues=queues.declarations(names, tier_queues(settings)),
         task_default_queue=queues.physical_name(queues.Queue.MAINTENANCE, names),
-        task_routes=queues.task_routes(names),
+        task_routes=queues.task_routes(names, tier_queues(settings)),
         task_create_missing_queues=False,
         # Delivery defaults for idempotent tasks; non-idempotent tasks opt out at the decorator.
         task_acks_late=True,

@@ -17,6 +17,7 @@ from celery.worker import WorkController
 from celery.worker import state as worker_state
 
 from hera_router.pipeline.queues import Queue, physical_name
+from hera_router.pipeline.tiers import tier_queues
 from hera_router.workers.app import HeraCelery
 
 
@@ -53,6 +54,9 @@ def embedded_worker(
     embedded worker may run in a process at a time.
     """
     names = [physical_name(queue, app.settings.queues) for queue in queues]
+    if Queue.EDGE in queues or Queue.CLOUD in queues:
+        # Steps on model tiers (HERA_MODELS) run from the tiers' own queues: serve those too.
+        names = list(dict.fromkeys([*names, *tier_queues(app.settings).values()]))
     worker = _ReadyWorkController(
         app=app,
         hostname="embedded@localhost",

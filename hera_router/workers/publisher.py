@@ -37,10 +37,11 @@ def celery_queue_depth(app: Celery) -> QueueDepth:
     passive declare; None when the broker cannot be asked."""
     names = app.hera_runtime.settings.queues
 
-    def depth(queue: Queue) -> int | None:
+    def depth(queue: Queue | str) -> int | None:
+        name = physical_name(queue, names) if isinstance(queue, Queue) else queue
         try:
             with app.connection_for_read() as connection:
-                declared = connection.default_channel.queue_declare(physical_name(queue, names), passive=True)
+                declared = connection.default_channel.queue_declare(name, passive=True)
                 return int(declared.message_count)
         except Exception as exc:  # any broker trouble means "cannot say"
             # A queue the broker does not know holds nothing: a Redis restarted empty has lost

@@ -6,6 +6,7 @@ misspelt queue fails at publish time instead of piling up in a queue nobody cons
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kombu import Exchange
@@ -19,13 +20,12 @@ from hera_router.pipeline.queues import EXECUTOR_QUEUES, QUEUE_OF, Queue, physic
 __all__ = ["ExecutorRouter", "Queue", "declarations", "physical_name", "task_routes"]
 
 
-def declarations(names: QueueNames) -> tuple[KombuQueue, ...]:
-    """One direct exchange per queue, named like the queue (Celery's default topology)."""
-    declared = []
-    for queue in Queue:
-        name = physical_name(queue, names)
-        declared.append(KombuQueue(name, Exchange(name, type="direct"), routing_key=name))
-    return tuple(declared)
+def declarations(names: QueueNames, tier_queues: Mapping[str, str] | None = None) -> tuple[KombuQueue, ...]:
+    """One direct exchange per queue, named like the queue (Celery's default topology); the model
+    tiers' own queues (``HERA_MODELS``) too."""
+    physical = [physical_name(queue, names) for queue in Queue]
+    physical += [name for name in (tier_queues or {}).values() if name not in physical]
+    return tuple(KombuQueue(name, Exchange(name, type="direct"), routing_key=name) for name in dict.fromkeys(physical))
 
 
 class ExecutorRouter:
@@ -35,14 +35,23 @@ class ExecutorRouter:
     reconciler) always lands where the routing decision sent it, with nothing else to remember.
     """
 
-    def __init__(self, names: QueueNames) -> None:
+    def __init__(self, names: QueueNames, tier_queues: Mapping[str, str] | None = None) -> None:
         self.names = names
+        self.tier_queues = dict(tier_queues or {})
 
     def __call__(
         self, name: str, args: Any, kwargs: dict[str, Any] | None, options: Any, task: Any = None, **_: Any
     ) -> dict[str, str] | None:
         if name != TaskName.RUN_SUBTASK:
             return None
+        tier = (kwargs or {}).get("tier")
+        if tier is not None:
+            # A step on a model tier goes to that tier's queue (each site or GPU class its workers).
+            try:
+                return {"queue": self.tier_queues[str(tier)]}
+            except KeyError:
+                known = sorted(self.tier_queues) or "none (HERA_MODELS is empty)"
+                raise ValueError(f"{name}: no model tier {tier!r} is configured; tiers: {known}") from None
         executor = (kwargs or {}).get("executor")
         try:
             queue = EXECUTOR_QUEUES[Executor(str(executor))]
@@ -52,6 +61,6 @@ class ExecutorRouter:
         return {"queue": physical_name(queue, self.names)}
 
 
-def task_routes(names: QueueNames) -> list[Any]:
+def task_routes(names: QueueNames, tier_queues: Mapping[str, str] | None = None) -> list[Any]:
     static = {str(task): {"queue": physical_name(queue, names)} for task, queue in QUEUE_OF.items() if queue}
-    return [ExecutorRouter(names), static]
+    return [ExecutorRouter(names, tier_queues), static]

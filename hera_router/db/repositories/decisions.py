@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -117,6 +118,41 @@ class DecisionRepository:
             decision.fallback_reason = reason
         elif reason is not None:  # accepted against the verdict's score (a budget), and why
             decision.fallback_reason = reason
+        self.session.flush()
+        return True
+
+    def record_rung(
+        self,
+        request_id: uuid.UUID,
+        seq: int,
+        *,
+        rung: int,
+        accept: bool,
+        score: float,
+        threshold: float,
+        reason: str | None,
+        executor: Executor | None = None,
+        elapsed_ms: float = 0.0,
+    ) -> bool:
+        """Add the ladder's judgement of rung ``rung``'s result to step ``seq``'s decision, next to
+        the judgements of the rungs below it (``ladder_r<k>_*`` scores). A rejection moves the
+        decision to ``executor`` (the next rung's role), branch ``verify``, and appends its reason
+        to the reasons of earlier climbs, so every escalation of the step stays on record."""
+        decision = self.get(request_id, seq)
+        if decision is None:
+            return False
+        scores = dict(decision.scores or {})
+        for key, value in (("score", score), ("threshold", threshold)):
+            if math.isfinite(value):  # JSON has no infinities (a result without logprobs)
+                scores[f"ladder_r{rung}_{key}"] = value
+        scores[f"ladder_r{rung}_accept"] = 1.0 if accept else 0.0
+        scores["verify_ms"] = float(scores.get("verify_ms", 0.0)) + elapsed_ms
+        decision.scores = scores
+        if not accept and executor is not None:
+            decision.executor = executor
+            decision.branch = "verify"
+        if reason is not None:
+            decision.fallback_reason = f"{decision.fallback_reason}; {reason}" if decision.fallback_reason else reason
         self.session.flush()
         return True
 

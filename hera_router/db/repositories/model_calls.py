@@ -32,6 +32,7 @@ class ModelCallRepository:
         model: str,
         role: ModelRole,
         estimated_cost_usd: float,
+        tier: str | None = None,
     ) -> bool:
         """Put a call on record before it is made (status ``started``); False if it already was."""
         return insert_if_absent(
@@ -47,6 +48,7 @@ class ModelCallRepository:
                 "latency_ms": 0.0,
                 "status": CallStatus.STARTED,
                 "estimated_cost_usd": estimated_cost_usd,
+                "tier": tier,
             },
             ("idempotency_key",),
         )

@@ -44,7 +44,11 @@ _CLAIM = (
     )
     .returning(*(_SUBTASKS.c[column] for column in _CLAIMED_COLUMNS))
 )
-_STEP_COLUMNS = ("id", "seq", "part", "parent_id", "executor", "text", "output", "next_subtask", "status", "confidence")
+_CLAIM_ON_TIER = _CLAIM.where(_SUBTASKS.c.tier == bindparam("w_tier"))
+"""A tier's run message claims the step only while the step is on that tier (not after it climbed)."""
+_STEP_COLUMNS = (
+    "id", "seq", "part", "parent_id", "executor", "text", "output", "next_subtask", "status", "confidence", "tier",
+)  # fmt: skip
 _STEPS = (
     select(*(_SUBTASKS.c[column] for column in _STEP_COLUMNS))
     .where(_SUBTASKS.c.request_id == bindparam("request_id"))
@@ -100,6 +104,7 @@ class SubtaskRepository:
         text: str,
         part: int = 0,
         parent_id: uuid.UUID | None = None,
+        tier: str | None = None,
     ) -> tuple[uuid.UUID, Executor]:
         """Create the subtask, or find the existing one for (request, seq, part); ``(id, executor)``.
 
@@ -119,6 +124,7 @@ class SubtaskRepository:
                 "branch": branch,
                 "text": text,
                 "parent_id": parent_id,
+                "tier": tier,
             },
             ("request_id", "seq", "part"),
             returning=(Subtask.id,),
@@ -129,7 +135,13 @@ class SubtaskRepository:
         return row.id, row.executor
 
     def claim(
-        self, subtask_id: uuid.UUID, executor: Executor, stale_before: datetime, claimed_by: str | None = None
+        self,
+        subtask_id: uuid.UUID,
+        executor: Executor,
+        stale_before: datetime,
+        claimed_by: str | None = None,
+        *,
+        tier: str | None = None,
     ) -> Row[Any] | None:
         """Take the subtask for a run on ``executor``: ``pending``, or ``running`` but untouched since
         ``stale_before`` (its worker is gone). One guarded UPDATE that counts the attempt and returns
@@ -139,6 +151,8 @@ class SubtaskRepository:
             "w_id": subtask_id, "w_executor": executor, "stale_before": stale_before,
             "now": utcnow(), "claimed_by": claimed_by,
         }  # fmt: skip
+        if tier is not None:
+            return self.session.execute(_CLAIM_ON_TIER, {**parameters, "w_tier": tier}).one_or_none()
         return self.session.execute(_CLAIM, parameters).one_or_none()
 
     def touch_running(self, subtask_ids: Collection[uuid.UUID]) -> None:
@@ -281,6 +295,30 @@ class SubtaskRepository:
             },
             executor=Executor.SLM,
         )
+
+    def move_tier(
+        self, subtask_id: uuid.UUID, from_tier: str, to_tier: str, to_executor: Executor, *, escalate: bool = False
+    ) -> bool:
+        """Move a step from one model tier to another and back to ``pending``, so the run message
+        queued for the new tier can claim it. ``escalate``: the verify stage rejected the tier's
+        result (the step succeeded there; its answer is kept aside, branch ``verify``); otherwise
+        an unfinished step moves (a fallback, a budget). False if it already moved or finished."""
+        values: dict[str, Any] = {"tier": to_tier, "executor": to_executor, "status": SubtaskStatus.PENDING}
+        statuses: tuple[SubtaskStatus, ...] = (SubtaskStatus.PENDING, SubtaskStatus.RUNNING)
+        if escalate:
+            subtask = self.get(subtask_id)
+            if subtask is None:
+                return False
+            statuses = (SubtaskStatus.SUCCEEDED,)
+            values.update(
+                branch="verify", speculative_output=subtask.raw_output, output=None, raw_output=None,
+                next_subtask=None, confidence=None,
+            )  # fmt: skip
+        columns = tuple(sorted(values))
+        statement = guarded_update(_SUBTASKS, ("id", "tier"), columns, status_in=True)
+        parameters: dict[str, Any] = {f"v_{key}": values[key] for key in columns}
+        parameters.update({"w_id": subtask_id, "w_tier": from_tier, "w_statuses": list(statuses)})
+        return run_update(self.session, statement, parameters) == 1
 
     def fail(self, subtask_id: uuid.UUID, error: str) -> bool:
         """Fail a pending or running subtask; False if it had already finished."""

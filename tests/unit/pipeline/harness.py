@@ -60,7 +60,9 @@ class Harness:
             case TaskName.VERIFY_STEP:
                 return self.pipeline.verify_step(uuid.UUID(kwargs["subtask_id"]))
             case TaskName.RUN_SUBTASK:
-                return self.pipeline.run_subtask(uuid.UUID(kwargs["subtask_id"]), Executor(kwargs["executor"]))
+                return self.pipeline.run_subtask(
+                    uuid.UUID(kwargs["subtask_id"]), Executor(kwargs["executor"]), tier=kwargs.get("tier")
+                )
             case TaskName.SHADOW_REQUEST:
                 return None  # the training queue is not part of these tests
         raise AssertionError(f"unexpected task {message.task}")

@@ -1,0 +1,74 @@
+"""The model tiers of the live pipeline (``HERA_MODELS``, issue 18): which tier runs a step.
+
+Without ``HERA_MODELS`` nothing here applies: steps carry no tier and run on the ``edge`` /
+``cloud`` backends from the role queues, as always. With it, a ladder policy's decision names a
+rung (``Decision.rung``); the step records the rung's tier (``subtasks.tier``), its run message
+carries the tier and goes to the tier's queue, the execution hop calls the tier's backend with
+the tier's prices, and the verify stage (or an edge fallback) moves the step one rung up.
+
+Only ladder decisions are tiered: a two-role policy (``hera``, the baselines) keeps routing
+between the ``edge`` and ``cloud`` backends whatever ``HERA_MODELS`` says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hera_router.config import ModelTier, Settings
+from hera_router.db.enums import Executor
+from hera_router.routing.base import Decision
+
+__all__ = ["at_rung", "cheapest_edge", "executor_of", "next_tier", "rung_of", "step_tier", "tier_queues"]
+
+
+def executor_of(tier: ModelTier) -> Executor:
+    return Executor.SLM if tier.role == "edge" else Executor.LLM
+
+
+def rung_of(settings: Settings, tier: str) -> int:
+    """The tier's place on the ladder, 0 the cheapest."""
+    return [t.name for t in settings.models].index(tier)
+
+
+def next_tier(settings: Settings, tier: str) -> ModelTier | None:
+    """The next rung up from ``tier``; None at the top."""
+    rung = rung_of(settings, tier)
+    return settings.models[rung + 1] if rung + 1 < len(settings.models) else None
+
+
+def _start(settings: Settings, decision: Decision) -> ModelTier | None:
+    if decision.rung is None or not settings.models:
+        return None
+    return settings.models[min(decision.rung, len(settings.models) - 1)]
+
+
+def at_rung(settings: Settings, decision: Decision) -> Decision:
+    """A ladder decision with its executor set to its rung's role, so the budget and SLA rules
+    (``routing/constraints.py``) judge the model that will actually run."""
+    tier = _start(settings, decision)
+    if tier is None or executor_of(tier) is decision.executor:
+        return decision
+    return replace(decision, executor=executor_of(tier))
+
+
+def step_tier(settings: Settings, decision: Decision) -> str | None:
+    """The tier that runs a (constrained) ladder decision's step; None for a two-role decision.
+
+    A constraint that moved the step to the other role picks that role's end of the ladder: the
+    cloud (a tight latency budget) means the top rung, the edge (a budget, a cost cap) the
+    cheapest edge tier (the cheapest rung if no tier is on the edge)."""
+    tier = _start(settings, decision)
+    if tier is None or executor_of(tier) is decision.executor:
+        return None if tier is None else tier.name
+    if decision.executor is Executor.LLM:
+        return settings.models[-1].name
+    return cheapest_edge(settings).name
+
+
+def cheapest_edge(settings: Settings) -> ModelTier:
+    return next((t for t in settings.models if t.role == "edge"), settings.models[0])
+
+
+def tier_queues(settings: Settings) -> dict[str, str]:
+    """Tier name -> the physical queue its workers consume."""
+    return {tier.name: settings.tier_queue(tier) for tier in settings.models}
