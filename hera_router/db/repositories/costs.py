@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,11 +40,7 @@ class CostComponents:
     """The paper's cost: token dollars of the cloud calls only."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls, "tokens_usd": self.tokens_usd, "gpu_usd": self.gpu_usd,
-            "energy_usd": self.energy_usd, "transfer_usd": self.transfer_usd, "bytes_sent": self.bytes_sent,
-            "total_usd": self.total_usd, "cloud_tokens_usd": self.cloud_tokens_usd,
-        }  # fmt: skip
+        return asdict(self)
 
 
 def _sums() -> list[ColumnElement[Any]]:
