@@ -140,7 +140,13 @@ class ModelTier(BaseModel):
     gpu_usd_per_second: float = Field(default=0.0, ge=0)
     power_w: float = Field(default=0.0, ge=0)
     capacity: int = Field(default=1, gt=0)
-    """Concurrent calls the tier's server takes (its workers' concurrency)."""
+    """Concurrent calls the tier's server takes. Enforced per worker process: a worker started
+    for the tier's queue alone runs this many slots unless ``-c`` says otherwise, and a process
+    that serves several tiers (the embedded worker, a threads pool) never has more of the tier's
+    calls in flight than this (``pipeline/execution.py``)."""
+    context_tokens: int = Field(default=0, ge=0)
+    """The model's context window in tokens (0: not limited). A step whose prompt plus its token
+    limit would not fit is not run on this tier: it goes one rung up, saying why."""
 
     @property
     def queue_name(self) -> str:

@@ -25,7 +25,12 @@ def worker(
         help="Comma-separated logical queues (router, edge, cloud, training, maintenance) or model tiers' "
         "queues (HERA_MODELS: a tier's `queue`, or its name).",
     ),
-    concurrency: int = typer.Option(2, "--concurrency", "-c"),
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        "-c",
+        help="Worker slots [default: 2; a worker of model tiers' queues only: the sum of their `capacity`].",
+    ),
     pool: str = typer.Option(
         "prefork", "--pool", "-P", help="prefork for CPU work, threads for I/O-bound cloud calls."
     ),
@@ -43,7 +48,7 @@ def worker(
     metrics_dir = enable_multiprocess_metrics(settings)
 
     from hera_router.metrics.instruments import MetricsEndpoint, serve_metrics
-    from hera_router.pipeline.tiers import tier_queues
+    from hera_router.pipeline.tiers import tier_concurrency, tier_queues
     from hera_router.workers import Queue, create_app
     from hera_router.workers.queues import physical_name
 
@@ -60,6 +65,8 @@ def worker(
             known = ", ".join([*(queue.value for queue in Queue), *dict.fromkeys(by_tier.values())])
             raise typer.BadParameter(f"{name!r} is not a queue; known queues: {known}", param_hint="--queues")
     physical = ",".join(dict.fromkeys(selected))
+    if concurrency is None:
+        concurrency = tier_concurrency(settings, selected) or 2
     celery_app = create_app(settings)
     port = settings.ops.worker_metrics_port if metrics_port is None else metrics_port
     if port:

@@ -103,6 +103,12 @@ COST_COMPONENTS = Counter(
     "cost model; the components add up to hera_cost_usd_total.",
     ["executor", "component"],
 )
+TIER_COST = Counter(
+    "hera_tier_cost_usd_total",
+    "Cost of successful model calls in USD by model tier (HERA_MODELS; steps of two-role policies "
+    "carry no tier and are not counted here).",
+    ["tier"],
+)
 ALL_LLM_COST = Counter(
     "hera_cost_all_llm_usd_total",
     "What the same successful calls would have cost at the cloud model's token prices: an estimate "
@@ -179,6 +185,7 @@ def record_model_call(
     cost_usd: float,
     all_llm_cost_usd: float,
     components: Mapping[str, float] | None = None,
+    tier: str | None = None,
 ) -> None:
     """Count one successful model call; ``components`` splits ``cost_usd`` (tokens, gpu, ...)."""
     MODEL_CALLS.labels(executor, backend, "ok").inc()
@@ -189,6 +196,8 @@ def record_model_call(
     for component, usd in (components or {}).items():
         COST_COMPONENTS.labels(executor, component).inc(usd)
     ALL_LLM_COST.inc(all_llm_cost_usd)
+    if tier is not None:
+        TIER_COST.labels(tier).inc(cost_usd)
 
 
 def record_failed_call(executor: str, backend: str) -> None:

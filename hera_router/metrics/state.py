@@ -23,6 +23,7 @@ from hera_router.db.repositories import OutboxRepository, RequestRepository, Tra
 from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
 from hera_router.pipeline.queues import Queue, physical_name
+from hera_router.pipeline.tiers import tier_only_queues
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +96,14 @@ class StateCollector(Collector):
         family = GaugeMetricFamily(
             "hera_queue_depth",
             "Messages waiting in each Celery queue on the Redis broker (LLEN, all priorities); "
-            "delivered but unacknowledged messages are not included.",
+            "delivered but unacknowledged messages are not included. A model tier's own queue "
+            '(HERA_MODELS) is labelled queue="tier:<name>".',
             labels=["queue", "broker_queue"],
         )
         try:
             pipe = self._redis.pipeline(transaction=False)
-            names = [(queue, physical_name(queue, self.settings.queues)) for queue in Queue]
+            names = [(queue.value, physical_name(queue, self.settings.queues)) for queue in Queue]
+            names += [(label, name) for name, label in tier_only_queues(self.settings).items()]
             for _, name in names:
                 pipe.llen(name)
                 for step in PRIORITY_STEPS:
@@ -112,7 +115,7 @@ class StateCollector(Collector):
         per_queue = 1 + len(PRIORITY_STEPS)
         for index, (queue, name) in enumerate(names):
             total = sum(int(n) for n in lengths[index * per_queue : (index + 1) * per_queue])
-            family.add_metric([queue.value, name], float(total))
+            family.add_metric([queue, name], float(total))
         return family
 
     def _database(self) -> list[Metric] | None:

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.exc import OperationalError as DatabaseOperationalError
 from sqlalchemy.orm import Session
@@ -68,9 +69,10 @@ class ExecutionHop:
         """The model call of a claimed step and its completion; the continuation to run next."""
         with self.services.liveness.holding(claimed.subtask_id):
             try:
-                generation = self.services.backend(ROLE_OF[claimed.executor], claimed.tier).generate(
-                    claimed.messages, self._params(claimed)
-                )
+                with self.services.tier_slot(claimed.tier):
+                    generation = self.services.backend(ROLE_OF[claimed.executor], claimed.tier).generate(
+                        claimed.messages, self._params(claimed)
+                    )
             except BackendError as exc:
                 return self._on_backend_error(claimed, exc, final_attempt=final_attempt), None
             continuation: list[tuple[uuid.UUID, uuid.UUID]] = []
@@ -167,6 +169,9 @@ class ExecutionHop:
                 ]
             step_number = subtask.seq + max(subtask.part - 1, 0)
             messages = list(render_step_messages(request.input, prior, subtask.text, step_number))
+            too_long = self._beyond_context(messages, tier)
+            if too_long is not None:
+                return self._climb_for_context(session, subtask, tier, too_long)
             step = Claimed(
                 subtask_id=subtask.id,
                 request_id=subtask.request_id,
@@ -225,6 +230,36 @@ class ExecutionHop:
         RequestRepository(session).fail(request_id, reason)
         return []
 
+    def _beyond_context(self, messages: list[Message], tier: str | None) -> str | None:
+        """Why the tier cannot take this prompt (its context window, ``ModelTier.context_tokens``,
+        against the prompt's 4-characters-per-token size plus the step's token limit); None if it
+        can, or if there is no rung above to take it instead."""
+        if tier is None or next_tier(self.settings, tier) is None:
+            return None
+        model = self.settings.tier(tier)
+        if not model.context_tokens:
+            return None
+        needed = sum(len(message.content) for message in messages) // 4 + 1 + model.backend.max_new_tokens
+        if needed <= model.context_tokens:
+            return None
+        return (
+            f"the prompt needs about {needed} tokens with the answer, "
+            f"beyond tier {tier}'s context of {model.context_tokens}"
+        )
+
+    def _climb_for_context(self, session: Session, subtask: Any, tier: str | None, why: str) -> list[uuid.UUID]:
+        """The cheapest capable rung: a step too long for its tier goes one rung up before any call."""
+        assert tier is not None
+        up = next_tier(self.settings, tier)
+        assert up is not None
+        executor = executor_of(up)
+        if not SubtaskRepository(session).move_tier(subtask.id, tier, up.name, executor):
+            return []
+        DecisionRepository(session).set_fallback(
+            subtask.request_id, subtask.seq, executor, f"ladder: {why}; ran one rung up on {up.name}"
+        )
+        return [self.services.queue_run(session, subtask.id, executor, up.name)]
+
     def _estimated_cost(self, messages: list[Message], model: str, executor: Executor, tier: str | None) -> float:
         """The call's cost at the step's token limit, from a 4-characters-per-token prompt size."""
         role = ROLE_OF[executor]
@@ -281,6 +316,7 @@ class ExecutionHop:
                         "tokens": breakdown.tokens_usd, "gpu": breakdown.gpu_usd,
                         "energy": breakdown.energy_usd, "transfer": breakdown.transfer_usd,
                     },
+                    tier=claimed.tier,
                 ),
             )  # fmt: skip
             RequestRepository(session).add_usage(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +121,7 @@ class Services:
         self.estimator_source = estimator_source
         self._backends: dict[tuple[BackendRole, str | None], ModelBackend] = {}
         self._policies: dict[str, Policy] = {}
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
 
     def backend(self, role: BackendRole, tier: str | None = None) -> ModelBackend:
@@ -130,6 +132,17 @@ class Services:
                 settings = self.settings if tier is None else self.settings.for_tier(self.settings.tier(tier))
                 self._backends[role, tier] = self._backend_factory(settings, role)
             return self._backends[role, tier]
+
+    def tier_slot(self, tier: str | None) -> AbstractContextManager[Any]:
+        """Hold one of the tier's ``capacity`` call slots while its model is called (a process
+        serving several tiers from a thread pool, the embedded worker, never has more of one
+        tier's calls in flight); a step without a tier takes no slot."""
+        if tier is None:
+            return nullcontext()
+        with self._lock:
+            if tier not in self._slots:
+                self._slots[tier] = threading.BoundedSemaphore(self.settings.tier(tier).capacity)
+            return self._slots[tier]
 
     def policy(self, name: str) -> Policy:
         with self._lock:

@@ -18,7 +18,17 @@ from hera_router.config import ModelTier, Settings
 from hera_router.db.enums import Executor
 from hera_router.routing.base import Decision
 
-__all__ = ["at_rung", "cheapest_edge", "executor_of", "next_tier", "rung_of", "step_tier", "tier_queues"]
+__all__ = [
+    "at_rung",
+    "cheapest_edge",
+    "executor_of",
+    "next_tier",
+    "rung_of",
+    "step_tier",
+    "tier_concurrency",
+    "tier_only_queues",
+    "tier_queues",
+]
 
 
 def executor_of(tier: ModelTier) -> Executor:
@@ -72,3 +82,28 @@ def cheapest_edge(settings: Settings) -> ModelTier:
 def tier_queues(settings: Settings) -> dict[str, str]:
     """Tier name -> the physical queue its workers consume."""
     return {tier.name: settings.tier_queue(tier) for tier in settings.models}
+
+
+def tier_concurrency(settings: Settings, queues: list[str]) -> int | None:
+    """The slots of a worker that consumes only model tiers' queues: the sum of those tiers'
+    ``capacity`` (what their servers take at once); None if a queue is not only a tier's (a role
+    queue shared with two-role steps, the router's), so the worker's own default applies."""
+    by_queue: dict[str, list[ModelTier]] = {}
+    for tier in settings.models:
+        by_queue.setdefault(settings.tier_queue(tier), []).append(tier)
+    role_queues = set(settings.queues.model_dump().values())
+    if not queues or any(queue not in by_queue or queue in role_queues for queue in queues):
+        return None
+    return sum(tier.capacity for queue in dict.fromkeys(queues) for tier in by_queue[queue])
+
+
+def tier_only_queues(settings: Settings) -> dict[str, str]:
+    """Physical queues that only model tiers use (not a role queue) -> their label, ``tier:<name>``
+    (names joined by ``+`` where tiers share one): what the queue-depth gauge adds to the roles'."""
+    role_queues = set(settings.queues.model_dump().values())
+    names: dict[str, list[str]] = {}
+    for tier in settings.models:
+        queue = settings.tier_queue(tier)
+        if queue not in role_queues:
+            names.setdefault(queue, []).append(tier.name)
+    return {queue: "tier:" + "+".join(tiers) for queue, tiers in names.items()}

@@ -19,7 +19,7 @@ from hera_router.db.repositories import DecisionRepository, ModelCallRepository,
 from hera_router.db.session import session_scope
 from hera_router.pipeline.names import TaskName
 from hera_router.pipeline.services import default_backend_factory
-from hera_router.pipeline.tiers import at_rung, step_tier
+from hera_router.pipeline.tiers import at_rung, step_tier, tier_concurrency, tier_only_queues
 from hera_router.routing.base import Decision, RoutingContext
 from hera_router.routing.constraints import StepLimits, constrain
 from hera_router.routing.ladder import LadderPolicy
@@ -255,3 +255,94 @@ def test_a_constraint_that_moves_a_ladder_step_picks_that_roles_end_of_the_ladde
     assert step_tier(cloud_first, capped) == "tiny"
     # Two-role decisions carry no tier, with or without HERA_MODELS.
     assert step_tier(settings, Decision(executor=Executor.SLM, branch="all-slm", policy="all-slm")) is None
+
+
+def test_a_prompt_beyond_a_tiers_context_climbs_before_any_call(harness_factory: HarnessFactory) -> None:
+    # tiny takes 64 tokens: no step's prompt and answer fit, so each goes to mid before a call.
+    tiers = _tiers()
+    tiers[0] = tiers[0] | {"context_tokens": 64}
+    harness = harness_factory(simulator={"seed": SEED}, models=tiers, routing={"ladder_threshold": -1e9})
+    ids = harness.submit(generate("mixed", 2, SEED), "hera-ladder")
+    harness.drain()
+    with session_scope(harness.runtime.sessions) as session:
+        calls = ModelCallRepository(session).list_for_requests(ids)
+        assert calls
+        assert {c.tier for c in calls} == {"mid"}  # nothing spent on tiny, nothing on the cloud
+        for request_id in ids:
+            request = RequestRepository(session).get(request_id)
+            assert request is not None
+            assert request.status is RequestStatus.SUCCEEDED
+            for decision in DecisionRepository(session).list_for_request(request_id):
+                assert decision.fallback_reason is not None
+                assert "beyond tier tiny's context of 64; ran one rung up on mid" in decision.fallback_reason
+    # A context that fits changes nothing.
+    roomy = _tiers()
+    roomy[0] = roomy[0] | {"context_tokens": 100_000}
+    harness = harness_factory(simulator={"seed": SEED}, models=roomy, routing={"ladder_threshold": -1e9})
+    ids = harness.submit(generate("mixed", 2, SEED), "hera-ladder")
+    harness.drain()
+    with session_scope(harness.runtime.sessions) as session:
+        assert {c.tier for c in ModelCallRepository(session).list_for_requests(ids)} == {"tiny"}
+
+
+def test_a_tiers_call_holds_one_of_its_capacity_slots(harness_factory: HarnessFactory) -> None:
+    free_during_calls: list[bool] = []
+    harness: Harness | None = None
+
+    def probing(settings: Settings, role: BackendRole) -> ModelBackend:
+        inner = default_backend_factory(settings, role)
+
+        class Probe:
+            name, model = inner.name, inner.model
+
+            def generate(self, *args: Any, **kwargs: Any) -> Any:
+                assert harness is not None
+                slot = harness.pipeline.services.tier_slot(settings.edge.model if role == "edge" else "cloud")
+                got = slot.acquire(blocking=False)  # type: ignore[attr-defined]
+                if got:
+                    slot.release()  # type: ignore[attr-defined]
+                free_during_calls.append(got)
+                return inner.generate(*args, **kwargs)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(inner, name)
+
+        return Probe()  # type: ignore[return-value]
+
+    tiers = [tier | {"capacity": 1} for tier in _tiers()]
+    harness = harness_factory(
+        simulator={"seed": SEED}, models=tiers, routing={"ladder_threshold": 0.0}, backend_factory=probing
+    )
+    harness.submit(generate("lookup", 1, SEED), "hera-ladder")
+    harness.drain()
+    # Capacity 1: while a tier's model is called, its only slot is taken.
+    assert free_during_calls
+    assert not any(free_during_calls)
+    services = harness.pipeline.services
+    two = harness_factory(simulator={"seed": SEED}, models=[t | {"capacity": 2} for t in _tiers()]).pipeline.services
+    slot = two.tier_slot("mid")
+    assert slot.acquire(blocking=False)  # type: ignore[attr-defined]
+    assert slot.acquire(blocking=False)  # type: ignore[attr-defined]
+    assert not slot.acquire(blocking=False)  # type: ignore[attr-defined]
+    assert services.tier_slot(None).__enter__() is None  # a two-role step takes no slot
+
+
+def test_a_tier_only_worker_runs_its_tiers_capacity_and_the_gauge_sees_tier_queues() -> None:
+    tiers = _tiers()
+    tiers[0] = tiers[0] | {"capacity": 3}
+    tiers[1] = tiers[1] | {"capacity": 5}
+    settings = load_settings(models=tiers)
+    assert tier_concurrency(settings, [QUEUES["tiny"]]) == 3
+    assert tier_concurrency(settings, [QUEUES["tiny"], QUEUES["mid"]]) == 8
+    assert tier_concurrency(settings, [QUEUES["tiny"], "router"]) is None  # not only tiers: the default
+    # A tier without a queue of its own shares its role's queue: that worker is not the tier's alone.
+    shared = load_settings(models=[t | {"queue": ""} for t in tiers])
+    assert tier_concurrency(shared, ["edge"]) is None
+    assert tier_only_queues(shared) == {}
+    assert tier_only_queues(settings) == {
+        QUEUES["tiny"]: "tier:tiny",
+        QUEUES["mid"]: "tier:mid",
+        QUEUES["cloud"]: "tier:cloud",
+    }
+    two = load_settings(models=[tiers[0] | {"queue": "edge.small"}, tiers[1] | {"queue": "edge.small"}, tiers[2]])
+    assert tier_only_queues(two)["edge.small"] == "tier:tiny+mid"
