@@ -224,6 +224,11 @@ class RoutingSettings(BaseModel):
     pairs past the list's end use ``ladder_threshold``."""
     ladder_start: int = Field(default=0, ge=0)
     """The rung a ladder step starts on (0: the cheapest; past the top: the top)."""
+    ladder_estimators: Path | None = None
+    """Ladder: the per-pair start estimators (``estimators/ladder_pair.py``, written by ``hera-router
+    eval ladder`` as ``starts-*.json``). When the file is there, a step starts on the rung they judge
+    sufficient (never below ``ladder_start``) and the verify stage uses the thresholds they were
+    fitted with; when it is not, the ladder starts at ``ladder_start`` as without it."""
     max_steps: int = Field(default=15, gt=0)
     random_p_slm: float = Field(default=0.5, ge=0, le=1)
     random_seed: int = 0

@@ -26,18 +26,30 @@ Conventions, stated once:
 * Thresholds in the pipeline are settings (``HERA_ROUTING__LADDER_THRESHOLDS``, per pair, and
   ``__LADDER_THRESHOLD`` for the rest); a result without logprobs cannot be judged and goes up
   (the conservative choice: accuracy over cost), so tiers below the top should ask for logprobs.
+* The start rung, before any call (``HERA_ROUTING__LADDER_ESTIMATORS``): with the per-pair start
+  estimators (``estimators/ladder_pair.py``) a step starts on the cheapest rung they judge
+  sufficient, P(next rung needed) below the pair's position-aware threshold, never below
+  ``__LADDER_START``; the artifact's verify thresholds (fitted together with its start thresholds)
+  replace the settings'. Without the file, every step starts on ``__LADDER_START``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from hera_router.config import RoutingSettings
 from hera_router.db.enums import Executor
+from hera_router.estimators.ladder_pair import LadderStarts, TextEncoder, encoder_named
 from hera_router.routing.base import Decision, RoutingContext, Verdict
 from hera_router.routing.estimators import Estimators
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,24 +99,53 @@ def pair_threshold(scores: Sequence[float], helped: Sequence[bool], tolerance: f
 
 
 class LadderPolicy:
-    """HERA's ladder in the live pipeline: every step starts on the cheapest rung
-    (``HERA_ROUTING__LADDER_START``), and the verify stage climbs one rung at a time.
+    """HERA's ladder in the live pipeline: a step starts on ``HERA_ROUTING__LADDER_START`` (the
+    cheapest rung) or, with the per-pair start estimators, on the cheapest rung they judge
+    sufficient; the verify stage climbs one rung at a time.
 
-    Needs no learned estimators: the judge of a pair is the lower rung's mean token logprob.
+    Needs none of HERA's estimators: the judge of a pair is the lower rung's mean token logprob,
+    and the start estimators are their own artifact (with the process's SBERT embedder).
     """
 
     name = "hera-ladder"
     verifies = True
     """Every rung but the top is judged after it ran (``pipeline/routing.py`` verify stage)."""
 
-    def __init__(self, settings: RoutingSettings) -> None:
+    def __init__(
+        self, settings: RoutingSettings, starts: LadderStarts | None = None, encoder: TextEncoder | None = None
+    ) -> None:
         self.settings = settings
+        self.starts = starts if starts is not None else _load_starts(settings)
+        self._version = self.starts.version if self.starts is not None else ""
+        self._encoder = encoder
+
+    def _encode(self, text: str) -> np.ndarray[Any, Any]:
+        if self._encoder is None:
+            assert self.starts is not None
+            self._encoder = encoder_named(self.starts.encoder)
+        vector: np.ndarray[Any, Any] = self._encoder.embed_many([text])[0]
+        return vector
 
     def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
         # The executor is a placeholder for the rung's role; the pipeline resolves both.
-        return Decision(executor=Executor.SLM, branch="ladder", policy=self.name, rung=self.settings.ladder_start)
+        floor = self.settings.ladder_start
+        if self.starts is None:
+            return Decision(executor=Executor.SLM, branch="ladder", policy=self.name, rung=floor)
+        started = time.perf_counter()
+        chosen, needed = self.starts.start(self._encode(context.current), context.seq)
+        scores = {f"ladder_r{k}_p_needed": p for k, p in enumerate(needed)} | {
+            f"ladder_r{k}_skip_at": pair.rule.threshold(context.seq) for k, pair in enumerate(self.starts.pairs)
+        }
+        return Decision(
+            executor=Executor.SLM, branch="ladder-start" if chosen > floor else "ladder", policy=self.name,
+            rung=max(chosen, floor), scores=scores, estimator_versions={"ladder-starts": self._version},
+            elapsed_ms=(time.perf_counter() - started) * 1e3,
+        )  # fmt: skip
 
     def threshold(self, rung: int) -> float:
+        if self.starts is not None:
+            verify = self.starts.verify_thresholds
+            return verify[rung] if rung < len(verify) else self.settings.ladder_threshold
         thresholds = self.settings.ladder_thresholds
         return thresholds[rung] if rung < len(thresholds) else self.settings.ladder_threshold
 
@@ -132,3 +173,16 @@ class LadderPolicy:
             accept=accept, score=score, threshold=threshold, policy=self.name,
             elapsed_ms=(time.perf_counter() - started) * 1e3,
         )  # fmt: skip
+
+
+def _load_starts(settings: RoutingSettings) -> LadderStarts | None:
+    """The start estimators named by ``HERA_ROUTING__LADDER_ESTIMATORS``; None (today's ladder) when
+    unset or not there. A file that is there but unreadable is an error, not a silent fallback."""
+    path = settings.ladder_estimators
+    if path is None:
+        return None
+    if not path.is_file():
+        log.warning("HERA_ROUTING__LADDER_ESTIMATORS=%s: no such file; ladder steps start on rung %d",
+                    path, settings.ladder_start)  # fmt: skip
+        return None
+    return LadderStarts.load(path)

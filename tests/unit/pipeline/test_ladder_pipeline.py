@@ -8,8 +8,10 @@ import math
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from hera_router.backends.base import BackendRole, BackendUnavailable, ModelBackend
@@ -17,6 +19,8 @@ from hera_router.config import Settings, load_settings
 from hera_router.db.enums import Executor, ModelRole, RequestStatus, SubtaskStatus
 from hera_router.db.repositories import DecisionRepository, ModelCallRepository, RequestRepository, SubtaskRepository
 from hera_router.db.session import session_scope
+from hera_router.estimators.divergence import LogisticHead
+from hera_router.estimators.ladder_pair import MAX_POSITION, LadderStarts, PairEstimator, SkipRule
 from hera_router.pipeline.names import TaskName
 from hera_router.pipeline.services import default_backend_factory
 from hera_router.pipeline.tiers import at_rung, step_tier, tier_concurrency, tier_only_queues
@@ -182,6 +186,31 @@ def test_a_stale_message_of_a_lower_tier_does_not_run_the_climbed_step(harness_f
     # Redelivered after the step climbed to the cloud: the claim is guarded by the tier.
     outcome = harness.pipeline.run_subtask(uuid.UUID(first["subtask_id"]), Executor.SLM, tier="tiny")
     assert outcome == "skipped"
+
+
+def test_pair_start_estimators_start_each_step_above_a_rung_they_judge_useless(
+    harness_factory: HarnessFactory, tmp_path: Path
+) -> None:
+    # An artifact whose pair (tiny, mid) always says "mid needed" and whose verify threshold keeps
+    # every mid result: no step spends a call on tiny, and none reaches the cloud.
+    flat = LogisticHead(np.zeros(16 + MAX_POSITION + 1), 0.0)  # P(needed) = 0.5 everywhere
+    pairs = (PairEstimator(flat, SkipRule(0.0)), PairEstimator(flat))
+    starts = LadderStarts(("tiny", "mid", "cloud"), (0.0, -1e9), pairs, encoder="hashed-ngrams-16")
+    path = starts.save(tmp_path / "starts.json")
+    harness = _ladder(harness_factory, routing={"ladder_estimators": str(path), "ladder_threshold": 0.0})
+    ids = harness.submit(generate("mixed", 2, SEED), "hera-ladder")
+    harness.drain()
+    assert {kwargs["tier"] for kwargs in _runs(harness)} == {"mid"}
+    with session_scope(harness.runtime.sessions) as session:
+        assert {c.tier for c in ModelCallRepository(session).list_for_requests(ids)} == {"mid"}
+        for request_id in ids:
+            request = RequestRepository(session).get(request_id)
+            assert request is not None
+            assert request.status is RequestStatus.SUCCEEDED
+            for decision in DecisionRepository(session).list_for_request(request_id):
+                assert decision.branch == "ladder-start"
+                assert decision.scores["ladder_r0_p_needed"] == 0.5
+                assert decision.estimator_versions["ladder-starts"] == starts.version
 
 
 def test_without_model_tiers_the_ladder_is_todays_edge_and_cloud(harness_factory: HarnessFactory) -> None:
