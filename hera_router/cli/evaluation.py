@@ -417,16 +417,21 @@ def matrix_command(
 @eval_app.command("ladder")
 def ladder_command(
     world: list[str] = typer.Option(["default"], "--world", "-w", help="Simulator preset(s) to evaluate."),
-    seed: int = typer.Option(0, "--seed", help="World seed."),
+    seed: list[int] = typer.Option([0], "--seed", help="World seed(s)."),
     requests: int = typer.Option(150, "--requests", "-n", min=10, help="Requests evaluated per world."),
     profile_requests: int = typer.Option(100, "--profile", min=10, help="Requests profiled per world (disjoint)."),
     scenario: list[str] = typer.Option(
         ["rented-edge", "owned-edge"], "--scenario", help="Price scenario(s): rented-edge, owned-edge."
     ),
+    encoder: str = typer.Option(
+        "hashed-ngrams-512", "--encoder", help="Start estimators' features: hashed-ngrams-N, all-minilm-l6-v2."
+    ),
     out: Path = typer.Option(Path("reports/ladder"), "--out", "-o", help="Folder for ladder.md/.json and plots."),
 ) -> None:
     """SIMULATED: the N-model ladder (tiny, mid, cheap-cloud, cloud) against two-model HERA, each
     model alone, every fixed pair, Random and HybridLLM over the ladder, on full and paper cost."""
+    import time
+
     from hera_router.evaluation.ladder import SCENARIOS, describe, evaluate_world, write_report
 
     unknown = [name for name in scenario if name not in SCENARIOS]
@@ -435,22 +440,22 @@ def ladder_command(
             f"unknown scenario {unknown[0]!r}; use {', '.join(SCENARIOS)}", param_hint="--scenario"
         )
     reports = []
-    for name in scenario:
-        for preset in world:
-            typer.echo(
-                f"{name}: {preset} / seed {seed}: profiling {profile_requests}, evaluating {requests} ...", err=True
-            )
-            report = evaluate_world(
-                preset, seed, requests=requests, profile_requests=profile_requests, tiers=SCENARIOS[name]
-            )
-            report.preset = f"{preset} [{name}]"
-            reports.append(report)
-            h = report.headline
-            typer.echo(
-                f"  SIMULATED {report.preset}: cost order {h['cost_order']}; best fixed pair {h['best_fixed_pair']}"
-            )
-            for variant, values in h.items():
-                if isinstance(values, dict) and "meets_cost_target" in values:
-                    typer.echo(f"    {variant}: {describe(values)}")
+    began = time.perf_counter()
+    for name, preset, world_seed in ((n, p, s) for n in scenario for p in world for s in seed):
+        typer.echo(
+            f"{name}: {preset} / seed {world_seed}: profiling {profile_requests}, evaluating {requests} ...",
+            err=True,
+        )
+        report = evaluate_world(
+            preset, world_seed, requests=requests, profile_requests=profile_requests, tiers=SCENARIOS[name],
+            encoder=encoder,
+        )  # fmt: skip
+        report.preset = f"{preset} [{name}]"
+        reports.append(report)
+        h = report.headline
+        typer.echo(f"  SIMULATED {report.preset}: cost order {h['cost_order']}; best fixed pair {h['best_fixed_pair']}")
+        for variant, values in h.items():
+            if isinstance(values, dict) and "meets_cost_target" in values:
+                typer.echo(f"    {variant}: {describe(values)}")
     path = write_report(reports, out)
-    typer.echo(f"wrote {path} (SIMULATED)")
+    typer.echo(f"wrote {path} in {time.perf_counter() - began:.0f} s (SIMULATED)")

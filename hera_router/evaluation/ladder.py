@@ -35,11 +35,20 @@ from itertools import combinations, pairwise
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from hera_router.agent.format import parse_step, render_step_messages
 from hera_router.agent.scoring import score
 from hera_router.backends.base import Generation, GenerationParams
 from hera_router.backends.pricing import bytes_sent, call_cost
 from hera_router.config import BackendSettings, CostSettings, ModelTier, Settings, load_settings
+from hera_router.estimators.ladder_pair import (
+    LadderStarts,
+    TextEncoder,
+    encoder_named,
+    fit_ladder_starts,
+    fit_pair_heads,
+)
 from hera_router.routing.hybridllm import LabelledSubtask, SubtaskClassifier
 from hera_router.routing.ladder import Ladder, pair_threshold
 from hera_router.simulator.backend import SimBackend
@@ -73,6 +82,12 @@ OWNED_EDGE: tuple[ModelTier, ...] = tuple(
 """The second price scenario: edge boxes already paid for, so an edge call costs its energy only."""
 SCENARIOS: dict[str, tuple[ModelTier, ...]] = {"rented-edge": DEFAULT_TIERS, "owned-edge": OWNED_EDGE}
 TWO_MODEL = ("mid", "cloud")
+DEFAULT_START_ENCODER = "hashed-ngrams-512"
+"""The pair estimators' text features in the evaluation: hashed n-grams, because MiniLM at batch 1
+on every step of every policy run costs minutes per world on this CPU for an out-of-fold AUC no
+better on the simulator's steps (``--encoder all-minilm-l6-v2`` runs it)."""
+ESTIMATED = "HERA ladder + pair estimators"
+"""The ladder whose steps start on the rung the per-pair estimators judge sufficient."""
 PARAMS = GenerationParams(max_new_tokens=256)
 
 
@@ -106,6 +121,8 @@ class PolicyResult:
     paper_cost: float
     calls_per_request: float
     escalations_per_request: float
+    start_share: dict[str, float] = field(default_factory=dict)
+    """Policies with a start decision: the share of steps that started on each rung."""
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +138,10 @@ class WorldReport:
     thresholds: dict[str, dict[str, float]]
     results: list[PolicyResult] = field(default_factory=list)
     headline: dict[str, Any] = field(default_factory=dict)
+    starts: dict[str, Any] = field(default_factory=dict)
+    """The pair estimators' artifact fitted at the reference δ (``LadderStarts.to_json``)."""
+    pair_heads: list[dict[str, Any]] = field(default_factory=list)
+    """Per adjacent pair: its head's fit (base rate of "needed", out-of-fold AUC, C)."""
 
 
 # -- the agent loop over rungs ------------------------------------------------------------------
@@ -189,6 +210,10 @@ class ProfiledStep:
     seq: int
     confidence: tuple[float, ...]
     correct: tuple[bool, ...]
+    cost: tuple[float, ...] = ()
+    """Each rung's full cost for the step."""
+    request: str = ""
+    """The profiled request the step belongs to (cross-validation groups by it)."""
 
 
 def profile(
@@ -206,9 +231,11 @@ def profile(
             messages = render_step_messages(task.request, history, current, step)
             generations = [rung.backend.generate(messages, PARAMS) for rung in rungs]
             calls += len(generations)
+            costs = []
             for k, (rung, generation) in enumerate(zip(rungs, generations, strict=True)):
                 sent = bytes_sent(messages) if rung.tier.role == "cloud" else 0
-                spent[k] += _price(settings, rung, generation, sent)[0]
+                costs.append(_price(settings, rung, generation, sent)[0])
+                spent[k] += costs[-1]
             steps.append(
                 ProfiledStep(
                     text=current,
@@ -216,6 +243,8 @@ def profile(
                     confidence=tuple(float(g.extra.get("mean_logprob", "nan")) for g in generations),
                     # A step that computes nothing ("" ground truth) cannot be wrong.
                     correct=tuple(g.extra.get("sim_correct", "") != "0" for g in generations),
+                    cost=tuple(costs),
+                    request=task.id,
                 )
             )
             parsed = parse_step(generations[-1].text)
@@ -278,6 +307,22 @@ def _seeded_random(seed: int, task_id: str, top: int) -> Start:
     return start
 
 
+def _array(steps: Sequence[ProfiledStep], attribute: str) -> np.ndarray[Any, Any]:
+    return np.asarray([getattr(s, attribute) for s in steps], dtype=np.float64)
+
+
+def _starting(fitted: LadderStarts, encoder: TextEncoder, counts: list[int]) -> Callable[[TaskRecord], Start]:
+    def for_task(_task: TaskRecord) -> Start:
+        def start(step: int, text: str) -> int:
+            rung, _ = fitted.start(encoder.embed_many([text])[0], step)
+            counts[rung] += 1
+            return rung
+
+        return start
+
+    return for_task
+
+
 def evaluate_world(
     preset: str,
     seed: int,
@@ -287,8 +332,10 @@ def evaluate_world(
     tiers: Sequence[ModelTier] = DEFAULT_TIERS,
     costs: CostSettings = DEFAULT_COSTS,
     family: str = "mixed",
+    encoder: str = DEFAULT_START_ENCODER,
 ) -> WorldReport:
-    """Profile, fit and evaluate every policy on one simulated world (a preset and a seed)."""
+    """Profile, fit and evaluate every policy on one simulated world (a preset and a seed).
+    ``encoder``: what embeds a step's text for the pair estimators (``encoder_named``)."""
     settings = load_settings(models=[tier.model_dump() for tier in tiers], costs=costs.model_dump())
     behaviour = load_behaviour(preset)
     rungs = [
@@ -302,6 +349,13 @@ def evaluate_world(
     evaluation = tasks[profile_requests:]
     report = WorldReport(preset, seed, requests, profile_requests, profiled_calls, thresholds={})
     top = len(rungs) - 1
+    encode = encoder_named(encoder, cache_size=1_000_000)  # a run's texts repeat across policies and scenarios
+    seqs = [s.seq for s in profiled]
+    correct, confidence, step_cost = (_array(profiled, a) for a in ("correct", "confidence", "cost"))
+    heads = fit_pair_heads(encode.embed_many([s.text for s in profiled]), seqs, [s.request for s in profiled], correct)
+    report.pair_heads = [
+        {"pair": f"{a}>{b}", **info} for (a, b), info in zip(pairwise(names), heads.infos, strict=True)
+    ]
 
     def run(policy_rungs: Sequence[int], setting: str, policy: str, kind: str, ladder: Ladder | None,
             start: Callable[[TaskRecord], Start] | None = None) -> PolicyResult:  # fmt: skip
@@ -321,6 +375,16 @@ def evaluate_world(
         pair_names = [f"{a}>{b}" for a, b in pairwise(names)]
         report.thresholds[f"ladder δ={tolerance}"] = dict(zip(pair_names, ladder.thresholds, strict=True))
         run(range(len(rungs)), f"δ={tolerance}", "HERA ladder", "ladder", ladder)
+        fitted = fit_ladder_starts(
+            heads, names, seqs, confidence, correct, step_cost, ladder.thresholds, encoder, tolerance=tolerance,
+            preset=preset, seed=seed, profile_requests=profile_requests,
+        )  # fmt: skip
+        counts = [0] * len(rungs)
+        started = run(range(len(rungs)), f"δ={tolerance}", ESTIMATED, "ladder", ladder,
+                      start=_starting(fitted, encode, counts))  # fmt: skip
+        started.start_share = {name: count / max(sum(counts), 1) for name, count in zip(names, counts, strict=True)}
+        if f"δ={tolerance}" == REFERENCE:
+            report.starts = fitted.to_json()
         if len(by_cost) > 1 and by_cost != list(range(len(rungs))):
             ordered = Ladder(
                 tuple(names[k] for k in by_cost),
@@ -430,7 +494,7 @@ def write_report(reports: Sequence[WorldReport], folder: Path) -> Path:
     lines = ["# The N-model ladder — SIMULATED", "",
              "Simulated models (presets.toml tiers) and assumed prices (evaluation/ladder.py DEFAULT_TIERS); "
              "costs are USD per request. `full` is the full cost model (tokens, GPU-seconds, energy, transfer), "
-             "`paper` the paper's (cloud token dollars only).", ""]  # fmt: skip
+             "`paper` the paper's (cloud token dollars only).", "", *summary(reports), ""]  # fmt: skip
     for report in reports:
         lines += [f"## {report.preset} / seed {report.seed} (SIMULATED)", "",
                   f"{report.requests} requests evaluated, {report.profile_requests} profiled "
@@ -449,12 +513,71 @@ def write_report(reports: Sequence[WorldReport], folder: Path) -> Path:
         for variant, v in h.items():
             if isinstance(v, dict) and "meets_cost_target" in v:
                 lines.append(f"- {variant}: {describe(v)}")
-        lines.append("")
+        lines += ["", *_describe_starts(report), ""]
         slug = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in report.preset).strip("-")
         _plot(report, folder / f"ladder-{slug}-seed{report.seed}.png")
+        if report.starts:
+            LadderStarts.from_json(report.starts).save(folder / f"starts-{slug}-seed{report.seed}.json")
     path = folder / "ladder.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def summary(reports: Sequence[WorldReport]) -> list[str]:
+    """One row per world and ladder variant: the issue's two targets."""
+    lines = ["## Summary (SIMULATED)", "",
+             f"Two-model HERA at {REFERENCE}; each ladder variant's full cost at that accuracy, its accuracy at that "
+             "cost, and how many points of the best fixed pair's δ-curve some ladder point matches or dominates.", "",
+             "| world | two-model HERA (acc, full cost) | ladder variant | cost at its accuracy | accuracy at its "
+             "cost | best pair | its frontier matched | target met | starts (δ=0.01) |",
+             "| --- | --- | --- | ---: | ---: | --- | ---: | --- | --- |"]  # fmt: skip
+    for report in reports:
+        h = report.headline
+        two = h["two_model"]
+        shares = next((r.start_share for r in report.results if r.policy == ESTIMATED and r.setting == REFERENCE), {})
+        for variant, v in h.items():
+            if not (isinstance(v, dict) and "meets_cost_target" in v):
+                continue
+            reduction, gain = v["full_cost_reduction_at_same_accuracy"], v["accuracy_gain_at_same_cost"]
+            starts = ", ".join(f"{n} {x:.0%}" for n, x in shares.items() if x) if variant == ESTIMATED else ""
+            lines.append(
+                f"| {report.preset} / seed {report.seed} | {two['accuracy']:.3f}, {two['full_cost']:.6f} | {variant} | "
+                + _reduction(reduction, v["at"])
+                + f" | {'n/a' if gain is None else f'{gain:+.3f}'} | {h['best_fixed_pair']} | "
+                f"{v['best_pair_frontier_points_matched']} | {'yes' if v['meets_cost_target'] else 'no'} | {starts} |"
+            )
+    return lines
+
+
+def _reduction(reduction: float | None, at: str | None) -> str:
+    if reduction is None:
+        return "not reached"
+    return f"{reduction:.0%} lower ({at})" if reduction >= 0 else f"{-reduction:.0%} higher ({at})"
+
+
+def _describe_starts(report: WorldReport) -> list[str]:
+    """What the pair estimators learned and where the ladder with them started its steps."""
+    if not report.pair_heads:
+        return []
+    heads = "; ".join(
+        f"{h['pair']}: needed on {h['base_rate']:.1%} of profiled steps, out-of-fold AUC "
+        + ("n/a (constant)" if h.get("oof_auc") is None else f"{h['oof_auc']:.2f}")
+        for h in report.pair_heads
+    )
+    lines = [f"Pair estimators (P(next rung needed) from the step's text and position): {heads}."]
+    for r in report.results:
+        if r.policy == ESTIMATED and r.setting == REFERENCE:
+            shares = ", ".join(f"{name} {share:.0%}" for name, share in r.start_share.items())
+            lines.append(f"Start rungs of the {ESTIMATED} at {REFERENCE} (evaluation steps): {shares}.")
+    rules = report.starts.get("pairs", []) if report.starts else []
+    if rules:
+        shown = ", ".join(
+            f"{p}: " + ("never skip" if r["rule"]["base"] is None else
+                        f"skip at P >= {r['rule']['base']:.3f} - {r['rule']['step']} · min(seq, {r['rule']['cap']})")
+            for p, r in zip((h["pair"] for h in report.pair_heads), rules, strict=True)
+        )  # fmt: skip
+        lines.append(f"Fitted start thresholds at {REFERENCE}: {shown}.")
+    return lines
 
 
 def _plot(report: WorldReport, path: Path) -> None:

@@ -8,8 +8,12 @@ import pytest
 
 from hera_router.backends.base import GenerationParams
 from hera_router.config import load_settings
+from hera_router.estimators.ladder_pair import LadderStarts
 from hera_router.evaluation.ladder import (
+    DEFAULT_START_ENCODER,
     DEFAULT_TIERS,
+    ESTIMATED,
+    TOLERANCES,
     Rung,
     cost_ordered,
     evaluate_world,
@@ -83,6 +87,7 @@ def test_the_ladder_escalates_one_rung_at_a_time() -> None:
 
 
 def test_a_small_world_reports_every_policy_labelled_simulated(tmp_path: Path) -> None:
+    # One world for every assertion: evaluate_world is the slow part.
     report = evaluate_world("default", 3, requests=12, profile_requests=12)
     policies = {r.policy for r in report.results}
     assert {"tiny alone", "mid alone", "cheap-cloud alone", "cloud alone", "HERA ladder", "two-model HERA",
@@ -93,7 +98,19 @@ def test_a_small_world_reports_every_policy_labelled_simulated(tmp_path: Path) -
     text = path.read_text()
     assert "SIMULATED" in text
     assert "| HERA ladder |" in text
+    assert "## Summary (SIMULATED)" in text
     assert list(tmp_path.glob("ladder-*.png"))
+    # The ladder with the per-pair start estimators, and their artifact.
+    started = [r for r in report.results if r.policy == ESTIMATED]
+    assert len(started) == len(TOLERANCES)
+    assert all(sum(r.start_share.values()) == pytest.approx(1.0) for r in started)
+    assert [h["pair"] for h in report.pair_heads] == ["tiny>mid", "mid>cheap-cloud", "cheap-cloud>cloud"]
+    [path] = tmp_path.glob("starts-*.json")
+    starts = LadderStarts.load(path)
+    assert starts.names == ("tiny", "mid", "cheap-cloud", "cloud")
+    assert starts.encoder == DEFAULT_START_ENCODER
+    assert starts.meta["tolerance"] == 0.01
+    assert "Start rungs of the HERA ladder + pair estimators" in text
 
 
 def test_a_tier_named_in_hera_models_runs_as_that_simulated_tier_in_the_pipeline() -> None:
