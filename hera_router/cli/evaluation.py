@@ -430,6 +430,8 @@ def ladder_command(
 ) -> None:
     """SIMULATED: the N-model ladder (tiny, mid, cheap-cloud, cloud) against two-model HERA, each
     model alone, every fixed pair, Random and HybridLLM over the ladder, on full and paper cost."""
+    import shlex
+    import sys
     import time
 
     from hera_router.evaluation.ladder import SCENARIOS, describe, evaluate_world, write_report
@@ -457,5 +459,8 @@ def ladder_command(
         for variant, values in h.items():
             if isinstance(values, dict) and "meets_cost_target" in values:
                 typer.echo(f"    {variant}: {describe(values)}")
-    path = write_report(reports, out)
-    typer.echo(f"wrote {path} in {time.perf_counter() - began:.0f} s (SIMULATED)")
+    seconds, cpu = time.perf_counter() - began, time.process_time()
+    command = "hera-router " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    note = f"Made with `{command}` in {seconds:.0f} s ({cpu:.0f} s of CPU in this process)."
+    path = write_report(reports, out, note)
+    typer.echo(f"wrote {path} in {seconds:.0f} s (SIMULATED)")

@@ -487,14 +487,16 @@ def describe(variant: dict[str, Any]) -> str:
     )
 
 
-def write_report(reports: Sequence[WorldReport], folder: Path) -> Path:
-    """``ladder.json``, ``ladder.md`` and one Pareto PNG per world under ``folder``."""
+def write_report(reports: Sequence[WorldReport], folder: Path, note: str = "") -> Path:
+    """``ladder.json``, ``ladder.md`` and one Pareto PNG per world under ``folder``; ``note``
+    (how the run was made) goes under the title."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ladder.json").write_text(json.dumps([asdict(r) for r in reports], indent=2, default=str) + "\n")
     lines = ["# The N-model ladder — SIMULATED", "",
              "Simulated models (presets.toml tiers) and assumed prices (evaluation/ladder.py DEFAULT_TIERS); "
              "costs are USD per request. `full` is the full cost model (tokens, GPU-seconds, energy, transfer), "
-             "`paper` the paper's (cloud token dollars only).", "", *summary(reports), ""]  # fmt: skip
+             "`paper` the paper's (cloud token dollars only).", "", *([note, ""] if note else []),
+             *summary(reports), ""]  # fmt: skip
     for report in reports:
         lines += [f"## {report.preset} / seed {report.seed} (SIMULATED)", "",
                   f"{report.requests} requests evaluated, {report.profile_requests} profiled "
