@@ -136,9 +136,12 @@ class LadderPolicy:
         scores = {f"ladder_r{k}_p_needed": p for k, p in enumerate(needed)} | {
             f"ladder_r{k}_skip_at": pair.rule.threshold(context.seq) for k, pair in enumerate(self.starts.pairs)
         }
+        rung = max(chosen, floor)
+        # With HERA_MODELS the pipeline sets the executor to the rung's role; without, the two
+        # rungs are edge and cloud, and a step that starts above the edge runs on the cloud.
         return Decision(
-            executor=Executor.SLM, branch="ladder-start" if chosen > floor else "ladder", policy=self.name,
-            rung=max(chosen, floor), scores=scores, estimator_versions={"ladder-starts": self._version},
+            executor=Executor.SLM if rung == 0 else Executor.LLM, branch="ladder-start" if chosen > floor else "ladder",
+            policy=self.name, rung=rung, scores=scores, estimator_versions={"ladder-starts": self._version},
             elapsed_ms=(time.perf_counter() - started) * 1e3,
         )  # fmt: skip
 

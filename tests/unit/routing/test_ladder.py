@@ -12,7 +12,7 @@ import pytest
 from hera_router.config import RoutingSettings
 from hera_router.estimators.divergence import LogisticHead
 from hera_router.estimators.ladder_pair import MAX_POSITION, NEVER, LadderStarts, PairEstimator, SkipRule
-from hera_router.routing.base import RoutingContext
+from hera_router.routing.base import Executor, RoutingContext
 from hera_router.routing.ladder import Ladder, LadderPolicy, pair_threshold
 
 
@@ -77,6 +77,7 @@ def test_the_policy_starts_a_step_on_the_cheapest_rung_its_pair_estimators_judge
     policy = LadderPolicy(RoutingSettings(), starts=_starts(SkipRule(0.5), SkipRule(0.5)), encoder=encoder)
     easy, hard, harder = (policy.decide(_context(t)) for t in ("easy", "hard for tiny", "hard for both"))
     assert (easy.rung, hard.rung, harder.rung) == (0, 1, 2)
+    assert (easy.executor, hard.executor) == (Executor.SLM, Executor.LLM)  # without tiers: edge, cloud
     assert (easy.branch, hard.branch) == ("ladder", "ladder-start")
     assert hard.scores["ladder_r0_p_needed"] > 0.99 > 0.01 > hard.scores["ladder_r1_p_needed"]
     assert hard.scores["ladder_r0_skip_at"] == 0.5
