@@ -147,7 +147,11 @@ class Services:
     def policy(self, name: str) -> Policy:
         with self._lock:
             if name not in self._policies:
-                self._policies[name] = create_policy(name, self.settings.routing)
+                policy = create_policy(name, self.settings.routing)
+                check_tiers = getattr(policy, "check_tiers", None)  # the ladder's start estimators
+                if check_tiers is not None:
+                    check_tiers([tier.name for tier in self.settings.models])
+                self._policies[name] = policy
             return self._policies[name]
 
     def publish_after(

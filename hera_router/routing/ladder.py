@@ -119,6 +119,19 @@ class LadderPolicy:
         self._version = self.starts.version if self.starts is not None else ""
         self._encoder = encoder
 
+    def check_tiers(self, tiers: Sequence[str]) -> None:
+        """Drop the start estimators if they were fitted for other tiers than ``HERA_MODELS``'
+        (their rungs would be someone else's): the ladder then starts as without them, and the
+        log says why. Without model tiers (edge, cloud) every artifact applies, as two rungs."""
+        if self.starts is None or not tiers or tuple(tiers) == self.starts.names:
+            return
+        log.error(
+            "HERA_ROUTING__LADDER_ESTIMATORS was fitted for the tiers %s, not HERA_MODELS' %s: "
+            "ignored, ladder steps start on rung %d",
+            ", ".join(self.starts.names), ", ".join(tiers), self.settings.ladder_start,
+        )  # fmt: skip
+        self.starts, self._version = None, ""
+
     def _encode(self, text: str) -> np.ndarray[Any, Any]:
         if self._encoder is None:
             assert self.starts is not None

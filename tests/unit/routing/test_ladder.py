@@ -115,3 +115,17 @@ def test_the_policy_loads_the_artifact_its_setting_names(tmp_path: Path) -> None
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(ValueError, match="cannot read"):
         LadderPolicy(RoutingSettings(ladder_estimators=tmp_path / "broken.json"))
+
+
+def test_start_estimators_fitted_for_other_tiers_are_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    encoder = _Fixed({"hard for tiny": [1, -1, 0, 0]})
+    policy = LadderPolicy(RoutingSettings(), starts=_starts(SkipRule(0.5), SkipRule(0.5)), encoder=encoder)
+    policy.check_tiers(["tiny", "mid", "cloud"])  # the artifact's own tiers: kept
+    assert policy.decide(_context("hard for tiny")).rung == 1
+    policy.check_tiers([])  # no HERA_MODELS: the two rungs edge, cloud take any artifact
+    assert policy.starts is not None
+    policy.check_tiers(["small", "big", "cloud"])
+    assert policy.starts is None
+    assert "fitted for the tiers tiny, mid, cloud, not HERA_MODELS' small, big, cloud" in caplog.text
+    assert policy.decide(_context("hard for tiny")).rung == 0
+    assert policy.threshold(0) == RoutingSettings().ladder_threshold
