@@ -7,7 +7,8 @@ A graph request's replay is what the pipeline does with it (``pipeline/progress.
 1. its planning step: the request walked as a chain (``replay.Replayer`` with ``stop_at_plans``),
    decided by the policy, until a step's next subtask parses as a plan (``agent/plan.parse_plan``);
    a request whose steps never plan is replayed as the chain it is;
-2. every node in plan order (a topological order): its position from ``agent/plan.node_position``
+2. every node in plan order (a topological order) whose needs all answered (a failed node fails the
+   graph; the nodes that do not need it still run, as they do live): its position from ``agent/plan.node_position``
    (the function the pipeline's fan-in calls, so ``depth`` κ reads the same ``GraphPosition``), its
    request ``render_node_request(text, answers of its needs)``, walked as a chain with that
    position (a node that plans again is replayed the same way, recursively);
@@ -153,7 +154,10 @@ class GraphReplayer:
         done: dict[str, tuple[int, int]] = {}  # key -> (depth_steps, steps of its request)
         steps = list(top.steps)
         nodes: list[NodeRun] = []
+        failure: tuple[str, str] | None = None  # (status, note) of the first node that did not answer
         for node in plan:
+            if any(need not in answers for need in node.needs):
+                continue  # a node it needs failed: it never starts (the others run on, as live)
             meta = node_position(seq, [done[need] for need in node.needs], shape[node.key], len(plan))
             at = GraphPosition.from_meta({GRAPH_SHAPE: meta})
             assert at is not None
@@ -163,11 +167,14 @@ class GraphReplayer:
             nodes += [NodeRun(node.key, request, at, sub), *inner]
             steps += sub.steps
             if sub.status != "completed":
-                status = sub.status if sub.status in ("off_tree", "unavailable") else "failed"
-                note = f"part [{node.key}] of the plan failed: {sub.note}"
-                return RequestOutcome(key, "graph", status, tuple(steps), None, 0.0, note), nodes, own
+                if failure is None:
+                    status = sub.status if sub.status in ("off_tree", "unavailable") else "failed"
+                    failure = (status, f"part [{node.key}] of the plan failed: {sub.note}")
+                continue
             answers[node.key] = sub.answer or ""
             done[node.key] = (meta["depth_steps"], sub_own)
+        if failure is not None:
+            return RequestOutcome(key, "graph", failure[0], tuple(steps), None, 0.0, failure[1]), nodes, own  # type: ignore[arg-type]
         answer = answers[final_node(plan).key]
         return RequestOutcome(key, "graph", "completed", tuple(steps), answer), nodes, own
 
