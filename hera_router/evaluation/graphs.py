@@ -402,7 +402,6 @@ def run_graphs_world(base: Any, preset: str, seed: int, config: GraphsConfig, pr
     from hera_router.db.runtime import Runtime
     from hera_router.estimators.loader import RegistryEstimatorSource
     from hera_router.evaluation.matrix import MatrixConfig, _bootstrapped, world_settings
-    from hera_router.evaluation.replay import ProfileSet, simulated_extension, simulated_latency
     from hera_router.evaluation.report import _save_state, _state
 
     started = time.perf_counter()
@@ -421,6 +420,19 @@ def run_graphs_world(base: Any, preset: str, seed: int, config: GraphsConfig, pr
         estimators = RegistryEstimatorSource(runtime)()
     finally:
         runtime.close()
+    world = evaluate_world(settings, estimators, config, progress)
+    world.info["seconds"] = round(time.perf_counter() - started, 1)
+    return world
+
+
+def evaluate_world(settings: Any, estimators: Any, config: GraphsConfig, progress: Any) -> GraphsWorld:
+    """The graph and chain sets of one world replayed: SD modes, then the κ sweeps."""
+    import time
+
+    from hera_router.evaluation.replay import ProfileSet, simulated_extension, simulated_latency
+
+    started = time.perf_counter()
+    preset, seed = settings.simulator.preset, settings.simulator.seed
     routing = settings.routing
     replayer = Replayer(
         ProfileSet(None, []), estimators, max_steps=routing.max_steps, latency=simulated_latency(settings),

@@ -3,6 +3,8 @@ pipeline's graph positions, κ modes on chains, decomposed steps run part by par
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hera_router.config import load_settings
 from hera_router.db.enums import Executor
 from hera_router.evaluation.graphs import CurvePoint, GraphReplayer, GraphTask, equal_share_delta
@@ -100,3 +102,29 @@ def test_decomposed_steps_run_their_parts_on_their_executors() -> None:
             assert all(s.executor is Executor.SLM for s in sd)  # all-or-nothing: every part on the SLM
     assert found, "no step was decomposed"
     assert mixed, "partial SD put no part on the LLM"
+
+
+def test_a_world_is_evaluated_and_written_with_simulated_labels(tmp_path: Path) -> None:
+    from hera_router.evaluation.graphs import GraphsConfig, GraphsResult, evaluate_world, write_graphs
+    from hera_router.evaluation.matrix import MatrixProgress
+
+    settings = load_settings(simulator={"seed": SEED})
+    config = GraphsConfig(
+        out=tmp_path / "out", workdir=tmp_path, graph_n=4, chain_n=4, grid=(0.2, 0.7), resamples=20,
+        command="hera-router eval graphs --graph-n 4",
+    )  # fmt: skip
+    world = evaluate_world(settings, hashed_estimators(), config, MatrixProgress())
+    assert {(r["policy"], r["family"]) for r in world.sd_rows} == {
+        (p, f) for p in config.sd_policies for f in ("graph", "chains")
+    }
+    chains = next(r for r in world.kappa if r["family"] == "chains")
+    assert chains["identical"]  # no graph position on a chain: the κ modes cannot differ
+    assert chains["mean_delta"] == 0.0
+    graph = next(r for r in world.kappa if r["family"] == "graph")
+    assert graph["operating_kappa_base"] == 0.6  # hashed estimators have no calibration: the settings' κ base
+    write_graphs(GraphsResult([world], 1.0), config)
+    page = (tmp_path / "out" / "README.md").read_text()
+    assert "SIMULATED" in page
+    assert "hera-router eval graphs --graph-n 4" in page
+    assert "`hera-paper-sd-partial`" in page
+    assert (tmp_path / "out" / "results.json").is_file()
