@@ -310,7 +310,8 @@ class KappaCurve:
     policy: str
     mode: str
     family: str
-    points: list[CurvePoint]
+    points: list[CurvePoint | SavedPoint]
+    """Fresh points, or points read back from a saved world (no outcomes)."""
 
 
 @dataclass
@@ -410,6 +411,10 @@ def run_graphs_world(base: Any, preset: str, seed: int, config: GraphsConfig, pr
     )
     folder = config.workdir / f"{preset}-seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
+    saved = folder / "graphs-result.json"
+    if (found := _load_world(saved, config)) is not None:
+        progress.log(f"reusing {saved} (same bootstrap and configuration)")
+        return found
     settings = world_settings(base, folder, preset, seed, matrix)
     upgrade(settings.database_url)
     runtime = Runtime(settings)
@@ -422,7 +427,69 @@ def run_graphs_world(base: Any, preset: str, seed: int, config: GraphsConfig, pr
         runtime.close()
     world = evaluate_world(settings, estimators, config, progress)
     world.info["seconds"] = round(time.perf_counter() - started, 1)
+    _save_world(saved, world, config, state.get("bootstrap", {}).get("run_id"))
     return world
+
+
+@dataclass(frozen=True, slots=True)
+class SavedPoint:
+    """A sweep point read back from a world's saved result (its outcomes are not kept)."""
+
+    threshold: float
+    share: float
+    accuracy: float
+
+
+def _world_key(config: GraphsConfig) -> dict[str, Any]:
+    return {
+        "train_n": config.train_n, "node_budget": config.node_budget, "graph_n": config.graph_n,
+        "chain_n": config.chain_n, "grid": list(config.grid), "kappa_policies": list(config.kappa_policies),
+        "sd_policies": list(config.sd_policies), "resamples": config.resamples,
+    }  # fmt: skip
+
+
+def _world_json(world: GraphsWorld) -> dict[str, Any]:
+    return {
+        "preset": world.preset, "seed": world.seed, "info": world.info, "kappa": world.kappa, "sd": world.sd_rows,
+        "curves": [{"policy": c.policy, "mode": c.mode, "requests": c.family,
+                    "points": [{"kappa_base": p.threshold, "slm_share": p.share, "accuracy": p.accuracy}
+                               for p in c.points]} for c in world.curves],
+    }  # fmt: skip
+
+
+def _save_world(path: Any, world: GraphsWorld, config: GraphsConfig, bootstrap: str | None) -> None:
+    import json
+
+    from hera_router.evaluation.matrix import _clean
+
+    record = {"key": _world_key(config), "bootstrap": bootstrap, "world": _clean(_world_json(world))}
+    path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+
+
+def _load_world(path: Any, config: GraphsConfig) -> GraphsWorld | None:
+    """A world's saved result when it was made with this configuration and the folder's bootstrap."""
+    import json
+
+    from hera_router.evaluation.report import _state
+
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    bootstrap = _state(path.parent).get("bootstrap", {}).get("run_id")
+    if record.get("key") != _world_key(config) or record.get("bootstrap") != bootstrap or bootstrap is None:
+        return None
+    w = record["world"]
+
+    def number(value: Any) -> float:
+        return math.nan if value is None else float(value)
+
+    curves = [
+        KappaCurve(c["policy"], c["mode"], c["requests"], [
+            SavedPoint(p["kappa_base"], number(p["slm_share"]), number(p["accuracy"])) for p in c["points"]
+        ])
+        for c in w["curves"]
+    ]  # fmt: skip
+    return GraphsWorld(w["preset"], w["seed"], w["sd"], w["kappa"], curves, w["info"])
 
 
 def evaluate_world(settings: Any, estimators: Any, config: GraphsConfig, progress: Any) -> GraphsWorld:
@@ -471,9 +538,9 @@ def evaluate_world(settings: Any, estimators: Any, config: GraphsConfig, progres
                 tick(done)
         curves += by.values()
         for family in sets:
-            delta = equal_share_delta(
-                by[("depth", family)].points, by[("position", family)].points, operating, config.resamples
-            )
+            depth, position = ([p for p in by[(mode, family)].points if isinstance(p, CurvePoint)]
+                               for mode in ("depth", "position"))  # fmt: skip
+            delta = equal_share_delta(depth, position, operating, config.resamples)
             kappa_rows.append({"policy": name, "family": family, "operating_kappa_base": operating, **delta.to_json()})
     progress.log(
         f"world {preset} / seed {seed}: {replayer.extension.steps if replayer.extension else 0} steps simulated"
@@ -658,12 +725,7 @@ def graphs_json(result: GraphsResult, config: GraphsConfig) -> dict[str, Any]:
                    "graph_n": config.graph_n, "chain_n": config.chain_n, "grid": list(config.grid),
                    "kappa_policies": list(config.kappa_policies), "sd_policies": list(config.sd_policies),
                    "resamples": config.resamples},
-        "worlds": [{
-            "preset": w.preset, "seed": w.seed, "info": w.info, "kappa": w.kappa, "sd": w.sd_rows,
-            "curves": [{"policy": c.policy, "mode": c.mode, "requests": c.family,
-                        "points": [{"kappa_base": p.threshold, "slm_share": p.share, "accuracy": p.accuracy}
-                                   for p in c.points]} for c in w.curves],
-        } for w in result.worlds],
+        "worlds": [_world_json(w) for w in result.worlds],
     })  # fmt: skip
     return cleaned
 

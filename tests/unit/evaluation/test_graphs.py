@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hera_router.config import load_settings
 from hera_router.db.enums import Executor
 from hera_router.evaluation.graphs import CurvePoint, GraphReplayer, GraphTask, equal_share_delta
@@ -128,3 +130,15 @@ def test_a_world_is_evaluated_and_written_with_simulated_labels(tmp_path: Path) 
     assert "hera-router eval graphs --graph-n 4" in page
     assert "`hera-paper-sd-partial`" in page
     assert (tmp_path / "out" / "results.json").is_file()
+    # A world's result is saved in its folder and reused while the bootstrap and configuration hold.
+    from hera_router.evaluation.graphs import _load_world, _save_world
+
+    (tmp_path / "state.json").write_text('{"bootstrap": {"run_id": "r1"}}')
+    _save_world(tmp_path / "graphs-result.json", world, config, "r1")
+    again = _load_world(tmp_path / "graphs-result.json", config)
+    assert again is not None
+    assert again.kappa == world.kappa
+    shares = [p.share for c in world.curves for p in c.points]
+    assert [p.share for c in again.curves for p in c.points] == pytest.approx(shares, abs=1e-6)
+    (tmp_path / "state.json").write_text('{"bootstrap": {"run_id": "r2"}}')  # bootstrapped again: not reused
+    assert _load_world(tmp_path / "graphs-result.json", config) is None
