@@ -428,13 +428,14 @@ def graphs_command(
     kappa_policies: list[str] = typer.Option(
         [], "--kappa-policy", help="Policies whose κ modes are swept (default: hera)."
     ),
+    grid: list[float] = typer.Option([], "--kappa-base", help="κ base values swept (default: 0.0, 0.1, … 0.9)."),
     workdir: Path = typer.Option(Path(".hera/eval-matrix"), "--workdir", help="The matrix's world folders (reused)."),
     out: Path = typer.Option(Path("reports/issue19-graphs"), "--out", help="Folder for README.md and results.json."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples."),
 ) -> None:
     """Graph requests replayed offline under each κ mode (a κ-base sweep, compared at equal SLM share)
     and partial SD against all-or-nothing, on graphs and chains, per world (SIMULATED)."""
-    from hera_router.evaluation.graphs import GraphsConfig, build_graphs
+    from hera_router.evaluation.graphs import KAPPA_GRID, GraphsConfig, build_graphs
     from hera_router.evaluation.matrix import DEFAULT_SEEDS, DEFAULT_WORLDS, RichProgress
     from hera_router.evaluation.report import command_line
     from hera_router.simulator.presets import PresetError
@@ -442,7 +443,7 @@ def graphs_command(
     config = GraphsConfig(
         out=out, workdir=workdir.resolve(), worlds=worlds or DEFAULT_WORLDS, seeds=seeds or DEFAULT_SEEDS,
         train_n=train_n, graph_n=graph_n, chain_n=chain_n, kappa_policies=kappa_policies or ("hera",),
-        resamples=resamples, command=command_line(),
+        grid=tuple(grid) or KAPPA_GRID, resamples=resamples, command=command_line(),
     )  # fmt: skip
     try:
         result = build_graphs(_settings(), config, RichProgress())
