@@ -663,7 +663,8 @@ def render_graphs(result: GraphsResult, config: GraphsConfig) -> str:
         f"> **{LABEL}.** Every number on this page was measured on the simulated agent world "
         "(`hera_router/simulator`), not on real models or real tasks.",
         "",
-        f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} in {result.seconds:.0f} s by:",
+        f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} in {result.seconds:.0f} s (worlds evaluated "
+        "earlier with the same configuration are read back from their folder's `graphs-result.json`) by:",
         "",
         f"```\n{config.command or 'hera-router eval graphs'}\n```",
         "",
@@ -679,7 +680,7 @@ def render_graphs(result: GraphsResult, config: GraphsConfig) -> str:
         f"## Graph-aware κ (`depth`) against position κ at equal SLM share ({LABEL})",
         "",
         "Per κ mode the κ base is swept over "
-        f"{', '.join(f'{k:.1f}' for k in config.grid)} and the policy's operating value (a calibrated policy: "
+        f"{', '.join(f'{k:g}' for k in config.grid)} and the policy's operating value (a calibrated policy: "
         "its calibration's κ base is replaced). At each `depth` point whose SLM share lies inside the `position` "
         "curve, position's accuracy is interpolated at that share (as `matrix.equal_share`); the operating "
         "column is the point at the policy's own κ base, the mean column averages every in-range point. "
