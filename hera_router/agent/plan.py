@@ -105,3 +105,22 @@ def shapes(nodes: Sequence[PlanNode]) -> dict[str, NodeShape]:
         node.key: NodeShape(level=level[node.key], to_final=to_final[node.key], descendants=len(below[node.key]))
         for node in nodes
     }
+
+
+def node_position(seq: int, needs: Sequence[tuple[int, int]], shape: NodeShape, nodes: int) -> dict[str, int]:
+    """A starting node's place in its plan, as a node request's ``graph`` metadata records it (what
+    ``routing.base.GraphPosition`` reads and graph-aware κ uses).
+
+    ``seq`` is the planning step's sequence number; ``needs`` holds, per node this one needs, that
+    node's ``depth_steps`` and the model steps its request took. ``depth_steps`` is the model steps
+    on the longest path of results this node reads: the planning steps (``seq + 1``) for a node
+    with no needs. The pipeline (``pipeline/graph.py``) and the offline graph replay
+    (``evaluation/graphs.py``) both call this, so both route a node with the same position."""
+    depth = max((depth_steps + steps for depth_steps, steps in needs), default=seq + 1)
+    return {
+        "level": shape.level,
+        "to_final": shape.to_final,
+        "descendants": shape.descendants,
+        "depth_steps": depth,
+        "nodes": nodes,
+    }

@@ -102,14 +102,22 @@ def list_requests(
         list[RequestStatus] | None, Query(alias="status", description="Only these statuses (repeatable).")
     ] = None,
     batch_id: Annotated[uuid.UUID | None, Query(description="Only this batch's requests.")] = None,
+    include_nodes: Annotated[
+        bool,
+        Query(
+            description="Also list the node requests of plans with dependencies (metadata `graph_request`); "
+            "by default only their graph request is listed, whose view (`GET /v1/agent-requests/{id}`) links them."
+        ),
+    ] = False,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> RequestPage:
     before = decode_cursor(cursor)
     with session_scope(state.sessions) as session:
         rows = RequestRepository(session).page_for_tenant(
-            caller.tenant_id, before=before, limit=limit + 1, statuses=status_filter or (), batch_id=batch_id
-        )
+            caller.tenant_id, before=before, limit=limit + 1, statuses=status_filter or (), batch_id=batch_id,
+            include_nodes=include_nodes,
+        )  # fmt: skip
         shown = [
             RequestSummary(
                 id=row.id,

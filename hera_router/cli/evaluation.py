@@ -414,6 +414,44 @@ def matrix_command(
     typer.echo(f"matrix written to {result.out} (README.md, results.json, PNGs) in {result.seconds:.0f} s (SIMULATED)")
 
 
+@eval_app.command("graphs")
+def graphs_command(
+    worlds: list[str] = typer.Option(
+        [], "--worlds", "-w", help="Simulator presets (default: default, strong-slm, weak-slm, weak-logprob)."
+    ),
+    seeds: list[int] = typer.Option([], "--seeds", "-s", help="World seeds (default: 0 and 1)."),
+    train_n: int = typer.Option(
+        120, "--train-n", help="Training requests bootstrap profiles per world (as the matrix)."
+    ),
+    graph_n: int = typer.Option(80, "--graph-n", help="Graph requests per world."),
+    chain_n: int = typer.Option(60, "--chain-n", help="Chains (the matrix's mixed evaluation requests) per world."),
+    kappa_policies: list[str] = typer.Option(
+        [], "--kappa-policy", help="Policies whose κ modes are swept (default: hera)."
+    ),
+    grid: list[float] = typer.Option([], "--kappa-base", help="κ base values swept (default: 0.0, 0.1, … 0.9)."),
+    workdir: Path = typer.Option(Path(".hera/eval-matrix"), "--workdir", help="The matrix's world folders (reused)."),
+    out: Path = typer.Option(Path("reports/issue19-graphs"), "--out", help="Folder for README.md and results.json."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples."),
+) -> None:
+    """Graph requests replayed offline under each κ mode (a κ-base sweep, compared at equal SLM share)
+    and partial SD against all-or-nothing, on graphs and chains, per world (SIMULATED)."""
+    from hera_router.evaluation.graphs import KAPPA_GRID, GraphsConfig, build_graphs
+    from hera_router.evaluation.matrix import DEFAULT_SEEDS, DEFAULT_WORLDS, RichProgress
+    from hera_router.evaluation.report import command_line
+    from hera_router.simulator.presets import PresetError
+
+    config = GraphsConfig(
+        out=out, workdir=workdir.resolve(), worlds=worlds or DEFAULT_WORLDS, seeds=seeds or DEFAULT_SEEDS,
+        train_n=train_n, graph_n=graph_n, chain_n=chain_n, kappa_policies=kappa_policies or ("hera",),
+        grid=tuple(grid) or KAPPA_GRID, resamples=resamples, command=command_line(),
+    )  # fmt: skip
+    try:
+        result = build_graphs(_settings(), config, RichProgress())
+    except (ValueError, PresetError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"graphs report written to {out} (README.md, results.json) in {result.seconds:.0f} s (SIMULATED)")
+
+
 @eval_app.command("ladder")
 def ladder_command(
     world: list[str] = typer.Option(["default"], "--world", "-w", help="Simulator preset(s) to evaluate."),

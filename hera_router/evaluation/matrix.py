@@ -12,8 +12,10 @@ A *world* is a simulator preset and a world seed. Per world, in its own folder u
 3. An evaluation profile of ``--eval-n`` requests of every family, offset past the training
    requests, so the training family's evaluation requests are new and the other family is held out.
 4. Every policy the registry knows at run time is replayed on it (steps the profile lacks run on
-   the simulated backends, ``replay.simulated_extension``). Policies a replay cannot evaluate show
-   as such, with the reason.
+   the simulated backends, ``replay.simulated_extension``; decomposed steps run their parts there,
+   ``Replayer.run_parts``, so partial and all-or-nothing SD are both exact). Policies a replay
+   cannot evaluate show as such, with the reason. The SD modes get a table of their own (SLM share
+   and accuracy of ``hera``/``hera-sd-partial`` and ``hera-paper``/``hera-paper-sd-partial``).
 5. Equal SLM share (issue 14's comparison): HybridLLM's threshold is swept over the quantiles of its
    scores on the evaluation subtasks and its accuracy interpolated at each HERA variant's SLM share;
    Random is replayed with p = that share. Deltas get paired bootstrap intervals (the same resampled
@@ -306,7 +308,7 @@ def run_world(
             progress.log("no active estimators after bootstrap: HERA and its ablations will show as not evaluated")
         replayer = Replayer(
             profile, estimators, max_steps=routing.max_steps, latency=simulated_latency(settings),
-            extension=simulated_extension(settings),
+            extension=simulated_extension(settings), run_parts=True,
         )  # fmt: skip
         result = _replay_world(replayer, profile, routing, folder, config, progress)
     finally:
@@ -703,6 +705,33 @@ def equal_share_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+SD_PAIRS = (("hera", "hera-sd-partial"), ("hera-paper", "hera-paper-sd-partial"))
+"""All-or-nothing SD next to partial SD (issue 19), per world."""
+
+
+def sd_table(worlds: Sequence[WorldResult]) -> str:
+    """Per world and pair: SLM share and accuracy of all-or-nothing and partial SD side by side."""
+    lines = [
+        "| world | all-or-nothing | accuracy % | SLM share % | partial | accuracy % | SLM share % "
+        "| SD part calls (partial) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for world in worlds:
+        by = {m.policy: m for m in world.rows}
+        for whole, partial in SD_PAIRS:
+            if whole not in by or partial not in by:
+                continue
+            a, b = by[whole], by[partial]
+            calls = sum(1 for o in world.outcomes.get(partial, []) for s in o.steps if s.branch == "sd")
+            lines.append(
+                f"| {world.name} | `{whole}` | {compare.pct_ci(a.accuracy, a.accuracy_ci)} | "
+                f"{compare.pct_ci(a.slm_usage, a.slm_usage_ci)} | `{partial}` | "
+                f"{compare.pct_ci(b.accuracy, b.accuracy_ci)} | "
+                f"{compare.pct_ci(b.slm_usage, b.slm_usage_ci)} | {calls} |"
+            )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def mean_table(rows: Sequence[Mapping[str, Any]]) -> str:
     headers = ["policy", "worlds", "accuracy % [95% CI]", "SLM share % [95% CI]", "remote cost vs All-LLM [95% CI]",
                "steps/req", "decision ms/step"]  # fmt: skip
@@ -785,6 +814,17 @@ def render_markdown(result: MatrixResult, config: MatrixConfig) -> str:
         equal_share_table(result.mean_equal_share),
         "",
     ]
+    if table := sd_table(result.worlds):
+        parts += [
+            f"## Partial decomposition against all-or-nothing, per world ({LABEL})",
+            "",
+            "Decomposed steps run part by part on the simulator (each part on its executor). SD part calls: "
+            "model calls of decomposition parts under the partial policy. The graph family: "
+            "`hera-router eval graphs` (reports/issue19-graphs/).",
+            "",
+            table,
+            "",
+        ]
     for world in result.worlds:
         parts += [
             f"## World {world.name} ({LABEL})",

@@ -18,7 +18,10 @@ exactly the step a live run would take.
 Two approximations, both counted: an SD decision (the SLM runs sub-subtasks in place of the step)
 has no node in the tree, so the walk follows the SLM child of the step (``sd_approximated``), or,
 for a partial decomposition whose last part (the one that produces the step's result) runs on the
-LLM, the step's LLM child;
+LLM, the step's LLM child — unless ``run_parts`` is on and extension backends are given: then the
+parts run on their executors exactly as the pipeline runs them (each prompted with the request's
+history and the parts before it), the step's result is the last part's, and the decomposed step is
+counted in ``sd_run`` instead (the graph replay, ``evaluation/graphs.py``, always does this);
 and latency is the preset's latency model on the step's tokens, without the simulator's per-call
 jitter, since profiles do not store latency (``latency="model"``), or 0 for real profiles.
 """
@@ -34,13 +37,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hera_router.agent.format import parse_step, render_step_messages
+from hera_router.agent.plan import parse_plan
 from hera_router.agent.scoring import score
 from hera_router.backends.base import GenerationParams, ModelBackend, mean_logprob
 from hera_router.db.enums import Executor
 from hera_router.evaluation.caching import CachingEstimators
 from hera_router.evaluation.metrics import RequestOutcome, StepRecord
 from hera_router.routing import oracle
-from hera_router.routing.base import Policy, PolicyUnavailableError, RoutingContext, Step
+from hera_router.routing.base import GraphPosition, Policy, PolicyUnavailableError, RoutingContext, Step
 from hera_router.routing.estimators import Estimators
 from hera_router.training.profiling import ROOT, STEP, step_correctness
 from hera_router.training.profiling import TreeNode as ProfiledNode
@@ -54,6 +58,8 @@ LatencyModel = Callable[[Executor, int, int], float]
 """(executor, prompt tokens, completion tokens) → seconds."""
 
 DEFAULT_FAMILY = "all"
+PLANNED = "plan"
+"""Note of an outcome that ended at a plan with dependencies (``Replayer.stop_at_plans``)."""
 
 
 @dataclass
@@ -74,6 +80,23 @@ class Node:
     children: dict[Executor, Node] = field(default_factory=dict)
     extended: bool = False
     """Added by a replay with ``extend`` backends, not by the profiler."""
+    decomposed: dict[tuple[tuple[str, ...], tuple[Executor, ...]], tuple[Node, tuple[Part, ...]]] = field(
+        default_factory=dict
+    )
+    """Decomposed steps run on the extension backends (``run_parts``): (parts, their executors) →
+    (the node the step leads to, the part calls)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One decomposition part run on an extension backend (``Replayer.run_parts``)."""
+
+    text: str
+    executor: Executor
+    output: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
 
 
 @dataclass
@@ -280,12 +303,15 @@ class ReplayStats:
     off_tree: int = 0
     extended_steps: int = 0
     sd_approximated: int = 0
+    sd_run: int = 0
+    """Decomposed steps whose parts ran on the extension backends (``run_parts``), not approximated."""
 
     def to_json(self) -> dict[str, int]:
         return {
             "off_tree": self.off_tree,
             "extended_steps": self.extended_steps,
             "sd_approximated": self.sd_approximated,
+            "sd_run": self.sd_run,
         }
 
 
@@ -301,6 +327,8 @@ class Replayer:
         latency: LatencyModel = no_latency,
         extension: Extension | None = None,
         cache: bool = True,
+        run_parts: bool = False,
+        stop_at_plans: bool = False,
     ) -> None:
         self.profile = profile
         self.cache = CachingEstimators(estimators) if estimators is not None and cache else None
@@ -308,6 +336,13 @@ class Replayer:
         self.max_steps = max_steps
         self.latency = latency
         self.extension = extension
+        self.run_parts = run_parts and extension is not None
+        """Run a decomposed step's parts on the extension backends, each on its executor, exactly as
+        the pipeline runs them (no ``sd_approximated``)."""
+        self.stop_at_plans = stop_at_plans
+        """End a walk at a step whose next subtask is a plan with dependencies (``agent/plan.py``):
+        the outcome is ``completed`` with the plan's text as its answer and note :data:`PLANNED`
+        (``evaluation/graphs.py`` runs the plan). Off: the plan is followed as a chain subtask."""
 
     def run(self, policy: Policy, keys: Sequence[str] | None = None) -> tuple[list[RequestOutcome], ReplayStats]:
         stats = ReplayStats()
@@ -326,9 +361,11 @@ class Replayer:
         saved = (self.cache.saved_s - saved_before) if self.cache is not None else 0.0
         return decision, elapsed + saved
 
-    def request(  # noqa: PLR0912 - the walk: spans, verify, off-tree and three ways to end
-        self, tree: ReplayTree, policy: Policy, stats: ReplayStats
+    def request(  # noqa: PLR0912, PLR0915 - the walk: spans, verify, parts, off-tree and four ways to end
+        self, tree: ReplayTree, policy: Policy, stats: ReplayStats, graph: GraphPosition | None = None
     ) -> RequestOutcome:
+        """One request's walk; ``graph`` is the node's place in its plan when the request is a node
+        of a plan with dependencies (what the pipeline reads from a node request's metadata)."""
         node, seq = tree.root, 0
         history: list[Step] = []
         steps: list[StepRecord] = []
@@ -352,6 +389,7 @@ class Replayer:
                     seq=seq,
                     history=tuple(history),
                     max_steps=self.max_steps,
+                    graph=graph,
                 )
                 try:
                     decision, decision_s = self._decide(policy, context)
@@ -360,6 +398,27 @@ class Replayer:
                 executor, branch, routed = decision.executor, decision.branch, True
                 if decision.span > 1:
                     span_left, span_branch = decision.span - 1, decision.branch
+                if decision.parts and self.run_parts:
+                    ran = self._parts(tree, node, history, decision, stats)
+                    if ran is not None:
+                        joined, parts = ran
+                        records = [
+                            StepRecord(
+                                seq=seq, executor=part.executor, branch=branch, tokens_in=part.tokens_in,
+                                tokens_out=part.tokens_out,
+                                remote_cost_usd=part.cost_usd if part.executor is Executor.LLM else 0.0,
+                                model_s=self.latency(part.executor, part.tokens_in, part.tokens_out),
+                                decision_s=decision_s if number == 0 else 0.0, routed=number == 0,
+                            )
+                            for number, part in enumerate(parts)
+                        ]  # fmt: skip
+                        steps.extend(records)
+                        history.append(Step(subtask=current, result=joined.output or "", executor=executor))
+                        ended = self._ended(joined, outcome)
+                        if ended is not None:
+                            return ended
+                        node, seq = joined, seq + 1
+                        continue
                 if decision.parts:
                     stats.sd_approximated += 1
                     if decision.part_executors and decision.part_executors[-1] is Executor.LLM:
@@ -398,14 +457,70 @@ class Replayer:
             history.append(
                 Step(subtask=current, result=child.output or "", executor=executor, confidence=child.confidence)
             )
-            if child.is_final:
-                return outcome("completed", child.text)
-            if not child.text:
-                # No next subtask and no answer: the pipeline finishes with the step's result.
-                return outcome("completed", child.output)
-            if child.depth >= self.max_steps:
-                return outcome("failed", note=f"no final answer within {self.max_steps} steps")
+            ended = self._ended(child, outcome)
+            if ended is not None:
+                return ended
             node, seq = child, seq + 1
+
+    def _ended(self, child: Node, outcome: Callable[..., RequestOutcome]) -> RequestOutcome | None:
+        """How the walk ends at ``child``, in the pipeline's order (``pipeline/progress.hand_on``), or
+        None when it goes on."""
+        if child.is_final:
+            return outcome("completed", child.text)
+        if not child.text:
+            # No next subtask and no answer: the pipeline finishes with the step's result.
+            return outcome("completed", child.output)
+        if self.stop_at_plans and parse_plan(child.text) is not None:
+            return outcome("completed", child.text, PLANNED)
+        if child.depth >= self.max_steps:
+            return outcome("failed", note=f"no final answer within {self.max_steps} steps")
+        return None
+
+    def _parts(
+        self, tree: ReplayTree, node: Node, history: Sequence[Step], decision: Any, stats: ReplayStats
+    ) -> tuple[Node, tuple[Part, ...]] | None:
+        """A decomposed step run as the pipeline runs it (``pipeline/execution.py``, ``progress.hand_on``):
+        part k on its executor, prompted with the request's history and the parts before it, as step
+        ``seq + k - 1``; the step ends with the last part, or with a part that gives the final answer.
+        None without extension backends or at the step limit."""
+        if self.extension is None or node.is_final or node.depth >= self.max_steps:
+            return None
+        executors = tuple(decision.part_executors) or (Executor.SLM,) * len(decision.parts)
+        key = (tuple(decision.parts), executors)
+        stats.sd_run += 1
+        if key in node.decomposed:
+            return node.decomposed[key]
+        pairs = [(step.subtask, step.result) for step in history]
+        parts: list[Part] = []
+        parsed = None
+        for number, (text, executor) in enumerate(zip(decision.parts, executors, strict=True), start=1):
+            prior = pairs + [(p.text, p.output) for p in parts]
+            messages = render_step_messages(tree.request, prior, text, node.depth + number - 1)
+            generation = self.extension.backends[executor].generate(messages, self.extension.params[executor])
+            parsed = parse_step(generation.text)
+            parts.append(
+                Part(
+                    text, executor, parsed.result, generation.prompt_tokens, generation.completion_tokens,
+                    self.extension.cost(executor, generation),
+                )
+            )  # fmt: skip
+            self.extension.steps += 1
+            stats.extended_steps += 1
+            if parsed.is_final:
+                break
+        assert parsed is not None
+        child = Node(
+            text=parsed.final_answer or parsed.next_subtask or "",
+            depth=node.depth + 1,
+            is_final=parsed.final_answer is not None,
+            output=parsed.result,
+            tokens_in=sum(p.tokens_in for p in parts),
+            tokens_out=sum(p.tokens_out for p in parts),
+            cost_usd=sum(p.cost_usd for p in parts),
+            extended=True,
+        )
+        node.decomposed[key] = (child, tuple(parts))
+        return node.decomposed[key]
 
     def _verify(
         self, tree: ReplayTree, node: Node, child: Node, context: RoutingContext, policy: Policy, stats: ReplayStats

@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hera_router.agent.plan import PlanNode, render_node_request, shapes
+from hera_router.agent.plan import NodeShape, PlanNode, node_position, render_node_request, shapes
 from hera_router.agent.scoring import score
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES, RequestStatus
 from hera_router.db.models import PlanNode as PlanNodeRow
@@ -121,21 +121,13 @@ def _start_ready(
         if services.settings.graph_sequential and (busy or queued):
             break
         # Model steps on the longest path of results this node reads (the planning steps first).
-        needs = [by_key[need] for need in row.needs]
-        depth = max((need.depth_steps + _steps(session, need) for need in needs), default=row.seq + 1)
+        needs = [(by_key[need].depth_steps, _steps(session, by_key[need])) for need in row.needs]
+        shape = NodeShape(level=row.level, to_final=row.to_final, descendants=row.descendants)
+        position = node_position(row.seq, needs, shape, len(rows))
+        depth = position["depth_steps"]
         child_id = node_request_id(graph.id, row.key)
         inputs = [(need, by_key[need].answer or "") for need in row.needs]
-        meta: dict[str, Any] = {
-            GRAPH_REQUEST: str(graph.id),
-            GRAPH_NODE: row.key,
-            GRAPH_SHAPE: {
-                "level": row.level,
-                "to_final": row.to_final,
-                "descendants": row.descendants,
-                "depth_steps": depth,
-                "nodes": len(rows),
-            },
-        }
+        meta: dict[str, Any] = {GRAPH_REQUEST: str(graph.id), GRAPH_NODE: row.key, GRAPH_SHAPE: position}
         # The request first (the node row points at it); a repeated fan-in finds both in place.
         nodes.add_child(child_id=child_id, parent=graph, input=render_node_request(row.text, inputs), meta=meta)
         if not nodes.start(row.id, child_id, depth):

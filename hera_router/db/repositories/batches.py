@@ -114,9 +114,13 @@ class BatchRepository:
         self.session.execute(
             update(Batch).where(Batch.id == batch_id, Batch.cancelled_at.is_(None)).values(cancelled_at=utcnow())
         )
+        active = Request.batch_id == batch_id, Request.status.in_(list(ACTIVE_REQUEST_STATUSES))
+        ids = list(self.session.scalars(select(Request.id).where(*active)).all())
         result = self.session.execute(
-            update(Request)
-            .where(Request.batch_id == batch_id, Request.status.in_(list(ACTIVE_REQUEST_STATUSES)))
-            .values(status=RequestStatus.CANCELLED, error="cancelled with its batch")
+            update(Request).where(*active).values(status=RequestStatus.CANCELLED, error="cancelled with its batch")
         )
+        if ids:  # the node requests of graph requests in the batch have no batch of their own
+            from hera_router.db.repositories.requests import RequestRepository
+
+            RequestRepository(self.session).cancel_nodes(ids)
         return rows_changed(result)

@@ -7,12 +7,12 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Row, bindparam, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
 from hera_router.db.enums import ACTIVE_REQUEST_STATUSES, RequestStatus
-from hera_router.db.models import Request
+from hera_router.db.models import PlanNode, Request
 from hera_router.db.repositories._dml import guarded_update, rows_changed, run_update, table_of
 
 ACTIVE_STATUSES: tuple[RequestStatus, ...] = tuple(sorted(ACTIVE_REQUEST_STATUSES))
@@ -137,9 +137,14 @@ class RequestRepository:
         limit: int = 50,
         statuses: Collection[RequestStatus] = (),
         batch_id: uuid.UUID | None = None,
+        include_nodes: bool = True,
     ) -> Sequence[Request]:
-        """The tenant's requests, newest first, older than the ``(created_at, id)`` cursor."""
+        """The tenant's requests, newest first, older than the ``(created_at, id)`` cursor; without
+        ``include_nodes``, not the node requests of plans with dependencies (``pipeline/graph.py``:
+        the requests a ``plan_nodes`` row points at; their graph request's view links them)."""
         statement = select(Request).where(Request.tenant_id == tenant_id)
+        if not include_nodes:
+            statement = statement.where(~exists().where(PlanNode.child_id == Request.id))
         if statuses:
             statement = statement.where(Request.status.in_(list(statuses)))
         if batch_id is not None:
@@ -150,8 +155,39 @@ class RequestRepository:
 
     def cancel(self, request_id: uuid.UUID, reason: str) -> bool:
         """Cancel a queued or running request with ``reason`` as its error; False if it had
-        already finished. Workers see the terminal status at their next guarded transition."""
-        return self._guarded_update(request_id, ACTIVE_STATUSES, {"status": RequestStatus.CANCELLED, "error": reason})
+        already finished. Workers see the terminal status at their next guarded transition. A graph
+        request's active node requests are cancelled with it (:meth:`cancel_nodes`)."""
+        cancelled = self._guarded_update(
+            request_id, ACTIVE_STATUSES, {"status": RequestStatus.CANCELLED, "error": reason}
+        )
+        if cancelled:
+            self.cancel_nodes([request_id])
+        return cancelled
+
+    def cancel_nodes(self, request_ids: Collection[uuid.UUID]) -> int:
+        """Cancel the queued or running node requests of the graph requests among ``request_ids``
+        (``pipeline/graph.py``), and theirs for a plan inside a node; how many.
+
+        Call it after the graph requests' own update in the same transaction: that update holds their
+        row locks, so a fan-in (which locks the graph row first) either committed before, and the
+        node it started is found here, or runs after and finds the graph cancelled (it starts nothing)."""
+        cancelled, frontier, seen = 0, list(request_ids), set(request_ids)
+        while frontier:
+            rows = self.session.execute(
+                select(PlanNode.request_id, PlanNode.child_id).where(
+                    PlanNode.request_id.in_(frontier), PlanNode.child_id.is_not(None)
+                )
+            ).all()
+            children: list[uuid.UUID] = []
+            for graph, child in rows:
+                if child is None or child in seen:
+                    continue
+                seen.add(child)
+                children.append(child)
+                values = {"status": RequestStatus.CANCELLED, "error": f"cancelled with its graph request {graph}"}
+                cancelled += self._guarded_update(child, ACTIVE_STATUSES, values)
+            frontier = children
+        return cancelled
 
     def transition(
         self,

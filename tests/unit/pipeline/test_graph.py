@@ -173,3 +173,65 @@ def test_the_request_view_shows_the_graph_what_ran_where_and_when(harness_factor
         assert row is not None
         record = result_record(row, graph=PlanNodeRepository(session).for_requests([request_id])[request_id])
     assert [n["key"] for n in record["graph"]] == [n.key for n in nodes]
+
+
+def test_cancelling_a_graph_request_cancels_its_node_requests(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED})
+    [request_id] = harness.submit(generate("graph", 1, SEED), "all-llm")
+    harness.deliver(harness.queue.popleft())
+    harness.deliver(harness.queue.popleft())  # the planning step: its parts are queued
+    _, _, children = _graph(harness, request_id)
+    assert children
+    assert {c.status for c in children} == {RequestStatus.QUEUED}
+    harness.deliver(harness.queue.popleft())  # one part's router hop: that node request is running
+    with session_scope(harness.runtime.sessions) as session:
+        assert RequestRepository(session).cancel(request_id, "cancelled by the client")
+    request, nodes, children = _graph(harness, request_id)
+    assert request.status is RequestStatus.CANCELLED
+    assert {c.status for c in children} == {RequestStatus.CANCELLED}
+    assert all(c.error == f"cancelled with its graph request {request_id}" for c in children)
+    harness.drain()  # what was queued finds its request cancelled: nothing runs, nothing starts
+    request, nodes, children = _graph(harness, request_id)
+    assert request.status is RequestStatus.CANCELLED
+    assert {c.status for c in children} == {RequestStatus.CANCELLED}
+    assert [n.status for n in nodes if n.needs] == ["waiting"]  # the combining node never started
+    with session_scope(harness.runtime.sessions) as session:
+        assert not RequestRepository(session).cancel(request_id, "again")  # a repeat changes nothing
+
+
+def test_cancelling_a_batch_cancels_the_node_requests_of_its_graph_requests(harness_factory: HarnessFactory) -> None:
+    from hera_router.db.repositories import BatchRepository
+
+    harness = harness_factory(simulator={"seed": SEED})
+    [request_id] = harness.submit(generate("graph", 1, SEED), "all-llm")
+    with session_scope(harness.runtime.sessions) as session:
+        request = RequestRepository(session).get(request_id)
+        assert request is not None
+        batch = BatchRepository(session).create(tenant_id=request.tenant_id, policy="all-llm", name="b", meta={})
+        request.batch_id = batch.id
+        batch_id = batch.id
+    harness.deliver(harness.queue.popleft())
+    harness.deliver(harness.queue.popleft())
+    with session_scope(harness.runtime.sessions) as session:
+        assert BatchRepository(session).cancel(batch_id) == 1  # the graph request (its nodes have no batch)
+    _, _, children = _graph(harness, request_id)
+    assert children
+    assert {c.status for c in children} == {RequestStatus.CANCELLED}
+
+
+def test_node_requests_are_left_out_of_the_tenants_listing_unless_asked(harness_factory: HarnessFactory) -> None:
+    harness = harness_factory(simulator={"seed": SEED})
+    chain = generate("lookup", 1, SEED)
+    ids = harness.submit([*generate("graph", 1, SEED), *chain], "all-llm")
+    harness.drain()
+    _, nodes, children = _graph(harness, ids[0])
+    assert len(children) == len(nodes) >= 3
+    with session_scope(harness.runtime.sessions) as session:
+        tenant_id = RequestRepository(session).get(ids[0]).tenant_id  # type: ignore[union-attr]
+        listed = {r.id for r in RequestRepository(session).page_for_tenant(tenant_id, include_nodes=False)}
+        everything = {r.id for r in RequestRepository(session).page_for_tenant(tenant_id)}
+    assert listed == set(ids)  # the graph request and the chain, not the nodes
+    assert everything == set(ids) | {c.id for c in children}
+    view = RequestViews(harness.runtime.sessions).request_detail(tenant_id, ids[0])
+    assert view is not None
+    assert {n.request_id for n in view.graph or []} == {c.id for c in children}  # the graph's view links them
