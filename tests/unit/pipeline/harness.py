@@ -94,9 +94,12 @@ def make_harness(
     tmp_path: Path, template: Path, *, backend_factory: BackendFactory = default_backend_factory, **overrides: Any
 ) -> Harness:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    database = tmp_path / "hera.db"
-    shutil.copy(template, database)
-    settings = load_settings(data_dir=tmp_path, database_url=f"sqlite:///{database}", **overrides)
+    database_url = overrides.pop("database_url", None)  # a migrated database of the caller's (Postgres)
+    if database_url is None:
+        database = tmp_path / "hera.db"
+        shutil.copy(template, database)
+        database_url = f"sqlite:///{database}"
+    settings = load_settings(data_dir=tmp_path, database_url=database_url, **overrides)
     runtime = Runtime(settings)
     harness = Harness(settings, runtime, pipeline=None)  # type: ignore[arg-type]
     dispatcher = Dispatcher(lambda: runtime.sessions, harness.publish, relay_grace_s=settings.relay_grace_s)
