@@ -77,6 +77,16 @@ class BackendSettings(BaseModel):
     """Ask for token logprobs: the mean is stored per step as the model's confidence (minions)."""
     breaker_failure_threshold: int = Field(default=5, gt=0)
     breaker_reset_s: float = Field(default=30.0, gt=0)
+    protocol: Literal["agent", "scaffold"] = "agent"
+    """How steps are asked: the agent-loop format as it is, or ``scaffold`` for a small model that
+    cannot follow it: a request carrying its facts and plan has each step asked as a one-shot
+    question with the answer's stem prefilled (``agent/scaffold.py``); other requests pass through."""
+    cache: bool = False
+    """``scaffold``: keep greedy answers by prompt in the process (evaluation and profiling ask the
+    same question many times); a cached answer is marked and reports its first call's latency."""
+    threads: int = Field(default=1, ge=0)
+    """``local``: torch threads for generation (0: torch's default, every core). One thread is the
+    default because OpenMP threads spin on a busy 2-core machine and can make a call 10× slower."""
 
 
 class Price(BaseModel):

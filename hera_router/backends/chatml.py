@@ -19,7 +19,15 @@ _TURN = re.compile(r"<\|im_start\|>(system|user|assistant)\n(.*?)<\|im_end\|>\n?
 
 
 def render_chatml(messages: list[Message]) -> str:
-    """The conversation as one ChatML prompt, ending with an open assistant turn."""
+    """The conversation as one ChatML prompt, ending with an open assistant turn.
+
+    A conversation that ends with an assistant message is a prefill: that turn is left open, so
+    the model continues the message instead of starting a new one.
+    """
+    if messages and messages[-1].role == "assistant":
+        *closed, last = messages
+        turns = "".join(f"{_START}{m.role}\n{m.content}{_END}\n" for m in closed)
+        return f"{turns}{_START}assistant\n{last.content}"
     turns = "".join(f"{_START}{m.role}\n{m.content}{_END}\n" for m in messages)
     return f"{turns}{_START}assistant\n"
 
@@ -29,4 +37,9 @@ def parse_chatml(prompt: str) -> list[Message]:
     if _START not in prompt:
         return [Message(role="user", content=prompt)]
     messages = [Message(role=cast(Role, role), content=content) for role, content in _TURN.findall(prompt)]
+    # An open assistant turn after the last closed one is a prefill the model is to continue.
+    tail = prompt[prompt.rfind(_END) + len(_END) :] if _END in prompt else prompt
+    opened = tail.lstrip("\n")
+    if opened.startswith(f"{_START}assistant\n") and len(opened) > len(f"{_START}assistant\n"):
+        messages.append(Message(role="assistant", content=opened[len(f"{_START}assistant\n") :]))
     return messages or [Message(role="user", content=prompt)]

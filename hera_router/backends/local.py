@@ -115,6 +115,21 @@ def resolve_checkpoint(model: str, artifacts: Path) -> Path:
     )
 
 
+_SHARED: dict[tuple[Path, str, int, int], LocalBackend] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_local_backend(checkpoint: Path, *, model: str, max_new_tokens: int = 256, threads: int = 1) -> LocalBackend:
+    """One loaded model per (checkpoint, settings) in a process: the weights are read-only and calls
+    are serialized anyway, so every backend a process builds for it shares one copy."""
+    key = (checkpoint, model, max_new_tokens, threads)
+    with _SHARED_LOCK:
+        backend = _SHARED.get(key)
+        if backend is None:
+            backend = _SHARED[key] = LocalBackend(checkpoint, model=model, max_new_tokens=max_new_tokens, threads=threads)
+        return backend
+
+
 class LocalBackend:
     """Greedy (or seeded sampling) generation with the model's chat template.
 
@@ -124,9 +139,12 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, checkpoint: Path, *, model: str, max_new_tokens: int = 256) -> None:
+    def __init__(self, checkpoint: Path, *, model: str, max_new_tokens: int = 256, threads: int = 1) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads > 0:
+            torch.set_num_threads(threads)
 
         self.model = model
         self.checkpoint = checkpoint
@@ -145,9 +163,13 @@ class LocalBackend:
         sampling = params.temperature > 0
         started = time.perf_counter()
         with self._lock:
+            # A conversation ending with an assistant message is a prefill: the model continues
+            # that message (the scaffolded protocol writes the answer's first words for it).
+            prefill = bool(messages) and messages[-1].role == "assistant"
             inputs = tokenizer.apply_chat_template(
                 [{"role": m.role, "content": m.content} for m in messages],
-                add_generation_prompt=True,
+                add_generation_prompt=not prefill,
+                continue_final_message=prefill,
                 return_tensors="pt",
                 return_dict=True,
             )
@@ -173,8 +195,10 @@ class LocalBackend:
                 out = self._lm.generate(**inputs, **options)
                 new_ids = out.sequences[0, prompt_len:]
                 scores = None
+                entropy = None
                 if params.logprobs:
                     scores = self._lm.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)[0]
+                    entropy = _mean_entropy(torch, out.scores)
         ids = [int(i) for i in new_ids.tolist()]
         text = tokenizer.decode(ids, skip_special_tokens=True)
         finish: FinishReason = "length" if len(ids) >= max_new else "stop"
@@ -191,6 +215,7 @@ class LocalBackend:
                 TokenLogprob(token=tokenizer.decode([i], skip_special_tokens=True), logprob=float(s))
                 for i, s in zip(ids, scores.tolist(), strict=True)
             )
+        extra = {"mean_entropy": f"{entropy:.6f}"} if entropy is not None else {}
         return Generation(
             text=text,
             prompt_tokens=prompt_len,
@@ -200,4 +225,14 @@ class LocalBackend:
             model=self.model,
             backend=self.name,
             logprobs=logprobs,
+            extra=extra,
         )
+
+
+def _mean_entropy(torch: Any, scores: tuple[Any, ...]) -> float | None:
+    """Mean entropy (nats) of the next-token distributions the generated tokens were drawn from."""
+    if not scores:
+        return None
+    logits = torch.stack([s[0] for s in scores]).float()
+    logp = torch.log_softmax(logits, dim=-1)
+    return float(-(logp.exp() * logp).sum(dim=-1).mean())

@@ -77,10 +77,10 @@ def _openai(config: BackendSettings, settings: Settings, role: BackendRole) -> M
 
 
 def _local(config: BackendSettings, settings: Settings, role: BackendRole) -> ModelBackend:
-    from hera_router.backends.local import LocalBackend, resolve_checkpoint
+    from hera_router.backends.local import resolve_checkpoint, shared_local_backend
 
     checkpoint = resolve_checkpoint(config.model, settings.artifacts)
-    return LocalBackend(checkpoint, model=config.model, max_new_tokens=config.max_new_tokens)
+    return shared_local_backend(checkpoint, model=config.model, max_new_tokens=config.max_new_tokens, threads=config.threads)
 
 
 def _sim(config: BackendSettings, settings: Settings, role: BackendRole) -> ModelBackend:
@@ -156,7 +156,12 @@ def build_raw_backend(settings: Settings, role: BackendRole, config: BackendSett
             f"{setting_name(role, 'backend')}={config.backend!r} is not a known backend; "
             f"choose one of {', '.join(available_backends())}",
         )
-    return factory(config, settings, role)
+    backend = factory(config, settings, role)
+    if config.protocol == "scaffold":
+        from hera_router.agent.scaffold import ScaffoldBackend
+
+        backend = ScaffoldBackend(backend, cache=config.cache)
+    return backend
 
 
 def create_backend(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from hera_router.backends.base import BackendConfigError
 
 if TYPE_CHECKING:
     from hera_router.config import RoutingSettings, Settings
@@ -412,6 +413,48 @@ def matrix_command(
                                                  for m in world.rows]))  # fmt: skip
     console.print(console_table(f"mean over {len(result.worlds)} worlds", result.mean_rows))
     typer.echo(f"matrix written to {result.out} (README.md, results.json, PNGs) in {result.seconds:.0f} s (SIMULATED)")
+
+
+@eval_app.command("real-edge")
+def real_edge_command(
+    seed: int = typer.Option(0, "--seed", "-s", help="World seed of the facts requests."),
+    train_n: int = typer.Option(60, "--train-n", help="Training requests bootstrap profiles (real SLM, simulated LLM)."),
+    eval_n: int = typer.Option(100, "--eval-n", help="Held-out evaluation requests."),
+    urc_requests: int = typer.Option(60, "--urc-requests", help="Extra requests bootstrap profiles for URC."),
+    calibration_requests: int = typer.Option(60, "--calibration-requests", help="Extra requests to calibrate on."),
+    budget: int = typer.Option(32, "--budget", help="Step nodes per profiled tree."),
+    samples: int = typer.Option(3, "--samples", help="Sampled answers per step for the agreement signal."),
+    sample_steps: int = typer.Option(60, "--sample-steps", help="Steps that get sampled answers."),
+    policies: list[str] = typer.Option([], "--policy", "-p", help="Only these policies (default: the seven compared)."),
+    workdir: Path = typer.Option(Path(".hera/eval-real-edge"), "--workdir", help="Databases and state to reuse."),
+    out: Path = typer.Option(Path("reports/real-edge"), "--out", help="Folder for README.md, results.json."),
+    skip_sim: bool = typer.Option(False, "--skip-sim", help="Leave out the fitted simulator's table."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples."),
+) -> None:
+    """The real SmolLM2-135M-Instruct as the edge model on grounded lookups, the cloud simulated:
+    per-step accuracy, latency and signal AUCs, every policy, and the simulator fitted to it
+    (REAL EDGE MODEL / SIMULATED CLOUD)."""
+    from hera_router.evaluation.matrix import RichProgress, console_table
+    from hera_router.evaluation.real_edge import POLICIES, RealEdgeConfig, run_real_edge
+    from hera_router.evaluation.report import command_line
+
+    config = RealEdgeConfig(
+        out=out, workdir=workdir.resolve(), seed=seed, train_n=train_n, eval_n=eval_n, urc_requests=urc_requests,
+        calibration_requests=calibration_requests, node_budget=budget, samples=samples, sample_steps=sample_steps,
+        resamples=resamples, policies=policies or POLICIES, command=command_line(), skip_sim=skip_sim,
+    )  # fmt: skip
+    try:
+        result = run_real_edge(_settings(), config, RichProgress())
+    except (ValueError, BackendConfigError) as exc:
+        raise _fail(str(exc)) from None
+    from rich.console import Console
+
+    console = Console()
+    for label, world in (("real edge / simulated cloud", result.real), ("fitted simulator", result.simulated)):
+        if world is not None:
+            rows = [m.to_json() | {"decision_ms": world.decision_ms.get(m.policy)} for m in world.rows]
+            console.print(console_table(label, rows))
+    typer.echo(f"real-edge evaluation written to {out} (README.md, results.json)")
 
 
 @eval_app.command("graphs")

@@ -19,8 +19,9 @@ world_app = typer.Typer(
 )
 
 _FAMILY_HELP = (
-    "lookup (multi-hop knowledge graph), arithmetic (word problems), mixed (alternating) or graph "
-    "(comparisons and aggregations over several lookups or computations)."
+    "lookup (multi-hop knowledge graph), arithmetic (word problems), mixed (alternating), graph "
+    "(comparisons and aggregations over several lookups or computations) or facts (lookups whose facts "
+    "and plan are written into the request, for real small models)."
 )
 
 

@@ -858,13 +858,19 @@ def to_json(result: MatrixResult, config: MatrixConfig) -> dict[str, Any]:
                    "node_budget": config.node_budget, "resamples": config.resamples},
         "mean": result.mean_rows,
         "mean_equal_share": result.mean_equal_share,
-        "worlds": [{
-            "preset": w.preset, "seed": w.seed, "info": w.info, "families": w.families,
-            "policies": [{**m.to_json(), "decision_ms_per_step": w.decision_ms.get(m.policy),
-                          "error": w.errors.get(m.policy)} for m in w.rows],
-            "hybridllm_sweep": [{"threshold": t, **m.to_json()} for t, m in w.hybrid_sweep],
-            "equal_share": [e.to_json() for e in w.equal_share],
-        } for w in result.worlds],
+        "worlds": [to_json_world(w) for w in result.worlds],
+    })  # fmt: skip
+    return cleaned
+
+
+def to_json_world(w: WorldResult) -> dict[str, Any]:
+    """One world's results as plain JSON (NaN as null)."""
+    cleaned: dict[str, Any] = _clean({
+        "preset": w.preset, "seed": w.seed, "info": w.info, "families": w.families,
+        "policies": [{**m.to_json(), "decision_ms_per_step": w.decision_ms.get(m.policy),
+                      "error": w.errors.get(m.policy)} for m in w.rows],
+        "hybridllm_sweep": [{"threshold": t, **m.to_json()} for t, m in w.hybrid_sweep],
+        "equal_share": [e.to_json() for e in w.equal_share],
     })  # fmt: skip
     return cleaned
 

@@ -83,6 +83,10 @@ class WorldShape(BaseModel):
     lookup_max_hops: int = Field(ge=1)
     arithmetic_min_ops: int = Field(ge=1)
     arithmetic_max_ops: int = Field(ge=1)
+    facts_min_hops: int = Field(default=2, ge=1)
+    facts_max_hops: int = Field(default=3, ge=1)
+    facts_distractors: int = Field(default=6, ge=0)
+    """Facts in a ``facts`` request that are not on its chain."""
 
 
 class Tier(BaseModel):

@@ -11,6 +11,7 @@ not in any grammar, is "unknown" and gets a well-formed "cannot parse" answer.
 from __future__ import annotations
 
 from hera_router.simulator.arithmetic import ArithmeticFamily
+from hera_router.simulator.facts import FactsFamily
 from hera_router.simulator.graph import CombineInstance, GraphFamily, GraphInstance
 from hera_router.simulator.lookup import LookupFamily, build_graph
 from hera_router.simulator.presets import WorldShape
@@ -27,7 +28,9 @@ class World:
         self.graph = build_graph(seed)
         lookup = LookupFamily(self.graph, shape.lookup_min_hops, shape.lookup_max_hops)
         arithmetic = ArithmeticFamily(shape.arithmetic_min_ops, shape.arithmetic_max_ops)
-        self.families: dict[str, TaskFamily] = {"lookup": lookup, "arithmetic": arithmetic}
+        # Not in FAMILIES either: grounded lookups for real models (simulator/facts.py).
+        facts = FactsFamily(self.graph, shape.facts_min_hops, shape.facts_max_hops, shape.facts_distractors)
+        self.families: dict[str, TaskFamily] = {"lookup": lookup, "arithmetic": arithmetic, "facts": facts}
         # Not a chain family (not in FAMILIES, so "mixed" request sets are what they were): its
         # parts are requests of the two chain families; see simulator/graph.py.
         self.graphs = GraphFamily(lookup, arithmetic)
