@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from hera_router import cli
 from hera_router.backends import registry
-from hera_router.backends.base import Generation, GenerationParams, Message, ModelBackend
+from hera_router.backends.base import BackendRole, Generation, GenerationParams, Message, ModelBackend
 from hera_router.backends.echo import EchoBackend
 from hera_router.config import BackendSettings, Settings
 from hera_router.db.enums import RequestStatus
@@ -60,7 +60,7 @@ class CpuBoundModel:
             return self._echo.generate(messages, params)
 
 
-def cpu_bound_factory(config: BackendSettings, settings: Settings, role: str) -> ModelBackend:
+def cpu_bound_factory(config: BackendSettings, settings: Settings, role: BackendRole) -> ModelBackend:
     return CpuBoundModel(config.model)
 
 
@@ -86,7 +86,7 @@ def test_run_with_a_slow_cpu_bound_model_keeps_the_database_free_and_the_console
     requests = tmp_path / "r.jsonl"
     write_jsonl(generate("mixed", 3, 5), requests)
 
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.WARNING):
         result = CliRunner().invoke(cli.app, ["run", str(requests), "-p", "all-slm"])
 
     assert result.exit_code == 0, result.output
