@@ -115,6 +115,7 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
     """
     writer_lock = threading.Lock()
     lock_timeout_s = busy_timeout_ms / 1000
+    holder: dict[str, Any] = {}  # who holds writer_lock and since when, for the timeout's message
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -135,16 +136,27 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
             return
         if not connection.info.get(_HOLDS_WRITER_LOCK):
             if not writer_lock.acquire(timeout=lock_timeout_s):
-                raise OperationalError(
-                    "BEGIN IMMEDIATE", None, TimeoutError(f"no SQLite write lock within {lock_timeout_s:.0f} s")
-                )
+                waited = TimeoutError(_lock_timeout_text(lock_timeout_s, holder))
+                raise OperationalError("BEGIN IMMEDIATE", None, waited)
             connection.info[_HOLDS_WRITER_LOCK] = True
+            holder.update(thread=threading.current_thread().name, since=time.monotonic())
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     @event.listens_for(engine.pool, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
         if record is not None and record.info.pop(_HOLDS_WRITER_LOCK, False):
+            holder.clear()
             writer_lock.release()
+
+
+def _lock_timeout_text(timeout_s: float, holder: dict[str, Any]) -> str:
+    """Why a writer gave up, naming the thread that held the write lock (a transaction kept open
+    across slow work shows up here) and for how long."""
+    text = f"no SQLite write lock within {timeout_s:g} s"
+    thread, since = holder.get("thread"), holder.get("since")
+    if thread is None or since is None:
+        return text
+    return f"{text} (held by thread {thread} for {time.monotonic() - since:.1f} s)"
 
 
 def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -134,7 +134,13 @@ class ExecutionHop:
     ) -> Claimed | str:
         """One transaction: take the step (guarded), read what its prompt needs, and put the model
         call on record (``started``) before it is made, so a call whose worker dies afterwards is
-        still on record, as ``unknown``."""
+        still on record, as ``unknown``.
+
+        The backend is resolved before the transaction opens: the first use builds it, which may
+        load a model, and the transaction (on SQLite, the process's write lock) must not wait on
+        that.
+        """
+        backend = self.services.backend(ROLE_OF[executor], tier)
         claimed: list[Claimed] = []
 
         def work(session: Session) -> list[uuid.UUID]:
@@ -184,7 +190,6 @@ class ExecutionHop:
                 verify=self.routing.verifies(request.policy, executor, subtask.part, tier),
                 tier=tier,
             )
-            backend = self.services.backend(ROLE_OF[executor], tier)
             ModelCallRepository(session).start(
                 idempotency_key=step.call_key,
                 request_id=step.request_id,

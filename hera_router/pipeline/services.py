@@ -7,6 +7,7 @@ call the hops. Nothing here knows Celery: messages go out through the outbox's p
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Collection, Sequence
@@ -30,6 +31,8 @@ from hera_router.pipeline.queues import Queue
 from hera_router.routing.base import Policy, Step
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import create_policy
+
+log = logging.getLogger(__name__)
 
 ROLE_OF: dict[Executor, BackendRole] = {Executor.SLM: "edge", Executor.LLM: "cloud"}
 MODEL_ROLE_OF: dict[Executor, ModelRole] = {Executor.SLM: ModelRole.EDGE, Executor.LLM: ModelRole.CLOUD}
@@ -120,18 +123,46 @@ class Services:
         # running router without a restart (the source caches and checks the registry itself).
         self.estimator_source = estimator_source
         self._backends: dict[tuple[BackendRole, str | None], ModelBackend] = {}
+        self._building: dict[tuple[BackendRole, str | None], threading.Lock] = {}
         self._policies: dict[str, Policy] = {}
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
 
     def backend(self, role: BackendRole, tier: str | None = None) -> ModelBackend:
         """The process's backend for ``role`` (or for model tier ``tier``, whose role it is), built
-        on first use (after the worker forked)."""
+        on first use (after the worker forked).
+
+        Building one may load a model, which is slow: call this outside any transaction (on SQLite
+        a transaction holds the process's write lock). It is built under a lock of its own, so a
+        thread that needs a policy, a tier slot or another backend, possibly inside a transaction,
+        never waits for a model to load.
+        """
+        key = (role, tier)
+        built = self._backends.get(key)
+        if built is not None:
+            return built
         with self._lock:
-            if (role, tier) not in self._backends:
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            if key not in self._backends:
                 settings = self.settings if tier is None else self.settings.for_tier(self.settings.tier(tier))
-                self._backends[role, tier] = self._backend_factory(settings, role)
-            return self._backends[role, tier]
+                self._backends[key] = self._backend_factory(settings, role)
+            return self._backends[key]
+
+    def build_backends(self) -> None:
+        """Build every configured backend now (both roles, every model tier), before any hop runs.
+
+        A hop takes its message and claims its step at once; one that first waited for a model to
+        load would look lost to the reconciler meanwhile. A backend that cannot be built is left to
+        the first hop that needs it, which fails with the reason as it would have without this.
+        """
+        keys: list[tuple[BackendRole, str | None]] = [("edge", None), ("cloud", None)]
+        keys += [(tier.role, tier.name) for tier in self.settings.models]
+        for role, tier in keys:
+            try:
+                self.backend(role, tier)
+            except Exception:
+                log.debug("building the %s backend (tier %s) ahead of use failed", role, tier, exc_info=True)
 
     def tier_slot(self, tier: str | None) -> AbstractContextManager[Any]:
         """Hold one of the tier's ``capacity`` call slots while its model is called (a process

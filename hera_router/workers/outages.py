@@ -50,7 +50,7 @@ class OutageLog:
     def failure(self, dependency: str, error: BaseException | str) -> None:
         """A call to ``dependency`` failed with a transient error: log it if it opens an outage."""
         now = self._clock()
-        text = _one_line(error)
+        text = one_line(error)
         with self._lock:
             outage = self._outages.get(dependency)
             if outage is None:
@@ -129,7 +129,8 @@ class CountOutageFailures(logging.Filter):
         return True
 
 
-def _one_line(error: BaseException | str) -> str:
+def one_line(error: BaseException | str) -> str:
+    """``error`` as one short line (its type and the first line of its text), for a log record."""
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     first = text.strip().splitlines()[0] if text.strip() else text
     return first[:300]

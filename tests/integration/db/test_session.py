@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +59,33 @@ def test_sqlite_connection_settings(tmp_path: Path) -> None:
                 savepoint.rollback()
                 assert connection.scalar(select(func.count()).select_from(text("t"))) == 0
     finally:
+        engine.dispose()
+
+
+def test_a_writer_that_times_out_names_the_thread_holding_the_write_lock(tmp_path: Path) -> None:
+    engine = make_engine(load_settings(database_url=f"sqlite:///{tmp_path / 'x.sqlite3'}", db_lock_timeout_ms=100))
+    factory = make_session_factory(engine)
+    holding, done = threading.Event(), threading.Event()
+
+    def hold_a_transaction_open() -> None:
+        with session_scope(factory) as session:
+            session.execute(text("SELECT 1"))
+            holding.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold_a_transaction_open, name="slow-writer")
+    holder.start()
+    try:
+        assert holding.wait(10)
+        held_by = r"within 0\.1 s \(held by thread slow-writer for [0-9.]+ s\)"
+        with pytest.raises(OperationalError, match=held_by), session_scope(factory) as session:
+            session.execute(text("SELECT 1"))
+        done.set()
+        holder.join(10)
+        with session_scope(factory) as session:  # released with the holder's connection
+            assert session.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        done.set()
         engine.dispose()
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import text
 
-from hera_router.backends.base import BackendUnavailable
-from hera_router.config import RoutingSettings
+from hera_router.backends.base import BackendRole, BackendUnavailable, ModelBackend
+from hera_router.config import RoutingSettings, Settings
 from hera_router.db.enums import CallStatus, Executor, RequestStatus, SubtaskStatus
 from hera_router.db.repositories import (
     DecisionRepository,
@@ -20,6 +22,7 @@ from hera_router.db.repositories import (
 )
 from hera_router.db.session import session_scope
 from hera_router.pipeline.names import TaskName, plan_task_id, run_task_id
+from hera_router.pipeline.services import default_backend_factory
 from hera_router.routing.base import Decision, RoutingContext
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import POLICIES
@@ -409,3 +412,47 @@ def test_a_message_a_dead_worker_took_is_re_driven_although_its_queue_is_busy(ha
     assert harness.pipeline.reconcile() == 1  # the broker holds it unacknowledged, for too long
     harness.drain()
     assert _request(harness, request_id)[0] is RequestStatus.SUCCEEDED
+
+
+def test_a_backend_is_built_outside_any_transaction(harness_factory: HarnessFactory) -> None:
+    """Building a backend may load a model; no hop holds the database meanwhile. The factory
+    writes from the hop's own thread: a hop holding SQLite's write lock would make it time out."""
+    made: list[Harness] = []
+    built: list[str] = []
+
+    def factory(settings: Settings, role: BackendRole) -> ModelBackend:
+        with session_scope(made[0].runtime.sessions) as session:
+            session.execute(text("SELECT 1"))  # a write unit of work: it needs the write lock
+        built.append(role)
+        return default_backend_factory(settings, role)
+
+    made.append(harness_factory(simulator={"seed": SEED}, backend_factory=factory, db_lock_timeout_ms=200))
+    [request_id] = made[0].submit(generate("lookup", 1, SEED), "all-slm")
+    made[0].drain()
+    assert built == ["edge"]
+    assert _request(made[0], request_id)[0] is RequestStatus.SUCCEEDED
+
+
+def test_a_policy_is_at_hand_while_a_backend_is_being_built(harness_factory: HarnessFactory) -> None:
+    """Hops read policies inside their transactions: a model loading on another thread must not
+    make them wait."""
+    entered, release = threading.Event(), threading.Event()
+
+    def factory(settings: Settings, role: BackendRole) -> ModelBackend:
+        entered.set()
+        release.wait(30)
+        return default_backend_factory(settings, role)
+
+    services = harness_factory(simulator={"seed": SEED}, backend_factory=factory).pipeline.services
+    building = threading.Thread(target=services.backend, args=("edge",))
+    building.start()
+    try:
+        assert entered.wait(10)
+        reading = threading.Thread(target=services.policy, args=("all-slm",))
+        reading.start()
+        reading.join(10)
+        assert not reading.is_alive(), "policy() waited for the backend being built"
+    finally:
+        release.set()
+        building.join(30)
+    assert services.backend("edge") is services.backend("edge")
