@@ -125,6 +125,8 @@ class Verdict:
     policy: str
     estimator_versions: Mapping[str, str] = field(default_factory=dict)
     elapsed_ms: float = 0.0
+    reason: str | None = None
+    """Why a rejected result goes to the LLM, when the policy words it itself (cold start)."""
 
 
 class Policy(Protocol):
