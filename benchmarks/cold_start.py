@@ -187,9 +187,10 @@ def render(results: list[dict[str, Any]], command: str, settings: Any) -> str:
         "",
         f"Cold start: every step on the SLM, kept when its mean token logprob reaches the threshold, else re-run "
         f"on the LLM; default threshold {settings.routing.cold_start_threshold:g}, fit after at least "
-        f"{settings.routing.cold_start_min_requests} shadowed requests: the highest SLM share whose final answers "
-        f"agree with All-LLM's on at least {1 - settings.calibration.accuracy_tolerance:.0%} of the shadowed "
-        "requests (replayed on the shadow trees only, no extra model calls). "
+        f"{settings.routing.cold_start_min_requests} shadowed requests: the highest SLM share whose score on the "
+        "shadowed requests (accuracy where they carry gold answers, else agreement with the All-LLM chain's answer), "
+        f"less one standard error, is at least {1 - settings.calibration.accuracy_tolerance:.0%} of All-LLM's "
+        "(replayed on the shadow trees only, no extra model calls). "
         "Random: p = the cold-start SLM share, mean of random seeds 0-4 (min-max in brackets). Bootstrapped "
         "`hera`: the `reports/matrix` row on the same evaluation requests.",
         "",
