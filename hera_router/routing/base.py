@@ -89,7 +89,8 @@ class Decision:
 
     executor: Executor
     branch: str
-    """urc | sse | sle | cd | sd | fallback, or the baseline's name."""
+    """urc | sse | sle | cd | sd | fallback, cold-start-verify (``hera`` without estimators), or the
+    baseline's name."""
     policy: str
     span: int = 1
     """Steps this decision covers, the current one included (SLE/CD/URC cover several)."""

@@ -69,7 +69,8 @@ class ColdStart:
 
     def describe(self) -> str:
         if not self.learned:
-            return f"threshold {self.threshold:.3f} (the configured default; no shadow samples yet)"
+            so_far = f"{self.requests} shadowed requests so far" if self.requests else "no shadow samples yet"
+            return f"threshold {self.threshold:.3f} (the configured default; {so_far})"
         return (
             f"threshold {self.threshold:.3f} learned from {self.samples} shadowed requests (cold_start v{self.version})"
         )

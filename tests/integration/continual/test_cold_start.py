@@ -61,7 +61,13 @@ def finished_requests(runtime: Runtime, n: int, offset: int) -> list[uuid.UUID]:
         owner = tenants.by_name("cold") or tenants.create("cold")
         return [
             RequestRepository(session)
-            .add(tenant_id=owner.id, input=item.request, policy="hera", gold_answer=item.gold, meta={"metric": item.metric})
+            .add(
+                tenant_id=owner.id,
+                input=item.request,
+                policy="hera",
+                gold_answer=item.gold,
+                meta={"metric": item.metric},
+            )
             .id
             for item in items
         ]
@@ -84,7 +90,8 @@ def test_shadow_trees_refit_the_threshold_that_routers_and_the_cli_then_show(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = ColdStartSource(runtime, reload_interval_s=0.0)
-    assert source().threshold == -0.1 and not source().learned
+    assert source().threshold == -0.1
+    assert not source().learned
 
     # Below the minimum: a row that records the count, the default still in force.
     for request_id in finished_requests(runtime, MIN_REQUESTS - 1, offset=0):
@@ -92,8 +99,10 @@ def test_shadow_trees_refit_the_threshold_that_routers_and_the_cli_then_show(
     [(_, status, metrics)] = cold_rows(runtime)
     assert status is EstimatorStatus.ACTIVE
     # Too few gold answers for accuracy: scored by agreement, on the trees that hold an All-LLM answer.
-    assert metrics["fitted"] is False and metrics["requests"] == MIN_REQUESTS - 1
-    assert metrics["objective"] == "agreement" and int(str(metrics["samples"])) <= MIN_REQUESTS - 1
+    assert metrics["fitted"] is False
+    assert metrics["requests"] == MIN_REQUESTS - 1
+    assert metrics["objective"] == "agreement"
+    assert int(str(metrics["samples"])) <= MIN_REQUESTS - 1
     assert metrics["threshold"] == -0.1
     assert not source().learned
 
@@ -108,17 +117,21 @@ def test_shadow_trees_refit_the_threshold_that_routers_and_the_cli_then_show(
     assert metrics["objective"] == "accuracy"
     assert metrics["samples"] == MIN_REQUESTS - 1 + 6
     points = metrics["points"]
-    assert isinstance(points, list) and {p["threshold"] for p in points} >= set(THRESHOLD_GRID)
+    assert isinstance(points, list)
+    assert {p["threshold"] for p in points} >= set(THRESHOLD_GRID)
     learned = source()
-    assert learned.learned and learned.version == str(version)
-    assert learned.threshold == metrics["threshold"] and learned.samples == metrics["samples"]
+    assert learned.learned
+    assert learned.version == str(version)
+    assert learned.threshold == metrics["threshold"]
+    assert learned.samples == metrics["samples"]
 
     # Refitting on the same trees keeps the version and only brings the counts up to date.
     assert refit(runtime) is not None
     assert [r[0] for r in cold_rows(runtime)] == [r[0] for r in rows]
 
     current, cold = mode(runtime)
-    assert current == "cold-start" and cold == learned
+    assert current == "cold-start"
+    assert cold == learned
     collector = StateCollector(runtime.settings)
     try:
         scraped = list(collector.collect())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hera_router.api.views import RequestViews
 from hera_router.config import load_settings
 from hera_router.db.enums import Executor, RequestStatus
 from hera_router.db.repositories import DecisionRepository, SubtaskRepository
@@ -91,5 +92,13 @@ def test_hera_without_estimators_routes_in_cold_start_mode_and_records_it(tmp_pa
                         escalated += 1
         for request_id in ids:
             assert_consistent_record(sessions, request_id)
+        # The request view (GET /v1/agent-requests/{id}) shows each step's branch and the mode.
+        tenant = rows[ids[0]].tenant_id
+        shown = RequestViews(system.app.hera_runtime.read_sessions).request_detail(tenant, ids[0])
+        assert shown is not None
+        assert shown.decisions
+        assert {d.branch for d in shown.decisions} <= {"cold-start-verify", "verify"}
+        assert all(d.scores["cold_start"] == 1.0 for d in shown.decisions)
     assert all(row.status is RequestStatus.SUCCEEDED for row in rows.values()), [r.error for r in rows.values()]
-    assert kept > 0 and escalated > 0, "the threshold split nothing: the test proves nothing"
+    assert kept > 0, "the SLM was never sure enough: the test proves nothing"
+    assert escalated > 0, "the SLM was never unsure: the test proves nothing"

@@ -46,18 +46,23 @@ def test_cold_start_verify_keeps_a_result_whose_logprob_reaches_the_threshold(
     if accept:
         assert verdict.reason is None
     else:
-        assert verdict.reason is not None and verdict.reason.startswith("cold start:")
+        assert verdict.reason is not None
+        assert verdict.reason.startswith("cold start:")
     if confidence is None:
         assert verdict.score == coldstart.NO_LOGPROB_SCORE
-        assert verdict.reason is not None and "no logprobs" in verdict.reason
+        assert verdict.reason is not None
+        assert "no logprobs" in verdict.reason
 
 
 def test_without_a_threshold_passed_verify_uses_the_configured_default() -> None:
     policy = HeraPolicy(RoutingSettings(cold_start_threshold=-0.1))
     kept = policy.verify(context(), -0.05, None)
     rejected = policy.verify(context(), -0.15, None)
-    assert kept is not None and kept.accept and kept.threshold == -0.1
-    assert rejected is not None and not rejected.accept
+    assert kept is not None
+    assert kept.accept
+    assert kept.threshold == -0.1
+    assert rejected is not None
+    assert not rejected.accept
 
 
 @pytest.mark.parametrize("name", ["hera-paper", "hera-no-sd", "hera-verify-only"])
@@ -117,7 +122,8 @@ def test_below_the_minimum_the_default_stays_in_force() -> None:
     result = fit(points(), samples=99)
     assert not result.fitted
     assert result.threshold == -0.1
-    assert result.score == 0.90 and result.slm_share == 0.05
+    assert result.score == 0.90
+    assert result.slm_share == 0.05
 
 
 def test_when_no_threshold_qualifies_the_fit_takes_the_best_scoring_one() -> None:
@@ -130,4 +136,5 @@ def test_described_threshold_says_where_it_comes_from() -> None:
     assert "configured default" in ColdStart(-0.1).describe()
     learned = ColdStart(-0.6, samples=150, requests=160, version="2")
     assert learned.learned
-    assert "150 shadowed requests" in learned.describe() and "v2" in learned.describe()
+    assert "150 shadowed requests" in learned.describe()
+    assert "v2" in learned.describe()
