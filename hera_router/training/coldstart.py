@@ -7,7 +7,8 @@ threshold with :func:`~hera_router.routing.coldstart.fit_threshold` and stores i
 ``cold_start`` (``estimator_versions``: no artefact, everything in ``metrics``). A new version is
 registered and promoted when the threshold changes; while it stays the same the active row's
 counts are brought up to date, so the registry does not grow by one row per shadowed request.
-Rolling back is ``hera-router promote cold_start VERSION``, as for an estimator.
+Rolling back is ``hera-router promote cold_start VERSION``, as for an estimator; the next shadow
+tree refits again.
 
 :class:`ColdStartSource` is what a router reads it through: the active row, re-read at most every
 ``HERA_ESTIMATORS__RELOAD_INTERVAL_S`` seconds, or the configured default when there is none.
