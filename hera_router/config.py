@@ -220,6 +220,15 @@ class RoutingSettings(BaseModel):
     use_calibration: bool = True
     """Take τ_req, κ base and the verify threshold (and which stages to trust) from the active
     calibration when its estimator versions are the active ones; the values above otherwise."""
+    cold_start: bool = True
+    """``hera`` without active estimators: route in cold-start mode (every step to the SLM first,
+    kept when its mean token logprob reaches the cold-start threshold, else re-run on the LLM;
+    ``routing/coldstart.py``) instead of failing the request with a message to bootstrap."""
+    cold_start_threshold: float = Field(default=-0.1, le=0)
+    """The conservative cold-start threshold (a mean token logprob) in force until enough shadow
+    samples have been labelled to fit one."""
+    cold_start_min_requests: int = Field(default=100, ge=1)
+    """Shadowed requests (with an All-LLM answer) needed before the cold-start threshold moves off the default."""
     minions_logprob_threshold: float = -1.0
     """Minions: an SLM step whose mean token logprob is below this escalates the next step."""
     hybridllm_model_path: Path | None = None

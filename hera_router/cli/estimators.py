@@ -156,12 +156,15 @@ def _recalibrate(runtime: Runtime) -> None:
 
 @app.command("estimators")
 def estimators_list() -> None:
-    """List every estimator version with its status, backbone and headline validation metric."""
+    """List every estimator version with its status, backbone and headline validation metric, and
+    the mode ``hera`` routes in (trained, or cold start with the threshold in force)."""
     from rich.console import Console
     from rich.table import Table
 
     from hera_router.db.repositories import EstimatorVersionRepository
     from hera_router.db.session import session_scope
+    from hera_router.estimators import ESTIMATOR_NAMES
+    from hera_router.training.coldstart import mode_line
     from hera_router.training.evaluation import headline
 
     settings = settings_or_exit()
@@ -184,7 +187,7 @@ def estimators_list() -> None:
     console.print(table)
     with session_scope(runtime.sessions) as session:
         rows = list(EstimatorVersionRepository(session).all_active())
-    active = {r.name: str(r.version) for r in rows if r.name != "calibration"}
+    active = {r.name: str(r.version) for r in rows if r.name in ESTIMATOR_NAMES}
     calibration = next((r for r in rows if r.name == "calibration"), None)
     if calibration is None:
         console.print("thresholds: no calibration is active; routers use the settings (the paper's constants)")
@@ -202,6 +205,7 @@ def estimators_list() -> None:
             f"{m.get('held_out_accuracy', 0):.1%} accuracy at {m.get('held_out_slm_share', 0):.1%} SLM "
             f"(All-LLM {m.get('baseline_held_out_accuracy', 0):.1%})"
         )
+    console.print(mode_line(runtime), highlight=False)
     runtime.close()
 
 

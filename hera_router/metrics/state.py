@@ -1,7 +1,8 @@
 """Metrics read from Redis and Postgres at scrape time: what no single process can count.
 
 Queue depth (Flower exports none), the age of the oldest request still waiting for its first
-step, outbox lag, requests per status and the latest training runs. Each scrape costs a few
+step, outbox lag, requests per status, the latest training runs and the mode the default policy
+``hera`` routes in (trained, or cold start with its threshold). Each scrape costs a few
 ``LLEN`` calls and a few indexed queries; a source that does not answer is reported through
 ``hera_state_source_up`` instead of failing the whole scrape, so the process's own counters are
 still collected while Redis or Postgres is down.
@@ -24,6 +25,8 @@ from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
 from hera_router.pipeline.queues import Queue, physical_name
 from hera_router.pipeline.tiers import tier_only_queues
+from hera_router.routing.coldstart import MODES, ColdStart
+from hera_router.training.coldstart import mode
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,9 @@ STATE_METRIC_NAMES: tuple[str, ...] = (
     "hera_requests",
     "hera_training_runs",
     "hera_training_latest_timestamp_seconds",
+    "hera_routing_mode",
+    "hera_cold_start_threshold",
+    "hera_cold_start_shadow_requests",
     "hera_state_source_up",
 )
 """Every family :class:`StateCollector` can export (the ops tests check alerts against these)."""
@@ -126,6 +132,7 @@ class StateCollector(Collector):
                 oldest_unpublished = OutboxRepository(session).oldest_unpublished_at()
                 by_status = RequestRepository(session).count_by_status()
                 training = TrainingRunRepository(session).status_summary()
+            current, cold = mode(self.runtime)
         except Exception as exc:  # any database failure must not break the scrape
             log.warning("metrics: the database did not answer: %s", exc)
             return None
@@ -156,4 +163,30 @@ class StateCollector(Collector):
             runs.add_metric(labels, float(summary.runs))
             stamp = summary.latest_at if summary.latest_at.tzinfo else summary.latest_at.replace(tzinfo=UTC)
             latest.add_metric(labels, stamp.timestamp())
-        return [queued_age, outbox_lag, requests, runs, latest]
+        return [queued_age, outbox_lag, requests, runs, latest, *self._mode_metrics(current, cold)]
+
+    def _mode_metrics(self, current: str, cold: ColdStart | None) -> list[Metric]:
+        """Which mode the default policy ``hera`` routes in (1 on the mode in force, 0 on the other)
+        and, in cold start, the threshold in force and the shadowed requests it rests on."""
+        family = GaugeMetricFamily(
+            "hera_routing_mode",
+            "1 for the mode HERA routes in: trained (active estimators) or cold-start (no estimators: "
+            "every step to the SLM, kept when its mean token logprob reaches the cold-start threshold).",
+            labels=["policy", "mode"],
+        )
+        for name in MODES:
+            family.add_metric(["hera", name], 1.0 if name == current else 0.0)
+        if cold is None:
+            return [family]
+        threshold = GaugeMetricFamily(
+            "hera_cold_start_threshold",
+            "The cold-start verify threshold in force (a mean token logprob): learned from shadow traffic "
+            "or the configured default.",
+            value=cold.threshold,
+        )
+        samples = GaugeMetricFamily(
+            "hera_cold_start_shadow_requests",
+            "Shadowed requests the cold-start threshold was fitted on (0: the configured default).",
+            value=float(cold.samples),
+        )
+        return [family, threshold, samples]

@@ -3,11 +3,12 @@ or re-runs an SLM step's result (``verify_step``, beyond the paper)."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
@@ -27,19 +28,43 @@ from hera_router.pipeline.tiers import at_rung, executor_of, next_tier, rung_of,
 from hera_router.routing.base import (
     Decision,
     GraphPosition,
+    Policy,
     PolicyUnavailableError,
     RoutingContext,
     Step,
     UnknownPolicyError,
 )
+from hera_router.routing.coldstart import ColdStart
 from hera_router.routing.constraints import StepLimits, constrain
-from hera_router.routing.estimators import needs_estimators
+from hera_router.routing.estimators import Estimators, needs_estimators
+
+if TYPE_CHECKING:
+    from hera_router.training.coldstart import ColdStartSource
 
 
 class RoutingHop:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
+        self._cold_start_source: ColdStartSource | None = None
+        self._cold_start_lock = threading.Lock()
+
+    def cold_start(self) -> ColdStart:
+        """The cold-start threshold in force for this process (learned from shadow traffic, or the
+        configured default), re-read from the registry every reload interval."""
+        with self._cold_start_lock:
+            if self._cold_start_source is None:
+                from hera_router.training.coldstart import ColdStartSource
+
+                self._cold_start_source = ColdStartSource(self.services.runtime)
+            source = self._cold_start_source
+        return source()
+
+    def _decide(self, policy: Policy, context: RoutingContext, estimators: Estimators | None) -> Decision:
+        """The policy's decision; a policy in cold-start mode gets the threshold in force."""
+        if estimators is None and getattr(policy, "cold_starts", False):
+            return policy.decide(context, None, cold_start=self.cold_start())  # type: ignore[call-arg]
+        return policy.decide(context, estimators)
 
     @staticmethod
     def _current_text(request_input: str, subtasks: Sequence[Row[Any]], seq: int) -> str | None:
@@ -94,7 +119,7 @@ class RoutingHop:
             policy = self.services.policy(policy_name)
             # Only a policy that uses them loads the estimators (a baseline's router stays small).
             estimators = self.services.estimator_source() if needs_estimators(policy) else None
-            decision = policy.decide(context, estimators)
+            decision = self._decide(policy, context, estimators)
         except (PolicyUnavailableError, UnknownPolicyError) as exc:
             # Not transient: retrying or re-driving would only fail the same way.
             self._fail(request_id, f"step {seq} could not be routed: {exc}")
@@ -231,8 +256,14 @@ class RoutingHop:
             )
             if step.tier is not None:
                 return self._verify_rung(session, step, request, outcome)
-            verify = getattr(self.services.policy(request.policy), "verify", None)
-            verdict = verify(context, step.confidence, estimators) if verify is not None else None
+            policy = self.services.policy(request.policy)
+            verify = getattr(policy, "verify", None)
+            if verify is None:
+                verdict = None
+            elif estimators is None and getattr(policy, "cold_starts", False):
+                verdict = verify(context, step.confidence, None, cold_start=self.cold_start())
+            else:
+                verdict = verify(context, step.confidence, estimators)
             claimed = Claimed(step.id, step.request_id, step.seq, 0, step.attempts, Executor.SLM, [])
             decisions = DecisionRepository(session)
             # A tenant over a budget with action ``cheapest`` keeps the edge's result.
@@ -259,7 +290,8 @@ class RoutingHop:
                 score=verdict.score,
                 threshold=verdict.threshold,
                 elapsed_ms=verdict.elapsed_ms,
-                reason=(
+                reason=verdict.reason
+                or (
                     f"verify: the SLM's result scored {verdict.score:.3f} < {verdict.threshold:.3f}; "
                     "re-ran on the cloud"
                 ),

@@ -89,7 +89,8 @@ class Decision:
 
     executor: Executor
     branch: str
-    """urc | sse | sle | cd | sd | fallback, or the baseline's name."""
+    """urc | sse | sle | cd | sd | fallback, cold-start-verify (``hera`` without estimators), or the
+    baseline's name."""
     policy: str
     span: int = 1
     """Steps this decision covers, the current one included (SLE/CD/URC cover several)."""
@@ -125,6 +126,8 @@ class Verdict:
     policy: str
     estimator_versions: Mapping[str, str] = field(default_factory=dict)
     elapsed_ms: float = 0.0
+    reason: str | None = None
+    """Why a rejected result goes to the LLM, when the policy words it itself (cold start)."""
 
 
 class Policy(Protocol):

@@ -75,6 +75,13 @@ Stages, with the conventions this implementation chose where the paper is silent
   τ_req, κ base and the verify threshold, and may switch stages off (an untrusted URC, an
   untrusted verify head); it never switches on a stage the variant removed. Without one the
   settings apply: the paper's constants.
+* **Cold start (beyond the paper).** ``hera`` itself (not its ablations), with
+  ``cold_start`` on and no estimators at all: every step to the SLM (branch ``cold-start-verify``,
+  scores ``cold_start``, ``cold_start_threshold``, ``cold_start_samples``), its result kept when
+  the SLM's mean token logprob reaches the cold-start threshold and re-run on the LLM otherwise
+  (``routing/coldstart.py``; the pipeline passes the threshold learned from shadow traffic, a
+  replay passes its own or uses the configured default). Any other variant without estimators
+  raises :class:`~hera_router.routing.base.MissingEstimatorsError`.
 * **hera-paper.** The paper-faithful policy: SP cosine, the paper's constants, no verify, no
   calibration.
 
@@ -103,7 +110,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hera_router.config import RoutingSettings
+from hera_router.routing import coldstart
 from hera_router.routing.base import Decision, Executor, MissingEstimatorsError, Policy, RoutingContext, Verdict
+from hera_router.routing.coldstart import ColdStart
 from hera_router.routing.estimators import ChainState, Estimators, NextSubtaskPredictor, Vector, cosine
 
 CALIBRATED_VALUES = ("tau_req", "kappa_base", "verify_threshold")
@@ -185,6 +194,10 @@ class HeraPolicy:
         self._urc_scores: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._urc_lock = threading.Lock()
         self._calibrated: dict[str, RoutingSettings] = {}
+        self.cold_starts = name == "hera" and settings.cold_start and settings.use_verify
+        """Whether this policy routes without estimators (cold-start mode) instead of failing."""
+        self.cold_start = ColdStart(settings.cold_start_threshold)
+        """The cold-start threshold used when the caller passes none (the configured default)."""
 
     def _urc(self, estimators: Estimators, request: str) -> float:
         key = (estimators.urc.version, request)
@@ -224,13 +237,21 @@ class HeraPolicy:
         return effective
 
     def verify(
-        self, context: RoutingContext, confidence: float | None, estimators: Estimators | None
+        self,
+        context: RoutingContext,
+        confidence: float | None,
+        estimators: Estimators | None,
+        cold_start: ColdStart | None = None,
     ) -> Verdict | None:
         """Judge the SLM's run of ``context.current`` (its mean token logprob ``confidence``).
 
         None when the stage does not apply: turned off (by the variant or by the calibration), or
         no divergence estimator with a post-execution head is loaded. Then the step is kept.
+        Without estimators, a cold-starting policy judges by the logprob against ``cold_start``'s
+        threshold (:attr:`cold_start` when None is passed).
         """
+        if estimators is None and self.cold_starts:
+            return self._verify_cold(confidence, cold_start or self.cold_start)
         if estimators is None or estimators.divergence is None or estimators.embed is None:
             return None
         s = self.effective(estimators)
@@ -249,13 +270,46 @@ class HeraPolicy:
             elapsed_ms=(time.perf_counter() - started) * 1e3,
         )
 
+    def _verify_cold(self, confidence: float | None, cold: ColdStart) -> Verdict:
+        accept = coldstart.accepts(confidence, cold.threshold)
+        score = coldstart.NO_LOGPROB_SCORE if confidence is None else float(confidence)
+        judged = "had no logprobs" if confidence is None else f"mean token logprob {score:.3f} < {cold.threshold:.3f}"
+        why = f"cold start: the SLM's result {judged} ({cold.describe()}); re-ran on the cloud"
+        return Verdict(
+            accept=accept,
+            score=score,
+            threshold=cold.threshold,
+            policy=self.name,
+            estimator_versions={coldstart.REGISTRY_NAME: cold.version} if cold.version else {},
+            reason=None if accept else why,
+        )
+
+    def _decide_cold(self, cold: ColdStart) -> Decision:
+        return Decision(
+            executor=Executor.SLM,
+            branch=coldstart.BRANCH,
+            policy=self.name,
+            scores={
+                "cold_start": 1.0,
+                "cold_start_threshold": cold.threshold,
+                "cold_start_samples": float(cold.samples),
+            },
+            estimator_versions={coldstart.REGISTRY_NAME: cold.version} if cold.version else {},
+        )
+
     @staticmethod
     def _state(context: RoutingContext) -> ChainState:
         history = tuple((step.subtask, step.result) for step in context.history)
         return ChainState(request=context.request, history=history, current=context.current, seq=context.seq)
 
-    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
+    def decide(
+        self, context: RoutingContext, estimators: Estimators | None = None, cold_start: ColdStart | None = None
+    ) -> Decision:
+        """Route ``context.current``; without estimators, in cold-start mode (``cold_start``: the
+        threshold in force, recorded on the decision) or, for a variant that has none, raise."""
         if estimators is None:
+            if self.cold_starts:
+                return self._decide_cold(cold_start or self.cold_start)
             raise MissingEstimatorsError(self.name)
         started = time.perf_counter()
         scores: dict[str, float] = {}

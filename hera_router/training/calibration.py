@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from hera_router.db.repositories import EstimatorVersionRepository
 from hera_router.db.session import session_scope
-from hera_router.estimators import CALIBRATION
+from hera_router.estimators import CALIBRATION, ESTIMATOR_NAMES
 from hera_router.estimators.artifacts import new_staging_dir, publish, stored_path
 from hera_router.estimators.loader import CALIBRATION_FILE
 from hera_router.routing.baselines import AllLLM
@@ -330,7 +330,10 @@ def recalibrate(runtime: Runtime, *, progress: Progress | None = None) -> str:
     with session_scope(runtime.sessions) as session:
         repository = EstimatorVersionRepository(session)
         rows = repository.list_all()
-        active = {r.name: str(r.version) for r in rows if r.status is EstimatorStatus.ACTIVE and r.name != CALIBRATION}
+        # Estimators only: the calibration itself and the cold-start threshold are fitted, not trained.
+        active = {
+            r.name: str(r.version) for r in rows if r.status is EstimatorStatus.ACTIVE and r.name in ESTIMATOR_NAMES
+        }
         calibrations = [r for r in rows if r.name == CALIBRATION]
         fitted = next((r for r in calibrations if r.metrics.get("for_versions") == active), None)
         if fitted is not None:

@@ -9,6 +9,9 @@ task builds the request's binary tree with the profiling code (``profiling.build
 profile run of source ``shadow``. The user's answer was committed before any of this is queued,
 so shadow work never delays it.
 
+While no trained estimators are active, each stored tree also refits the cold-start threshold of
+``hera`` (``training/coldstart.py``): shadow traffic is what cold-start mode learns from.
+
 Shadow cost is recorded on the ``shadow_runs`` row (never on the request) and capped per UTC day
 (``shadow_daily_cost_cap_usd``): the cap is checked before each tree, so the spend can exceed it by
 at most one tree per concurrent training worker.
@@ -142,4 +145,8 @@ def shadow_request(
         with session_scope(runtime.sessions) as session:
             ShadowRunRepository(session).release(request_id)
         raise
+    if settings.routing.cold_start:
+        from hera_router.training.coldstart import refit_quietly
+
+        refit_quietly(runtime)  # while no estimators are trained, HERA's cold-start threshold learns from this tree
     return ShadowOutcome("succeeded", cost_usd=total, nodes=len(tree))

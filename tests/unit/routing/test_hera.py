@@ -102,9 +102,12 @@ def test_urc_at_the_threshold_does_not_pass() -> None:
     assert decision.scores["urc"] == 0.7
 
 
-def test_no_estimators_is_an_error_that_says_what_to_do() -> None:
+def test_no_estimators_is_cold_start_mode_for_hera_and_an_error_for_its_ablations() -> None:
+    decision = hera().decide(context())
+    assert decision.branch == "cold-start-verify"
+    assert decision.executor is Executor.SLM
     with pytest.raises(MissingEstimatorsError, match="bootstrap"):
-        hera().decide(context())
+        HeraPolicy(RoutingSettings(use_sd=False), name="hera-no-sd").decide(context())
 
 
 # -- SLE -------------------------------------------------------------------------------------------
