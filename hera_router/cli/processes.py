@@ -157,11 +157,30 @@ def serve_api(
     bind_port = settings.api.port if port is None else port
     log_level = settings.log_level.lower()
     if not settings.broker_url.startswith("memory://"):
+        from hera_router.api.health import broker_problem, idle_queues_problem, queue_consumers
+
+        api = create_app(settings)
+        celery_app = api.state.hera.celery
+        # Serve anyway (the outbox keeps what cannot be published yet), but say so now.
+        problem = broker_problem(celery_app)
+        if problem is None:
+            consumers = queue_consumers(celery_app)
+            problem = None if consumers is None else idle_queues_problem(settings, consumers)
+        if problem is not None:
+            typer.secho(f"warning: {problem}", err=True, fg=typer.colors.YELLOW)
         typer.echo(f"serving the producer API on http://{bind_host}:{bind_port} (docs: /docs)")
-        uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level=log_level)
+        uvicorn.run(api, host=bind_host, port=bind_port, log_level=log_level)
         return
+    import signal
+
     from hera_router.workers.system import embedded_system
 
+    def stop(signum: int, _: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn handles SIGTERM while it serves, then raises it again once it has stopped: exit
+    # through the block below then, so the in-process workers stop too instead of dying mid-task.
+    signal.signal(signal.SIGTERM, stop)
     with embedded_system(settings, concurrency=concurrency, migrate=False) as system:
         typer.echo(
             f"serving the producer API on http://{bind_host}:{bind_port} (docs: /docs) with in-process workers "

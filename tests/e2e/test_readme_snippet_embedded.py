@@ -143,8 +143,9 @@ def test_readme_openai_snippet_runs_on_the_defaults(server: Server, tmp_path: Pa
     assert re.search(rf"succeeded\s+{BATCH_LINES + 1}\b", status), status  # the batch lines and the chat call
 
 
-def test_serve_api_stops_cleanly_on_ctrl_c(server: Server) -> None:
-    server.process.send_signal(signal.SIGINT)
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_serve_api_stops_its_workers_and_exits_zero(server: Server, stop: signal.Signals) -> None:
+    server.process.send_signal(stop)
 
     code = server.process.wait(timeout=60)
 
