@@ -45,6 +45,7 @@ app = HeraTyper(
     pretty_exceptions_enable=False,
     # Plain help: rich markup would take "[default: ...]" in a help text for a tag and drop it.
     rich_markup_mode=None,
+    context_settings={"max_content_width": 120},
 )
 
 
