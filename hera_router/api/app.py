@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, *, celery: HeraCelery | None = 
     embedded ``serve-api`` passes the app its in-process workers consume, so the API's messages
     reach them through the ``memory://`` broker and both share one engine)."""
     settings = settings if settings is not None else load_settings()
+    producer_only = celery is None
     celery = celery if celery is not None else create_celery_app(settings)
     dispatcher = celery_dispatcher(celery)
     publisher = BackgroundPublisher(dispatcher)
@@ -91,6 +92,11 @@ def create_app(settings: Settings | None = None, *, celery: HeraCelery | None = 
         if problem is not None:
             # Serve anyway (healthz reports it, and the database may come up later), but say so now.
             log.error("%s", problem)
+        if producer_only and settings.broker_url.startswith("memory://"):
+            log.warning(
+                "the broker is memory:// and this process runs no workers: accepted requests stay queued "
+                "(`hera-router serve-api` runs the workers beside the API on the embedded default)"
+            )
         yield
         state.close()
         metrics.close()
