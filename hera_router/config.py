@@ -7,8 +7,13 @@ down; nothing else in the package looks at ``os.environ``.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import json
+import logging
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +31,14 @@ from pydantic_settings import SettingsError as SourceParseError
 
 ENV_PREFIX = "HERA_"
 NESTED_DELIMITER = "__"
+
+log = logging.getLogger(__name__)
+
+TOOLING_PREFIXES: tuple[str, ...] = ("HERA_TEST_", "HERA_BENCH_", "HERA_CHAOS_")
+"""``HERA_*`` variables read by the test suites and benchmarks, not by hera-router itself."""
+
+DATABASE_SCHEMES: tuple[str, ...] = ("sqlite", "postgresql+psycopg")
+BROKER_SCHEMES: tuple[str, ...] = ("memory", "redis", "rediss", "amqp", "amqps", "pyamqp")
 
 
 class Mode(enum.StrEnum):
@@ -608,6 +621,29 @@ class Settings(BaseSettings):
             return {**ROLE_DEFAULTS[str(info.field_name)], **value}
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        # Heroku-style and driver-less Postgres URLs mean the installed driver (psycopg 3);
+        # SQLAlchemy would otherwise reject ``postgres://`` and look for psycopg2.
+        for bare in ("postgres://", "postgresql://"):
+            if value.startswith(bare):
+                value = "postgresql+psycopg://" + value[len(bare) :]
+        if value and value.split("://", 1)[0] not in DATABASE_SCHEMES:
+            raise ValueError(
+                "expected postgresql+psycopg://user:password@host/db (postgres:// works too) or sqlite:///path"
+            )
+        return value
+
+    @field_validator("broker_url", "redis_url")
+    @classmethod
+    def _broker_scheme(cls, value: str, info: ValidationInfo) -> str:
+        allowed = BROKER_SCHEMES if info.field_name == "broker_url" else ("redis", "rediss")
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if value and scheme not in allowed:
+            raise ValueError(f"expected a URL starting with {', '.join(f'{name}://' for name in allowed)}")
+        return value
+
     @model_validator(mode="after")
     def _resolve_and_check(self) -> Settings:
         if not self.database_url:
@@ -699,12 +735,72 @@ def _env_name(location: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + NESTED_DELIMITER.join(field.upper() for field in fields)
 
 
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+
+
+def mask_url(text: str) -> str:
+    """``postgresql+psycopg://user:secret@host/db`` → ``postgresql+psycopg://user:***@host/db``."""
+    return _URL_PASSWORD.sub(r"\g<head>***@", text)
+
+
+def known_variables() -> frozenset[str]:
+    """Every environment variable the settings read: ``HERA_<FIELD>`` and, for nested groups,
+    ``HERA_<GROUP>__<FIELD>`` (mappings and lists, such as ``HERA_PRICES``, are one JSON value)."""
+    names: set[str] = set()
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for field_name, field in model.model_fields.items():
+            name = prefix + field_name.upper()
+            names.add(name)
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, name + NESTED_DELIMITER)
+
+    walk(Settings, ENV_PREFIX)
+    return frozenset(names)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One sentence per ``HERA_*`` variable the settings do not read (a misspelling is otherwise
+    silently ignored), naming the nearest known variable when there is one."""
+    environ = os.environ if environ is None else environ
+    known = known_variables()
+    groups = {name for name in known if any(other.startswith(name + NESTED_DELIMITER) for other in known)}
+    problems = []
+    for raw in sorted(environ):
+        name = raw.upper()
+        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(TOOLING_PREFIXES):
+            continue
+        # HERA_PRICES__<model>__... and the like: pydantic-settings reads keys below a mapping.
+        head = name.split(NESTED_DELIMITER, 1)[0]
+        if NESTED_DELIMITER in name and head in known and head not in groups:
+            continue
+        # Compared without the common prefix, which would make every name look alike.
+        bare = {known_name[len(ENV_PREFIX) :]: known_name for known_name in sorted(known)}
+        nearest = difflib.get_close_matches(name[len(ENV_PREFIX) :], list(bare), n=1, cutoff=0.6)
+        hint = f"; did you mean {bare[nearest[0]]}?" if nearest else " (`hera-router config` shows the settings)"
+        problems.append(f"warning: {raw} is not a hera-router setting and is ignored{hint}")
+    return problems
+
+
+_warned: set[str] = set()
+
+
+def _warn_unknown_variables() -> None:
+    for problem in unknown_variables():
+        if problem not in _warned:
+            _warned.add(problem)
+            log.warning("%s", problem)
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings from the environment (and keyword overrides, for tests and the CLI).
 
     Raises :class:`SettingsError` naming the offending variable, e.g.
-    ``HERA_ROUTING__TAU_REQ: Input should be less than or equal to 1 (got '1.5')``.
+    ``HERA_ROUTING__TAU_REQ: Input should be less than or equal to 1 (got '1.5')``. Unknown
+    ``HERA_*`` variables are logged once per process as a warning naming the nearest known one.
     """
+    _warn_unknown_variables()
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -712,7 +808,7 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors():
             name = _env_name(tuple(error["loc"]))
             got = error.get("input")
-            shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+            shown = "" if isinstance(got, dict) or got is None else f" (got {mask_url(repr(got))})"
             problems.append(f"{name}: {error['msg']}{shown}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
     except SourceParseError as exc:

@@ -4,7 +4,8 @@
 runtime, the submission service, the publisher thread) and nothing at import time; the engine
 connects on first use and the broker on first publish. ``uvicorn --factory
 hera_router.api.app:create_app`` works too: without arguments the settings come from the
-environment.
+environment (and nothing in that process consumes: on the embedded ``memory://`` broker use
+``hera-router serve-api``, which runs the workers beside the API).
 
 Every error response is ``{"error": "<sentence>"}`` (plus ``details`` or ``rejected`` where there
 is more to say), whatever raised it: FastAPI's validation, an HTTPException, or a service error.
@@ -37,6 +38,7 @@ from hera_router.api.validation import describe_error
 from hera_router.api.views import RequestViews
 from hera_router.config import Settings, load_settings
 from hera_router.metrics.instruments import MetricsEndpoint
+from hera_router.workers.app import HeraCelery
 from hera_router.workers.app import create_app as create_celery_app
 from hera_router.workers.publisher import celery_dispatcher
 
@@ -65,9 +67,13 @@ SERVICE_ERROR_STATUS: dict[type[errors.SubmissionError], int] = {
 }
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, celery: HeraCelery | None = None) -> FastAPI:
+    """The API on ``settings``; with ``celery``, on that Celery app and its database runtime (the
+    embedded ``serve-api`` passes the app its in-process workers consume, so the API's messages
+    reach them through the ``memory://`` broker and both share one engine)."""
     settings = settings if settings is not None else load_settings()
-    celery = create_celery_app(settings)
+    producer_only = celery is None
+    celery = celery if celery is not None else create_celery_app(settings)
     dispatcher = celery_dispatcher(celery)
     publisher = BackgroundPublisher(dispatcher)
     sessions = celery.hera_runtime.sessions  # lazy: builds the engine object, opens no connection
@@ -86,6 +92,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if problem is not None:
             # Serve anyway (healthz reports it, and the database may come up later), but say so now.
             log.error("%s", problem)
+        if producer_only and settings.broker_url.startswith("memory://"):
+            log.warning(
+                "the broker is memory:// and this process runs no workers: accepted requests stay queued "
+                "(`hera-router serve-api` runs the workers beside the API on the embedded default)"
+            )
         yield
         state.close()
         metrics.close()

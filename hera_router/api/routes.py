@@ -21,7 +21,7 @@ from starlette.datastructures import UploadFile
 from hera_router.api.auth import CurrentCaller
 from hera_router.api.costs import BudgetStatus, cost_report, read_budget, rows_csv
 from hera_router.api.errors import InvalidRequestError
-from hera_router.api.health import broker_problem, database_problem
+from hera_router.api.health import broker_problem, database_problem, idle_queues_problem, queue_consumers
 from hera_router.api.schemas import (
     AgentRequestItem,
     BatchAccepted,
@@ -236,16 +236,20 @@ def cancel_batch(batch_id: uuid.UUID, caller: CurrentCaller, state: State) -> Ba
 @router.get(
     "/healthz",
     tags=["health"],
-    summary="Liveness, database and broker check (no auth)",
+    summary="Liveness, database and broker check, and each queue's consumers (no auth)",
     responses={
         503: {"model": ErrorBody, "description": "The database is unreachable or not migrated, or the broker is down."}
     },
 )
 def healthz(state: State) -> Health:
+    """200 while the API can accept work; `status` is `degraded` (with a `warning`) when a queue
+    every request passes through has no live consumer, so accepted requests would stay queued."""
     problem = database_problem(state.engine) or broker_problem(state.celery)
     if problem is not None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, problem)
-    return Health(status="ok", database="ok", broker="ok")
+    consumers = queue_consumers(state.celery)
+    warning = None if consumers is None else idle_queues_problem(state.settings, consumers)
+    return Health(status="degraded" if warning else "ok", database="ok", broker="ok", queues=consumers, warning=warning)
 
 
 @router.get("/v1/budget", tags=["costs"], summary="The tenant's budgets and its spend in each window")

@@ -286,5 +286,11 @@ class BatchCancelled(BaseModel):
 
 class Health(BaseModel):
     status: str
+    """``ok``, or ``degraded`` when a queue every request passes through has no consumer."""
     database: str
     broker: str
+    queues: dict[str, list[str]] | None = None
+    """Each queue → the worker nodes consuming it now (empty: nobody); null when the workers could
+    not be asked."""
+    warning: str | None = None
+    """What is degraded and what to do, in one sentence."""

@@ -2,4 +2,4 @@
 
 from hera_router.cli import app
 
-app()
+app(prog_name="hera-router")

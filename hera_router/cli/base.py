@@ -7,29 +7,121 @@ Heavy imports (torch, transformers, celery) stay inside the command that needs t
 from __future__ import annotations
 
 import json
-import re
+import sys
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from hera_router.config import Settings, SettingsError, load_settings
+from hera_router.config import Settings, SettingsError, load_settings, mask_url
 
 if TYPE_CHECKING:
-    from hera_router.db.runtime import Runtime
+    from sqlalchemy.exc import DBAPIError
 
-app = typer.Typer(
+    from hera_router.db.runtime import Runtime
+    from hera_router.workers.app import HeraCelery
+
+
+class HeraTyper(typer.Typer):
+    """The Typer app, with one readable sentence instead of a traceback for what a person fixes
+    from outside the code: an unreachable or unmigrated database, a broker that is down, bad
+    settings. Anything else still raises with its traceback (that is a bug to report)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            sentence = explain(exc)
+            if sentence is None:
+                raise
+            typer.secho(sentence, err=True, fg=typer.colors.RED)
+            sys.exit(2)
+
+
+app = HeraTyper(
     name="hera-router",
     help="Route each step of an AI agent between an edge SLM and a cloud LLM (HERA).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: rich markup would take "[default: ...]" in a help text for a tag and drop it.
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 120},
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"hera-router {version('hera-router')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    _: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
     """hera-router: configuration comes from HERA_* environment variables (see README)."""
     quiet_libraries()
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 20:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _where_database() -> str:
+    try:
+        return mask_url(load_settings().database_url)
+    except SettingsError:
+        return "HERA_DATABASE_URL"
+
+
+def _where_broker() -> str:
+    try:
+        return mask_url(load_settings().broker_url)
+    except SettingsError:
+        return "HERA_BROKER_URL"
+
+
+MISSING_SCHEMA_MARKERS = ("no such table", "undefinedtable", "does not exist")
+
+
+def _database_sentence(error: DBAPIError) -> str:
+    text = " ".join(str(error.orig).split())
+    kind = type(error.orig).__name__
+    where = _where_database()
+    if any(marker in f"{kind} {text}".lower() for marker in MISSING_SCHEMA_MARKERS):
+        return f"the database at {where} has no hera-router schema ({text}); run `hera-router db upgrade` first"
+    if "connect" in text.lower() or "unable to open" in text.lower():
+        return f"the database at {where} is unreachable: {text}"
+    return f"the database at {where} failed: {text}"
+
+
+def explain(exc: BaseException) -> str | None:
+    """The sentence a person can act on for ``exc`` (or anything it was raised from), or None
+    when it is not a configuration or availability problem."""
+    from alembic.util.exc import CommandError
+    from kombu.exceptions import OperationalError as BrokerError
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+    sentences: list[str] = []
+    for error in _chain(exc):
+        if isinstance(error, SettingsError):
+            sentences.append(str(error))
+        elif isinstance(error, DBAPIError):
+            sentences.append(_database_sentence(error))
+        elif isinstance(error, (NoSuchModuleError, ArgumentError)):
+            sentences.append(f"HERA_DATABASE_URL is not a usable database URL: {error}")
+        elif isinstance(error, BrokerError):
+            sentences.append(f"the broker at {_where_broker()} is unreachable: {' '.join(str(error).split())}")
+        elif isinstance(error, CommandError):
+            sentences.append(f"migrations: {' '.join(str(error).split())}")
+    return sentences[0] if sentences else None
 
 
 def quiet_libraries() -> None:
@@ -55,14 +147,6 @@ def settings_or_exit() -> Settings:
     except SettingsError as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2) from None
-
-
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
-
-
-def mask_url(text: str) -> str:
-    """``postgresql+psycopg://user:secret@host/db`` → ``postgresql+psycopg://user:***@host/db``."""
-    return _URL_PASSWORD.sub(r"\g<head>***@", text)
 
 
 def _masked(value: object) -> object:
@@ -102,6 +186,37 @@ def checked_runtime(settings: Settings) -> Runtime:
         typer.secho(problem, err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2)
     return runtime
+
+
+SHARED_BROKER_HELP = (
+    "set HERA_BROKER_URL=redis://127.0.0.1:6379/0 (or HERA_MODE=distributed, which uses HERA_REDIS_URL) "
+    "in every process, or use `hera-router serve-api` or `hera-router run`, which run their own workers"
+)
+
+
+def shared_broker_or_exit(settings: Settings, command: str) -> None:
+    """Exit with a sentence when the broker is ``memory://``: a process that talks to other
+    processes through the broker (a worker, beat, Flower, ``submit``) would start and then
+    wait forever on a queue nobody else can see."""
+    if settings.broker_url.startswith("memory://"):
+        typer.secho(
+            f"`hera-router {command}` needs a broker other processes share, but the broker is memory:// "
+            f"(the embedded default, private to one process): {SHARED_BROKER_HELP}",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(code=2)
+
+
+def broker_or_exit(celery: HeraCelery, consequence: str = "") -> None:
+    """Exit with the broker's problem as one sentence (and ``consequence``, what the command
+    does about it) when it does not accept a connection."""
+    from hera_router.api.health import broker_problem
+
+    problem = broker_problem(celery, consequence=consequence)
+    if problem is not None:
+        typer.secho(problem, err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2)
 
 
 def migrated_runtime(settings: Settings) -> Runtime:

@@ -6,10 +6,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from hera_router.cli.base import app, checked_runtime, settings_or_exit
+from hera_router.cli.base import app, broker_or_exit, checked_runtime, settings_or_exit, shared_broker_or_exit
 
 if TYPE_CHECKING:
     pass
+
+WORKER_BROKER_DOWN = (
+    "the worker exits rather than wait (a supervisor restarts it); start the broker or fix HERA_BROKER_URL"
+)
 
 
 @app.command(
@@ -44,6 +48,7 @@ def worker(
     from hera_router.metrics.multiprocess import enable_multiprocess_metrics
 
     settings = settings_or_exit()
+    shared_broker_or_exit(settings, "worker")
     # Before anything imports prometheus_client (hera_router.workers does): see the module.
     metrics_dir = enable_multiprocess_metrics(settings)
 
@@ -68,6 +73,10 @@ def worker(
     if concurrency is None:
         concurrency = tier_concurrency(settings, selected) or 2
     celery_app = create_app(settings)
+    # A broker that is down at start is one sentence; one lost later is retried
+    # (HERA_BROKER_CONNECTION_MAX_RETRIES), then the worker exits 1.
+    broker_or_exit(celery_app, consequence=WORKER_BROKER_DOWN)
+    checked_runtime(settings).close()
     port = settings.ops.worker_metrics_port if metrics_port is None else metrics_port
     if port:
         host = settings.ops.metrics_host
@@ -127,8 +136,17 @@ def serve_models(
 def serve_api(
     host: str | None = typer.Option(None, "--host", help="Bind address [default: HERA_API__HOST, 127.0.0.1]."),
     port: int | None = typer.Option(None, "--port", help="Port [default: HERA_API__PORT, 8000]."),
+    concurrency: int = typer.Option(
+        4, "--concurrency", "-c", min=1, help="Threads of the in-process workers (memory:// broker only)."
+    ),
 ) -> None:
-    """Serve the producer API (OpenAPI docs at /docs). Run `hera-router db upgrade` first."""
+    """Serve the producer API (OpenAPI docs at /docs). Run `hera-router db upgrade` first.
+
+    On the embedded default (the memory:// broker, which no other process can reach) this process
+    also runs the workers of the router, edge, cloud and maintenance queues and beat's outbox relay
+    and reconciler, so a request runs to its answer with nothing else started. On a shared broker
+    (Redis, RabbitMQ) it is the producer only: run `hera-router worker` and `hera-router beat`.
+    """
     import uvicorn
 
     from hera_router.api.app import create_app
@@ -137,8 +155,38 @@ def serve_api(
     checked_runtime(settings).close()
     bind_host = host or settings.api.host
     bind_port = settings.api.port if port is None else port
-    typer.echo(f"serving the producer API on http://{bind_host}:{bind_port} (docs: /docs)")
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level=settings.log_level.lower())
+    log_level = settings.log_level.lower()
+    if not settings.broker_url.startswith("memory://"):
+        from hera_router.api.health import broker_problem, idle_queues_problem, queue_consumers
+
+        api = create_app(settings)
+        celery_app = api.state.hera.celery
+        # Serve anyway (the outbox keeps what cannot be published yet), but say so now.
+        problem = broker_problem(celery_app)
+        if problem is None:
+            consumers = queue_consumers(celery_app)
+            problem = None if consumers is None else idle_queues_problem(settings, consumers)
+        if problem is not None:
+            typer.secho(f"warning: {problem}", err=True, fg=typer.colors.YELLOW)
+        typer.echo(f"serving the producer API on http://{bind_host}:{bind_port} (docs: /docs)")
+        uvicorn.run(api, host=bind_host, port=bind_port, log_level=log_level)
+        return
+    import signal
+
+    from hera_router.workers.system import embedded_system
+
+    def stop(signum: int, _: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn handles SIGTERM while it serves, then raises it again once it has stopped: exit
+    # through the block below then, so the in-process workers stop too instead of dying mid-task.
+    signal.signal(signal.SIGTERM, stop)
+    with embedded_system(settings, concurrency=concurrency, migrate=False) as system:
+        typer.echo(
+            f"serving the producer API on http://{bind_host}:{bind_port} (docs: /docs) with in-process workers "
+            f"({concurrency} threads: router, edge, cloud, maintenance) and the scheduler, on the memory:// broker"
+        )
+        uvicorn.run(create_app(system.settings, celery=system.app), host=bind_host, port=bind_port, log_level=log_level)
 
 
 @app.command("flower", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -167,6 +215,7 @@ def flower(
     from hera_router.workers import create_app
 
     settings = settings_or_exit()
+    shared_broker_or_exit(settings, "flower")
     ops = settings.ops
     if ops.flower_basic_auth is None and not insecure:
         typer.secho(
@@ -189,7 +238,9 @@ def flower(
     ]
     if ops.flower_db is not None:
         options += ["--persistent=True", f"--db={ops.flower_db}", "--state_save_interval=60000"]
-    create_app(settings).start(["flower", *options, *ctx.args])
+    celery_app = create_app(settings)
+    broker_or_exit(celery_app, consequence="Flower shows nothing without it")
+    celery_app.start(["flower", *options, *ctx.args])
 
 
 @app.command("beat")
@@ -202,11 +253,14 @@ def beat() -> None:
     from hera_router.workers import create_app
 
     settings = settings_or_exit()
+    shared_broker_or_exit(settings, "beat")
+    celery_app = create_app(settings)
+    broker_or_exit(celery_app, consequence="beat exits rather than wait; start the broker or fix HERA_BROKER_URL")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     schedule = settings.data_dir / "celerybeat-schedule"
     from hera_router.workers.supervision import run_beat
 
-    raise typer.Exit(run_beat(create_app(settings), ["beat", "-l", settings.log_level, "--schedule", str(schedule)]))
+    raise typer.Exit(run_beat(celery_app, ["beat", "-l", settings.log_level, "--schedule", str(schedule)]))
 
 
 @app.command("ping")
@@ -226,7 +280,9 @@ def ping(
     from hera_router.workers import create_app
 
     destination = node.replace("%h", socket.gethostname())
-    celery_app = create_app(settings_or_exit())
+    settings = settings_or_exit()
+    shared_broker_or_exit(settings, "ping")
+    celery_app = create_app(settings)
     try:
         replies = celery_app.control.inspect(destination=[destination], timeout=timeout_s).ping() or {}
     except Exception as exc:  # kombu raises transport-specific connection errors

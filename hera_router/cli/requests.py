@@ -8,8 +8,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from hera_router.cli.base import app, checked_runtime, ensure_estimators, is_simulated, settings_or_exit
-from hera_router.config import Mode
+from hera_router.cli.base import (
+    app,
+    broker_or_exit,
+    checked_runtime,
+    ensure_estimators,
+    is_simulated,
+    settings_or_exit,
+    shared_broker_or_exit,
+)
+from hera_router.config import Mode, Settings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -138,6 +146,7 @@ def submit(
 
     from hera_router.agent.batch_run import ensure_tenant, follow_batch, submit_file
     from hera_router.api.errors import SubmissionError
+    from hera_router.api.health import idle_queues_problem, queue_consumers
     from hera_router.api.service import SubmissionService
     from hera_router.db.session import session_scope
     from hera_router.evaluation.summary import summarise, summary_table
@@ -145,9 +154,16 @@ def submit(
     from hera_router.workers.publisher import celery_dispatcher
 
     settings = settings_or_exit()
+    shared_broker_or_exit(settings, "submit")
     request_file = _read_request_file(file)
     console = Console()
+    checked_runtime(settings).close()
     app_ = create_app(settings)
+    broker_or_exit(app_, consequence="nothing would run the batch; start the broker or fix HERA_BROKER_URL")
+    consumers = queue_consumers(app_)
+    idle = None if consumers is None else idle_queues_problem(settings, consumers)
+    if idle is not None:
+        typer.secho(f"warning: {idle}", err=True, fg=typer.colors.YELLOW)
     sessions = app_.hera_runtime.sessions
     service = SubmissionService(settings, sessions, celery_dispatcher(app_))
     try:
@@ -170,18 +186,22 @@ def submit(
 
 @app.command("status")
 def status(batch_id: str | None = typer.Argument(None, help="A batch id; without it, requests by status.")) -> None:
-    """Show a batch's progress, or how many requests are in each status."""
+    """Show a batch's progress, or how many requests are in each status, and which workers consume
+    each queue (a queue nobody consumes is why requests stay queued)."""
 
     from hera_router.db.repositories import BatchRepository, RequestRepository
     from hera_router.db.session import session_scope
 
     # An unreachable or unmigrated database is one sentence, not a traceback.
-    runtime = checked_runtime(settings_or_exit())
+    settings = settings_or_exit()
+    runtime = checked_runtime(settings)
     with session_scope(runtime.sessions) as session:
         if batch_id is None:
             counts = RequestRepository(session).count_by_status()
             for state, count in sorted(counts.items()):
                 typer.echo(f"{state.value:>10}  {count}")
+            runtime.close()
+            _print_consumers(settings)
             return
         try:
             parsed = uuid.UUID(batch_id)
@@ -200,6 +220,32 @@ def status(batch_id: str | None = typer.Argument(None, help="A batch id; without
         for rejected in batch.rejected:
             typer.echo(f"  rejected: {rejected.get('error')}")
     runtime.close()
+    _print_consumers(settings)
+
+
+def _print_consumers(settings: Settings) -> None:
+    """Each queue and the workers consuming it, or why that cannot be seen from here."""
+    from hera_router.api.health import broker_problem, idle_queues_problem, queue_consumers
+    from hera_router.workers import create_app
+
+    if settings.broker_url.startswith("memory://"):
+        typer.echo(
+            "queues: the broker is memory://, private to each process, so no consumer is visible from here "
+            "(`hera-router serve-api` runs its own workers; its /healthz lists them)"
+        )
+        return
+    celery_app = create_app(settings)
+    problem = broker_problem(celery_app, consequence="")
+    consumers = None if problem is not None else queue_consumers(celery_app)
+    if consumers is None:
+        typer.secho(f"queues: {problem or 'the workers could not be asked'}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1)
+    typer.echo("queues:")
+    for name, nodes in consumers.items():
+        typer.echo(f"{name:>12}  {', '.join(nodes) if nodes else 'no consumer'}")
+    idle = idle_queues_problem(settings, consumers)
+    if idle is not None:
+        typer.secho(f"warning: {idle}", err=True, fg=typer.colors.YELLOW)
 
 
 @app.command("results")
@@ -212,14 +258,13 @@ def results(
 
     from hera_router.api.views import RequestViews
     from hera_router.db.repositories import BatchRepository
-    from hera_router.db.runtime import Runtime
     from hera_router.db.session import session_scope
 
     try:
         parsed = uuid.UUID(batch_id)
     except ValueError:
         raise typer.BadParameter(f"{batch_id!r} is not a batch id (a UUID)", param_hint="BATCH_ID") from None
-    runtime = Runtime(settings_or_exit())
+    runtime = checked_runtime(settings_or_exit())
     with session_scope(runtime.sessions) as session:
         batch = BatchRepository(session).get(parsed)
     lines = RequestViews(runtime.sessions).batch_results(batch.tenant_id, parsed) if batch is not None else None

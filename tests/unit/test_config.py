@@ -130,3 +130,55 @@ def test_model_tiers_from_json_price_their_models() -> None:
     assert call_cost(settings, "sim-cheap", 1_000_000, 0, 1.0, "cloud").tokens_usd == pytest.approx(0.15)
     with pytest.raises(SettingsError, match="unique"):
         load_settings(models=json.dumps([tiers[0], tiers[0]]))
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgres://bob:pw@db:5432/hera", "postgresql://bob:pw@db:5432/hera", "postgresql+psycopg://bob:pw@db:5432/hera"],
+)
+def test_postgres_urls_mean_the_installed_driver(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERA_DATABASE_URL", url)
+    settings = load_settings()
+    assert settings.database_url == "postgresql+psycopg://bob:pw@db:5432/hera"
+    assert settings.is_postgres
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HERA_DATABASE_URL", "mysql://bob:hunter2@db/hera"),
+        ("HERA_BROKER_URL", "http://127.0.0.1:6379"),
+        ("HERA_REDIS_URL", "127.0.0.1:6379"),
+    ],
+)
+def test_a_url_with_the_wrong_scheme_names_its_variable(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert f"{variable}: " in str(raised.value)
+    assert "expected" in str(raised.value)
+    assert "hunter2" not in str(raised.value)
+
+
+def test_unknown_variables_name_the_nearest_known_one() -> None:
+    from hera_router.config import unknown_variables
+
+    environ = {
+        "HERA_ROUTNG__POLICY": "all-llm",
+        "hera_databse_url": "x",
+        "HERA_ROUTING__POLICY": "all-llm",
+        "HERA_PRICES__GPT_X__INPUT_PER_MTOK": "1",
+        "HERA_TEST_POSTGRES_URL": "postgresql+psycopg://x@y/z",
+        "HERA_QQQ": "1",
+        "PATH": "/bin",
+    }
+
+    problems = unknown_variables(environ)
+
+    assert problems == [
+        "warning: HERA_QQQ is not a hera-router setting and is ignored (`hera-router config` shows the settings)",
+        "warning: HERA_ROUTNG__POLICY is not a hera-router setting and is ignored; did you mean HERA_ROUTING__POLICY?",
+        "warning: hera_databse_url is not a hera-router setting and is ignored; did you mean HERA_DATABASE_URL?",
+    ]

@@ -9,11 +9,37 @@ import httpx
 from tests.integration.api.conftest import api_settings, running_api
 
 
-def test_healthz_is_ok_without_a_key(anonymous: httpx.Client) -> None:
+def test_healthz_answers_without_a_key_and_names_the_queues_nobody_consumes(anonymous: httpx.Client) -> None:
+    # This app is the producer alone on memory://: no worker consumes anything.
     response = anonymous.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    body = response.json()
+    assert (body["status"], body["database"], body["broker"]) == ("degraded", "ok", "ok")
+    assert body["queues"] == {name: [] for name in ("router", "edge", "cloud", "training", "maintenance")}
+    assert body["warning"].startswith("no worker consumes the router, edge, cloud queues: requests stay queued")
+    assert "hera-router serve-api" in body["warning"]
+
+
+def test_healthz_lists_the_consumers_of_each_queue(tmp_path: Path) -> None:
+    from hera_router.db.migrate import upgrade
+    from hera_router.pipeline.queues import Queue
+    from hera_router.workers.embedded import embedded_worker
+
+    url = f"sqlite:///{tmp_path / 'hera.sqlite3'}"
+    upgrade(url)
+    with (
+        running_api(api_settings(url)) as api,
+        httpx.Client(base_url=api.url) as http,
+        embedded_worker(api.state.celery, (Queue.ROUTER, Queue.EDGE), concurrency=1),
+    ):
+        partly = http.get("/healthz").json()
+
+    assert partly["queues"]["router"] == ["embedded@localhost"]
+    assert partly["queues"]["edge"] == ["embedded@localhost"]
+    assert partly["queues"]["cloud"] == []
+    assert partly["status"] == "degraded"
+    assert partly["warning"].startswith("no worker consumes the cloud queue:")
 
 
 def test_healthz_says_the_schema_is_missing(tmp_path: Path) -> None:

@@ -173,11 +173,10 @@ def test_worker_counters_match_postgres(observed: Observed) -> None:
 
 
 def test_api_metrics_show_state_and_http_counts(observed: Observed) -> None:
-    assert httpx.get(f"{observed.api_url}/healthz", timeout=10).json() == {
-        "status": "ok",
-        "database": "ok",
-        "broker": "ok",
-    }
+    health = httpx.get(f"{observed.api_url}/healthz", timeout=10).json()
+    assert (health["status"], health["database"], health["broker"], health["warning"]) == ("ok", "ok", "ok", None)
+    names = observed.system.settings.queues
+    assert all(health["queues"][queue] for queue in (names.router, names.edge, names.cloud)), health
     samples = scrape(f"{observed.api_url}/metrics")
     with session_scope(observed.system.app.hera_runtime.sessions) as session:
         by_status = RequestRepository(session).count_by_status()
