@@ -42,7 +42,8 @@ from hera_router.backends.base import Generation, GenerationParams, Message, Mod
 
 SYSTEM_PROMPT = "Answer the subtask with one sentence, copying the exact name from the facts."
 EXAMPLE_USER = (
-    "Subtask: Find the mayor of Vessby.\nFacts:\n- The capital of Norland is Vessby.\n- The mayor of Vessby is Ola Brandt.\n"
+    "Subtask: Find the mayor of Vessby.\nFacts:\n- The capital of Norland is Vessby.\n"
+    "- The mayor of Vessby is Ola Brandt.\n"
     "- The mayor of Kelport is Ines Varro.\n- The founder of Brask Works is Tove Lind.\n"
     "Subtask: Find the mayor of Vessby."
 )
@@ -111,7 +112,10 @@ def _render(line: str, answers: dict[int, str]) -> str | None:
 
 
 def _same(a: str, b: str) -> bool:
-    return " ".join(_PREFIXES.sub("", a).split()).rstrip(" .").casefold() == " ".join(b.split()).rstrip(" .").casefold()
+    def norm(text: str) -> str:
+        return " ".join(_PREFIXES.sub("", text).split()).rstrip(" .").casefold()
+
+    return norm(a) == norm(b)
 
 
 def plan_state(scaffold: Scaffold, history: tuple[tuple[str, str], ...]) -> dict[int, str]:
@@ -178,9 +182,9 @@ class ScaffoldBackend:
         scaffold = parse_scaffold(step.request) if step is not None else None
         if step is not None and scaffold is not None:
             return self._step(step, scaffold, params)
-        if step is None and (split := parse_decompose_prompt(messages)) is not None:
-            if parse_scaffold(split.request) is not None:
-                return self._without_call(render_decomposition([split.subtask]))
+        split = parse_decompose_prompt(messages) if step is None else None
+        if split is not None and parse_scaffold(split.request) is not None:
+            return self._without_call(render_decomposition([split.subtask]))
         return self.inner.generate(messages, params)
 
     def _step(self, step: StepPrompt, scaffold: Scaffold, params: GenerationParams) -> Generation:
@@ -191,8 +195,10 @@ class ScaffoldBackend:
         generation = self._ask(question_messages(scaffold, step.current), params)
         value = _completion_value(generation.text)
         result = f"{answer_stem(step.current)} {value}."
-        done = line if line is not None else next(
-            (i for i in range(1, len(scaffold.plan) + 1) if i not in answers), len(scaffold.plan)
+        done = (
+            line
+            if line is not None
+            else next((i for i in range(1, len(scaffold.plan) + 1) if i not in answers), len(scaffold.plan))
         )
         answers = {**answers, done: value}
         following = next((i for i in range(done + 1, len(scaffold.plan) + 1) if i not in answers), None)

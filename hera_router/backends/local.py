@@ -126,7 +126,8 @@ def shared_local_backend(checkpoint: Path, *, model: str, max_new_tokens: int = 
     with _SHARED_LOCK:
         backend = _SHARED.get(key)
         if backend is None:
-            backend = _SHARED[key] = LocalBackend(checkpoint, model=model, max_new_tokens=max_new_tokens, threads=threads)
+            backend = LocalBackend(checkpoint, model=model, max_new_tokens=max_new_tokens, threads=threads)
+            _SHARED[key] = backend
         return backend
 
 

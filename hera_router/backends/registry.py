@@ -80,7 +80,9 @@ def _local(config: BackendSettings, settings: Settings, role: BackendRole) -> Mo
     from hera_router.backends.local import resolve_checkpoint, shared_local_backend
 
     checkpoint = resolve_checkpoint(config.model, settings.artifacts)
-    return shared_local_backend(checkpoint, model=config.model, max_new_tokens=config.max_new_tokens, threads=config.threads)
+    return shared_local_backend(
+        checkpoint, model=config.model, max_new_tokens=config.max_new_tokens, threads=config.threads
+    )
 
 
 def _sim(config: BackendSettings, settings: Settings, role: BackendRole) -> ModelBackend:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+
 from hera_router.backends.base import BackendConfigError
 
 if TYPE_CHECKING:
@@ -418,7 +419,7 @@ def matrix_command(
 @eval_app.command("real-edge")
 def real_edge_command(
     seed: int = typer.Option(0, "--seed", "-s", help="World seed of the facts requests."),
-    train_n: int = typer.Option(60, "--train-n", help="Training requests bootstrap profiles (real SLM, simulated LLM)."),
+    train_n: int = typer.Option(60, "--train-n", help="Requests bootstrap profiles (real SLM, simulated LLM)."),
     eval_n: int = typer.Option(100, "--eval-n", help="Held-out evaluation requests."),
     urc_requests: int = typer.Option(60, "--urc-requests", help="Extra requests bootstrap profiles for URC."),
     calibration_requests: int = typer.Option(60, "--calibration-requests", help="Extra requests to calibrate on."),

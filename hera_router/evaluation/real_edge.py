@@ -233,7 +233,9 @@ def add_estimator_scores(steps: Sequence[StepRecord], estimators: Estimators) ->
             slm = estimators.sp_slm.roll(state, 1)
             llm = estimators.sp_llm.roll(state, 1)
             sp_cos = cosine(slm[0], llm[0]) if slm and llm else 0.0
-            step.divergence_pre = float(estimators.divergence.agreement_vec(estimators.embed(step.subtask), step.hop, sp_cos))
+            step.divergence_pre = float(
+                estimators.divergence.agreement_vec(estimators.embed(step.subtask), step.hop, sp_cos)
+            )
 
 
 # -- statistics ----------------------------------------------------------------------------------
@@ -267,7 +269,11 @@ def signal_auc(steps: Sequence[StepRecord], name: str, resamples: int, seed: int
         v for _ in range(resamples)
         if not math.isnan(v := of([s for _k in keys for s in by_key[rng.choice(keys)]]))
     )  # fmt: skip
-    ci = [draws[int(0.025 * len(draws))], draws[min(len(draws) - 1, int(0.975 * len(draws)))]] if draws else [math.nan] * 2
+    ci = (
+        [draws[int(0.025 * len(draws))], draws[min(len(draws) - 1, int(0.975 * len(draws)))]]
+        if draws
+        else [math.nan] * 2
+    )
     return {"signal": name, "n": len(rows), "auc": of(rows), "ci": ci}
 
 
@@ -294,9 +300,7 @@ def step_summary(steps: Sequence[StepRecord]) -> dict[str, Any]:
 def fit_slm(steps: Sequence[StepRecord]) -> dict[str, float]:
     """The simulated SLM's numbers that reproduce the measured steps: P(wrong) linear in difficulty
     (least squares, clipped to probabilities), the mean logprob of right and wrong steps with their
-    pooled spread, and a latency linear in prompt and completion tokens (non-negative least squares)."""
-    from scipy.optimize import nnls
-
+    pooled spread, and a latency linear in prompt and completion tokens (least squares, clipped at 0)."""
     wrong = np.asarray([0.0 if s.correct else 1.0 for s in steps])
     difficulty = np.asarray([s.difficulty for s in steps])
     slope, intercept = np.polyfit(difficulty, wrong, 1) if len(set(difficulty)) > 1 else (0.0, float(wrong.mean()))
@@ -306,7 +310,7 @@ def fit_slm(steps: Sequence[StepRecord]) -> dict[str, float]:
     wrong_lp = [s.mean_logprob for s in steps if not s.correct]
     pooled = [lp - float(np.mean(right_lp)) for lp in right_lp] + [lp - float(np.mean(wrong_lp)) for lp in wrong_lp]
     design = np.asarray([[1.0, s.prompt_tokens, s.completion_tokens] for s in steps])
-    coef, _ = nnls(design, np.asarray([s.latency_s for s in steps]))
+    coef = np.clip(np.linalg.lstsq(design, np.asarray([s.latency_s for s in steps]), rcond=None)[0], 0.0, None)
     return {
         "error_base": round(intercept, 4), "error_per_difficulty": round(slope, 4),
         "logprob_correct": round(min(0.0, float(np.mean(right_lp))), 4) if right_lp else -0.1,
@@ -397,7 +401,9 @@ def run_real_edge(base: Settings, config: RealEdgeConfig, progress: MatrixProgre
     if not config.skip_sim:
         started = time.perf_counter()
         sim_settings = real_edge_settings(base, config, real=False, fitted=fitted_path)
-        simulated = run_world(sim_settings, PRESET, config.seed, _matrix_config(config, config.workdir / "sim"), progress)
+        simulated = run_world(
+            sim_settings, PRESET, config.seed, _matrix_config(config, config.workdir / "sim"), progress
+        )
         seconds["simulated"] = time.perf_counter() - started
     result = RealEdgeResult(steps, summary, signals, fitted, real, simulated, seconds)
     write_report(result, config)
@@ -448,7 +454,7 @@ def _world_section(title: str, world: WorldResult) -> list[str]:
         f"the profiles; Oracle {_pct(world.info.get('oracle_accuracy', math.nan))} % at SLM share "
         f"{_pct(world.info.get('oracle_slm_usage', math.nan))} %; {world.info.get('seconds', 0):.0f} s.", "",
         world_table(world), "", "At equal SLM share:", "",
-        equal_share_table([e.to_json() for e in world.equal_share]) if world.equal_share else "No HERA variant replayed.",
+        equal_share_table([e.to_json() for e in world.equal_share]) if world.equal_share else "No HERA variant.",
         "",
     ]  # fmt: skip
 
@@ -465,11 +471,13 @@ def render_report(result: RealEdgeResult, config: RealEdgeConfig) -> str:
         + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()) + ".", "",
         f"## The real SLM's steps ({LABEL_REAL})", "",
         f"{s['steps']} plan steps of {s['requests']} `facts` requests (2–3 hops), each asked after a correct "
-        f"history: **{_pct(s['accuracy'])} % right** ({by_hop}); whole chains all right: {_pct(s['chain_accuracy'])} %. "
+        f"history: **{_pct(s['accuracy'])} % right** ({by_hop}); "
+        f"whole chains all right: {_pct(s['chain_accuracy'])} %. "
         f"Latency per call on this CPU: median {s['latency_median_s']:.2f} s, p90 {s['latency_p90_s']:.2f} s "
         f"({s['prompt_tokens_mean']:.0f} prompt and {s['completion_tokens_mean']:.1f} answer tokens on average).", "",
         "How well each cheap signal tells a right step from a wrong one (AUC over steps; 95 % bootstrap "
-        f"interval over requests; agreement: {config.samples} samples at temperature 0.8 on {config.sample_steps} steps):",
+        f"interval over requests; agreement: {config.samples} samples at temperature 0.8 "
+        f"on {config.sample_steps} steps):",
         "", signal_table(result.signals), "",
         "Fitted simulated SLM (`fitted-slm.toml`): " + ", ".join(f"`{k}` {v}" for k, v in result.fitted.items()), "",
     ]  # fmt: skip
@@ -479,8 +487,10 @@ def render_report(result: RealEdgeResult, config: RealEdgeConfig) -> str:
         parts += _world_section(f"The same policies on the fitted simulator ({LABEL_SIM})", result.simulated)
     if result.real is not None and result.simulated is not None:
         parts += [
-            "## Does the simulator predict the real result?", "",
-            comparison_table(result.real, result.simulated), "",
+            "## Does the simulator predict the real result?",
+            "",
+            comparison_table(result.real, result.simulated),
+            "",
         ]
     return "\n".join(parts)
 
