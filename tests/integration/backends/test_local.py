@@ -12,6 +12,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from hera_router.agent.format import render_step_messages
 from hera_router.backends.base import GenerationParams, Message
 from hera_router.backends.local import SMOLLM2, LocalBackend, ensure_smollm2_checkpoint
 from hera_router.backends.registry import create_backend
@@ -79,3 +80,32 @@ def test_the_dev_server_fronts_the_local_model(local_server: str) -> None:
     assert "Paris" in (out.choices[0].message.content or "")
     assert out.usage is not None
     assert 0 < out.usage.completion_tokens <= 8
+
+
+def test_smollm2_follows_the_scaffolded_protocol_on_grounded_lookups(smollm2: LocalBackend) -> None:
+    from hera_router.agent.scaffold import ScaffoldBackend, parse_scaffold
+    from hera_router.simulator.generate import generate_tasks
+    from hera_router.simulator.loop import run_request
+    from hera_router.simulator.presets import load_behaviour
+    from hera_router.simulator.world import World
+
+    backend = ScaffoldBackend(smollm2)
+    for record in generate_tasks(World(0, load_behaviour("real-edge").world), "facts", 1):
+        scaffold = parse_scaffold(record.request)
+        assert scaffold is not None
+        objects = {fact.rpartition(" is ")[2].rstrip(".").removeprefix("the film ") for fact in scaffold.facts}
+
+        trace = run_request(record.request, {"slm": backend, "llm": backend}, lambda _s, _c: "slm")
+
+        # Right or wrong, every step is a well-formed answer: one plan line each, a final answer at
+        # the end, and values taken from the stated facts rather than made up.
+        assert trace.finished
+        assert len(trace.steps) == record.hops + 1
+        assert all(not step.problems for step in trace.steps)
+        assert trace.final_answer in objects
+        generation = backend.generate(
+            render_step_messages(record.request, [(record.request, "Following the given plan.")], record.plan[0], 1),
+            GenerationParams(logprobs=True),
+        )
+        assert generation.logprobs
+        assert float(generation.extra["mean_entropy"]) >= 0.0
