@@ -82,14 +82,20 @@ def test_the_dev_server_fronts_the_local_model(local_server: str) -> None:
     assert 0 < out.usage.completion_tokens <= 8
 
 
-def test_smollm2_follows_the_scaffolded_protocol_on_grounded_lookups(smollm2: LocalBackend) -> None:
+@pytest.mark.parametrize("over", ["in-process", "tgi"])
+def test_smollm2_follows_the_scaffolded_protocol_on_grounded_lookups(
+    smollm2: LocalBackend, local_server: str, over: str
+) -> None:
     from hera_router.agent.scaffold import ScaffoldBackend, parse_scaffold
+    from hera_router.backends.tgi import TGIBackend, allow_self_hosted_servers_offline
     from hera_router.simulator.generate import generate_tasks
     from hera_router.simulator.loop import run_request
     from hera_router.simulator.presets import load_behaviour
     from hera_router.simulator.world import World
 
-    backend = ScaffoldBackend(smollm2)
+    allow_self_hosted_servers_offline()
+    tgi = TGIBackend(url=local_server, model=SMOLLM2, timeout_s=120, use_chat=False)
+    backend = ScaffoldBackend(smollm2 if over == "in-process" else tgi)
     for record in generate_tasks(World(0, load_behaviour("real-edge").world), "facts", 1):
         scaffold = parse_scaffold(record.request)
         assert scaffold is not None
@@ -108,4 +114,8 @@ def test_smollm2_follows_the_scaffolded_protocol_on_grounded_lookups(smollm2: Lo
             GenerationParams(logprobs=True),
         )
         assert generation.logprobs
-        assert float(generation.extra["mean_entropy"]) >= 0.0
+        if over == "in-process":  # the entropy is the local model's own; TGI does not send it
+            assert float(generation.extra["mean_entropy"]) >= 0.0
+        else:  # greedy decoding: over HTTP the same answers as in process
+            local = run_request(record.request, {"slm": ScaffoldBackend(smollm2)}, lambda _s, _c: "slm")
+            assert [(s.subtask, s.result) for s in trace.steps] == [(s.subtask, s.result) for s in local.steps]
