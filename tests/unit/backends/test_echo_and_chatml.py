@@ -32,9 +32,17 @@ def test_echo_logprob_tokens_concatenate_to_the_text() -> None:
 
 
 def test_chatml_round_trip() -> None:
-    messages = [Message("system", "sys"), Message("user", "line one\nline two"), Message("assistant", "ok")]
+    messages = [Message("system", "sys"), Message("user", "line one\nline two"), Message("assistant", "ok"),
+                Message("user", "and?")]  # fmt: skip
     prompt = render_chatml(messages)
     assert prompt.endswith("<|im_start|>assistant\n")
+    assert parse_chatml(prompt) == messages
+
+
+def test_a_trailing_assistant_message_is_a_prefill_left_open() -> None:
+    messages = [Message("user", "q"), Message("assistant", "The answer is")]
+    prompt = render_chatml(messages)
+    assert prompt.endswith("<|im_start|>assistant\nThe answer is")
     assert parse_chatml(prompt) == messages
 
 
