@@ -100,6 +100,9 @@ class BackendSettings(BaseModel):
     threads: int = Field(default=1, ge=0)
     """``local``: torch threads for generation (0: torch's default, every core). One thread is the
     default because OpenMP threads spin on a busy 2-core machine and can make a call 10× slower."""
+    allow_unpriced: bool = False
+    """Cloud role: start even though ``model`` has no price (``HERA_PRICES`` or a tier's), so its
+    tokens are billed $0 and budgets never count them. Off, workers and the API refuse to start."""
 
 
 class Price(BaseModel):
@@ -312,6 +315,12 @@ class ApiSettings(BaseModel):
     """Requests read per query while streaming a batch's results."""
     admin_token: SecretStr | None = None
     """Bearer token of the admin routes (``/v1/admin/...``); unset, they answer 403."""
+    requests_per_minute: int = Field(default=0, ge=0)
+    """Calls one API key may make per minute (fixed one-minute windows); 0: unlimited. A key's own
+    limit (``hera-router keys limit``) wins. Over it the answer is 429 with ``Retry-After``."""
+    tokens_per_minute: int = Field(default=0, ge=0)
+    """Tokens one API key may send per minute, counted from each call's declared body size at four
+    bytes a token (the prompt it sends, not the answer); 0: unlimited. A key's own limit wins."""
 
 
 class OpenAISettings(BaseModel):

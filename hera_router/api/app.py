@@ -31,11 +31,13 @@ from hera_router.api.limits import BodyLimit, BodySizeLimitMiddleware
 from hera_router.api.listing import router as listing_router
 from hera_router.api.openai import install as openai_api
 from hera_router.api.publisher import BackgroundPublisher
+from hera_router.api.ratelimit import rate_limiter
 from hera_router.api.routes import router
 from hera_router.api.service import SubmissionService
 from hera_router.api.state import ApiState
 from hera_router.api.validation import describe_error
 from hera_router.api.views import RequestViews
+from hera_router.backends.pricing import require_cloud_prices
 from hera_router.config import Settings, load_settings
 from hera_router.metrics.instruments import MetricsEndpoint
 from hera_router.workers.app import HeraCelery
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None, *, celery: HeraCelery | None = 
     embedded ``serve-api`` passes the app its in-process workers consume, so the API's messages
     reach them through the ``memory://`` broker and both share one engine)."""
     settings = settings if settings is not None else load_settings()
+    require_cloud_prices(settings)  # a cloud model billed $0 would slip past every budget
     producer_only = celery is None
     celery = celery if celery is not None else create_celery_app(settings)
     dispatcher = celery_dispatcher(celery)
@@ -110,6 +113,7 @@ def create_app(settings: Settings | None = None, *, celery: HeraCelery | None = 
         redoc_url=None,
     )
     app.state.hera = state
+    app.state.hera_limiter = rate_limiter(settings)
     file_limit = BodyLimit(
         settings.openai.max_file_bytes + MULTIPART_SLACK_BYTES,
         "HERA_OPENAI__MAX_FILE_BYTES",

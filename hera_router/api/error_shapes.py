@@ -77,6 +77,7 @@ def _document_errors(app: FastAPI) -> None:
                 extra = dict(COMMON_ERRORS)
                 if operation.get("security"):
                     extra["401"] = "No API key, or not a valid one."
+                    extra["429"] = "The key is over its rate limit; `Retry-After` says when to try again."
                 if "requestBody" in operation:
                     extra["413"] = "The body is larger than the limit the message names."
                 if shape == "ErrorBody":

@@ -14,6 +14,10 @@ expenses") adds, per call:
 
 Cloud calls are never priced by time: the provider bills tokens. Every component is stored on the
 call (``model_calls``); ``total`` is their sum in a fixed order, and is what ``cost_usd`` holds.
+
+A cloud model must have a price: :func:`require_cloud_prices` refuses a configuration whose cloud
+backend (or a cloud tier) names a model no price covers, since its calls would be billed $0 and
+no budget would ever trip. A price of 0 set explicitly, or ``allow_unpriced``, accepts it.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hera_router.backends.base import BackendRole, Generation, Message
-from hera_router.config import Settings
+from hera_router.config import BackendSettings, ModelTier, Settings, SettingsError
 
 _PER_TOKEN = 1e-6
+UNBILLED_BACKENDS = frozenset({"sim", "echo"})
+"""Backends that call no provider (the simulated world, the echo model): nothing bills them."""
 _JOULES_PER_KWH = 3.6e6
 _BYTES_PER_GB = 1e9
 
@@ -116,3 +122,43 @@ def generation_breakdown(
 def generation_cost(settings: Settings, generation: Generation, role: BackendRole) -> float:
     """:func:`cost_usd` of a completed :class:`Generation`."""
     return generation_breakdown(settings, generation, role).total
+
+
+def _tier_priced(tier: ModelTier) -> bool:
+    return bool({"input_per_mtok", "output_per_mtok"} & tier.model_fields_set)
+
+
+def unpriced_cloud_models(settings: Settings) -> list[tuple[str, BackendSettings]]:
+    """The cloud backends whose model no price covers: ``(setting, backend)`` pairs, where the
+    setting names where the backend is configured (``HERA_CLOUD`` or a ``HERA_MODELS`` tier).
+
+    A model is priced when ``HERA_PRICES`` (with its defaults) has it, even at 0, or when a tier
+    serving it states its token prices. Simulated and echo backends bill nothing and are skipped,
+    as is a backend with ``allow_unpriced``.
+    """
+    candidates: list[tuple[str, BackendSettings]] = [("HERA_CLOUD", settings.cloud)]
+    cloud_tiers = [tier for tier in settings.models if tier.role == "cloud"]
+    candidates += [(f"HERA_MODELS tier {tier.name!r}", tier.backend) for tier in cloud_tiers]
+    missing: list[tuple[str, BackendSettings]] = []
+    for where, backend in candidates:
+        if backend.backend in UNBILLED_BACKENDS or backend.allow_unpriced or backend.model in settings.prices:
+            continue
+        tier = settings.tier_of(backend.model)
+        if tier is not None and (_tier_priced(tier) or tier.name in settings.prices):
+            continue
+        missing.append((where, backend))
+    return missing
+
+
+def require_cloud_prices(settings: Settings) -> None:
+    """Raise :class:`SettingsError` naming the first cloud model without a price and how to set one."""
+    missing = unpriced_cloud_models(settings)
+    if not missing:
+        return
+    where, backend = missing[0]
+    allow = "HERA_CLOUD__ALLOW_UNPRICED=true" if where == "HERA_CLOUD" else '"allow_unpriced": true in its backend'
+    raise SettingsError(
+        f"the cloud model {backend.model!r} ({where}) has no price, so its calls would cost $0 and no budget "
+        f'would count them; set HERA_PRICES=\'{{"{backend.model}": {{"input_per_mtok": ..., '
+        f'"output_per_mtok": ...}}}}\' (0 is a price), or {allow} to bill it $0'
+    )

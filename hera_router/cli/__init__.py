@@ -15,7 +15,7 @@ from hera_router.cli.world import world_app
 from hera_router.config import load_settings, mask_url
 
 # Commands register on ``app`` when their module is imported; this order is the order of --help.
-for _group in ("requests", "processes", "tenants", "estimators", "db"):
+for _group in ("requests", "operate", "processes", "tenants", "estimators", "db"):
     importlib.import_module(f"hera_router.cli.{_group}")
 
 app.add_typer(world_app, name="world")

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 import typer
 
 from hera_router.cli.base import app, broker_or_exit, checked_runtime, settings_or_exit, shared_broker_or_exit
+from hera_router.config import SettingsError
 
 if TYPE_CHECKING:
-    pass
+    from hera_router.config import Settings
 
 WORKER_BROKER_DOWN = (
     "the worker exits rather than wait (a supervisor restarts it); start the broker or fix HERA_BROKER_URL"
@@ -49,6 +50,7 @@ def worker(
 
     settings = settings_or_exit()
     shared_broker_or_exit(settings, "worker")
+    priced_or_exit(settings)
     # Before anything imports prometheus_client (hera_router.workers does): see the module.
     metrics_dir = enable_multiprocess_metrics(settings)
 
@@ -89,6 +91,18 @@ def worker(
     from hera_router.workers.supervision import run_worker
 
     raise typer.Exit(run_worker(celery_app, physical, concurrency=concurrency, pool=pool, extra=ctx.args))
+
+
+def priced_or_exit(settings: Settings) -> None:
+    """Exit with the sentence that says how to price the cloud model when it has no price: its
+    calls would be billed $0 and no budget would ever count them."""
+    from hera_router.backends.pricing import require_cloud_prices
+
+    try:
+        require_cloud_prices(settings)
+    except SettingsError as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
 
 
 @app.command("serve-models")
@@ -152,6 +166,7 @@ def serve_api(
     from hera_router.api.app import create_app
 
     settings = settings_or_exit()
+    priced_or_exit(settings)
     checked_runtime(settings).close()
     bind_host = host or settings.api.host
     bind_port = settings.api.port if port is None else port

@@ -70,6 +70,12 @@ class ApiKey(UUIDPrimaryKey, CreatedAt, Base):
     prefix: Mapped[str] = mapped_column(String(16), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    """When the key last authenticated a call (refreshed at most once a minute); None: never."""
+    requests_per_minute: Mapped[int | None]
+    """This key's request rate limit; None: ``HERA_API__REQUESTS_PER_MINUTE``, 0: unlimited."""
+    tokens_per_minute: Mapped[int | None]
+    """This key's token rate limit; None: ``HERA_API__TOKENS_PER_MINUTE``, 0: unlimited."""
 
     tenant: Mapped[Tenant] = relationship(back_populates="api_keys")
 

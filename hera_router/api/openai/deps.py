@@ -24,7 +24,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": OpenAIErrorBody, "description": "The body is larger than the limit the message names."},
     429: {
         "model": OpenAIErrorBody,
-        "description": "`insufficient_quota`: the tenant is at its daily or monthly budget; the message names it.",
+        "description": (
+            "`insufficient_quota`: the tenant is at its daily or monthly budget (the message names it); "
+            "`rate_limit_exceeded`: the key is over its rate limit (`Retry-After` says when to try again)."
+        ),
     },
     500: {"model": OpenAIErrorBody, "description": "An unexpected failure (logged)."},
     503: {"model": OpenAIErrorBody, "description": "The database is unreachable or not migrated."},

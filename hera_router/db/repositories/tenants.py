@@ -7,8 +7,9 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
@@ -19,6 +20,8 @@ KEY_PREFIX = "hk_"
 """Marks a string as a hera-router key (secret scanners and humans recognise it)."""
 LOOKUP_PREFIX_LENGTH = 12
 """Characters of the secret stored in clear for lookup: ``hk_`` plus 9 random ones (54 bits)."""
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""``api_keys.last_used_at`` is refreshed at most this often: one write per key and minute, not per call."""
 
 
 def hash_secret(secret: str) -> str:
@@ -44,6 +47,17 @@ class TenantRepository:
 
     def by_name(self, name: str) -> Tenant | None:
         return self.session.scalars(select(Tenant).where(Tenant.name == name)).one_or_none()
+
+    def all_with_key_counts(self) -> list[tuple[Tenant, int, int]]:
+        """Every tenant by name, with its number of live keys and of all keys."""
+        live = func.count(ApiKey.id).filter(ApiKey.revoked_at.is_(None))
+        rows = self.session.execute(
+            select(Tenant, live, func.count(ApiKey.id))
+            .outerjoin(ApiKey, ApiKey.tenant_id == Tenant.id)
+            .group_by(Tenant.id)
+            .order_by(Tenant.name)
+        ).all()
+        return [(tenant, int(live_keys), int(all_keys)) for tenant, live_keys, all_keys in rows]
 
     def set_budget(
         self, tenant_id: uuid.UUID, *, daily_usd: float | None, monthly_usd: float | None, action: str | None
@@ -96,6 +110,25 @@ class ApiKeyRepository:
         return self.session.scalars(
             select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
         ).all()
+
+    def get(self, key_id: uuid.UUID) -> ApiKey | None:
+        return self.session.get(ApiKey, key_id)
+
+    def mark_used(self, key: ApiKey) -> None:
+        """Record that ``key`` authenticated a call now, unless that was recorded under a minute ago."""
+        now = utcnow()
+        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+            self.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+
+    def set_limits(self, key_id: uuid.UUID, *, requests_per_minute: int | None, tokens_per_minute: int | None) -> bool:
+        """Replace the key's own rate limits (None: the deployment's default, 0: unlimited);
+        False if there is no such key."""
+        result = self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id)
+            .values(requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute)
+        )
+        return rows_changed(result) == 1
 
     def revoke(self, key_id: uuid.UUID) -> bool:
         """Revoke a key; False if it does not exist or was already revoked."""
