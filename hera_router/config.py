@@ -114,7 +114,8 @@ class Price(BaseModel):
 
 def _default_prices() -> dict[str, Price]:
     # List prices (USD / 1M tokens) of a few well-known cloud models; operators override with
-    # HERA_PRICES='{"model": {"input_per_mtok": .., "output_per_mtok": ..}}'. A cloud model with no price is refused at start unless HERA_CLOUD__ALLOW_UNPRICED is set.
+    # HERA_PRICES='{"model": {"input_per_mtok": .., "output_per_mtok": ..}}'. A cloud model with no
+    # price is refused at start unless HERA_CLOUD__ALLOW_UNPRICED is set.
     table = {
         "gpt-4o": (2.50, 10.00),
         "gpt-4o-mini": (0.15, 0.60),
