@@ -347,11 +347,11 @@ class EstimatorSettings(BaseModel):
     urc_variant: Literal["embedding-logistic", "encoder-regression"] = "embedding-logistic"
     """URC: a logistic head on frozen SBERT features (default; learns from a few hundred requests)
     or the paper's encoder + LoRA regression (needs far more profiled requests)."""
-    urc_requests: int = Field(default=180, ge=0)
+    urc_requests: int = Field(default=100, ge=0)
     """Extra requests ``bootstrap`` profiles for URC (their two pure chains; in the ``sampled``
     shape also the SLM's alternative along the All-LLM chain, which the divergence estimator
     learns from too)."""
-    calibration_requests: int = Field(default=60, ge=0)
+    calibration_requests: int = Field(default=100, ge=0)
     """Extra requests ``bootstrap`` profiles to search the thresholds on (0: search on half of the
     validation requests instead); the validation requests then give the held-out result."""
     sp_variant: Literal["embedding", "generative"] = "embedding"

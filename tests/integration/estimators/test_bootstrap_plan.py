@@ -19,10 +19,15 @@ from hera_router import cli
 from hera_router.backends.base import Generation, GenerationParams, Message
 from hera_router.backends.tgi import allow_self_hosted_servers_offline
 from hera_router.config import load_settings
+from hera_router.db.enums import Executor
+from hera_router.db.repositories import ProfilingRepository
+from hera_router.db.runtime import Runtime
+from hera_router.db.session import session_scope
 from hera_router.devserver import ServerThread, create_app
 from hera_router.simulator.backend import SimBackend
 from hera_router.simulator.generate import generate, write_jsonl
 from hera_router.training.bootstrap import plan_bootstrap
+from hera_router.training.profiling import load_trees
 
 SMALL = {
     "HERA_ESTIMATORS__PROFILE_FAMILY": "lookup",
@@ -137,13 +142,7 @@ def test_a_spending_limit_stops_profiling_cleanly_before_it_is_crossed(servers: 
     assert result.exit_code == 1, result.output
     assert "the spending limit of $" in result.output
     assert "too few to train on, nothing was trained" in result.output
-    from hera_router.db.runtime import Runtime
-    from hera_router.training.profiling import load_trees
-
     runtime = Runtime(settings)
-    from hera_router.db.repositories import ProfilingRepository
-    from hera_router.db.session import session_scope
-
     with session_scope(runtime.sessions) as session:
         run = ProfilingRepository(session).latest_run()
         assert run is not None
@@ -155,6 +154,5 @@ def test_a_spending_limit_stops_profiling_cleanly_before_it_is_crossed(servers: 
     spent = sum(node.cost_usd for tree in trees.values() for node in tree)
     assert spent <= budget
     # Only the profiled trees were called: no URC requests, no training, no SD validation.
-    assert servers.served()["cloud"] == sum(
-        1 for tree in trees.values() for node in tree if node.kind == "step" and node.producing_model.value == "llm"
-    )
+    cloud_nodes = [n for tree in trees.values() for n in tree if n.kind == "step" and n.producing_model is Executor.LLM]
+    assert servers.served()["cloud"] == len(cloud_nodes)

@@ -75,7 +75,8 @@ def test_the_plan_counts_the_calls_the_profile_runs_make(tmp_path: Path, shape: 
         == sum(s.usage["cloud"].calls for s in plan.stages) + plan.sd_validation["cloud"].calls
     )
     text = "\n".join(plan.lines())
-    assert "cloud (sim sim-llm):" in text and "estimated total: $" in text
+    assert "cloud (sim sim-llm):" in text
+    assert "estimated total: $" in text
 
 
 def test_urc_requests_keep_the_llm_on_its_own_chain_in_the_sampled_shape(tmp_path: Path) -> None:
@@ -85,7 +86,8 @@ def test_urc_requests_keep_the_llm_on_its_own_chain_in_the_sampled_shape(tmp_pat
     assert stages["-urc"]["decompose"] is False
     assert stages["-calibration"]["offset"] == stages[""]["offset"] + 8 + 5
     full = {s.suffix: s.config for s in bootstrap_stages(small(tmp_path, profile_shape="full"))}
-    assert "shape" not in full[""] and "shape" not in full["-urc"]
+    assert "shape" not in full[""]
+    assert "shape" not in full["-urc"]
 
 
 def test_the_default_plan_makes_at_most_a_tenth_of_the_full_profiles_cloud_calls(tmp_path: Path) -> None:
@@ -134,4 +136,5 @@ def test_only_the_simulated_backends_may_bootstrap_unattended(tmp_path: Path) ->
     )
     problem = unattended_problem(real)
     assert problem is not None
-    assert "cloud: openai gpt-4o" in problem and "hera-router bootstrap --yes" in problem
+    assert "cloud: openai gpt-4o" in problem
+    assert "hera-router bootstrap --yes" in problem
