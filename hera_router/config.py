@@ -389,8 +389,10 @@ class EstimatorSettings(BaseModel):
     urc_variant: Literal["embedding-logistic", "encoder-regression"] = "embedding-logistic"
     """URC: a logistic head on frozen SBERT features (default; learns from a few hundred requests)
     or the paper's encoder + LoRA regression (needs far more profiled requests)."""
-    urc_requests: int = Field(default=600, ge=0)
-    """Extra requests ``bootstrap`` profiles for URC only (their two pure chains: cheap)."""
+    urc_requests: int = Field(default=100, ge=0)
+    """Extra requests ``bootstrap`` profiles for URC (their two pure chains; in the ``sampled``
+    shape also the SLM's alternative along the All-LLM chain, which the divergence estimator
+    learns from too)."""
     calibration_requests: int = Field(default=100, ge=0)
     """Extra requests ``bootstrap`` profiles to search the thresholds on (0: search on half of the
     validation requests instead); the validation requests then give the held-out result."""
@@ -431,7 +433,17 @@ class EstimatorSettings(BaseModel):
     sustained load training waits), ``normal`` as any thread (a dedicated training machine)."""
 
     profile_family: str = "mixed"
-    profile_requests: int = Field(default=300, gt=0)
+    profile_requests: int = Field(default=120, gt=0)
+    profile_shape: Literal["sampled", "full"] = "sampled"
+    """The trees ``bootstrap`` profiles (``training/profiling.py``): ``sampled`` runs both pure
+    chains, the SLM's alternative along the All-LLM chain and the LLM's at a sampled share of the
+    All-SLM chain (few cloud calls); ``full`` runs both models at every node up to the node budget."""
+    llm_sample_rate: float = Field(default=0.25, ge=0, le=1)
+    """``sampled`` shape: share of the All-SLM chain's nodes where the LLM runs too (a cloud call each)."""
+    bootstrap_budget_usd: float | None = Field(default=None, ge=0)
+    """Dollars ``bootstrap`` may spend on model calls (from the price table); it stops cleanly before
+    a request that would cross it and trains on what it has. Setting it also stands for the
+    confirmation ``bootstrap`` asks for before calling real backends."""
     profile_offset: int = Field(default=10_000, ge=0)
     """Index of the first simulated request ``bootstrap`` profiles: its training, URC and
     calibration sets start here, so request files made by ``world generate`` (which start at 0,

@@ -16,9 +16,12 @@ import typer
 from hera_router.config import Settings, SettingsError, load_settings, mask_url
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.exc import DBAPIError
 
     from hera_router.db.runtime import Runtime
+    from hera_router.training.bootstrap import BootstrapPlan
     from hera_router.workers.app import HeraCelery
 
 
@@ -235,11 +238,18 @@ def parse_run_id(value: str) -> uuid.UUID:
         raise typer.BadParameter(f"{value!r} is not a profile run id (a UUID)", param_hint="--profile") from None
 
 
-def ensure_estimators(settings: Settings) -> None:
-    """Bootstrap when no complete set of estimators is active (what `run --policy hera` needs)."""
+def ensure_estimators(settings: Settings, policies: Sequence[str] = ()) -> None:
+    """Bootstrap when no complete set of estimators is active (what `run --policy hera` needs).
+
+    Only on the simulated backends. With real ones nothing is profiled unasked: when every policy
+    that needs estimators is `hera` with cold start on, it routes in cold-start mode and says so;
+    otherwise it exits with a sentence saying to run `hera-router bootstrap`, which shows the plan
+    and asks for a confirmation.
+    """
     from hera_router.db.repositories import EstimatorVersionRepository
     from hera_router.db.session import session_scope
     from hera_router.estimators import ESTIMATOR_NAMES
+    from hera_router.training.bootstrap import unattended_problem
 
     runtime = migrated_runtime(settings)
     try:
@@ -249,19 +259,39 @@ def ensure_estimators(settings: Settings) -> None:
         # including the divergence estimator of an older data dir, means bootstrapping again.
         missing = [name for name in ESTIMATOR_NAMES if name not in active]
         if missing:
-            typer.echo(
-                f"no active {', '.join(missing)} estimator{'s' if len(missing) > 1 else ''}: "
-                "running `hera-router bootstrap` first (a few minutes, once per data dir)"
-            )
+            what = f"no active {', '.join(missing)} estimator{'s' if len(missing) > 1 else ''}"
+            refusal = unattended_problem(settings)
+            if refusal is not None and _cold_starts(settings, policies):
+                typer.echo(
+                    f"{what}: `hera` routes in cold-start mode (every step on the SLM, kept when its mean "
+                    f"token logprob reaches {settings.routing.cold_start_threshold}, else re-run on the cloud); "
+                    "`hera-router bootstrap` shows the plan to train the estimators"
+                )
+                return
+            if refusal is not None:
+                typer.secho(f"{what}; {refusal}", err=True, fg=typer.colors.RED)
+                raise typer.Exit(code=2)
+            typer.echo(f"{what}: running `hera-router bootstrap` first (a few minutes, once per data dir)")
             bootstrap_with_progress(runtime)
     finally:
         runtime.close()
 
 
+def _cold_starts(settings: Settings, policies: Sequence[str]) -> bool:
+    """Whether every estimator policy asked for can route without estimators (cold-start `hera`)."""
+    from hera_router.routing.registry import needs_estimators
+
+    routing = settings.routing
+    wanted = [name for name in (policies or [routing.policy]) if needs_estimators(name)]
+    return bool(wanted) and all(name == "hera" for name in wanted) and routing.cold_start and routing.use_verify
+
+
 # --- continual fine-tuning (training/continual.py, docs/continual.md) ---------------------------
 
 
-def bootstrap_with_progress(runtime: Runtime) -> None:
+def bootstrap_with_progress(
+    runtime: Runtime, *, plan: BootstrapPlan | None = None, budget_usd: float | None = None
+) -> None:
     import time
 
     from rich.progress import Progress
@@ -276,6 +306,8 @@ def bootstrap_with_progress(runtime: Runtime) -> None:
             runtime,
             on_request=lambda done, total: bar.update(task, completed=done, total=total),
             progress=bar.console.log,
+            budget_usd=budget_usd,
+            plan=plan,
         )
     for trained in result.trained:
         metric, value, baseline = headline(trained.metrics)
@@ -292,8 +324,19 @@ def bootstrap_with_progress(runtime: Runtime) -> None:
         )
     if result.hybridllm_path is not None:
         typer.echo(f"hybridllm: router fitted, {result.hybridllm_path}")
+    if plan is not None:
+        planned = {role: sum(stage.usage[role].calls for stage in plan.stages) for role in ("edge", "cloud")}
+        typer.echo(
+            "profiling calls: "
+            + ", ".join(f"{role} {result.calls.get(role, 0)} (planned {planned[role]})" for role in planned)
+            + f"; spent ${result.spent_usd:.2f} on them"
+        )
+    if result.stopped is not None:
+        typer.secho(f"stopped short: {result.stopped}", fg=typer.colors.YELLOW)
     world = " (simulated)" if is_simulated(runtime.settings) else ""
     typer.echo(
         f"profile run {result.run_id}: {result.requests} requests{world}; "
         f"bootstrap took {time.perf_counter() - started:.0f} s"
     )
+    if not result.trained:
+        raise typer.Exit(code=1)

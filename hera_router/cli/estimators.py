@@ -233,15 +233,48 @@ def evaluate_estimator(
 @app.command("bootstrap")
 def bootstrap_command(
     n: int = typer.Option(None, "--n", help="Simulated requests to profile (HERA_ESTIMATORS__PROFILE_REQUESTS)."),
+    plan_only: bool = typer.Option(False, "--plan", help="Print the planned calls, tokens and dollars, then stop."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Call real backends without asking (after the plan)."),
+    budget_usd: float = typer.Option(
+        None,
+        "--budget-usd",
+        help="Stop profiling before a request that would spend past this (HERA_ESTIMATORS__BOOTSTRAP_BUDGET_USD).",
+    ),
 ) -> None:
-    """Profile a default simulated set, train every estimator and promote them (a fresh install's HERA)."""
+    """Plan, then profile a default simulated set, train every estimator and promote them (a fresh install's HERA).
+
+    The plan (calls, tokens, dollars per backend) is printed first; real backends are called only
+    with --yes or a spending limit.
+    """
+    from hera_router.training.bootstrap import plan_bootstrap, uses_real_backends
+
     settings = settings_or_exit()
+    if budget_usd is not None and budget_usd <= 0:
+        raise typer.BadParameter(f"{budget_usd:g} is not a positive amount of dollars", param_hint="--budget-usd")
     if n is not None:
+        if n <= 0:
+            raise typer.BadParameter(f"{n} is not a positive number of requests", param_hint="--n")
         settings = settings.model_copy(
             update={"estimators": settings.estimators.model_copy(update={"profile_requests": n})}
         )
+    budget = budget_usd if budget_usd is not None else settings.estimators.bootstrap_budget_usd
+    plan = plan_bootstrap(settings)
+    for line in plan.lines():
+        typer.echo(line)
+    if plan_only:
+        return
+    if uses_real_backends(settings) and not yes and budget is None:
+        typer.secho(
+            "not calling real backends without a confirmation: rerun with --yes, or with --budget-usd N to stop "
+            "before N dollars (HERA_ESTIMATORS__BOOTSTRAP_BUDGET_USD)",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(code=2)
+    if budget is not None:
+        typer.echo(f"spending limit: ${budget:.2f}")
     runtime = migrated_runtime(settings)
-    bootstrap_with_progress(runtime)
+    bootstrap_with_progress(runtime, plan=plan, budget_usd=budget)
     runtime.close()
 
 

@@ -97,7 +97,7 @@ def run(
             known = ", ".join(policy_names())
             raise typer.BadParameter(f"unknown policy {name!r}; known: {known}", param_hint="--policy")
     if any(needs_estimators(name) for name in policies or [settings.routing.policy]):
-        ensure_estimators(settings)
+        ensure_estimators(settings, policies)
     # HybridLLM's router as `bootstrap` fitted it, unless the settings name another.
     from hera_router.evaluation.baselines import default_paths
 

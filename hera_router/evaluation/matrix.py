@@ -203,10 +203,9 @@ def _bootstrapped(runtime: Runtime, state: dict[str, Any], config: MatrixConfig,
     from hera_router.db.repositories import EstimatorVersionRepository, ProfilingRepository
     from hera_router.db.session import session_scope
     from hera_router.estimators import ESTIMATOR_NAMES
-    from hera_router.training.bootstrap import bootstrap
-    from hera_router.training.profiling import run_config
+    from hera_router.training.bootstrap import bootstrap, bootstrap_config
 
-    wanted = run_config(runtime.settings)
+    wanted = bootstrap_config(runtime.settings)
     previous = state.get("bootstrap")
     if previous and previous.get("config") == wanted and not config.retrain:
         with session_scope(runtime.sessions) as session:

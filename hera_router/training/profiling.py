@@ -16,12 +16,23 @@ Also recorded: the SLM's decomposition of every non-final subtask of the All-LLM
 the subtask the LLM wrote next (SD data; outside the step budget). The All-SLM / All-LLM chains
 and their final-answer similarity are read off the tree (``labels.py``).
 
+Shapes. The rule above is the ``full`` shape (both models at every expanded node). ``bootstrap``
+profiles the lighter ``sampled`` shape by default, built to spend few cloud calls: both pure chains,
+the SLM's alternative at every node of the All-LLM chain (an edge call), the LLM's alternative at a
+sampled share (``llm_sample_rate``) of the All-SLM chain's nodes (chosen by a hash of the request
+and the depth, so deterministic), and nothing below a switch. Every cloud call still gives a node
+both models ran (the divergence estimator's label) wherever the LLM runs off its own chain, the
+chains give URC and DP their labels, and the edge calls are the cheap ones. The node budget caps
+both shapes. A request's calls in either shape are counted without any model by running the same
+shape on the simulated backends (``training/bootstrap.py``'s plan).
+
 Resumable: every request's tree is written in one transaction, and a resumed run skips the
 requests that already have nodes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import json
@@ -29,7 +40,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hera_router.agent.format import (
     parse_decomposition,
@@ -48,6 +59,9 @@ if TYPE_CHECKING:
     from hera_router.config import Settings
 
 ROOT, STEP, DECOMPOSITION = "root", "step", "decomposition"
+FULL, SAMPLED = "full", "sampled"
+SHAPES = (FULL, SAMPLED)
+"""Tree shapes (module docstring): both models at every expanded node, or the cloud-light sample."""
 CORRECT_SCORE = 0.5
 """A final answer scoring at least this against the gold answer counts as correct (F1 metrics)."""
 
@@ -105,6 +119,23 @@ def _history(nodes: Mapping[str, TreeNode], node: TreeNode) -> list[tuple[str, s
     return pairs[::-1]
 
 
+def sampled_for_llm(key: str, depth: int, rate: float) -> bool:
+    """Whether the ``sampled`` shape runs the LLM at the All-SLM chain's node at ``depth`` of ``key``."""
+    if rate >= 1.0:
+        return True
+    if rate <= 0.0:
+        return False
+    digest = hashlib.blake2b(f"llm-sample:{key}:{depth}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < rate
+
+
+def _models_at(node: TreeNode, key: str, shape: str, llm_sample_rate: float) -> tuple[Executor, ...]:
+    """The models that expand ``node``: both, except on the sampled shape's All-SLM chain."""
+    if shape == FULL or node.producing_model in (None, Executor.LLM):
+        return (Executor.SLM, Executor.LLM)
+    return (Executor.SLM, Executor.LLM) if sampled_for_llm(key, node.depth, llm_sample_rate) else (Executor.SLM,)
+
+
 def build_tree(
     item: ProfileItem,
     backends: Mapping[Executor, ModelBackend],
@@ -114,8 +145,16 @@ def build_tree(
     decompose: bool,
     cost: CostFunction | None = None,
     params: GenerationParams | None = None,
+    shape: str = FULL,
+    llm_sample_rate: float = 1.0,
 ) -> list[TreeNode]:
-    """The profiling tree of one request (root first, parents before children)."""
+    """The profiling tree of one request (root first, parents before children).
+
+    ``shape`` and ``llm_sample_rate`` choose which nodes are expanded and by which models (module
+    docstring); the default is the full tree under the budget rule.
+    """
+    if shape not in SHAPES:
+        raise ValueError(f"unknown profile shape {shape!r}; choose one of {', '.join(SHAPES)}")
     # Logprobs on: the verify stage and the confidence baselines are trained and replayed from them.
     params = replace(params or GenerationParams(), logprobs=True)
     nodes: dict[str, TreeNode] = {}
@@ -131,9 +170,10 @@ def build_tree(
     while frontier and steps + 2 <= node_budget:
         _, _, _, node_id = heapq.heappop(frontier)
         parent = nodes[node_id]
+        models = _models_at(parent, item.key, shape, llm_sample_rate)
         history = _history(nodes, parent)
         messages = render_step_messages(item.request, history, parent.text, parent.depth)
-        for model in (Executor.SLM, Executor.LLM):
+        for model in models:
             generation = backends[model].generate(messages, params)
             answer = parse_step(generation.text)
             final = answer.final_answer is not None
@@ -164,7 +204,7 @@ def build_tree(
             steps += 1
             # A child with neither a next subtask nor a final answer is a dead end, like a
             # failed request in the agent loop.
-            if not final and child.text and child.depth < max_depth:
+            if not final and child.text and child.depth < max_depth and (shape == FULL or child.switches == 0):
                 heapq.heappush(frontier, (child.switches, child.depth, counter, child.id))
     if decompose:
         nodes.update({n.id: n for n in _decompositions(item, nodes, backends[Executor.SLM], cost, params)})
@@ -273,15 +313,27 @@ def run_config(
     offset: int = 0,
     file: Path | None = None,
     node_budget: int | None = None,
+    shape: str = FULL,
+    llm_sample_rate: float = 1.0,
+    decompose: bool | None = None,
 ) -> dict[str, Any]:
+    """A run's stored configuration: what to profile and how (a resumed run reads it back).
+
+    ``shape`` other than ``full`` is recorded with its sample rate; a full run's config has
+    neither key, as before shapes existed.
+    """
     estimators = settings.estimators
+    if shape not in SHAPES:
+        raise ValueError(f"unknown profile shape {shape!r}; choose one of {', '.join(SHAPES)}")
     config: dict[str, Any] = {
         "node_budget": node_budget or estimators.node_budget,
         "max_depth": estimators.max_depth,
-        "decompose": estimators.decompose,
+        "decompose": estimators.decompose if decompose is None else decompose,
         "edge": {"backend": settings.edge.backend, "model": settings.edge.model},
         "cloud": {"backend": settings.cloud.backend, "model": settings.cloud.model},
     }
+    if shape != FULL:
+        config.update(shape=shape, llm_sample_rate=llm_sample_rate)
     if file is not None:
         config["file"] = str(file.resolve())
     else:
@@ -310,16 +362,31 @@ def profile_run(
     *,
     backends: Mapping[Executor, ModelBackend] | None = None,
     on_request: Callable[[int, int], None] | None = None,
+    guard: ProfileGuard | None = None,
 ) -> int:
     """Profile every request of the run not profiled yet, then close the run; returns the request count.
 
     Safe to call again on an interrupted (or redelivered) run: finished requests are skipped.
-    Runs at the settings' training priority (training/priority.py).
+    Runs at the settings' training priority (training/priority.py). A ``guard`` is asked before
+    each request; when it refuses one, the run is closed with the requests profiled so far (their
+    count is returned) and nothing more is called.
     """
     from hera_router.training.priority import yielding_cpu
 
     with yielding_cpu(settings.estimators.training_priority):
-        return _profile_run(settings, sessions, run_id, backends, on_request)
+        return _profile_run(settings, sessions, run_id, backends, on_request, guard)
+
+
+class ProfileGuard(Protocol):
+    """What may stop a profile run between two requests (a spending limit, ``training/bootstrap.py``)."""
+
+    def allow(self, item: ProfileItem) -> bool:
+        """Whether ``item`` may be profiled now."""
+        ...
+
+    def spent(self, item: ProfileItem, tree: Sequence[TreeNode]) -> None:
+        """``item`` was profiled into ``tree`` (its nodes carry the calls' costs)."""
+        ...
 
 
 def _profile_run(
@@ -328,6 +395,7 @@ def _profile_run(
     run_id: uuid.UUID,
     backends: Mapping[Executor, ModelBackend] | None,
     on_request: Callable[[int, int], None] | None,
+    guard: ProfileGuard | None = None,
 ) -> int:
     from hera_router.backends.pricing import generation_cost
     from hera_router.db.repositories import ProfilingRepository
@@ -351,8 +419,12 @@ def _profile_run(
     def cost(model: Executor, generation: Generation) -> float:
         return generation_cost(settings, generation, "edge" if model is Executor.SLM else "cloud")
 
+    profiled = len(items)
     for index, item in enumerate(items):
         if item.key not in done:
+            if guard is not None and not guard.allow(item):
+                profiled = index
+                break
             tree = build_tree(
                 item,
                 backends,
@@ -360,14 +432,18 @@ def _profile_run(
                 max_depth=int(config["max_depth"]),
                 decompose=bool(config["decompose"]),
                 cost=cost,
+                shape=str(config.get("shape", FULL)),
+                llm_sample_rate=float(config.get("llm_sample_rate", 1.0)),
             )
             with session_scope(sessions) as session:
                 store_tree(ProfilingRepository(session), run_id, item.key, tree)
+            if guard is not None:
+                guard.spent(item, tree)
         if on_request is not None:
             on_request(index + 1, len(items))
     with session_scope(sessions) as session:
-        ProfilingRepository(session).finish_run(run_id, RunStatus.SUCCEEDED, n_requests=len(items))
-    return len(items)
+        ProfilingRepository(session).finish_run(run_id, RunStatus.SUCCEEDED, n_requests=profiled)
+    return profiled
 
 
 def store_tree(repository: Any, run_id: uuid.UUID, key: str, tree: Sequence[TreeNode]) -> None:

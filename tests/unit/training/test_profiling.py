@@ -12,11 +12,14 @@ from hera_router.simulator.loop import run_request
 from hera_router.training.profiling import (
     DECOMPOSITION,
     ROOT,
+    SAMPLED,
     STEP,
     ProfileItem,
     TreeNode,
     build_tree,
     llm_chain,
+    run_config,
+    sampled_for_llm,
     slm_chain,
 )
 
@@ -111,3 +114,66 @@ def test_finals_are_scored_against_gold(backends: dict[Executor, ModelBackend], 
     assert finals
     assert all(n.correct is not None for n in finals)
     assert any(n.correct for n in finals)
+
+
+# -- the sampled shape (what bootstrap profiles by default) ------------------------------------
+
+
+def _texts(chain: list[TreeNode]) -> list[str]:
+    return [n.text for n in chain]
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.25, 1.0])
+def test_sampled_shape_keeps_both_pure_chains_and_calls_the_llm_only_on_its_chain_and_the_sample(
+    backends: dict[Executor, ModelBackend], items: list[ProfileItem], rate: float
+) -> None:
+    for item in items:
+        full = build_tree(item, backends, node_budget=100_000, max_depth=15, decompose=False)
+        tree = build_tree(
+            item, backends, node_budget=100_000, max_depth=15, decompose=False, shape=SAMPLED, llm_sample_rate=rate
+        )
+        # The same pure chains as the full tree (URC's and DP's labels are unchanged).
+        assert _texts(slm_chain(tree)) == _texts(slm_chain(full))
+        assert _texts(llm_chain(tree)) == _texts(llm_chain(full))
+        by_id = {n.id: n for n in tree}
+        on_chain = {n.id for n in (*slm_chain(tree), *llm_chain(tree))}
+        # Nothing below a switch: every parent is the root or on a pure chain.
+        assert all(n.parent in on_chain for n in steps(tree))
+        slm_nodes = [n for n in slm_chain(tree)[1:] if not n.is_final and n.text and n.depth < 15]
+        llm_parents = {n.parent for n in steps(tree) if n.producing_model is Executor.LLM}
+        expected_llm = {n.id for n in slm_nodes if sampled_for_llm(item.key, n.depth, rate)}
+        assert {p for p in llm_parents if p in {n.id for n in slm_nodes}} == expected_llm
+        # Every node of the All-LLM chain (and the root) has both children: a divergence label each.
+        for node in llm_chain(tree)[:-1]:
+            if node.is_final or not node.text:
+                continue
+            children = {n.producing_model for n in steps(tree) if n.parent == node.id}
+            assert children == {Executor.SLM, Executor.LLM}
+        cloud = sum(n.producing_model is Executor.LLM for n in steps(tree))
+        assert cloud == len(llm_chain(tree)) - 1 + len(expected_llm)
+        assert cloud <= sum(n.producing_model is Executor.LLM for n in steps(full))
+        assert all(by_id[n.parent].depth + 1 == n.depth for n in steps(tree) if n.parent is not None)
+
+
+def test_sampled_shape_sample_is_deterministic_and_near_its_rate() -> None:
+    picks = [sampled_for_llm(f"request-{i}", depth, 0.25) for i in range(400) for depth in range(1, 6)]
+    assert picks == [sampled_for_llm(f"request-{i}", depth, 0.25) for i in range(400) for depth in range(1, 6)]
+    assert 0.2 < sum(picks) / len(picks) < 0.3
+    assert not any(sampled_for_llm("request-1", depth, 0.0) for depth in range(15))
+    assert all(sampled_for_llm("request-1", depth, 1.0) for depth in range(15))
+
+
+def test_an_unknown_shape_is_refused_in_one_sentence(
+    backends: dict[Executor, ModelBackend], items: list[ProfileItem]
+) -> None:
+    with pytest.raises(ValueError, match="unknown profile shape 'dense'; choose one of full, sampled"):
+        build_tree(items[0], backends, node_budget=8, max_depth=15, decompose=False, shape="dense")
+
+
+def test_a_full_run_config_has_no_shape_keys_and_a_sampled_one_records_its_rate() -> None:
+    from hera_router.config import load_settings
+
+    settings = load_settings()
+    assert "shape" not in run_config(settings, n=3)
+    sampled = run_config(settings, n=3, shape=SAMPLED, llm_sample_rate=0.5, decompose=False)
+    assert (sampled["shape"], sampled["llm_sample_rate"], sampled["decompose"]) == (SAMPLED, 0.5, False)
