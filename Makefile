@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-slow chaos lint typecheck pytest services migrate clean
+.PHONY: help install demo demo-real-edge test test-slow chaos lint typecheck pytest services migrate clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,12 @@ install: $(STAMP)  ## create .venv and install hera-router with its dev tools
 
 demo: $(STAMP)  ## bootstrap HERA if needed, then route examples/requests.jsonl with HERA and baselines (embedded, simulated)
 	$(BIN)/hera-router run examples/requests.jsonl --policy hera --policy hera-paper --policy hybridllm --policy all-llm --policy all-slm --policy random
+
+REAL_EDGE_ENV := HERA_DATA_DIR=.hera/demo-real-edge HERA_EDGE__BACKEND=local HERA_EDGE__MODEL=smollm2-135m-instruct \
+	HERA_EDGE__PROTOCOL=scaffold HERA_EDGE__MAX_NEW_TOKENS=16 HERA_SIMULATOR__PRESET=real-edge
+
+demo-real-edge: $(STAMP)  ## route 8 grounded lookups with the real SmolLM2 as the edge model (simulated cloud), HERA in cold start and baselines
+	$(REAL_EDGE_ENV) $(BIN)/hera-router run examples/requests-real-edge.jsonl --policy hera --policy all-slm --policy all-llm --policy random
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check hera_router migrations tests benchmarks

@@ -173,6 +173,16 @@ def is_simulated(settings: Settings) -> bool:
     return settings.edge.backend == "sim" or settings.cloud.backend == "sim"
 
 
+def world_label(settings: Settings) -> str:
+    """What a results table's title says about where its numbers come from."""
+    edge, cloud = settings.edge.backend == "sim", settings.cloud.backend == "sim"
+    if edge and cloud:
+        return " (simulated world)"
+    if cloud:
+        return " (REAL EDGE MODEL / SIMULATED CLOUD)"
+    return " (simulated edge model)" if edge else ""
+
+
 def checked_runtime(settings: Settings) -> Runtime:
     """The database runtime, or a clear exit if the database is down or was never migrated.
 

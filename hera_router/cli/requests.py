@@ -16,6 +16,7 @@ from hera_router.cli.base import (
     is_simulated,
     settings_or_exit,
     shared_broker_or_exit,
+    world_label,
 )
 from hera_router.config import Mode, Settings
 
@@ -126,7 +127,7 @@ def run(
                 # A graph request's steps are mostly its nodes' (requests of their own, docs/graphs.md).
                 decided = [*ids, *PlanNodeRepository(session).node_request_ids(ids)]
                 branches.append((policy, DecisionRepository(session).branch_counts(decided)))
-    world = " (simulated world)" if is_simulated(settings) else ""
+    world = world_label(settings)
     console.print(summary_table(results, title=f"{file.name}: {results[0][1].requests} requests{world}"))
     console.print(_branch_table(branches, title=f"Decisions per branch (steps each covers){world}"))
 
@@ -180,7 +181,7 @@ def submit(
     ids = follow_batch(readers, submission.batch.id, console=console, label=submission.batch.policy)
     with session_scope(sessions) as session:
         summary = summarise(session, settings, ids)
-    world = " (simulated world)" if is_simulated(settings) else ""
+    world = world_label(settings)
     console.print(summary_table([(submission.batch.policy, summary)], title=f"batch {submission.batch.id}{world}"))
 
 

@@ -238,6 +238,38 @@ def add_estimator_scores(steps: Sequence[StepRecord], estimators: Estimators) ->
             )
 
 
+def _steps_file(config: RealEdgeConfig) -> Path:
+    return config.workdir / "steps.json"
+
+
+def _steps_config(config: RealEdgeConfig) -> dict[str, Any]:
+    return {"seed": config.seed, "train_n": config.train_n, "eval_n": config.eval_n, "samples": config.samples,
+            "sample_steps": config.sample_steps}  # fmt: skip
+
+
+def save_steps(config: RealEdgeConfig, steps: Sequence[StepRecord]) -> None:
+    """The measured steps, so that a second run (another policy, the fitted table) asks the model nothing."""
+    rows = [{k: v for k, v in asdict(s).items() if k not in ("request", "history")} for s in steps]
+    _steps_file(config).parent.mkdir(parents=True, exist_ok=True)
+    _steps_file(config).write_text(json.dumps({"config": _steps_config(config), "steps": rows}), encoding="utf-8")
+
+
+def load_steps(config: RealEdgeConfig, records: Sequence[TaskRecord], family: FactsFamily) -> list[StepRecord] | None:
+    """The steps a previous run with the same configuration measured; None when there are none."""
+    path = _steps_file(config)
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("config") != _steps_config(config):
+        return None
+    by_key = {r.id: r for r in records}
+    steps = [StepRecord(**row) for row in data["steps"] if row["key"] in by_key]
+    for step in steps:
+        step.request = by_key[step.key].request
+        step.history = _gold_history(family, by_key[step.key], step.hop)
+    return steps
+
+
 # -- statistics ----------------------------------------------------------------------------------
 
 
@@ -380,10 +412,15 @@ def run_real_edge(base: Settings, config: RealEdgeConfig, progress: MatrixProgre
     records = eval_records(real_settings, config)
     family = facts_family(real_settings)
     started = time.perf_counter()
-    backend = build_raw_backend(real_settings, "edge")
-    with progress.task(f"steps: {len(records)} requests on the real SLM", len(records)) as tick:
-        steps = run_steps(backend, family, records, config, tick)
-    seconds["steps"] = time.perf_counter() - started
+    steps = load_steps(config, records, family)
+    if steps is None:
+        backend = build_raw_backend(real_settings, "edge")
+        with progress.task(f"steps: {len(records)} requests on the real SLM", len(records)) as tick:
+            steps = run_steps(backend, family, records, config, tick)
+        save_steps(config, steps)
+        seconds["steps"] = time.perf_counter() - started
+    else:
+        progress.log(f"reusing the {len(steps)} measured steps in {_steps_file(config)}")
     summary = step_summary(steps)
     progress.log(f"real SLM: {100 * summary['accuracy']:.1f} % of {len(steps)} steps right")
     fitted = fit_slm(steps)
@@ -445,6 +482,23 @@ def comparison_table(real: WorldResult, simulated: WorldResult) -> str:
     return "\n".join(lines)
 
 
+def lookup_share_table(world: WorldResult) -> str:
+    """Per policy: the SLM's share of the lookup steps (step 0, the plan, is free on the SLM under the
+    scaffolded protocol, so it inflates the share of all steps) and the verify stage's escalations."""
+    from hera_router.db.enums import Executor
+
+    lines = ["| policy | SLM share of all steps % | SLM share of lookup steps % | escalated lookup steps % |",
+             "|---|---|---|---|"]  # fmt: skip
+    for m in world.rows:
+        steps = [s for o in world.outcomes.get(m.policy, []) if o.status == "completed" for s in o.steps if s.seq > 0]
+        if not steps:
+            continue
+        slm = sum(s.executor is Executor.SLM for s in steps) / len(steps)
+        escalated = sum(s.escalated for s in steps) / len(steps)
+        lines.append(f"| `{m.policy}` | {_pct(m.slm_usage)} | {_pct(slm)} | {_pct(escalated)} |")
+    return "\n".join(lines)
+
+
 def _world_section(title: str, world: WorldResult) -> list[str]:
     from hera_router.evaluation.matrix import equal_share_table, world_table
 
@@ -453,7 +507,7 @@ def _world_section(title: str, world: WorldResult) -> list[str]:
         f"{world.info.get('requests')} evaluation requests; {world.info.get('extension_steps')} steps run beyond "
         f"the profiles; Oracle {_pct(world.info.get('oracle_accuracy', math.nan))} % at SLM share "
         f"{_pct(world.info.get('oracle_slm_usage', math.nan))} %; {world.info.get('seconds', 0):.0f} s.", "",
-        world_table(world), "", "At equal SLM share:", "",
+        world_table(world), "", lookup_share_table(world), "", "At equal SLM share (of all steps):", "",
         equal_share_table([e.to_json() for e in world.equal_share]) if world.equal_share else "No HERA variant.",
         "",
     ]  # fmt: skip

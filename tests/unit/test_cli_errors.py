@@ -93,3 +93,14 @@ def test_the_app_prints_the_sentence_and_exits_2(
     assert capsys.readouterr().err.startswith(f"the database at {url} is unreachable: ")
     with pytest.raises(KeyError):
         app(["broken"], prog_name="hera-router")
+
+
+def test_a_results_title_says_which_models_were_real() -> None:
+    from hera_router.cli.base import world_label
+    from hera_router.config import BackendSettings, load_settings
+
+    assert world_label(load_settings()) == " (simulated world)"
+    real_edge = load_settings(edge=BackendSettings(backend="local", model="smollm2-135m-instruct"))
+    assert world_label(real_edge) == " (REAL EDGE MODEL / SIMULATED CLOUD)"
+    both = load_settings(edge=BackendSettings(backend="tgi", url="http://x"), cloud=BackendSettings(backend="openai"))
+    assert world_label(both) == ""
