@@ -7,9 +7,10 @@ import pytest
 from tests.unit.ops.compose import hera_services, is_known_setting, load_compose, resolve_cli
 
 EXPECTED = {
-    "postgres", "redis", "migrate", "api", "router", "edge", "cloud", "trainer", "beat", "flower",
+    "postgres", "redis", "migrate", "bootstrap", "api", "router", "edge", "cloud", "trainer", "beat", "flower",
     "devserver", "devserver-cloud", "tgi", "prometheus", "grafana",
 }  # fmt: skip
+ONE_SHOT = {"migrate", "bootstrap"}
 
 
 def test_compose_has_every_service_with_healthchecks_and_ordering() -> None:
@@ -23,11 +24,11 @@ def test_compose_has_every_service_with_healthchecks_and_ordering() -> None:
     assert services["devserver"]["profiles"] == ["cpu"]
     assert services["tgi"]["profiles"] == ["gpu"]
     for name, service in services.items():
-        if name != "migrate":
+        if name not in ONE_SHOT:
             assert "healthcheck" in service, f"{name} has no healthcheck"
         for dependency, condition in service.get("depends_on", {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
-            expected = "service_completed_successfully" if dependency == "migrate" else "service_healthy"
+            expected = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
             assert condition["condition"] == expected, f"{name} -> {dependency}"
     for name, service in hera_services(load_compose()).items():
         if name not in ("migrate", "devserver", "devserver-cloud"):
