@@ -167,6 +167,9 @@ def test_the_bootstrap_job_confirms_real_backends_if_the_cli_asks_for_it() -> No
         assert {"--yes", "-y", "--budget-usd"} & set(command), command
     else:
         assert "--yes" not in command  # an option the CLI does not have would stop the job
+    # Without docker/.env the job gets no confirmation: it stops before any call (nothing is spent).
+    bare = yaml.safe_load(interpolate((REPO / "docker" / "compose.yaml").read_text(), {}))
+    assert not {"--yes", "-y", "--budget-usd"} & set(hera_commands(bare["services"]["bootstrap"])[-1])
 
 
 def test_the_image_ignores_the_venv_and_local_state() -> None:
