@@ -120,8 +120,10 @@ def real_edge_settings(base: Settings, config: RealEdgeConfig, *, real: bool, fi
     edge = {**dumped["edge"], "backend": "sim", "model": "sim-slm", "logprobs": True}
     if real:
         edge.update(backend="local", model="smollm2-135m-instruct", protocol="scaffold", cache=True, max_new_tokens=16)
+    # Whole trees under a small node budget: the real SLM's answers are cached per question, so a
+    # tree costs few real calls, and the recorded report was made this way.
     estimators = {**dumped.get("estimators", {}), "urc_requests": config.urc_requests,
-                  "calibration_requests": config.calibration_requests}  # fmt: skip
+                  "calibration_requests": config.calibration_requests, "profile_shape": "full"}  # fmt: skip
     simulator = {**dumped.get("simulator", {}), "preset": PRESET, "seed": config.seed, "config_path": fitted}
     return load_settings(**{**dumped, "edge": edge, "estimators": estimators, "simulator": simulator})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,14 @@ REPO = Path(__file__).resolve().parents[3]
 COMPOSE = REPO / "docker" / "compose.yaml"
 
 
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
+
+
 def load_compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    """The compose file as ``docker compose`` reads it with no ``.env``: ``${VAR:-default}`` is the
+    default (the test processes' own environment is not the deployment's)."""
+    text = _VARIABLE.sub(lambda m: m.group("default") or "", COMPOSE.read_text())
+    loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
 
 
