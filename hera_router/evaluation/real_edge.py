@@ -62,7 +62,7 @@ SIGNALS = (
 
 
 @dataclass
-class StepRecord:
+class MeasuredStep:
     """One teacher-forced plan step asked of the real SLM."""
 
     key: str
@@ -172,7 +172,7 @@ def _grounded(request: str, subject_mention: str, value: str) -> float:
     return 0.0
 
 
-def ask_step(backend: ModelBackend, family: FactsFamily, record: TaskRecord, hop: int) -> StepRecord:
+def ask_step(backend: ModelBackend, family: FactsFamily, record: TaskRecord, hop: int) -> MeasuredStep:
     """Plan step ``hop`` of ``record`` asked of ``backend`` (greedy, logprobs) after a correct history."""
     from hera_router.simulator.tasks import same_value
 
@@ -186,7 +186,7 @@ def ask_step(backend: ModelBackend, family: FactsFamily, record: TaskRecord, hop
     logprobs = [t.logprob for t in generation.logprobs or ()] or [math.nan]
     scored = [lp for lp, t in zip(logprobs, generation.logprobs or (), strict=False) if t.token.strip()] or logprobs
     truth = instance.truth[hop]
-    return StepRecord(
+    return MeasuredStep(
         key=record.id, hop=hop, hops=instance.hops, subtask=subtask, truth=truth, value=value,
         correct=same_value(family.resolve(value), truth),
         difficulty=family.difficulty(instance.ops[hop - 1], instance.truth[hop - 1]),
@@ -198,7 +198,7 @@ def ask_step(backend: ModelBackend, family: FactsFamily, record: TaskRecord, hop
     )  # fmt: skip
 
 
-def sample_agreement(backend: ModelBackend, step: StepRecord, samples: int) -> float:
+def sample_agreement(backend: ModelBackend, step: MeasuredStep, samples: int) -> float:
     """Share of ``samples`` sampled answers (temperature 0.8, fixed seeds) equal to the greedy one."""
     messages = render_step_messages(step.request, step.history, step.subtask, step.hop)
     same = 0
@@ -211,8 +211,8 @@ def sample_agreement(backend: ModelBackend, step: StepRecord, samples: int) -> f
 def run_steps(
     backend: ModelBackend, family: FactsFamily, records: Sequence[TaskRecord], config: RealEdgeConfig,
     tick: Callable[[int], None] = lambda _done: None,
-) -> list[StepRecord]:  # fmt: skip
-    steps: list[StepRecord] = []
+) -> list[MeasuredStep]:  # fmt: skip
+    steps: list[MeasuredStep] = []
     for done, record in enumerate(records, start=1):
         steps += [ask_step(backend, family, record, hop) for hop in range(1, record.hops + 1)]
         tick(done)
@@ -222,7 +222,7 @@ def run_steps(
     return steps
 
 
-def add_estimator_scores(steps: Sequence[StepRecord], estimators: Estimators) -> None:
+def add_estimator_scores(steps: Sequence[MeasuredStep], estimators: Estimators) -> None:
     """The pre-execution estimators' view of each step, before the SLM runs it."""
     from hera_router.routing.estimators import ChainState, cosine
 
@@ -249,14 +249,14 @@ def _steps_config(config: RealEdgeConfig) -> dict[str, Any]:
             "sample_steps": config.sample_steps}  # fmt: skip
 
 
-def save_steps(config: RealEdgeConfig, steps: Sequence[StepRecord]) -> None:
+def save_steps(config: RealEdgeConfig, steps: Sequence[MeasuredStep]) -> None:
     """The measured steps, so that a second run (another policy, the fitted table) asks the model nothing."""
     rows = [{k: v for k, v in asdict(s).items() if k not in ("request", "history")} for s in steps]
     _steps_file(config).parent.mkdir(parents=True, exist_ok=True)
     _steps_file(config).write_text(json.dumps({"config": _steps_config(config), "steps": rows}), encoding="utf-8")
 
 
-def load_steps(config: RealEdgeConfig, records: Sequence[TaskRecord], family: FactsFamily) -> list[StepRecord] | None:
+def load_steps(config: RealEdgeConfig, records: Sequence[TaskRecord], family: FactsFamily) -> list[MeasuredStep] | None:
     """The steps a previous run with the same configuration measured; None when there are none."""
     path = _steps_file(config)
     if not path.is_file():
@@ -265,7 +265,7 @@ def load_steps(config: RealEdgeConfig, records: Sequence[TaskRecord], family: Fa
     if data.get("config") != _steps_config(config):
         return None
     by_key = {r.id: r for r in records}
-    steps = [StepRecord(**row) for row in data["steps"] if row["key"] in by_key]
+    steps = [MeasuredStep(**row) for row in data["steps"] if row["key"] in by_key]
     for step in steps:
         step.request = by_key[step.key].request
         step.history = _gold_history(family, by_key[step.key], step.hop)
@@ -285,18 +285,18 @@ def auc(labels: Sequence[bool], scores: Sequence[float]) -> float:
     return float(((r > w).sum() + 0.5 * (r == w).sum()) / (len(right) * len(wrong)))
 
 
-def signal_auc(steps: Sequence[StepRecord], name: str, resamples: int, seed: int = 0) -> dict[str, Any]:
+def signal_auc(steps: Sequence[MeasuredStep], name: str, resamples: int, seed: int = 0) -> dict[str, Any]:
     """AUC of signal ``name`` for "this step is right", with a 95 % bootstrap interval over requests."""
     rows = [s for s in steps if getattr(s, name) is not None and not math.isnan(getattr(s, name))]
     if not rows:
         return {"signal": name, "n": 0, "auc": math.nan, "ci": [math.nan, math.nan]}
-    by_key: dict[str, list[StepRecord]] = {}
+    by_key: dict[str, list[MeasuredStep]] = {}
     for row in rows:
         by_key.setdefault(row.key, []).append(row)
     keys = list(by_key)
     rng = random.Random(seed)
 
-    def of(sample: Sequence[StepRecord]) -> float:
+    def of(sample: Sequence[MeasuredStep]) -> float:
         return auc([s.correct for s in sample], [float(getattr(s, name)) for s in sample])
 
     draws = sorted(
@@ -311,7 +311,7 @@ def signal_auc(steps: Sequence[StepRecord], name: str, resamples: int, seed: int
     return {"signal": name, "n": len(rows), "auc": of(rows), "ci": ci}
 
 
-def step_summary(steps: Sequence[StepRecord]) -> dict[str, Any]:
+def step_summary(steps: Sequence[MeasuredStep]) -> dict[str, Any]:
     """Per-step accuracy (overall and by hop), latency and tokens of the real SLM's calls."""
     latencies = [s.latency_s for s in steps]
     by_hop = {
@@ -331,7 +331,7 @@ def step_summary(steps: Sequence[StepRecord]) -> dict[str, Any]:
 # -- the fitted simulator ------------------------------------------------------------------------
 
 
-def fit_slm(steps: Sequence[StepRecord]) -> dict[str, float]:
+def fit_slm(steps: Sequence[MeasuredStep]) -> dict[str, float]:
     """The simulated SLM's numbers that reproduce the measured steps: P(wrong) linear in difficulty
     (least squares, clipped to probabilities), the mean logprob of right and wrong steps with their
     pooled spread, and a latency linear in prompt and completion tokens (least squares, clipped at 0)."""
@@ -372,7 +372,7 @@ def write_fitted_preset(path: Path, fitted: dict[str, float]) -> Path:
 
 @dataclass
 class RealEdgeResult:
-    steps: list[StepRecord]
+    steps: list[MeasuredStep]
     summary: dict[str, Any]
     signals: list[dict[str, Any]]
     fitted: dict[str, float]

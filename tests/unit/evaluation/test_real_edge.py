@@ -10,7 +10,7 @@ import pytest
 
 from hera_router.evaluation.real_edge import (
     PRESET,
-    StepRecord,
+    MeasuredStep,
     auc,
     fit_slm,
     signal_auc,
@@ -20,13 +20,13 @@ from hera_router.evaluation.real_edge import (
 from hera_router.simulator.presets import load_behaviour
 
 
-def _steps(n: int, p_right: float, seed: int = 0) -> list[StepRecord]:
+def _steps(n: int, p_right: float, seed: int = 0) -> list[MeasuredStep]:
     rng = random.Random(seed)
     steps = []
     for i in range(n):
         right = rng.random() < p_right
         prompt = rng.randint(150, 300)
-        steps.append(StepRecord(
+        steps.append(MeasuredStep(
             key=f"r{i // 2}", hop=1 + i % 2, hops=2, subtask="s", truth="t", value="t" if right else "u",
             correct=right, difficulty=0.4, mean_logprob=rng.gauss(-0.2 if right else -0.9, 0.1),
             first_logprob=-1.0, min_logprob=-2.0, neg_entropy=rng.random(), grounded=1.0,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from hera_router.agent.scaffold import ScaffoldBackend, parse_scaffold
 from hera_router.agent.scoring import score
 from hera_router.simulator.backend import SimBackend
@@ -36,9 +40,22 @@ def test_a_request_states_every_fact_of_its_chain_among_distractors_and_a_plan()
 
 def test_requests_are_the_same_in_every_process() -> None:
     # Set iteration order depends on the process's hash seed; the requests must not.
-    assert [r.request for r in generate_tasks(_world(), "facts", 5)] == [
-        r.request for r in generate_tasks(_world(), "facts", 5)
-    ]
+    script = (
+        "from hera_router.simulator.generate import generate_tasks\n"
+        "from hera_router.simulator.presets import load_behaviour\n"
+        "from hera_router.simulator.world import World\n"
+        "w = World(0, load_behaviour('real-edge').world)\n"
+        "print(repr([r.request for r in generate_tasks(w, 'facts', 5)]))\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True, text=True, check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }  # fmt: skip
+    assert len(outputs) == 1
+    assert repr([r.request for r in generate_tasks(_world(), "facts", 5)]) + "\n" in outputs
 
 
 def test_facts_is_not_part_of_the_mixed_set() -> None:
