@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hera_router.api import docs, error_shapes, errors
+from hera_router.api import console, docs, error_shapes, errors
 from hera_router.api import metrics as api_metrics
 from hera_router.api.admin import router as admin_router
 from hera_router.api.health import database_problem
@@ -129,6 +129,7 @@ def create_app(settings: Settings | None = None, *, celery: HeraCelery | None = 
     app.include_router(router)
     app.include_router(admin_router)
     openai_api.install(app, state)
+    console.install(app, state)
     docs.install(app)
     api_metrics.install(app, metrics)
     return app

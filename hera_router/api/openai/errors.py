@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
 OPENAI_PREFIXES: tuple[str, ...] = ("/v1/files", "/v1/batches", "/v1/chat/completions", "/v1/models")
-NATIVE_PREFIXES: tuple[str, ...] = ("/v1/agent-", "/v1/admin", "/v1/costs", "/v1/budget")
+NATIVE_PREFIXES: tuple[str, ...] = ("/v1/agent-", "/v1/admin", "/v1/costs", "/v1/budget", "/v1/console")
 
 ERROR_TYPES: dict[int, str] = {
     status.HTTP_400_BAD_REQUEST: "invalid_request_error",
