@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # multi-GB CUDA build), then the package, for which pip keeps it.
 CONSTRAINTS ?= constraints-dev.txt
 
-.PHONY: help install demo demo-real-edge test test-slow chaos lint typecheck pytest services migrate clean
+.PHONY: help install demo demo-real-edge test test-slow chaos lint typecheck pytest browser screenshots services migrate clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,13 +41,25 @@ demo-real-edge: $(STAMP)  ## route 8 grounded lookups with the real SmolLM2 as t
 	$(REAL_EDGE_ENV) $(BIN)/hera-router run examples/requests-real-edge.jsonl --policy hera --policy all-slm --policy all-llm --policy random
 
 lint: $(STAMP)  ## ruff
-	$(BIN)/ruff check hera_router migrations tests benchmarks
+	$(BIN)/ruff check hera_router migrations tests benchmarks scripts
 
 typecheck: $(STAMP)  ## mypy --strict on the package
 	$(BIN)/mypy
 
-pytest: $(STAMP)  ## the test suite (needs Postgres, Redis and RabbitMQ on their default ports)
+pytest: $(STAMP) browser  ## the test suite (needs Postgres, Redis and RabbitMQ on their default ports)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The console's browser tests drive Debian's Chromium; as root, install it when it is missing.
+# Otherwise those tests fail with the command to run.
+browser:  ## install chromium and chromium-driver with apt if missing (as root; for the console's browser tests)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get install -y --no-install-recommends chromium chromium-driver \
+	  || { apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; }; \
+	else echo "Chromium is missing: run 'sudo apt-get install chromium chromium-driver' (the console's browser tests need it)"; fi
+
+screenshots: $(STAMP) browser  ## retake the console's screenshots in docs/img (headless Chromium, simulated data)
+	PYTHONPATH=. $(BIN)/python scripts/console_screenshots.py --bootstrap
 
 test: lint typecheck pytest  ## set up, lint, type-check and run the tests
 

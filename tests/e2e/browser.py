@@ -69,8 +69,10 @@ class Server:
     env: dict[str, str]
     log: Path
 
-    def hera(self, *argv: str) -> str:
-        run = subprocess.run([*HERA, *argv], env=self.env, capture_output=True, text=True, timeout=120, check=False)
+    def hera(self, *argv: str, timeout_s: float = 120) -> str:
+        run = subprocess.run(
+            [*HERA, *argv], env=self.env, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
         assert run.returncode == 0, f"hera-router {' '.join(argv)}: {run.stdout}{run.stderr}"
         return run.stdout
 
@@ -79,9 +81,9 @@ class Server:
 
 
 @contextmanager
-def serve_api(data_dir: Path) -> Iterator[Server]:
-    """``hera-router db upgrade`` then ``serve-api`` on a free port (SQLite, ``memory://``, the
-    in-process workers), with an admin token; stopped with SIGINT."""
+def serve_api(data_dir: Path, prepare: Callable[[Server], object] | None = None) -> Iterator[Server]:
+    """``hera-router db upgrade`` (then ``prepare``) and ``serve-api`` on a free port (SQLite,
+    ``memory://``, the in-process workers), with an admin token; stopped with SIGINT."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("HERA_")}
     env |= {"PYTHONPATH": str(REPO), "HERA_DATA_DIR": str(data_dir), "HERA_API__ADMIN_TOKEN": ADMIN_TOKEN}
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +91,8 @@ def serve_api(data_dir: Path) -> Iterator[Server]:
     port = free_port()
     server = Server(url=f"http://127.0.0.1:{port}", env=env, log=log)
     server.hera("db", "upgrade")
+    if prepare is not None:
+        prepare(server)
     process = subprocess.Popen(
         [*HERA, "serve-api", "--port", str(port)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )

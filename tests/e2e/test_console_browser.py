@@ -11,13 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hera_router.simulator.generate import generate
 from tests.e2e.browser import (
     ADMIN_TOKEN,
+    REPO,
     Server,
     chrome,
     chromium_problem,
@@ -30,6 +31,7 @@ from tests.e2e.browser import (
 
 MARKUP = '<img src=x onerror="document.body.dataset.injected=1"><b>bold?</b>'
 TERMINAL = {"succeeded", "failed", "cancelled"}
+TASKS = generate("mixed", 5, 0)  # the default simulated world is seed 0: requests it knows how to run
 
 
 def usd(value: float) -> str:
@@ -69,20 +71,22 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with serve_api(tmp_path_factory.mktemp("console") / "data") as server:
         acme, globex = _key(server, "acme"), _key(server, "globex")
         with server.client(acme) as client:
-            hera = client.post("/v1/agent-requests", json={"input": "What is 17 * 23, plus 5?", "policy": "hera"})
+            hera = client.post("/v1/agent-requests", json={"input": TASKS[0].request, "policy": "hera"})
             markup = client.post("/v1/agent-requests", json={"input": MARKUP, "policy": "all-llm"})
-            lines = [{"input": f"Add {n} and {n + 1}.", "custom_id": f"line-{n}", "policy": "all-llm"} for n in (1, 2, 3)]
+            lines = [{"input": task.request, "custom_id": task.id, "policy": "all-llm"} for task in TASKS[1:4]]
             batch = client.post("/v1/agent-batches", json=lines)
         with server.client(globex) as client:
-            other = client.post("/v1/agent-requests", json={"input": "Name the capital of France.", "policy": "all-llm"})
+            other = client.post("/v1/agent-requests", json={"input": TASKS[4].request, "policy": "all-llm"})
         for response in (hera, markup, batch, other):
             assert response.status_code == 202, response.text
         with server.client(acme) as client:
-            batch_ids = [r["id"] for r in client.get("/v1/agent-requests", params={"batch_id": batch.json()["id"]}).json()["data"]]
+            page = client.get("/v1/agent-requests", params={"batch_id": batch.json()["id"]}).json()
+            batch_ids = [row["id"] for row in page["data"]]
         acme_ids = [hera.json()["id"], markup.json()["id"], *batch_ids]
         wait_for(lambda: _finished(server, acme, acme_ids), 90, "the requests did not finish in 90 s")
         wait_for(lambda: _finished(server, globex, [other.json()["id"]]), 30, "globex's request did not finish")
-        yield World(server, acme, globex, hera.json()["id"], markup.json()["id"], other.json()["id"], batch.json()["id"])
+        ids = [response.json()["id"] for response in (hera, markup, other, batch)]
+        yield World(server, acme, globex, *ids)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +120,7 @@ def test_a_real_request_renders_its_subtask_tree(world: World, browser: Any) -> 
 
     with world.server.client(ADMIN_TOKEN) as admin:
         tree = admin.get(f"/v1/console/requests/{world.hera_request}").json()
-    assert tree["steps"], tree  # the request ran: steps are on record
+    assert len(tree["steps"]) >= 2, tree  # the request ran a chain of steps
     sign_in(browser, world.server.url, ADMIN_TOKEN)
     open_page(browser, world.server.url, f"/requests/{world.hera_request}")
 
@@ -232,4 +236,14 @@ def test_the_console_is_served_from_the_package_with_a_strict_policy(world: Worl
     assert "http" not in page.text.replace(world.server.url, "")  # no CDN: every asset is from this origin
     assert script.status_code == 200
     assert "innerHTML" not in script.text
-    assert Path(__file__).resolve().parents[2].joinpath("hera_router/api/console/static/console.js").read_text() == script.text
+    assert (REPO / "hera_router/api/console/static/console.js").read_text() == script.text
+
+
+def test_without_chromium_the_tests_are_told_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.e2e import browser as helpers
+
+    monkeypatch.setattr(helpers, "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setattr(helpers.shutil, "which", lambda _: None)
+
+    assert helpers.chromium_problem() == helpers.INSTALL_HINT
+    assert "apt-get install chromium chromium-driver" in helpers.INSTALL_HINT

@@ -122,7 +122,8 @@ class DayPoint(BaseModel):
     slm_share: float | None = Field(description="SLM steps / all steps; null on a day without steps.")
     cost_usd: float
     all_llm_usd: float = Field(
-        description="Estimate: every call's tokens at the cloud model's token price (what All-LLM would have paid)."
+        description="Estimate of what All-LLM would have paid: each step's tokens (its cloud call's if it made one, "
+        "else its edge call's) at the cloud model's token price."
     )
 
 

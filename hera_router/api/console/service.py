@@ -152,10 +152,9 @@ class ConsoleService:
         step_days = {s.day: s for s in steps}
         points = []
         for day in sorted(set(by_day) | set(step_days)):
-            call = by_day.get(day, DayCalls(day, 0, 0.0, 0, 0, 0, 0))
+            call = by_day.get(day, DayCalls(day, 0, 0.0, 0, 0))
             step = step_days.get(day, DaySteps(day, 0, 0))
-            tokens_in = call.edge_tokens_in + call.cloud_tokens_in
-            tokens_out = call.edge_tokens_out + call.cloud_tokens_out
+            tokens_in, tokens_out = call.all_llm_tokens_in, call.all_llm_tokens_out
             total = step.slm_steps + step.llm_steps
             points.append(
                 DayPoint(

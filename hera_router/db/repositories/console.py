@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from hera_router.db.enums import Executor, ModelRole, RequestStatus
@@ -33,10 +33,8 @@ class DayCalls:
     day: str
     requests: int
     cost_usd: float
-    edge_tokens_in: int
-    edge_tokens_out: int
-    cloud_tokens_in: int
-    cloud_tokens_out: int
+    all_llm_tokens_in: int
+    all_llm_tokens_out: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,30 +123,51 @@ class ConsoleRepository:
         return [DaySteps(str(row[0]), int(row[1]), int(row[2])) for row in rows]
 
     def calls_per_day(self, tenant_id: uuid.UUID | None, since: datetime) -> list[DayCalls]:
-        """Model calls made since ``since`` by UTC day: requests touched, cost, tokens per role."""
+        """Model calls made since ``since`` by UTC day: requests touched, cost, and the tokens an
+        All-LLM run would have sent: per step, its cloud calls' tokens if it made any (a step the
+        verify stage escalated counts its cloud call only), else its edge calls' tokens; a call
+        outside any step counts as it is."""
 
         def tokens(column: Any, role: ModelRole) -> ColumnElement[Any]:
             return func.coalesce(func.sum(column).filter(ModelCall.role == role), 0)
 
-        day = self._day(ModelCall.created_at)
-        statement = (
+        day = self._day(ModelCall.created_at).label("day")
+        per_step = (
             select(
                 day,
-                func.count(func.distinct(ModelCall.request_id)),
-                func.coalesce(func.sum(ModelCall.cost_usd), 0.0),
-                tokens(ModelCall.tokens_in, ModelRole.EDGE),
-                tokens(ModelCall.tokens_out, ModelRole.EDGE),
-                tokens(ModelCall.tokens_in, ModelRole.CLOUD),
-                tokens(ModelCall.tokens_out, ModelRole.CLOUD),
+                func.coalesce(func.sum(ModelCall.cost_usd), 0.0).label("cost"),
+                func.count(ModelCall.id).filter(ModelCall.role == ModelRole.CLOUD).label("cloud_calls"),
+                tokens(ModelCall.tokens_in, ModelRole.EDGE).label("edge_in"),
+                tokens(ModelCall.tokens_out, ModelRole.EDGE).label("edge_out"),
+                tokens(ModelCall.tokens_in, ModelRole.CLOUD).label("cloud_in"),
+                tokens(ModelCall.tokens_out, ModelRole.CLOUD).label("cloud_out"),
             )
             .join(Request, Request.id == ModelCall.request_id)
-            .where(ModelCall.created_at >= since)
+            .where(ModelCall.created_at >= since, *self._of(tenant_id))
+            .group_by(day, func.coalesce(ModelCall.subtask_id, ModelCall.id))
+            .subquery()
+        )
+        requests = (
+            select(day, func.count(func.distinct(ModelCall.request_id)))
+            .join(Request, Request.id == ModelCall.request_id)
+            .where(ModelCall.created_at >= since, *self._of(tenant_id))
             .group_by(day)
-            .order_by(day)
+        )
+        touched = {str(row[0]): int(row[1]) for row in self.session.execute(requests)}
+        cloud = per_step.c.cloud_calls > 0
+        statement = (
+            select(
+                per_step.c.day,
+                func.sum(per_step.c.cost),
+                func.sum(case((cloud, per_step.c.cloud_in), else_=per_step.c.edge_in)),
+                func.sum(case((cloud, per_step.c.cloud_out), else_=per_step.c.edge_out)),
+            )
+            .group_by(per_step.c.day)
+            .order_by(per_step.c.day)
         )
         return [
-            DayCalls(str(r[0]), int(r[1]), float(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
-            for r in self.session.execute(statement.where(*self._of(tenant_id))).all()
+            DayCalls(str(r[0]), touched.get(str(r[0]), 0), float(r[1] or 0.0), int(r[2] or 0), int(r[3] or 0))
+            for r in self.session.execute(statement).all()
         ]
 
     def branch_counts(self, tenant_id: uuid.UUID | None, since: datetime) -> dict[str, tuple[int, int]]:

@@ -58,8 +58,7 @@ async function api(path) {
 }
 
 function show(...nodes) {
-  const view = $("view");
-  view.replaceChildren(...nodes);
+  $("view").replaceChildren(...nodes.flat().filter((node) => node !== null && node !== undefined));
 }
 
 // ---- pages ------------------------------------------------------------------------------------
@@ -239,8 +238,8 @@ async function overviewPage() {
       { id: "estimators" })
     : el("p", { class: "muted" }, "No estimator is registered: hera routes in cold-start mode (`hera-router bootstrap`).");
   show(el("h1", {}, "Routing overview"), controls,
-    el("p", { class: "muted" }, "Since " + when(o.since) + " UTC. All-LLM: every call's tokens at the price of " +
-      o.cloud_model + ", an estimate of what sending every step to the cloud would have cost."),
+    el("p", { class: "muted" }, "Since " + when(o.since) + " UTC. All-LLM is an estimate: each step's tokens (its cloud " +
+      "call's, else its edge call's) at the price of " + o.cloud_model + "."),
     stats, el("h2", {}, "Per day"), days, el("h2", {}, "Decisions per branch"), branches,
     el("h2", {}, "Spend per tenant"), tenants, el("h2", {}, "Estimators"), estimators);
 }
