@@ -131,10 +131,10 @@ def sign_in(driver: Any, url: str, token: str) -> None:
     driver.execute_script("sessionStorage.clear()")
     driver.get(f"{url}/console")
     state = lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")  # noqa: E731
-    wait_for(lambda: state() == "sign-in", 15, "the sign-in form did not show")
+    wait_for(lambda: state() == "sign-in", 60, "the sign-in form did not show")
     driver.find_element(By.ID, "token").send_keys(token)
     driver.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]").click()
-    wait_for(lambda: state() not in (None, "sign-in"), 15, "the console did not load after signing in")
+    wait_for(lambda: state() not in (None, "sign-in"), 60, "the console did not load after signing in")
 
 
 def open_page(driver: Any, url: str, fragment: str) -> None:
@@ -143,7 +143,7 @@ def open_page(driver: Any, url: str, fragment: str) -> None:
 
     driver.get(f"{url}/console#{fragment}")
     body = lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")  # noqa: E731
-    wait_for(lambda: body() in (f"#{fragment}", "error"), 20, f"#{fragment} did not render (state {body()!r})")
+    wait_for(lambda: body() in (f"#{fragment}", "error"), 60, f"#{fragment} did not render (state {body()!r})")
 
 
 def console_errors(driver: Any) -> list[dict[str, Any]]:
