@@ -58,8 +58,8 @@ browser:  ## install chromium and chromium-driver with apt if missing (as root; 
 	  || { apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; }; \
 	else echo "Chromium is missing: run 'sudo apt-get install chromium chromium-driver' (the console's browser tests need it)"; fi
 
-screenshots: $(STAMP) browser  ## retake the console's screenshots in docs/img (headless Chromium, simulated data)
-	PYTHONPATH=. $(BIN)/python scripts/console_screenshots.py --bootstrap
+screenshots: $(STAMP) browser  ## retake the console's screenshots in docs/img (headless Chromium, simulated data, cold start)
+	PYTHONPATH=. $(BIN)/python scripts/console_screenshots.py
 
 test: lint typecheck pytest  ## set up, lint, type-check and run the tests
 

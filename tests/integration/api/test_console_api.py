@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from hera_router.db.base import utcnow
-from hera_router.db.enums import CallStatus, Executor, ModelRole, RequestStatus, SubtaskStatus
-from hera_router.db.models import Batch, Decision, ModelCall, Request, Subtask
+from hera_router.db.enums import CallStatus, EstimatorStatus, Executor, ModelRole, RequestStatus, SubtaskStatus
+from hera_router.db.models import Batch, Decision, EstimatorVersion, ModelCall, Request, Subtask
 from hera_router.db.session import session_scope
 from tests.integration.api.conftest import LIMITS, RunningApi, TenantKey, api_settings, new_tenant, running_api
 
@@ -82,6 +82,8 @@ def seeded(console_api: RunningApi) -> Seeded:
             _call(ra, s1, ModelRole.CLOUD, (100, 10), 0.003),
             _call(rb, t0, ModelRole.CLOUD, (200, 20), 0.0007),
             _call(rb, None, ModelRole.CLOUD, (1000, 100), 0.5, created_at=utcnow() - timedelta(days=40)),
+            EstimatorVersion(name="console-urc", version=3, status=EstimatorStatus.ACTIVE, path="urc/3",
+                             metrics={"auc": 0.81, "ece": 0.04, "passed": True, "split": "val"}),
         ])
     return Seeded(a, b, ra.id, rb.id, batch.id, failed.id)
 
@@ -110,6 +112,9 @@ def test_the_overview_sums_steps_cost_and_the_all_llm_reference_over_the_window(
     branches = {b["branch"]: (b["decisions"], b["steps"]) for b in body["branches"]}
     assert branches["sse"][0] >= 1
     assert branches["verify"][0] >= 1
+    registered = next(e for e in body["estimators"] if e["name"] == "console-urc")
+    assert (registered["version"], registered["status"]) == (3, "active")
+    assert registered["calibration"] == {"auc": 0.81, "ece": 0.04}  # numbers only: no flag, no label
 
 
 def test_a_tenant_s_overview_counts_only_its_rows(console_api: RunningApi, seeded: Seeded) -> None:
