@@ -134,7 +134,7 @@ def sign_in(driver: Any, url: str, token: str) -> None:
     wait_for(lambda: state() == "sign-in", 60, "the sign-in form did not show")
     driver.find_element(By.ID, "token").send_keys(token)
     driver.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]").click()
-    wait_for(lambda: state() not in (None, "sign-in"), 60, "the console did not load after signing in")
+    wait_for(lambda: state() not in (None, "", "sign-in"), 60, "the console did not load after signing in")
 
 
 def open_page(driver: Any, url: str, fragment: str) -> None:

@@ -135,7 +135,14 @@ def test_a_real_request_renders_its_subtask_tree(world: World, browser: Any) -> 
         shown_models = [c.text for c in card.find_elements(By.CSS_SELECTOR, "table.calls td.mono")]
         assert shown_models == [call["model"] for call in step["calls"]]
         assert len(card.find_elements(By.CSS_SELECTOR, "table.checks tbody tr")) == len(step["checks"])
-        assert len(card.find_elements(By.CSS_SELECTOR, "table.escalations tbody tr")) == len(step["escalations"])
+        verdicts = [
+            [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+            for row in card.find_elements(By.CSS_SELECTOR, "table.escalations tbody tr")
+        ]
+        assert verdicts == [
+            [e["stage"], f"{e['score']:.3f}", f"{e['threshold']:.3f}", "accepted" if e["accepted"] else "escalated"]
+            for e in step["escalations"]
+        ]
     # Cold start: the SLM ran first and the verify stage judged every first step.
     assert any(step["escalations"] for step in tree["steps"]), tree["steps"]
     assert _text(browser, "[data-field=cost_usd]") == usd(tree["detail"]["cost_usd"])

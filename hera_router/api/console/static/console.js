@@ -57,6 +57,8 @@ async function api(path) {
   return body;
 }
 
+const view = (...nodes) => nodes;
+
 function show(...nodes) {
   $("view").replaceChildren(...nodes.flat().filter((node) => node !== null && node !== undefined));
 }
@@ -73,7 +75,7 @@ async function requestsPage() {
       cell(r.policy),
       el("td", { class: "text" }, link("#/requests/" + r.id, r.input || r.id)),
       numCell(r.slm_steps), numCell(r.llm_steps), numCell(usd(r.cost_usd))));
-  show(el("h1", {}, "Requests"),
+  return view(el("h1", {}, "Requests"),
     rows.length ? table([["Created"], ["Tenant"], ["Status"], ["Policy"], ["Input"], ["SLM", "num"], ["LLM", "num"],
       ["Cost", "num"]], body, { id: "requests" }) : el("p", { class: "muted" }, "No requests yet."));
 }
@@ -156,7 +158,7 @@ async function requestPage(id) {
     stat("Status", badge(d.status, d.status)), stat("SLM steps", d.slm_steps, "slm_steps"),
     stat("LLM steps", d.llm_steps, "llm_steps"), stat("Model calls", calls.calls, "calls"),
     stat("Latency (calls)", ms(calls.latency_ms), "latency"), stat("Cost", usd(d.cost_usd), "cost_usd"));
-  show(el("h1", {}, "Request ", el("span", { class: "mono" }, d.id)), stats, el("div", { class: "card" }, facts),
+  return view(el("h1", {}, "Request ", el("span", { class: "mono" }, d.id)), stats, el("div", { class: "card" }, facts),
     el("h2", {}, "Steps"),
     data.steps.length ? el("ul", { class: "tree", id: "steps" }, data.steps.map(stepCard))
       : el("p", { class: "muted" }, "No steps yet."),
@@ -173,7 +175,7 @@ async function batchesPage() {
   const body = rows.map((b) => el("tr", { "data-batch": b.id },
     cell(when(b.created_at), "mono"), cell(b.tenant), cell(link("#/batches/" + b.id, b.name || b.id)),
     cell(b.policy), numCell(b.accepted), numCell(b.rejected), cell(b.cancelled ? badge("cancelled", "cancelled") : "")));
-  show(el("h1", {}, "Batches"),
+  return view(el("h1", {}, "Batches"),
     rows.length ? table([["Created"], ["Tenant"], ["Batch"], ["Policy"], ["Accepted", "num"], ["Rejected", "num"], [""]],
       body, { id: "batches" }) : el("p", { class: "muted" }, "No batches yet."));
 }
@@ -191,7 +193,7 @@ async function batchPage(id) {
   const rejected = s.rejected.length
     ? table([["Line", "num"], ["Error"], ["Message"]], s.rejected.map((r) => el("tr", {},
       numCell(r.line), cell(r.error, "mono"), cell(r.message, "text")))) : el("p", { class: "muted" }, "None.");
-  show(el("h1", {}, "Batch ", el("span", { class: "mono" }, s.name || s.id)),
+  return view(el("h1", {}, "Batch ", el("span", { class: "mono" }, s.name || s.id)),
     el("div", { class: "stats" }, stat("Done", s.done + " / " + s.total, "done"),
       stat("Progress", pct(s.total ? s.done / s.total : 0), "progress"), stat("Cost", usd(s.cost_usd), "cost_usd"),
       stat("SLM steps", s.slm_steps), stat("LLM steps", s.llm_steps), stat("Tenant", data.tenant)),
@@ -237,7 +239,7 @@ async function overviewPage() {
         cell(Object.entries(e.calibration).map(([k, v]) => k + " " + num(v)).join(" · ") || "–", "text mono"))),
       { id: "estimators" })
     : el("p", { class: "muted" }, "No estimator is registered: hera routes in cold-start mode (`hera-router bootstrap`).");
-  show(el("h1", {}, "Routing overview"), controls,
+  return view(el("h1", {}, "Routing overview"), controls,
     el("p", { class: "muted" }, "Since " + when(o.since) + " UTC. All-LLM is an estimate: each step's tokens (its cloud " +
       "call's, else its edge call's) at the price of " + o.cloud_model + "."),
     stats, el("h2", {}, "Per day"), days, el("h2", {}, "Decisions per branch"), branches,
@@ -254,6 +256,8 @@ const ROUTES = [
   [/^(#\/requests)?$|^#?\/?$/, requestsPage],
 ];
 
+let generation = 0;
+
 async function route() {
   const hash = location.hash;
   for (const a of document.querySelectorAll("#nav a")) {
@@ -263,12 +267,16 @@ async function route() {
   if (!found) { show(el("h1", {}, "Not found"), el("p", {}, link("#/requests", "Back to requests"))); return; }
   const [pattern, page] = found;
   const match = hash.match(pattern);
+  const mine = ++generation;  // a later navigation wins over a slower earlier one
   document.body.dataset.loaded = "";
   show(el("p", { class: "muted" }, "Loading…"));
   try {
-    await page(match[1]);
+    const nodes = await page(match[1]);
+    if (mine !== generation) return;
+    show(...nodes);
     document.body.dataset.loaded = hash || "#/requests";
   } catch (error) {
+    if (mine !== generation) return;
     if (error instanceof Unauthorized) { signOut(error.message); return; }
     show(el("h1", {}, "Could not load this page"), el("p", { class: "error", id: "page-error" }, error.message));
     document.body.dataset.loaded = "error";
