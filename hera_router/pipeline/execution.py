@@ -19,6 +19,7 @@ from hera_router.config import BackendSettings
 from hera_router.db.base import utcnow
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES, CallStatus, Executor, SubtaskStatus
 from hera_router.db.repositories import DecisionRepository, ModelCallRepository, RequestRepository, SubtaskRepository
+from hera_router.db.repositories.hops import claim_and_read, complete_call
 from hera_router.metrics import instruments as metrics
 from hera_router.pipeline.budgets import BudgetBreach, admit_call
 from hera_router.pipeline.progress import hand_on
@@ -146,13 +147,14 @@ class ExecutionHop:
         def work(session: Session) -> list[uuid.UUID]:
             subtasks = SubtaskRepository(session)
             stale_before = utcnow() - timedelta(seconds=self.settings.subtask_stale_after_s)
-            subtask = subtasks.claim(
-                subtask_id, executor, stale_before, claimed_by=self.services.liveness.name, tier=tier
+            # The claim, the request's heartbeat and the read of its steps: one statement on Postgres.
+            taken = claim_and_read(
+                session, subtask_id, executor, stale_before, claimed_by=self.services.liveness.name, tier=tier
             )
-            if subtask is None:
+            if taken is None:
                 return []  # done already, running elsewhere, or the message predates a fallback
+            subtask, request, everything = taken
             requests = RequestRepository(session)
-            request = requests.touch(subtask.request_id)
             if request is None or request.status in TERMINAL_REQUEST_STATUSES:
                 subtasks.transition(subtask_id, [SubtaskStatus.RUNNING], SubtaskStatus.CANCELLED)
                 return []
@@ -166,7 +168,6 @@ class ExecutionHop:
             # would only be verified and escalated again.
             if over is not None and not (over.action == "cheapest" and subtask.branch == "verify"):
                 return self._over_budget(session, subtask_id, subtask.request_id, subtask.seq, over, tier)
-            everything = subtasks.steps_for_request(subtask.request_id)
             prior = [(s.subtask, s.result) for s in history(everything, subtask.seq)]
             if subtask.part > 0:
                 # A decomposition part sees the parts before it as ordinary history.
@@ -283,20 +284,21 @@ class ExecutionHop:
         breakdown = generation_breakdown(self.settings, generation, role, bytes_sent(claimed.messages))
         cost = breakdown.total
         parsed = parse_step(generation.text)
-        kept = SubtaskRepository(session).succeed(
-            claimed.subtask_id,
-            parsed.result,
+        # The call was made and is paid for either way. The step counts once, for the attempt
+        # whose result the request keeps; another attempt (reclaimed after a stall) may have won,
+        # and then this call is on record as ``discarded``, with its cost. The step's result, the
+        # call's outcome and the request's totals: one statement on Postgres.
+        kept, recorded = complete_call(
+            session,
+            subtask_id=claimed.subtask_id,
+            request_id=claimed.request_id,
+            call_key=claimed.call_key,
+            executor=claimed.executor,
+            output=parsed.result,
             raw_output=generation.text,
             next_subtask=parsed.next_subtask,
             problems=parsed.problems,
             confidence=mean_logprob(generation),
-        )
-        # The call was made and is paid for either way. The step counts once, for the attempt
-        # whose result the request keeps; another attempt (reclaimed after a stall) may have won,
-        # and then this call is on record as ``discarded``, with its cost.
-        recorded = ModelCallRepository(session).finish(
-            claimed.call_key,
-            status=CallStatus.OK if kept else CallStatus.DISCARDED,
             backend=generation.backend,
             model=generation.model,
             tokens_in=generation.prompt_tokens,
@@ -324,12 +326,6 @@ class ExecutionHop:
                     tier=claimed.tier,
                 ),
             )  # fmt: skip
-            RequestRepository(session).add_usage(
-                claimed.request_id,
-                cost_usd=cost,
-                slm_steps=int(kept and claimed.executor is Executor.SLM),
-                llm_steps=int(kept and claimed.executor is Executor.LLM),
-            )
         if not kept:
             return []
         if claimed.verify:
