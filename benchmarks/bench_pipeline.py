@@ -59,9 +59,11 @@ from celery import signals
 from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from benchmarks import bench_pipeline_tasks as raw
 from hera_router.config import QueueNames, Settings, load_settings
+from hera_router.db.counting import Counts, StatementCounter
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES
 from hera_router.db.migrate import upgrade
 from hera_router.db.models import Decision, ModelCall, Request
@@ -116,6 +118,16 @@ class Throughput:
     wall_s: float
     statuses: dict[str, int]
     errors: dict[str, int] = field(default_factory=dict)
+    counts: Counts | None = None
+    """Statements, write transactions and round trips of every process that ran hops in the pass."""
+    database_cpu_s: float | None = None
+    """CPU seconds of the Postgres backends serving the run's database during the pass."""
+
+    @property
+    def database_cpu_ms_per_subtask(self) -> float | None:
+        if self.database_cpu_s is None or not self.subtasks:
+            return None
+        return self.database_cpu_s * 1e3 / self.subtasks
 
     @property
     def subtasks_per_s(self) -> float:
@@ -259,12 +271,77 @@ def close_observers() -> None:
         engine.dispose()
 
 
-def run_throughput(app: HeraCelery, tasks: Sequence[TaskRecord], policy: str, timeout_s: float) -> Throughput:
+def run_throughput(
+    app: HeraCelery,
+    tasks: Sequence[TaskRecord],
+    policy: str,
+    timeout_s: float,
+    counts: Callable[[], Counts] | None = None,
+    database_cpu: Callable[[], float] | None = None,
+) -> Throughput:
+    """Pass (c). ``counts``: the running statement totals of the processes that run hops (read
+    before and after the pass); ``database_cpu``: the database server's CPU seconds so far."""
+    counts_before = counts() if counts is not None else None
+    cpu_before = database_cpu() if database_cpu is not None else None
     started = time.time()
     ids = submit(app.hera_runtime.sessions, celery_dispatcher(app), tasks, policy)
     finished = wait_finished(observer(app), ids, timeout_s, interval_s=0.05)
+    cpu = database_cpu() - cpu_before if database_cpu is not None and cpu_before is not None else None
+    counted = minus(counts(), counts_before) if counts is not None and counts_before is not None else None
     subtasks, hops, statuses, errors = count_work(observer(app), ids)
-    return Throughput(len(ids), subtasks, hops, finished - started, statuses, errors)
+    return Throughput(len(ids), subtasks, hops, finished - started, statuses, errors, counted, cpu)
+
+
+def minus(after: Counts, before: Counts) -> Counts:
+    return Counts(
+        after.statements - before.statements,
+        after.transactions - before.transactions,
+        after.round_trips - before.round_trips,
+    )
+
+
+def worker_counts(client: redis.Redis, run: str) -> Callable[[], Counts]:
+    """The summed statement counts the workers of ``run`` flush to Redis (``HERA_BENCH_COUNTS``)."""
+    pattern = raw.counts_key(run, 0).rsplit(":", 1)[0] + ":*"
+
+    def read() -> Counts:
+        time.sleep(0.5)  # every process flushes its totals every 0.2 s
+        total = Counts()
+        for key in client.scan_iter(match=pattern):
+            flushed = json.loads(client.get(key) or "{}")
+            total.statements.update(flushed.get("statements", {}))
+            total.transactions += int(flushed.get("transactions", 0))
+            total.round_trips += int(flushed.get("round_trips", 0))
+        return total
+
+    return read
+
+
+def postgres_backend_cpu(database_url: str) -> Callable[[], float]:
+    """CPU seconds (user + system, from ``/proc/<pid>/stat``) of the server processes connected
+    to ``database_url``'s database: the backends serving this run's workers (pooled connections
+    stay open through a pass). Shared server processes (WAL writer, checkpointer) and other
+    databases are not counted; a backend that exits during a pass loses its last interval."""
+    url = make_url(database_url)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    ticks = os.sysconf("SC_CLK_TCK")
+    seen: dict[int, float] = {}
+
+    def read() -> float:
+        with admin.connect() as conn:
+            pids = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"),
+                {"name": url.database},
+            ).scalars().all()
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            seen[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        return sum(seen.values())
+
+    return read
 
 
 def run_sequential(app: HeraCelery, tasks: Sequence[TaskRecord], policy: str, timeout_s: float) -> Sequential:
@@ -451,6 +528,7 @@ class Deployment:
     workers: Workers
     queues: QueueNames
     suffix: str
+    database_url: str
 
 
 @contextmanager
@@ -493,11 +571,12 @@ def distributed_deployment(args: argparse.Namespace) -> Iterator[Deployment]:
         include = ("-I", "benchmarks.bench_pipeline_tasks")
         workers.start("raw-router-pool", "maintenance", args.router_pool, args.router_concurrency, include)
         workers.start("raw-exec-pool", "training", "threads", args.exec_concurrency, include)
-        start_pipeline_workers(workers, args)
+        # The pipeline's workers count their statements (one event callback per statement).
+        start_pipeline_workers(workers, args, extra=include, env={raw.COUNTS_ENV: suffix})
         try:
             workers.wait_ready(app)
             log(f"distributed: {len(workers.started)} workers ready")
-            yield Deployment(app, client, workers, queues, suffix)
+            yield Deployment(app, client, workers, queues, suffix, database_url)
         except BaseException:
             for worker in workers.started:
                 print(f"--- {worker.name}\n{worker.tail()}", file=sys.stderr)
@@ -517,7 +596,10 @@ def run_distributed(args: argparse.Namespace) -> ModeResult:
         warm, batch, one_by_one = pipeline_tasks(args)
         run_throughput(app, warm, args.policy, args.timeout)  # fork children build policy, engine, world
         log(f"distributed: pipeline throughput, {len(batch)} requests")
-        throughput = run_throughput(app, batch, args.policy, args.timeout)
+        throughput = run_throughput(
+            app, batch, args.policy, args.timeout, worker_counts(client, suffix),
+            postgres_backend_cpu(deployment.database_url),
+        )  # fmt: skip
         log(f"distributed: pipeline latency, {len(one_by_one)} requests one at a time")
         sequential = run_sequential(app, one_by_one, args.policy, args.timeout)
         breakdowns = profile_distributed(app, deployment.workers, client, args, suffix) if args.profile else []
@@ -632,7 +714,12 @@ def run_embedded(args: argparse.Namespace) -> ModeResult:
             warm, batch, one_by_one = pipeline_tasks(args)
             run_throughput(system.app, warm, args.policy, args.timeout)
             log(f"embedded: pipeline throughput, {len(batch)} requests")
-            throughput = run_throughput(system.app, batch, args.policy, args.timeout)
+            counter = StatementCounter(system.app.hera_runtime.engine)
+            counter.install()
+            try:
+                throughput = run_throughput(system.app, batch, args.policy, args.timeout, counter.snapshot)
+            finally:
+                counter.uninstall()
             log(f"embedded: pipeline latency, {len(one_by_one)} requests one at a time")
             sequential = run_sequential(system.app, one_by_one, args.policy, args.timeout)
             breakdowns: list[Breakdown] = []
@@ -903,6 +990,7 @@ def ratio_rows(r: ModeResult) -> list[str]:
 def runs_lines(runs: Sequence[Sequence[ModeResult]], loads: Sequence[tuple[str, str]]) -> list[str]:
     """min / median / max over repeated runs of every ratio (each run has its own raw baseline)."""
     measures: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
+    database: dict[tuple[str, str], list[float]] = defaultdict(list)
     for results in runs:
         for r in results:
             b, t, s = r.baseline(), r.throughput, r.sequential
@@ -912,6 +1000,12 @@ def runs_lines(runs: Sequence[Sequence[ModeResult]], loads: Sequence[tuple[str, 
             measures[(r.mode, "(d) ms per hop ÷ (b) raw chain ms/hop")].append(
                 (s.ms_per_hop, b.ms_per_hop, s.ms_per_hop / b.ms_per_hop)
             )
+            if t.counts is not None and t.hops:
+                per = t.counts.per(t.hops)
+                database[(r.mode, "statements per hop")].append(per["statements"])
+                database[(r.mode, "round trips per hop")].append(per["round_trips"])
+            if t.database_cpu_ms_per_subtask:
+                database[(r.mode, "Postgres CPU ms per routed subtask")].append(t.database_cpu_ms_per_subtask)
 
     def spread(values: Sequence[float], digits: int) -> str:
         return " / ".join(f"{v:.{digits}f}" for v in (min(values), statistics.median(values), max(values)))
@@ -933,9 +1027,47 @@ def runs_lines(runs: Sequence[Sequence[ModeResult]], loads: Sequence[tuple[str, 
             f"| {mode} | {label} | {spread([v[0] for v in values], 1)} | {spread([v[1] for v in values], 1)} "
             f"| {spread([v[2] for v in values], 3 if '(c)' in label else 2)} |"
         )
+    if database:
+        lines += ["", "| mode | database work in (c) | min / median / max |", "| --- | --- | ---: |"]
+        lines += [f"| {mode} | {label} | {spread(values, 2)} |" for (mode, label), values in database.items()]
     lines.append("")
     lines.append("The sections below are the last run's.")
     return lines
+
+
+def database_lines(results: Sequence[ModeResult]) -> list[str]:
+    """What the database did per hop in (c), and what that means for sizing a deployment."""
+    rows = []
+    for r in results:
+        t = r.throughput
+        if t.counts is None or not t.hops:
+            continue
+        per = t.counts.per(t.hops)
+        verbs = ", ".join(
+            f"{verb} {per[verb.lower()]:.2f}" for verb in sorted(t.counts.statements) if verb != "BEGIN"
+        )
+        cpu = t.database_cpu_ms_per_subtask
+        cpu_cells = "n/a | n/a"
+        if cpu:
+            cpu_cells = f"{cpu:.2f} | {1e3 / cpu:,.0f}"
+        rows.append(
+            f"| {r.mode} | {per['statements']:.2f} ({verbs}) | {per['transactions']:.2f} "
+            f"| {per['round_trips']:.2f} | {cpu_cells} |"
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "Database work in (c), per hop, counted in every process that ran hops (`hera_router/db/counting.py`;",
+        "SQLite's `BEGIN IMMEDIATE` is a round trip, not a statement), and the CPU of the Postgres backends",
+        "serving the run's database per routed subtask (`/proc/<pid>/stat` of the backends in",
+        "`pg_stat_activity` for that database; the shared WAL writer and checkpointer are not counted):",
+        "",
+        "| mode | statements per hop (by verb) | write transactions per hop | round trips per hop "
+        "| Postgres CPU ms per routed subtask | routed subtasks/s one Postgres core carries |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+        *rows,
+    ]
 
 
 def breakdown_lines(results: Sequence[ModeResult]) -> list[str]:
@@ -1029,6 +1161,7 @@ def report(results: Sequence[ModeResult], args: argparse.Namespace, command: str
             f"| {r.mode} | {t.requests} | {t.subtasks} | {t.hops} | {t.wall_s:.2f} | {statuses} | {len(s.hops)} "
             f"| {s.mean_hops:.1f} | {fmt(s.ms_per_hop)} | {fmt(s.median_ms_per_hop)} |"
         )
+    lines += database_lines(results)
     lines += ["", "Setups:", ""]
     lines += [f"- {r.mode}: {r.setup}." for r in results]
     errors = [f"- {r.mode}: {n} x {error!r}" for r in results for error, n in sorted(r.throughput.errors.items())]

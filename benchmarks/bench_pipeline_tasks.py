@@ -16,6 +16,11 @@ Completion is recorded where the producer can read it with no polling error:
 
 Load into a worker with ``-I benchmarks.bench_pipeline_tasks`` and ``PYTHONPATH`` at the repo root.
 
+With ``HERA_BENCH_COUNTS=<run id>`` in its environment, a worker that loads this module counts the
+SQL statements, write transactions and round trips of every process that runs tasks
+(``hera_router.db.counting.StatementCounter`` on the process's engine) and writes the running
+totals to Redis every 0.2 s under ``bench:<run id>:counts:<pid>``.
+
 With ``HERA_BENCH_TIMERS=<run id>`` in its environment, a worker that loads this module also times
 the pieces of every hop it runs (``bench_pipeline.HopTimer``, installed in each process that runs
 tasks) and writes the running totals to Redis every 0.2 s under ``bench:<run id>:timers:<pid>``.
@@ -36,6 +41,7 @@ NOOP_TASK = "maintenance.bench_noop"
 CHAIN_TASK = "maintenance.bench_chain"
 LOCAL_SINK = "local"
 TIMERS_ENV = "HERA_BENCH_TIMERS"
+COUNTS_ENV = "HERA_BENCH_COUNTS"
 SENT_AT_HEADER = "bench_sent_at"
 
 _clients: dict[str, redis.Redis] = {}
@@ -154,3 +160,49 @@ def _start_timers(sender: Any = None, **_: Any) -> None:
 if os.environ.get(TIMERS_ENV):
     signals.worker_process_init.connect(_start_timers, weak=False)
     signals.worker_ready.connect(_start_timers, weak=False)
+
+
+# -- optional statement counts in a worker process (HERA_BENCH_COUNTS) -----------------------------
+
+
+def counts_key(run: str, pid: int) -> str:
+    return f"bench:{run}:counts:{pid}"
+
+
+_counts_pid: int | None = None
+
+
+def _start_counts(sender: Any = None, **_: Any) -> None:
+    """Count this process's statements and round trips; flush the totals to Redis periodically
+    (the same processes as :func:`_start_timers`)."""
+    global _counts_pid  # noqa: PLW0603  # once per process
+    run = os.environ.get(COUNTS_ENV)
+    pool = getattr(sender, "pool", None)
+    if not run or _counts_pid == os.getpid() or (pool is not None and "prefork" in type(pool).__module__):
+        return
+    _counts_pid = os.getpid()
+    from celery import current_app
+
+    from hera_router.db.counting import StatementCounter
+
+    counter = StatementCounter(current_app.hera_runtime.engine)  # type: ignore[attr-defined]
+    counter.install()
+    client = redis.Redis.from_url(os.environ.get("HERA_BROKER_URL", "redis://127.0.0.1:6379/0"))
+    key = counts_key(run, os.getpid())
+
+    def flush() -> None:
+        while True:
+            time.sleep(0.2)
+            counts = counter.snapshot()
+            totals = {
+                "statements": dict(counts.statements), "transactions": counts.transactions,
+                "round_trips": counts.round_trips,
+            }  # fmt: skip
+            client.set(key, json.dumps(totals), ex=3600)
+
+    threading.Thread(target=flush, name="bench-counts", daemon=True).start()
+
+
+if os.environ.get(COUNTS_ENV):
+    signals.worker_process_init.connect(_start_counts, weak=False)
+    signals.worker_ready.connect(_start_counts, weak=False)

@@ -559,6 +559,9 @@ class Settings(BaseSettings):
 
     db_statement_timeout_ms: int = Field(default=30_000, gt=0)
     db_lock_timeout_ms: int = Field(default=5_000, gt=0)
+    db_pipeline: bool = True
+    """Postgres: the pipeline hops' write transactions run in psycopg's pipeline mode (the
+    ``BEGIN``, and statements whose result nobody reads, go out with the next statement)."""
 
     queues: QueueNames = QueueNames()
     visibility_timeout_s: int = Field(default=600, gt=0)

@@ -8,7 +8,9 @@ the server:
   IMMEDIATE`` the engine emits itself, ``db/session.py``);
 - on Postgres, a transaction's ``BEGIN`` (psycopg sends it before the transaction's first
   statement, a round trip of its own) and its ``COMMIT`` or ``ROLLBACK``; a connection in
-  autocommit (the read sessions) has neither;
+  autocommit (the read sessions) has neither. In a pipelined transaction (``db/session.py``) the
+  ``BEGIN`` goes out with the first statement and a deferred statement with the next one, so
+  neither counts;
 - on SQLite, the ``COMMIT`` or ``ROLLBACK`` of a transaction that began.
 
 Not counted: the idle-connection ping at checkout (only after a second idle, ``db/session.py``)
@@ -28,6 +30,8 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
+
+from hera_router.db.session import DEFERRED_OPTION, PIPELINED_OPTION
 
 _STARTED = "hera_counting_started"
 
@@ -74,18 +78,23 @@ class StatementCounter:
         dbapi = conn.connection.dbapi_connection
         return bool(getattr(dbapi, "autocommit", False)) if self._postgres else False
 
-    def _before(self, conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+    def _before(
+        self, conn: Connection, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool
+    ) -> None:
         verb = _verb(statement)
+        options = context.execution_options if context is not None else {}
+        pipelined = self._postgres and bool(options.get(PIPELINED_OPTION))
         with self._lock:
             self.counts.statements[verb] += 1
-            self.counts.round_trips += 1
+            if not (pipelined and options.get(DEFERRED_OPTION)):
+                self.counts.round_trips += 1  # a deferred one rides with the next statement or COMMIT
             if verb == "BEGIN":
                 return
             if not conn.info.get(_STARTED) and not self._autocommit(conn):
                 conn.info[_STARTED] = True
                 self.counts.transactions += 1
-                if self._postgres:
-                    self.counts.round_trips += 1  # psycopg's implicit BEGIN
+                if self._postgres and not pipelined:
+                    self.counts.round_trips += 1  # psycopg's implicit BEGIN (pipelined: with this statement)
 
     def _end(self, conn: Connection) -> None:
         if conn.info.pop(_STARTED, False):
@@ -101,6 +110,12 @@ class StatementCounter:
         event.remove(self.engine, "before_cursor_execute", self._before)
         event.remove(self.engine, "commit", self._end)
         event.remove(self.engine, "rollback", self._end)
+
+    def snapshot(self) -> Counts:
+        """A copy of the counts so far."""
+        with self._lock:
+            counts = self.counts
+            return Counts(Counter(counts.statements), counts.transactions, counts.round_trips)
 
     def reset(self) -> Counts:
         """The counts so far; counting starts again from zero."""

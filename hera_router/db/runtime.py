@@ -23,6 +23,7 @@ class Runtime:
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
         self._read_sessions: sessionmaker[Session] | None = None
+        self._hop_sessions: sessionmaker[Session] | None = None
 
     @property
     def engine(self) -> Engine:
@@ -42,6 +43,17 @@ class Runtime:
 
                 self._sessions = make_session_factory(engine)
             return self._sessions
+
+    @property
+    def hop_sessions(self) -> sessionmaker[Session]:
+        """Sessions for the pipeline hops' write transactions (on Postgres pipelined, ``HERA_DB_PIPELINE``)."""
+        engine = self.engine
+        with self._lock:
+            if self._hop_sessions is None:
+                from hera_router.db.session import make_hop_session_factory
+
+                self._hop_sessions = make_hop_session_factory(engine, pipelined=self.settings.db_pipeline)
+            return self._hop_sessions
 
     @property
     def read_sessions(self) -> sessionmaker[Session]:
@@ -67,3 +79,4 @@ class Runtime:
             self._engine = None
             self._sessions = None
             self._read_sessions = None
+            self._hop_sessions = None

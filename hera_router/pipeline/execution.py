@@ -200,6 +200,7 @@ class ExecutionHop:
                 role=MODEL_ROLE_OF[executor],
                 estimated_cost_usd=self._estimated_cost(messages, backend.model, executor, tier),
                 tier=tier,
+                defer=True,  # goes out with the COMMIT (Postgres); a redelivery's duplicate is a no-op
             )
             claimed.append(step)
             # A continuation run in-process: its outbox row counts as delivered.

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hera_router.db.base import utcnow
 from hera_router.db.repositories.outbox import OutboxRepository
-from hera_router.db.session import session_scope
+from hera_router.db.session import PIPELINED_OPTION, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,16 @@ class Dispatcher:
         """Record ``task_name(**kwargs)`` for publishing once ``session`` commits.
 
         Adding the same ``task_id`` twice keeps the first row (a redelivered task re-enqueueing its
-        next hop changes nothing).
+        next hop changes nothing). In a pipelined transaction (Postgres, the hops' sessions,
+        ``db/session.py``) the row's INSERT goes out with the ``COMMIT`` and nobody waits for it to
+        say whether the row was new: a redelivered hop then sends its next hop's message once more,
+        which that hop's guards absorb (``OutboxRepository.add_deferred``).
         """
-        message_id, published = OutboxRepository(session).add_or_find(task_name, kwargs, task_id)
+        outbox = OutboxRepository(session)
+        if session.get_bind().get_execution_options().get(PIPELINED_OPTION):
+            message_id, published = outbox.add_deferred(task_name, kwargs, task_id), False
+        else:
+            message_id, published = outbox.add_or_find(task_name, kwargs, task_id)
         if not published:
             with self._lock:
                 self._pending[message_id] = _Message(str(task_name), dict(kwargs), task_id)

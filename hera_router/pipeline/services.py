@@ -193,7 +193,7 @@ class Services:
 
         The same transaction marks what this process published before as published (no
         transaction of its own for that, see ``Dispatcher.marking``)."""
-        with session_scope(self.runtime.sessions) as session, self.dispatcher.marking(session):
+        with session_scope(self.runtime.hop_sessions) as session, self.dispatcher.marking(session):
             queued = work(session)
         held = set(hold())
         self.dispatcher.publish([message_id for message_id in queued if message_id not in held])

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hera_router.db.base import Base
+from hera_router.db.session import DEFERRED_OPTION
 
 
 def table_of(model: type[Base]) -> Table:
@@ -71,13 +72,25 @@ def insert_if_absent(
     return inserted is not None
 
 
+def insert_if_absent_deferred(
+    session: Session, model: type[Base], values: Mapping[str, Any], conflict_columns: Sequence[str]
+) -> None:
+    """:func:`insert_if_absent` for a caller that does not need to know whether the row was new:
+    no ``RETURNING``, and in a pipelined transaction on Postgres (``db/session.py``) the INSERT
+    goes out with the next statement or the ``COMMIT``, not in a round trip of its own."""
+    dialect = session.get_bind().dialect.name
+    mapper = model.__mapper__
+    statement = _insert_statement(dialect, model, tuple(conflict_columns), None)
+    parameters = {mapper.columns[key].key: value for key, value in values.items()}
+    session.execute(statement, parameters, execution_options={DEFERRED_OPTION: True})
+
+
 @functools.cache
 def _insert_statement(
-    dialect: str, model: type[Base], conflict_columns: tuple[str, ...], returning: tuple[Any, ...]
+    dialect: str, model: type[Base], conflict_columns: tuple[str, ...], returning: tuple[Any, ...] | None
 ) -> Insert:
     table = table_of(model)
     mapper = model.__mapper__
-    columns = [mapper.columns[column.key] if hasattr(column, "property") else column for column in returning]
     statement: Insert
     if dialect == "postgresql":
         statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
@@ -85,6 +98,9 @@ def _insert_statement(
         statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
     else:  # pragma: no cover - the settings only produce these two
         raise NotImplementedError(f"idempotent insert is not implemented for the {dialect!r} dialect")
+    if returning is None:
+        return statement
+    columns = [mapper.columns[column.key] if hasattr(column, "property") else column for column in returning]
     return statement.returning(*columns)
 
 

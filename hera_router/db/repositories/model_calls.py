@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session
 
 from hera_router.db.enums import CallStatus, ModelRole
 from hera_router.db.models import ModelCall
-from hera_router.db.repositories._dml import guarded_update, insert_if_absent, run_update, table_of
+from hera_router.db.repositories._dml import (
+    guarded_update,
+    insert_if_absent,
+    insert_if_absent_deferred,
+    run_update,
+    table_of,
+)
 
 _CALLS = table_of(ModelCall)
 
@@ -33,12 +39,13 @@ class ModelCallRepository:
         role: ModelRole,
         estimated_cost_usd: float,
         tier: str | None = None,
-    ) -> bool:
-        """Put a call on record before it is made (status ``started``); False if it already was."""
-        return insert_if_absent(
-            self.session,
-            ModelCall,
-            {
+        defer: bool = False,
+    ) -> bool | None:
+        """Put a call on record before it is made (status ``started``); False if it already was.
+
+        ``defer``: the caller does not need to know (returns None): on Postgres the INSERT then
+        goes out with the transaction's ``COMMIT`` (``_dml.insert_if_absent_deferred``)."""
+        values = {
                 "idempotency_key": idempotency_key,
                 "request_id": request_id,
                 "subtask_id": subtask_id,
@@ -49,9 +56,11 @@ class ModelCallRepository:
                 "status": CallStatus.STARTED,
                 "estimated_cost_usd": estimated_cost_usd,
                 "tier": tier,
-            },
-            ("idempotency_key",),
-        )
+            }
+        if defer:
+            insert_if_absent_deferred(self.session, ModelCall, values, ("idempotency_key",))
+            return None
+        return insert_if_absent(self.session, ModelCall, values, ("idempotency_key",))
 
     def finish(
         self,

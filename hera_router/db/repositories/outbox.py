@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from hera_router.db.base import utcnow
 from hera_router.db.models import OutboxMessage
-from hera_router.db.repositories._dml import insert_if_absent, rows_changed, table_of
+from hera_router.db.repositories._dml import insert_if_absent, insert_if_absent_deferred, rows_changed, table_of
 
 _OUTBOX = table_of(OutboxMessage)
 _FIND = select(_OUTBOX.c.id, _OUTBOX.c.published_at).where(_OUTBOX.c.task_id == bindparam("task_id"))
@@ -60,6 +60,23 @@ class OutboxRepository:
             return inserted[0], False
         row = self.session.execute(_FIND, {"task_id": task_id}).one()
         return row.id, row.published_at is not None
+
+    def add_deferred(self, task_name: str, payload: Mapping[str, Any], task_id: str) -> uuid.UUID:
+        """Like :meth:`add_or_find` without waiting for the answer: the row's id is chosen here and
+        the INSERT (``ON CONFLICT DO NOTHING``) goes out with the transaction's next statement or
+        its ``COMMIT`` in a pipelined transaction (``db/session.py``).
+
+        If ``task_id`` was queued before (a redelivered hop), nothing is inserted and the id
+        returned names no row: the caller publishes the message once more (its consumer finds
+        nothing to do) and marking that id published changes nothing."""
+        message_id = uuid.uuid4()
+        insert_if_absent_deferred(
+            self.session,
+            OutboxMessage,
+            {"id": message_id, "task_name": task_name, "payload": dict(payload), "task_id": task_id},
+            ("task_id",),
+        )
+        return message_id
 
     def add_many(self, messages: Sequence[tuple[str, Mapping[str, Any], str]]) -> list[uuid.UUID]:
         """Queue many new messages ``(task_name, payload, task_id)`` in one statement; their ids.
