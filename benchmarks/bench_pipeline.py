@@ -705,7 +705,8 @@ def local_baseline(app: HeraCelery, worker: str, args: argparse.Namespace) -> Ba
 
 def run_embedded(args: argparse.Namespace) -> ModeResult:
     worker = f"threads -c {args.embedded_concurrency}"
-    with tempfile.TemporaryDirectory(prefix="hera-bench-") as tmp, ExitStack() as stack:
+    # A late write of the stopped system's threads (the SQLite WAL) must not fail the run at cleanup.
+    with tempfile.TemporaryDirectory(prefix="hera-bench-", ignore_cleanup_errors=True) as tmp, ExitStack() as stack:
         stack.callback(close_observers)
         settings = embedded_settings(args, Path(tmp))
         with embedded_system(settings, concurrency=args.embedded_concurrency) as system:

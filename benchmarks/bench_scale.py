@@ -35,10 +35,13 @@ from benchmarks.bench_pipeline import (
     distributed_deployment,
     loadavg,
     log,
+    minus,
     observer,
     parse_args,
+    postgres_backend_cpu,
     redis_baseline,
     submit,
+    worker_counts,
 )
 from hera_router.db.enums import TERMINAL_REQUEST_STATUSES
 from hera_router.db.models import Request
@@ -78,6 +81,10 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
             app, deployment.client, router_pool, deployment.queues.maintenance, args, args.router_concurrency,
             deployment.suffix,
         )  # fmt: skip
+        counts, database_cpu = worker_counts(deployment.client, deployment.suffix), postgres_backend_cpu(
+            deployment.database_url
+        )
+        counts_before, cpu_before = counts(), database_cpu()
         log(f"scale: submitting {len(tasks)} requests")
         started = time.time()
         ids = submit(app.hera_runtime.sessions, celery_dispatcher(app), tasks, args.policy)
@@ -97,6 +104,7 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
             last = session.scalar(select(func.max(Request.updated_at)).where(batch_filter))
         assert last is not None
         wall_s = last.timestamp() - started
+        counted, cpu_s = minus(counts(), counts_before), database_cpu() - cpu_before
         steps, hops, statuses, errors = count_work(sessions, ids)
     load_after = loadavg()
 
@@ -117,6 +125,8 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
         for row in rows:
             writer.writerow([f"{row[0]:.1f}", row[1], row[2], f"{row[3]:.2f}", f"{row[4]:.2f}", f"{row[5]:.2f}"])
     command = ".venv/bin/python benchmarks/bench_scale.py " + " ".join(sys.argv[1:])
+    per = counted.per(hops)
+    cpu_ms = cpu_s * 1e3 / steps if steps else 0.0
     by_status, held = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())), last_third / first
     lines = [
         "# Scale run: requests through the distributed deployment (SIMULATED models, zero latency)",
@@ -137,6 +147,10 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
         f"| raw Celery no-op tasks/s, router's pool, same run | {baseline.noop_per_s:.0f} |",
         f"| ratio (steps/s ÷ raw no-op/s) | {steps / wall_s / baseline.noop_per_s:.3f} |",
         f"| steps/s, first third of the run → last third | {first:.1f} → {last_third:.1f} ({held:.2f}×) |",
+        f"| statements / write transactions / round trips per hop (all worker processes) "
+        f"| {per.get('statements', 0):.2f} / {per.get('transactions', 0):.2f} / {per.get('round_trips', 0):.2f} |",
+        f"| Postgres backend CPU per routed step (the run's database; `/proc/<pid>/stat`) | {cpu_ms:.2f} ms |",
+        f"| routed steps/s one Postgres core would carry at that CPU | {1e3 / cpu_ms if cpu_ms else 0:,.0f} |",
         "",
         f"Errors: {errors or 'none'}. Throughput over time (every {own.every:.0f} s; raw: `{csv_path.name}`):",
         "",

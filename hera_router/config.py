@@ -559,9 +559,11 @@ class Settings(BaseSettings):
 
     db_statement_timeout_ms: int = Field(default=30_000, gt=0)
     db_lock_timeout_ms: int = Field(default=5_000, gt=0)
-    db_pipeline: bool = True
+    db_pipeline: bool = False
     """Postgres: the pipeline hops' write transactions run in psycopg's pipeline mode (the
-    ``BEGIN``, and statements whose result nobody reads, go out with the next statement)."""
+    ``BEGIN``, and statements whose result nobody reads, go out with the next statement). Off by
+    default: fewer round trips, but with psycopg 3.3 more client CPU and, on a busy 2-core machine,
+    slower hops (benchmarks/results/pipeline.md)."""
 
     queues: QueueNames = QueueNames()
     visibility_timeout_s: int = Field(default=600, gt=0)

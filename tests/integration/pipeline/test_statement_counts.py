@@ -4,9 +4,9 @@ The pipeline harness (no broker, the hops called as a worker would) drains a fix
 simulated requests under :class:`hera_router.db.counting.StatementCounter`. A hop is one decision
 or one model call, as in ``benchmarks/bench_pipeline.py``. The ceilings are the counts measured
 when the claim and the completion became one statement each on Postgres and the hops' write
-transactions were pipelined (5.04-5.27 statements and 5.17-5.68 round trips per hop for this set;
-8.03-8.08 round trips without the pipeline, ``HERA_DB_PIPELINE=false``; before both: 7.03 and
-10.03). The spread is the outbox's background flush of published marks, a transaction of its own
+transactions were pipelined (5.04-5.27 statements and 5.17-5.68 round trips per hop for this set
+with ``HERA_DB_PIPELINE=true``; 8.03-8.08 round trips without, the default; before both: 7.03
+and 10.03). The spread is the outbox's background flush of published marks, a transaction of its own
 whose timing varies; the ceilings leave room for it but not for one more statement or round trip
 on every hop. SQLite keeps the separate statements (7.03 and 11.03, its BEGIN IMMEDIATE included).
 """
@@ -38,8 +38,8 @@ CEILINGS = {
 @pytest.fixture(
     params=[
         pytest.param(("sqlite", True), id="sqlite"),
+        pytest.param(("postgres", False), id="postgres", marks=pytest.mark.postgres),
         pytest.param(("postgres", True), id="postgres-pipelined", marks=pytest.mark.postgres),
-        pytest.param(("postgres", False), id="postgres-not-pipelined", marks=pytest.mark.postgres),
     ]
 )
 def database(request: pytest.FixtureRequest) -> Iterator[tuple[str | None, bool]]:
