@@ -46,7 +46,7 @@ class Runtime:
 
     @property
     def hop_sessions(self) -> sessionmaker[Session]:
-        """Sessions for the pipeline hops' write transactions (on Postgres pipelined, ``HERA_DB_PIPELINE``)."""
+        """Sessions for the pipeline hops' write transactions (pipelined on Postgres with ``HERA_DB_PIPELINE``)."""
         engine = self.engine
         with self._lock:
             if self._hop_sessions is None:

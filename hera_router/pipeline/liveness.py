@@ -68,8 +68,9 @@ class Liveness:
         with self._lock:
             if self._pid == pid:
                 return
-            self._pid, self._started_at = pid, utcnow()
-            self._name = f"{socket.gethostname()}:{pid}"
+            # The name before the pid: a thread that sees the pid set (outside the lock) reads the name.
+            self._name, self._started_at = f"{socket.gethostname()}:{pid}", utcnow()
+            self._pid = pid
             self._stop = threading.Event()
             thread = threading.Thread(target=self._beat_forever, name="hera-heartbeat", daemon=True)
             thread.start()

@@ -1,4 +1,4 @@
-"""The execution hop's fixed statement sequences, one round trip each on Postgres.
+"""The execution hop's fixed statement sequences, one statement (one round trip) each on Postgres.
 
 The claim (take the step, heartbeat the request, read the request's steps) and the completion's
 bookkeeping (store the step's result, record the call's outcome, add its cost to the request) are
