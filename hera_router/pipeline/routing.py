@@ -64,9 +64,8 @@ class RoutingHop:
 
     def _decide(self, policy: Policy, context: RoutingContext, estimators: Estimators | None) -> Decision:
         """The policy's decision; a policy in cold-start mode gets the threshold in force."""
-        if estimators is None and policy.cold_starts:
-            return policy.decide_cold(context, self.cold_start())
-        return policy.decide(context, estimators)
+        cold = self.cold_start() if estimators is None and policy.cold_starts else None
+        return steps.decide(policy, context, estimators, cold)
 
     @staticmethod
     def _current_text(request_input: str, subtasks: Sequence[Row[Any]], seq: int) -> str | None:
@@ -297,7 +296,7 @@ class RoutingHop:
             max_steps=self.settings.routing.max_steps,
         )
         cold = self.cold_start() if estimators is None and policy.cold_starts else None
-        return policy.verify(context, step.confidence, estimators, cold_start=cold)
+        return steps.verdict(policy, context, step.confidence, estimators, cold)
 
     def _record_verdict(
         self,

@@ -152,8 +152,9 @@ class Policy(Protocol):
 
     def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision: ...
 
-    def decide_cold(self, context: RoutingContext, cold_start: ColdStart) -> Decision:
-        """The decision without estimators, under the cold-start threshold in force (``cold_starts``)."""
+    def decide_cold(self, context: RoutingContext, cold_start: ColdStart | None = None) -> Decision:
+        """The decision without estimators (``cold_starts``), under the cold-start threshold in force
+        (None: the policy's configured one)."""
         ...
 
     def verify(
@@ -187,7 +188,7 @@ class PolicyBase:
     def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
         raise NotImplementedError
 
-    def decide_cold(self, context: RoutingContext, cold_start: ColdStart) -> Decision:
+    def decide_cold(self, context: RoutingContext, cold_start: ColdStart | None = None) -> Decision:
         raise MissingEstimatorsError(self.name)
 
     def verify(

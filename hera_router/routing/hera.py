@@ -308,7 +308,7 @@ class HeraPolicy(PolicyBase):
         history = tuple((step.subtask, step.result) for step in context.history)
         return ChainState(request=context.request, history=history, current=context.current, seq=context.seq)
 
-    def decide_cold(self, context: RoutingContext, cold_start: ColdStart) -> Decision:
+    def decide_cold(self, context: RoutingContext, cold_start: ColdStart | None = None) -> Decision:
         return self.decide(context, None, cold_start=cold_start)
 
     def decide(

@@ -30,7 +30,9 @@ from dataclasses import dataclass
 
 from hera_router.agent.plan import PlanNode, parse_plan
 from hera_router.db.enums import Executor
-from hera_router.routing.base import Verdict
+from hera_router.routing.base import Decision, Policy, RoutingContext, Verdict
+from hera_router.routing.coldstart import ColdStart
+from hera_router.routing.estimators import Estimators
 
 __all__ = [
     "TWO_TIERS",
@@ -47,10 +49,12 @@ __all__ = [
     "after_step",
     "after_verdict",
     "continues_span",
+    "decide",
     "executor_of_rung",
     "next_part",
     "on_backend_error",
     "rung_of_executor",
+    "verdict",
     "verifies",
 ]
 
@@ -81,15 +85,46 @@ TWO_TIERS = 2
 """Rungs of the two-model configuration (no ``HERA_MODELS``): the edge SLM, the cloud LLM."""
 
 
+_TWO_TIER_RUNGS = {
+    Executor.SLM: Rung(index=0, rungs=TWO_TIERS, edge=True),
+    Executor.LLM: Rung(index=1, rungs=TWO_TIERS, edge=False),
+}
+
+
 def rung_of_executor(executor: Executor) -> Rung:
     """The two-tier case: the SLM is rung 0 on the edge, the LLM the top rung in the cloud."""
-    index = 0 if executor is Executor.SLM else 1
-    return Rung(index=index, rungs=TWO_TIERS, edge=executor is Executor.SLM)
+    return _TWO_TIER_RUNGS[executor]
 
 
 def executor_of_rung(index: int) -> Executor:
     """The two-tier case: the role of rung ``index``."""
     return Executor.SLM if index == 0 else Executor.LLM
+
+
+# -- routing a step -----------------------------------------------------------------------------
+
+
+def decide(
+    policy: Policy, context: RoutingContext, estimators: Estimators | None, cold_start: ColdStart | None = None
+) -> Decision:
+    """The policy's decision for the step; without estimators a cold-starting policy decides in
+    cold-start mode (``cold_start``: the threshold in force, None for the policy's configured one)."""
+    if estimators is None and policy.cold_starts:
+        return policy.decide_cold(context, cold_start)
+    return policy.decide(context, estimators)
+
+
+def verdict(
+    policy: Policy,
+    context: RoutingContext,
+    confidence: float | None,
+    estimators: Estimators | None,
+    cold_start: ColdStart | None = None,
+) -> Verdict | None:
+    """The verify stage's judgement of the SLM's result in the two-tier case (``cold_start`` as for
+    :func:`decide`); on a model tier the pipeline asks ``policy.judge`` instead."""
+    cold = cold_start if estimators is None and policy.cold_starts else None
+    return policy.verify(context, confidence, estimators, cold_start=cold)
 
 
 # -- after a step --------------------------------------------------------------------------------

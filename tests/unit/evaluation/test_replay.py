@@ -151,6 +151,7 @@ class VerifyByLogprob(PolicyBase):
     the LLM (the replay's side of the verify stage)."""
 
     name = "verify-test"
+    verifies = True
 
     def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
         return Decision(executor=Executor.SLM, branch="sse", policy=self.name)
