@@ -116,24 +116,31 @@ def _tasks(seed: int) -> list[TaskRecord]:
     return generate("mixed", CHAINS, seed) + generate("graph", GRAPHS, seed)
 
 
+CONFIGURATIONS = {
+    "trained": ({}, "hashed", ("hera", "hybridllm", "random", "all-slm", "all-llm", "hera-ladder")),
+    # HERA without estimators, in cold-start mode: every step on the SLM, judged by its logprob.
+    "cold-start": ({"cold_start": True}, None, ("hera",)),
+    # SD reached: a decomposer that splits some steps, HERA's other branches off.
+    "sd": (SD_ROUTING, "splitting", ("hera", "hera-sd-partial")),
+}
+
+
+def _estimators(kind: str | None) -> Estimators | None:
+    if kind is None:
+        return None
+    return hashed_estimators() if kind == "hashed" else replace(hashed_estimators(), sd=SplitInTwo())
+
+
+@pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
 @pytest.mark.parametrize(("seed", "preset"), WORLDS)
 def test_the_pipeline_and_the_replay_take_the_same_steps(
-    harness_factory: HarnessFactory, tmp_path: Path, seed: int, preset: str
+    harness_factory: HarnessFactory, tmp_path: Path, seed: int, preset: str, configuration: str
 ) -> None:
-    simulator = {"seed": seed, "preset": preset}
-    router = _hybrid_router(tmp_path / "hybridllm.json")
+    routing, kind, policies = CONFIGURATIONS[configuration]
+    routing = {**routing, "hybridllm_model_path": str(_hybrid_router(tmp_path / "hybridllm.json"))}
     tasks = _tasks(seed)
-    trained = harness_factory(simulator=simulator, routing={"hybridllm_model_path": str(router)})
-    walks = _agree(
-        trained, hashed_estimators(), tasks, ("hera", "hybridllm", "random", "all-slm", "all-llm", "hera-ladder")
-    )
-    # HERA without estimators, in cold-start mode: every step on the SLM, judged by its logprob.
-    cold = harness_factory(simulator=simulator, routing={"cold_start": True})
-    walks |= {f"{k} (cold)": v for k, v in _agree(cold, None, tasks, ("hera",)).items()}
-    # SD reached: a decomposer that splits some steps, HERA's other branches off.
-    sd = harness_factory(simulator=simulator, routing=SD_ROUTING)
-    decomposing = replace(hashed_estimators(), sd=SplitInTwo())
-    walks |= {f"{k} (sd)": v for k, v in _agree(sd, decomposing, tasks, ("hera", "hera-sd-partial")).items()}
+    harness = harness_factory(simulator={"seed": seed, "preset": preset}, routing=routing)
+    walks = _agree(harness, _estimators(kind), tasks, policies)
     assert all(count >= len(tasks) for count in walks.values()), walks
 
 
@@ -143,12 +150,8 @@ def test_every_rule_is_exercised(harness_factory: HarnessFactory) -> None:
     seed, preset = WORLDS[0]
     tasks = _tasks(seed)
     seen: set[str] = set()
-    configurations: list[tuple[dict[str, Any], Estimators | None, str]] = [
-        ({}, hashed_estimators(), "hera"),
-        ({"cold_start": True}, None, "hera"),
-        (SD_ROUTING, replace(hashed_estimators(), sd=SplitInTwo()), "hera-sd-partial"),
-    ]
-    for routing, estimators, name in configurations:
+    for routing, kind, policies in CONFIGURATIONS.values():
+        estimators, name = _estimators(kind), policies[-1] if kind == "splitting" else policies[0]
         harness = harness_factory(simulator={"seed": seed, "preset": preset}, routing=routing)
         graphs = _replayer(harness.settings, estimators)
         runs, stats = graphs.run(create_policy(name, harness.settings.routing), [GraphTask.of(t) for t in tasks])
