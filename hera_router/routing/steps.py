@@ -18,7 +18,9 @@ After a step, in this order:
   (:func:`next_part`); the last part, or one that answered, completes the step;
 * a step with a final answer, or with no next subtask, finishes the request (:class:`Finish`:
   the final answer, else the step's result, the best answer there is);
-* a next subtask that is a plan with dependencies fans out into its nodes (:class:`FanOut`);
+* a next subtask that is a plan with dependencies fans out into its nodes (:class:`FanOut`), each
+  a request of its own that starts once the nodes it needs answered (:func:`ready`); the final
+  node's answer is the request's, and a node that fails fails it (:func:`node_failed`);
 * at the step limit the request fails (:class:`Fail`);
 * otherwise the next step (:class:`Next`) runs inside the current span on the SLM without asking
   the policy (:func:`continues_span`), or is routed afresh.
@@ -26,6 +28,7 @@ After a step, in this order:
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from hera_router.agent.plan import PlanNode, parse_plan
@@ -52,7 +55,9 @@ __all__ = [
     "decide",
     "executor_of_rung",
     "next_part",
+    "node_failed",
     "on_backend_error",
+    "ready",
     "rung_of_executor",
     "verdict",
     "verifies",
@@ -193,6 +198,20 @@ def continues_span(span: int, *, interrupted: bool) -> bool:
     the policy's choice (a rejected verify, a fallback, a budget) ends the span: the chain now
     follows another model's result, so the next step is routed afresh."""
     return span > 1 and not interrupted
+
+
+# -- fan-in: the nodes of a plan with dependencies -------------------------------------------------
+
+
+def ready(needs: Sequence[str], answered: Collection[str]) -> bool:
+    """Whether a waiting node of a plan starts: every node it needs has its answer (a node whose
+    need failed never starts; the others run on)."""
+    return all(need in answered for need in needs)
+
+
+def node_failed(key: str, why: str) -> Fail:
+    """A node's request that did not answer fails the plan's request, naming the node."""
+    return Fail(f"part [{key}] of the plan failed: {why}")
 
 
 # -- the verify stage ----------------------------------------------------------------------------

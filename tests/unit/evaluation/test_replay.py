@@ -157,7 +157,11 @@ class VerifyByLogprob(PolicyBase):
         return Decision(executor=Executor.SLM, branch="sse", policy=self.name)
 
     def verify(
-        self, context: RoutingContext, confidence: float | None, estimators: Estimators | None, cold_start: object = None
+        self,
+        context: RoutingContext,
+        confidence: float | None,
+        estimators: Estimators | None,
+        cold_start: object = None,
     ) -> object:
         from hera_router.routing.base import Verdict
 

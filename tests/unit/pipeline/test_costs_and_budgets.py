@@ -172,7 +172,11 @@ class DoubtEverySlmStep(PolicyBase):
         return Decision(executor=Executor.SLM, branch="sse", policy=self.name)
 
     def verify(
-        self, context: RoutingContext, confidence: float | None, estimators: Estimators | None, cold_start: object = None
+        self,
+        context: RoutingContext,
+        confidence: float | None,
+        estimators: Estimators | None,
+        cold_start: object = None,
     ) -> Verdict:
         return Verdict(accept=False, score=0.0, threshold=0.5, policy=self.name)
 
