@@ -1,5 +1,5 @@
 """The router hop: decide who runs the next step (``plan_step``), and the verify stage that keeps
-or re-runs an SLM step's result (``verify_step``, beyond the paper)."""
+a step's result or re-runs it one rung up (``verify_step``, beyond the paper)."""
 
 from __future__ import annotations
 
