@@ -24,7 +24,7 @@ from hera_router.pipeline.budgets import BudgetBreach, admit_call
 from hera_router.pipeline.progress import hand_on
 from hera_router.pipeline.routing import RoutingHop
 from hera_router.pipeline.services import MODEL_ROLE_OF, ROLE_OF, Claimed, Services, history
-from hera_router.pipeline.tiers import Placement, cheapest_edge, executor_of, next_tier, placement, rung
+from hera_router.pipeline.tiers import Placement, cheapest_edge_placement, executor_of, next_tier, placement, rung
 from hera_router.routing import steps
 
 
@@ -221,17 +221,13 @@ class ExecutionHop:
         """The tenant reached a budget before this call: stop the request, or (action ``cheapest``)
         move a cloud step to the edge (on the ladder: to the cheapest edge tier)."""
         subtasks = SubtaskRepository(session)
-        if over.action == "cheapest":
-            # The cheapest rung on the edge: the edge itself in the two-tier case.
-            edge = cheapest_edge(self.settings) if tier is not None else None
-            target: Placement = (Executor.SLM, edge.name if edge is not None else None)
-            source: Placement = (executor_of(self.settings.tier(tier)) if tier is not None else Executor.LLM, tier)
-            on_edge = edge is None or edge.role == "edge"
-            if on_edge and subtasks.move(subtask_id, source, target):
-                where = f"the edge tier {edge.name}" if edge is not None else "the edge"
-                reason = f"{over.message}; ran on {where}"
-                DecisionRepository(session).set_fallback(request_id, seq, Executor.SLM, reason)
-                return [self.services.queue_run(session, subtask_id, *target)]
+        target = cheapest_edge_placement(self.settings, tier) if over.action == "cheapest" else None
+        # Only a cloud step moves (on a model tier the move is guarded by the tier itself).
+        if target is not None and subtasks.move(subtask_id, (Executor.LLM, tier), target):
+            where = "the edge" if target[1] is None else f"the edge tier {target[1]}"
+            reason = f"{over.message}; ran on {where}"
+            DecisionRepository(session).set_fallback(request_id, seq, Executor.SLM, reason)
+            return [self.services.queue_run(session, subtask_id, *target)]
         reason = f"stopped before step {seq}: {over.message}"
         subtasks.fail(subtask_id, reason)
         RequestRepository(session).fail(request_id, reason)

@@ -24,6 +24,7 @@ __all__ = [
     "Placement",
     "at_rung",
     "cheapest_edge",
+    "cheapest_edge_placement",
     "executor_of",
     "next_tier",
     "placement",
@@ -104,6 +105,15 @@ def step_tier(settings: Settings, decision: Decision) -> str | None:
 
 def cheapest_edge(settings: Settings) -> ModelTier:
     return next((t for t in settings.models if t.role == "edge"), settings.models[0])
+
+
+def cheapest_edge_placement(settings: Settings, tier: str | None) -> Placement | None:
+    """Where a step that must run on the edge goes (a tenant over budget, action ``cheapest``): the
+    edge in the two-tier case, the cheapest edge tier on a ladder; None if no tier is on the edge."""
+    if tier is None:
+        return Executor.SLM, None
+    edge = cheapest_edge(settings)
+    return (Executor.SLM, edge.name) if edge.role == "edge" else None
 
 
 def tier_queues(settings: Settings) -> dict[str, str]:
