@@ -68,9 +68,11 @@ class Liveness:
         with self._lock:
             if self._pid == pid:
                 return
-            self._pid, self._started_at = pid, utcnow()
+            # ``_pid`` last: a thread that sees it set outside the lock must see the name too.
+            self._started_at = utcnow()
             self._name = f"{socket.gethostname()}:{pid}"
             self._stop = threading.Event()
+            self._pid = pid
             thread = threading.Thread(target=self._beat_forever, name="hera-heartbeat", daemon=True)
             thread.start()
             atexit.register(self.stop)
