@@ -105,7 +105,7 @@ class RegistryEstimatorSource:
 
     Lazy: constructing one reads and loads nothing; the first call in a process does (and sets
     the process's torch threads). A caller that asks only for policies that need estimators
-    (:func:`~hera_router.routing.estimators.needs_estimators`) never pays for them otherwise.
+    (``Policy.needs_estimators``, ``routing/base.py``) never pays for them otherwise.
     """
 
     def __init__(

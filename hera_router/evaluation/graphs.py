@@ -36,6 +36,7 @@ from hera_router.agent.plan import final_node, node_position, parse_plan, render
 from hera_router.agent.scoring import score
 from hera_router.evaluation.metrics import RequestOutcome
 from hera_router.evaluation.replay import PLANNED, Node, Replayer, ReplayStats, ReplayTree
+from hera_router.routing import steps
 from hera_router.routing.base import GraphPosition, Policy
 
 if TYPE_CHECKING:
@@ -152,11 +153,11 @@ class GraphReplayer:
         shape = shapes(plan)
         answers: dict[str, str] = {}
         done: dict[str, tuple[int, int]] = {}  # key -> (depth_steps, steps of its request)
-        steps = list(top.steps)
+        walked = list(top.steps)
         nodes: list[NodeRun] = []
         failure: tuple[str, str] | None = None  # (status, note) of the first node that did not answer
         for node in plan:
-            if any(need not in answers for need in node.needs):
+            if not steps.ready(node.needs, answers):
                 continue  # a node it needs failed: it never starts (the others run on, as live)
             meta = node_position(seq, [done[need] for need in node.needs], shape[node.key], len(plan))
             at = GraphPosition.from_meta({GRAPH_SHAPE: meta})
@@ -165,18 +166,18 @@ class GraphReplayer:
             sub, inner, sub_own = self._walk(f"{key}/{node.key}", request, policy, stats, at)
             stats.nodes += 1
             nodes += [NodeRun(node.key, request, at, sub), *inner]
-            steps += sub.steps
+            walked += sub.steps
             if sub.status != "completed":
                 if failure is None:
                     status = sub.status if sub.status in ("off_tree", "unavailable") else "failed"
-                    failure = (status, f"part [{node.key}] of the plan failed: {sub.note}")
+                    failure = (status, steps.node_failed(node.key, sub.note).reason)
                 continue
             answers[node.key] = sub.answer or ""
             done[node.key] = (meta["depth_steps"], sub_own)
         if failure is not None:
-            return RequestOutcome(key, "graph", failure[0], tuple(steps), None, 0.0, failure[1]), nodes, own  # type: ignore[arg-type]
+            return RequestOutcome(key, "graph", failure[0], tuple(walked), None, 0.0, failure[1]), nodes, own  # type: ignore[arg-type]
         answer = answers[final_node(plan).key]
-        return RequestOutcome(key, "graph", "completed", tuple(steps), answer), nodes, own
+        return RequestOutcome(key, "graph", "completed", tuple(walked), answer), nodes, own
 
 
 # -- threshold sweeps and equal SLM share --------------------------------------------------------

@@ -49,6 +49,8 @@ from hera_router.estimators.ladder_pair import (
     fit_ladder_starts,
     fit_pair_heads,
 )
+from hera_router.routing import steps
+from hera_router.routing.base import Verdict
 from hera_router.routing.hybridllm import LabelledSubtask, SubtaskClassifier
 from hera_router.routing.ladder import Ladder, pair_threshold
 from hera_router.simulator.backend import SimBackend
@@ -170,12 +172,13 @@ def run_request(
     max_steps: int = 15,
 ) -> Outcome:
     """Run ``task`` to its final answer: each step starts on ``start``'s rung and, with a
-    ``ladder``, climbs one rung at a time while the judge rejects the result."""
+    ``ladder``, climbs one rung at a time while the judge rejects the result; the request ends, or
+    goes on, as the pipeline's (``routing/steps.py``; a plan's text is followed as a subtask)."""
     history: list[tuple[str, str]] = []
-    current = task.request
+    current, step = task.request, 0
     full = paper = 0.0
     calls = escalations = 0
-    for step in range(max_steps):
+    while True:
         rung = start(step, current)
         messages = render_step_messages(task.request, history, current, step)
         while True:
@@ -185,20 +188,28 @@ def run_request(
             cost, cloud = _price(settings, rungs[rung], generation, sent)
             full, paper = full + cost, paper + cloud
             confidence = float(generation.extra.get("mean_logprob", "nan"))
-            higher = None if ladder is None else ladder.escalate(rung, confidence)
-            if higher is None:
+            here = steps.Rung(rung, len(rungs), edge=rungs[rung].tier.role == "edge")
+            climb = None if ladder is None else steps.after_verdict(_judged(ladder, rung, confidence), here)
+            if climb is None:
                 break
-            rung, escalations = higher, escalations + 1
+            rung, escalations = climb.to, escalations + 1
         parsed = parse_step(generation.text)
         history.append((current, parsed.result))
-        if parsed.final_answer is not None:
-            return Outcome(
-                score(task.metric, parsed.final_answer, task.gold), full, paper, calls, escalations, step + 1
-            )
-        if parsed.next_subtask is None:
-            break
-        current = parsed.next_subtask
-    return Outcome(0.0, full, paper, calls, escalations, len(history))
+        end = steps.StepEnd(step, parsed.result, parsed.final_answer, parsed.next_subtask)
+        move = steps.after_step(end, max_steps, plans=False)
+        if isinstance(move, steps.Next):
+            current, step = move.text, move.seq
+            continue
+        quality = score(task.metric, move.answer, task.gold) if isinstance(move, steps.Finish) else 0.0
+        return Outcome(quality, full, paper, calls, escalations, len(history))
+
+
+def _judged(ladder: Ladder, rung: int, confidence: float) -> Verdict:
+    """The ladder's judge as a verdict: keep rung ``rung``'s result unless its confidence is below
+    the pair's threshold (a result without logprobs, NaN, is never kept below the top)."""
+    threshold = ladder.thresholds[rung] if rung < ladder.top else float("-inf")
+    accept = ladder.escalate(rung, confidence) is None
+    return Verdict(accept=accept, score=confidence, threshold=threshold, policy="ladder")
 
 
 # -- profiling and fitting ----------------------------------------------------------------------

@@ -37,14 +37,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hera_router.agent.format import parse_step, render_step_messages
-from hera_router.agent.plan import parse_plan
 from hera_router.agent.scoring import score
 from hera_router.backends.base import GenerationParams, ModelBackend, mean_logprob
 from hera_router.db.enums import Executor
 from hera_router.evaluation.caching import CachingEstimators
 from hera_router.evaluation.metrics import RequestOutcome, StepRecord
-from hera_router.routing import oracle
-from hera_router.routing.base import GraphPosition, Policy, PolicyUnavailableError, RoutingContext, Step
+from hera_router.routing import oracle, steps
+from hera_router.routing.base import Decision, GraphPosition, Policy, PolicyUnavailableError, RoutingContext, Step
 from hera_router.routing.estimators import Estimators
 from hera_router.training.profiling import ROOT, STEP, step_correctness
 from hera_router.training.profiling import TreeNode as ProfiledNode
@@ -85,6 +84,9 @@ class Node:
     )
     """Decomposed steps run on the extension backends (``run_parts``): (parts, their executors) →
     (the node the step leads to, the part calls)."""
+    moves: dict[tuple[int, bool], steps.Move] = field(default_factory=dict, repr=False, compare=False)
+    """What the request does after the step that reached this node (``routing/steps.after_step``), per
+    (step limit, whether plans stop the walk): computed once per node."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +317,32 @@ class ReplayStats:
         }
 
 
+@dataclass
+class _Walk:
+    """One request's walk in progress: what it ran so far, as the pipeline's rows would hold it."""
+
+    tree: ReplayTree
+    policy: Policy
+    stats: ReplayStats
+    graph: GraphPosition | None
+    history: list[Step] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
+    branch: str = ""
+    """The branch of the decision whose span the walk is in."""
+
+    def context(self, current: str, seq: int, max_steps: int, *, graph: bool = True) -> RoutingContext:
+        """Where the request stands (the verify hop, like the pipeline's, reads no graph position)."""
+        return RoutingContext(
+            request_id=self.tree.key, request=self.tree.request, current=current, seq=seq,
+            history=tuple(self.history), max_steps=max_steps, graph=self.graph if graph else None,
+        )
+
+    def outcome(self, status: Any, answer: str | None = None, note: str = "") -> RequestOutcome:
+        tree = self.tree
+        quality = score(tree.metric, answer, tree.gold) if tree.gold is not None and tree.metric else 0.0
+        return RequestOutcome(tree.key, tree.family, status, tuple(self.steps), answer, quality, note)
+
+
 class Replayer:
     """Replays policies over one profile set; shares an estimator cache across every policy."""
 
@@ -352,129 +380,141 @@ class Replayer:
         stats.off_tree = sum(o.status == "off_tree" for o in outcomes)
         return outcomes, stats
 
-    def _decide(self, policy: Policy, context: RoutingContext) -> tuple[Any, float]:
+    def _decide(self, walk: _Walk, node: Node, seq: int) -> tuple[Decision, float]:
+        """The policy's decision at ``node`` (``routing/steps.decide``, as the router hop asks it) and
+        the seconds it took, with what the estimator cache saved added back."""
+        context = walk.context(node.text, seq, self.max_steps)
         saved_before = self.cache.saved_s if self.cache is not None else 0.0
         started = time.perf_counter()
-        decision = policy.decide(context, self.estimators)
+        decision = steps.decide(walk.policy, context, self.estimators)
         elapsed = time.perf_counter() - started
         # Add back what the cache saved: the decision time an uncached router would have had.
         saved = (self.cache.saved_s - saved_before) if self.cache is not None else 0.0
         return decision, elapsed + saved
 
-    def request(  # noqa: PLR0912, PLR0915 - the walk: spans, verify, parts, off-tree and four ways to end
+    def request(
         self, tree: ReplayTree, policy: Policy, stats: ReplayStats, graph: GraphPosition | None = None
     ) -> RequestOutcome:
         """One request's walk; ``graph`` is the node's place in its plan when the request is a node
-        of a plan with dependencies (what the pipeline reads from a node request's metadata)."""
-        node, seq = tree.root, 0
-        history: list[Step] = []
-        steps: list[StepRecord] = []
-        span_left, span_branch = 0, ""
+        of a plan with dependencies (what the pipeline reads from a node request's metadata).
 
-        def outcome(status: Any, answer: str | None = None, note: str = "") -> RequestOutcome:
-            quality = score(tree.metric, answer, tree.gold) if tree.gold is not None and tree.metric else 0.0
-            return RequestOutcome(tree.key, tree.family, status, tuple(steps), answer, quality, note)
-
+        Each step follows ``routing/steps.py`` as the live hops do: inside a span the step runs on
+        the SLM unrouted, otherwise the policy decides; a decomposed step runs its parts (or is
+        approximated); an SLM step a verifying policy judges may climb to the LLM; and the walk
+        ends, or goes on, as :func:`~hera_router.routing.steps.after_step` says."""
+        walk = _Walk(tree, policy, stats, graph)
+        node, seq, span, interrupted = tree.root, 0, 1, False
         while True:
-            current = node.text
-            decision: Any = None
-            if span_left > 0:
-                executor, branch, decision_s, routed = Executor.SLM, span_branch, 0.0, False
-                span_left -= 1
+            if steps.continues_span(span, interrupted=interrupted):
+                span -= 1
+                taken = self._run(walk, node, seq, Executor.SLM, walk.branch, 0.0, routed=False)
             else:
-                context = RoutingContext(
-                    request_id=tree.key,
-                    request=tree.request,
-                    current=current,
-                    seq=seq,
-                    history=tuple(history),
-                    max_steps=self.max_steps,
-                    graph=graph,
-                )
                 try:
-                    decision, decision_s = self._decide(policy, context)
+                    decision, decision_s = self._decide(walk, node, seq)
                 except PolicyUnavailableError as exc:
-                    return outcome("unavailable", note=str(exc))
-                executor, branch, routed = decision.executor, decision.branch, True
-                if decision.span > 1:
-                    span_left, span_branch = decision.span - 1, decision.branch
-                if decision.parts and self.run_parts:
-                    ran = self._parts(tree, node, history, decision, stats)
-                    if ran is not None:
-                        joined, parts = ran
-                        records = [
-                            StepRecord(
-                                seq=seq, executor=part.executor, branch=branch, tokens_in=part.tokens_in,
-                                tokens_out=part.tokens_out,
-                                remote_cost_usd=part.cost_usd if part.executor is Executor.LLM else 0.0,
-                                model_s=self.latency(part.executor, part.tokens_in, part.tokens_out),
-                                decision_s=decision_s if number == 0 else 0.0, routed=number == 0,
-                            )
-                            for number, part in enumerate(parts)
-                        ]  # fmt: skip
-                        steps.extend(records)
-                        history.append(Step(subtask=current, result=joined.output or "", executor=executor))
-                        ended = self._ended(joined, outcome)
-                        if ended is not None:
-                            return ended
-                        node, seq = joined, seq + 1
-                        continue
-                if decision.parts:
-                    stats.sd_approximated += 1
-                    if decision.part_executors and decision.part_executors[-1] is Executor.LLM:
-                        executor = Executor.LLM  # partial SD: the step's result comes from the LLM
-            child = node.children.get(executor) or self._extend(tree, node, history, executor, stats)
-            if child is None:
-                return outcome("off_tree", note=f"step {seq} on the {executor.value} was not profiled")
-            model_s = self.latency(executor, child.tokens_in, child.tokens_out)
-            escalated = False
-            if executor is Executor.SLM and not (routed and decision.parts):
-                context = RoutingContext(tree.key, tree.request, current, seq, tuple(history), self.max_steps)
-                verified = self._verify(tree, node, child, context, policy, stats)
-                if verified is None:
-                    return outcome("off_tree", note=f"step {seq} escalated to the llm was not profiled")
-                escalation, verify_s = verified
-                decision_s += verify_s
-                if escalation is not child:
-                    # Rejected: the same step again on the LLM; the SLM's time stays in the latency.
-                    child, executor, branch, escalated = escalation, Executor.LLM, "verify", True
-                    model_s += self.latency(executor, child.tokens_in, child.tokens_out)
-                    span_left = 0  # the chain now follows the LLM's result: route the next step afresh
-            steps.append(
-                StepRecord(
-                    seq=seq,
-                    executor=executor,
-                    branch=branch,
-                    tokens_in=child.tokens_in,
-                    tokens_out=child.tokens_out,
-                    remote_cost_usd=child.cost_usd if executor is Executor.LLM else 0.0,
-                    model_s=model_s,
-                    decision_s=decision_s,
-                    routed=routed,
-                    escalated=escalated,
-                )
-            )
-            history.append(
-                Step(subtask=current, result=child.output or "", executor=executor, confidence=child.confidence)
-            )
-            ended = self._ended(child, outcome)
+                    return walk.outcome("unavailable", note=str(exc))
+                span, walk.branch = decision.span, decision.branch
+                taken = self._decided(walk, node, seq, decision, decision_s)
+            if isinstance(taken, str):
+                return walk.outcome("off_tree", note=taken)
+            child, interrupted = taken
+            ended = self._ended(child, walk)
             if ended is not None:
                 return ended
             node, seq = child, seq + 1
 
-    def _ended(self, child: Node, outcome: Callable[..., RequestOutcome]) -> RequestOutcome | None:
-        """How the walk ends at ``child``, in the pipeline's order (``pipeline/progress.hand_on``), or
-        None when it goes on."""
-        if child.is_final:
-            return outcome("completed", child.text)
-        if not child.text:
-            # No next subtask and no answer: the pipeline finishes with the step's result.
-            return outcome("completed", child.output)
-        if self.stop_at_plans and parse_plan(child.text) is not None:
-            return outcome("completed", child.text, PLANNED)
-        if child.depth >= self.max_steps:
-            return outcome("failed", note=f"no final answer within {self.max_steps} steps")
-        return None
+    def _decided(
+        self, walk: _Walk, node: Node, seq: int, decision: Decision, decision_s: float
+    ) -> tuple[Node, bool] | str:
+        """A routed step: its parts run on the extension backends (``run_parts``), or the step is
+        approximated by a child of the tree (an SD decision, see the module docstring)."""
+        if decision.parts and self.run_parts:
+            ran = self._parts(walk.tree, node, walk.history, decision, walk.stats)
+            if ran is not None:
+                joined, parts = ran
+                walk.steps.extend(
+                    StepRecord(
+                        seq=seq, executor=part.executor, branch=decision.branch, tokens_in=part.tokens_in,
+                        tokens_out=part.tokens_out,
+                        remote_cost_usd=part.cost_usd if part.executor is Executor.LLM else 0.0,
+                        model_s=self.latency(part.executor, part.tokens_in, part.tokens_out),
+                        decision_s=decision_s if number == 0 else 0.0, routed=number == 0,
+                    )
+                    for number, part in enumerate(parts)
+                )
+                walk.history.append(Step(subtask=node.text, result=joined.output or "", executor=decision.executor))
+                return joined, False
+        executor = decision.executor
+        if decision.parts:
+            walk.stats.sd_approximated += 1
+            if decision.part_executors and decision.part_executors[-1] is Executor.LLM:
+                executor = Executor.LLM  # partial SD: the step's result comes from the LLM
+        part = 1 if decision.parts else 0  # an approximated decomposition is judged as SD's parts are
+        return self._run(walk, node, seq, executor, decision.branch, decision_s, routed=True, part=part)
+
+    def _run(
+        self,
+        walk: _Walk,
+        node: Node,
+        seq: int,
+        executor: Executor,
+        branch: str,
+        decision_s: float,
+        *,
+        routed: bool,
+        part: int = 0,
+    ) -> tuple[Node, bool] | str:
+        """Step ``seq`` on ``executor`` (the child of ``node``), through the verify stage when it
+        applies; (the node the walk continues from, whether the step climbed), or why it left the
+        tree."""
+        child = node.children.get(executor) or self._extend(walk.tree, node, walk.history, executor, walk.stats)
+        if child is None:
+            return f"step {seq} on the {executor.value} was not profiled"
+        model_s = self.latency(executor, child.tokens_in, child.tokens_out)
+        escalated = False
+        if steps.verifies(walk.policy.verifies, steps.rung_of_executor(executor), part):
+            verified = self._verify(walk, node, child, seq)
+            if verified is None:
+                return f"step {seq} escalated to the llm was not profiled"
+            escalation, verify_s = verified
+            decision_s += verify_s
+            if escalation is not child:
+                # Rejected: the same step again on the LLM; the SLM's time stays in the latency.
+                child, executor, branch, escalated = escalation, Executor.LLM, "verify", True
+                model_s += self.latency(executor, child.tokens_in, child.tokens_out)
+        walk.steps.append(
+            StepRecord(
+                seq=seq, executor=executor, branch=branch, tokens_in=child.tokens_in, tokens_out=child.tokens_out,
+                remote_cost_usd=child.cost_usd if executor is Executor.LLM else 0.0, model_s=model_s,
+                decision_s=decision_s, routed=routed, escalated=escalated,
+            )
+        )
+        walk.history.append(
+            Step(subtask=node.text, result=child.output or "", executor=executor, confidence=child.confidence)
+        )
+        return child, escalated
+
+    def _ended(self, child: Node, walk: _Walk) -> RequestOutcome | None:
+        """How the walk ends at ``child`` (``routing/steps.after_step``, as ``pipeline/progress.hand_on``
+        asks it), or None when it goes on. A plan with dependencies ends the walk with the plan's
+        text (``stop_at_plans``, for ``evaluation/graphs.py`` to run), or is followed as a subtask."""
+        key = (self.max_steps, self.stop_at_plans)
+        move = child.moves.get(key)
+        if move is None:  # a node's move depends on the node only: every later walk reuses it
+            end = steps.StepEnd(
+                seq=child.depth - 1,
+                result=child.output or "",
+                final_answer=child.text if child.is_final else None,
+                next_subtask=None if child.is_final else child.text,
+            )
+            move = child.moves[key] = steps.after_step(end, self.max_steps, plans=self.stop_at_plans)
+        if isinstance(move, steps.Next):
+            return None
+        if isinstance(move, steps.Finish):
+            return walk.outcome("completed", move.answer if child.is_final else child.output)
+        if isinstance(move, steps.FanOut):
+            return walk.outcome("completed", move.text, PLANNED)
+        return walk.outcome("failed", note=move.reason)
 
     def _parts(
         self, tree: ReplayTree, node: Node, history: Sequence[Step], decision: Any, stats: ReplayStats
@@ -522,22 +562,18 @@ class Replayer:
         node.decomposed[key] = (child, tuple(parts))
         return node.decomposed[key]
 
-    def _verify(
-        self, tree: ReplayTree, node: Node, child: Node, context: RoutingContext, policy: Policy, stats: ReplayStats
-    ) -> tuple[Node, float] | None:
+    def _verify(self, walk: _Walk, node: Node, child: Node, seq: int) -> tuple[Node, float] | None:
         """(the node the walk continues from, seconds the verify stage took) after an SLM step:
-        ``child`` when the policy has no verify stage or accepts, the LLM's child when it rejects
-        (None if that was never profiled and cannot be extended)."""
-        verify = getattr(policy, "verify", None)
-        if verify is None:
-            return child, 0.0
+        ``child`` when the policy accepts (``routing/steps.after_verdict``), the LLM's child when it
+        rejects (None if that was never profiled and cannot be extended)."""
+        context = walk.context(node.text, seq, self.max_steps, graph=False)
         started = time.perf_counter()
-        verdict = verify(context, child.confidence, self.estimators)
+        verdict = steps.verdict(walk.policy, context, child.confidence, self.estimators)
         elapsed = time.perf_counter() - started
-        if verdict is None or verdict.accept:
+        if steps.after_verdict(verdict, steps.rung_of_executor(Executor.SLM)) is None:
             return child, elapsed
         escalation = node.children.get(Executor.LLM) or self._extend(
-            tree, node, list(context.history), Executor.LLM, stats
+            walk.tree, node, list(context.history), Executor.LLM, walk.stats
         )
         return (escalation, elapsed) if escalation is not None else None
 

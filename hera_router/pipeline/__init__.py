@@ -10,7 +10,8 @@ Step life cycle (ARCHITECTURE.md §5)::
     routing.plan_step(request, seq)      policy decides -> decision row + subtask row(s) -> run
     execution.run_subtask(subtask, exec) model call -> output + cost -> verify (SLM step of a
                                          verifying policy) or hand on (progress.hand_on)
-    routing.verify_step(subtask)         keep the SLM result (hand on) or re-run on the cloud
+    routing.verify_step(subtask)         keep the result (hand on) or re-run one rung up (the LLM
+                                         in the two-tier case)
     progress.hand_on                     next part of a decomposition, next step of a span,
                                          final answer, or plan_step(seq + 1)
     recovery.relay / reconcile           publish what missed its publish; re-drive stalled requests
@@ -18,6 +19,9 @@ Step life cycle (ARCHITECTURE.md §5)::
 Spans: a decision covering ``span`` steps is copied onto each covered step with the span that is
 left (``span - 1``, ...), so every step has exactly one decision row and the execution hop only
 needs to look at the decision of the step it just ran.
+
+What happens after a step is decided by ``routing/steps.py`` (pure, shared with the replays);
+the hops carry it out in their guarded transactions.
 
 Nothing in this package imports Celery: messages leave through the outbox's publish callable.
 """

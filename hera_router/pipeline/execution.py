@@ -25,7 +25,8 @@ from hera_router.pipeline.budgets import BudgetBreach, admit_call
 from hera_router.pipeline.progress import hand_on
 from hera_router.pipeline.routing import RoutingHop
 from hera_router.pipeline.services import MODEL_ROLE_OF, ROLE_OF, Claimed, Services, history
-from hera_router.pipeline.tiers import cheapest_edge, executor_of, next_tier
+from hera_router.pipeline.tiers import Placement, cheapest_edge_placement, executor_of, next_tier, placement, rung
+from hera_router.routing import steps
 
 
 class ExecutionHop:
@@ -222,16 +223,13 @@ class ExecutionHop:
         """The tenant reached a budget before this call: stop the request, or (action ``cheapest``)
         move a cloud step to the edge (on the ladder: to the cheapest edge tier)."""
         subtasks = SubtaskRepository(session)
-        if over.action == "cheapest" and tier is not None:
-            edge = cheapest_edge(self.settings)
-            if edge.role == "edge" and subtasks.move_tier(subtask_id, tier, edge.name, Executor.SLM):
-                DecisionRepository(session).set_fallback(
-                    request_id, seq, Executor.SLM, f"{over.message}; ran on the edge tier {edge.name}"
-                )
-                return [self.services.queue_run(session, subtask_id, Executor.SLM, edge.name)]
-        elif over.action == "cheapest" and subtasks.reassign(subtask_id, Executor.LLM, Executor.SLM):
-            DecisionRepository(session).set_fallback(request_id, seq, Executor.SLM, f"{over.message}; ran on the edge")
-            return [self.services.queue_run(session, subtask_id, Executor.SLM)]
+        target = cheapest_edge_placement(self.settings, tier) if over.action == "cheapest" else None
+        # Only a cloud step moves (on a model tier the move is guarded by the tier itself).
+        if target is not None and subtasks.move(subtask_id, (Executor.LLM, tier), target):
+            where = "the edge" if target[1] is None else f"the edge tier {target[1]}"
+            reason = f"{over.message}; ran on {where}"
+            DecisionRepository(session).set_fallback(request_id, seq, Executor.SLM, reason)
+            return [self.services.queue_run(session, subtask_id, *target)]
         reason = f"stopped before step {seq}: {over.message}"
         subtasks.fail(subtask_id, reason)
         RequestRepository(session).fail(request_id, reason)
@@ -260,7 +258,8 @@ class ExecutionHop:
         up = next_tier(self.settings, tier)
         assert up is not None
         executor = executor_of(up)
-        if not SubtaskRepository(session).move_tier(subtask.id, tier, up.name, executor):
+        source: Placement = (executor_of(self.settings.tier(tier)), tier)
+        if not SubtaskRepository(session).move(subtask.id, source, (executor, up.name)):
             return []
         DecisionRepository(session).set_fallback(
             subtask.request_id, subtask.seq, executor, f"ladder: {why}; ran one rung up on {up.name}"
@@ -334,23 +333,16 @@ class ExecutionHop:
         return hand_on(self.services, session, claimed, parsed, continuation if self.settings.inline_spans else None)
 
     def _on_backend_error(self, claimed: Claimed, exc: BackendError, *, final_attempt: bool) -> str:
-        if claimed.tier is not None and claimed.part == 0 and self.settings.edge_fallback_to_cloud:
-            up = next_tier(self.settings, claimed.tier)
-            if up is not None and self.settings.tier(claimed.tier).role == "edge":
-                self.services.publish_after(lambda session: self._climb(session, claimed, up.name, exc))
-                return f"fell back to tier {up.name}"
-        # Any edge failure (down, overloaded, or refusing a prompt too long for the small model)
-        # is worth one try on the cloud; decomposed parts have no cloud twin, so they do not.
-        fallback = (
-            claimed.executor is Executor.SLM
-            and claimed.tier is None
-            and claimed.part == 0
-            and self.settings.edge_fallback_to_cloud
-        )
-        if fallback:
-            self.services.publish_after(lambda session: self._fall_back(session, claimed, exc))
-            return "fell back to the cloud"
-        if exc.retryable and not final_attempt:
+        here = rung(self.settings, claimed.executor, claimed.tier)
+        move = steps.on_backend_error(
+            here, claimed.part, fallback=self.settings.edge_fallback_to_cloud, retryable=exc.retryable,
+            final_attempt=final_attempt,
+        )  # fmt: skip
+        if isinstance(move, steps.Climb):
+            target = placement(self.settings, claimed.tier, move.to)
+            self.services.publish_after(lambda session: self._climb(session, claimed, target, exc))
+            return "fell back to the cloud" if target[1] is None else f"fell back to tier {target[1]}"
+        if isinstance(move, steps.GiveBack):
             # Give the step back so the retried task can claim it again, then let Celery retry.
             self._release(claimed, exc)
             raise exc
@@ -365,32 +357,21 @@ class ExecutionHop:
         ):
             metrics.after_commit(session, lambda: metrics.record_failed_call(claimed.executor.value, backend.name))
 
-    def _fall_back(self, session: Session, claimed: Claimed, exc: BackendError) -> list[uuid.UUID]:
-        subtasks = SubtaskRepository(session)
-        if not subtasks.reassign(claimed.subtask_id, Executor.SLM, Executor.LLM):
+    def _climb(self, session: Session, claimed: Claimed, target: Placement, exc: BackendError) -> list[uuid.UUID]:
+        """An edge rung failed: the step goes one rung up (to the cloud in the two-tier case), and
+        the decision says why."""
+        if not SubtaskRepository(session).move(claimed.subtask_id, (claimed.executor, claimed.tier), target):
             return []
         self._record_failed_call(session, claimed, exc)
-        DecisionRepository(session).set_fallback(
-            claimed.request_id, claimed.seq, Executor.LLM, f"edge unavailable, ran on the cloud: {exc}"
+        executor, up = target
+        reason = (
+            f"edge unavailable, ran on the cloud: {exc}"
+            if up is None
+            else f"edge tier {claimed.tier} unavailable, ran one rung up on {up}: {exc}"
         )
+        DecisionRepository(session).set_fallback(claimed.request_id, claimed.seq, executor, reason)
         metrics.after_commit(session, metrics.FALLBACKS.inc)
-        return [self.services.queue_run(session, claimed.subtask_id, Executor.LLM)]
-
-    def _climb(self, session: Session, claimed: Claimed, up: str, exc: BackendError) -> list[uuid.UUID]:
-        """An edge tier failed: the step goes one rung up (the ladder's fallback), and says why."""
-        assert claimed.tier is not None
-        executor = executor_of(self.settings.tier(up))
-        if not SubtaskRepository(session).move_tier(claimed.subtask_id, claimed.tier, up, executor):
-            return []
-        self._record_failed_call(session, claimed, exc)
-        DecisionRepository(session).set_fallback(
-            claimed.request_id,
-            claimed.seq,
-            executor,
-            f"edge tier {claimed.tier} unavailable, ran one rung up on {up}: {exc}",
-        )
-        metrics.after_commit(session, metrics.FALLBACKS.inc)
-        return [self.services.queue_run(session, claimed.subtask_id, executor, up)]
+        return [self.services.queue_run(session, claimed.subtask_id, *target)]
 
     def _release(self, claimed: Claimed, exc: BackendError) -> None:
         def work(session: Session) -> list[uuid.UUID]:

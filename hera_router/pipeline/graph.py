@@ -44,6 +44,7 @@ from hera_router.db.repositories import RequestRepository
 from hera_router.db.repositories.plan_nodes import RUNNING, SUCCEEDED, WAITING, PlanNodeRepository
 from hera_router.metrics import instruments as metrics
 from hera_router.pipeline.services import Services
+from hera_router.routing import steps
 
 GRAPH_REQUEST = "graph_request"
 """Meta key of a node request: the id of the graph request it belongs to."""
@@ -116,7 +117,7 @@ def _start_ready(
     busy = any(row.status == RUNNING for row in rows)
     queued: list[uuid.UUID] = []
     for row in rows:
-        if row.status != WAITING or not all(need in done for need in row.needs):
+        if row.status != WAITING or not steps.ready(row.needs, done):
             continue
         if services.settings.graph_sequential and (busy or queued):
             break
@@ -169,7 +170,7 @@ def graph_failures(session: Session, request_ids: list[uuid.UUID]) -> int:
     requests = RequestRepository(session)
     failed = 0
     for node, child in nodes.broken(request_ids):
-        reason = f"part [{node.key}] of the plan failed: {child.error or child.status.value}"
+        reason = steps.node_failed(node.key, child.error or child.status.value).reason
         nodes.fail(node.id, reason)
         failed += requests.fail(node.request_id, reason)
     return failed

@@ -68,10 +68,10 @@ class Liveness:
         with self._lock:
             if self._pid == pid:
                 return
-            # The name before the pid: a thread that sees the pid set (outside the lock) reads the name.
+            # ``_pid`` last: a thread that sees it set outside the lock must see the name too.
             self._name, self._started_at = f"{socket.gethostname()}:{pid}", utcnow()
-            self._pid = pid
             self._stop = threading.Event()
+            self._pid = pid
             thread = threading.Thread(target=self._beat_forever, name="hera-heartbeat", daemon=True)
             thread.start()
             atexit.register(self.stop)

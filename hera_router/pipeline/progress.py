@@ -7,7 +7,6 @@ import uuid
 from sqlalchemy.orm import Session
 
 from hera_router.agent.format import StepOutput
-from hera_router.agent.plan import parse_plan
 from hera_router.agent.scoring import score
 from hera_router.db.enums import Executor, SubtaskStatus
 from hera_router.db.repositories import DecisionRepository, RequestRepository, SubtaskRepository
@@ -15,6 +14,7 @@ from hera_router.metrics import instruments as metrics
 from hera_router.pipeline import graph
 from hera_router.pipeline.names import TaskName, shadow_task_id
 from hera_router.pipeline.services import Claimed, Services
+from hera_router.routing import steps
 from hera_router.routing.base import Decision
 from hera_router.training import shadow
 
@@ -33,11 +33,12 @@ def hand_on(
     with ``continuation`` given, its ``(outbox row, subtask)`` is appended there, so that the
     execution hop can run it in the same task instead of a round trip through the broker."""
     subtasks = SubtaskRepository(session)
-    requests = RequestRepository(session)
     request_id, seq = claimed.request_id, claimed.seq
     if claimed.part > 0:
         following = subtasks.by_key(request_id, seq, claimed.part + 1)
-        if following is not None and not parsed.is_final:
+        parts = claimed.part + 1 if following is not None else claimed.part
+        if steps.next_part(claimed.part, parts, answered=parsed.is_final) is not None:
+            assert following is not None
             # Partial SD: a part on the other executor goes through the broker, not this task.
             inline = continuation if following.executor is claimed.executor else None
             return _continue(services, session, following.id, inline, following.executor)
@@ -48,28 +49,25 @@ def hand_on(
         subtasks.succeed(
             parent.id, parsed.result, raw_output=None, next_subtask=parsed.next_subtask, problems=parsed.problems
         )
-    if parsed.is_final or parsed.next_subtask is None:
-        return _finish(services, session, request_id, parsed)
-    if (plan := parse_plan(parsed.next_subtask)) is not None:
-        # A plan with dependencies: its nodes run as requests of their own (pipeline/graph.py).
-        return graph.fan_out(services, session, request_id, seq, plan)
-    if seq + 1 >= services.settings.routing.max_steps:
-        requests.fail(
-            request_id,
-            f"stopped after {services.settings.routing.max_steps} steps without a final answer "
-            "(HERA_ROUTING__MAX_STEPS)",
-        )
-        return []
-    if not requests.advance_seq(request_id, seq, seq + 1):
-        return []
-    return _next_step(services, session, request_id, seq, parsed.next_subtask, continuation)
+    end = steps.StepEnd(seq, parsed.result, parsed.final_answer, parsed.next_subtask)
+    match steps.after_step(end, services.settings.routing.max_steps):
+        case steps.Finish(answer):
+            return _finish(services, session, request_id, answer)
+        case steps.FanOut(plan):
+            # A plan with dependencies: its nodes run as requests of their own (pipeline/graph.py).
+            return graph.fan_out(services, session, request_id, seq, plan)
+        case steps.Fail(reason):
+            RequestRepository(session).fail(request_id, reason)
+            return []
+        case steps.Next(next_seq, text):
+            if not RequestRepository(session).advance_seq(request_id, seq, next_seq):
+                return []
+            return _next_step(services, session, request_id, seq, text, continuation)
+    raise AssertionError("unreachable")  # pragma: no cover - after_step returns one of the four
 
 
-def _finish(services: Services, session: Session, request_id: uuid.UUID, parsed: StepOutput) -> list[uuid.UUID]:
-    # No next subtask and no final answer: the parser recorded the problem; the result is the
-    # best answer there is, and looping on a step that proposes nothing cannot help.
+def _finish(services: Services, session: Session, request_id: uuid.UUID, answer: str) -> list[uuid.UUID]:
     requests = RequestRepository(session)
-    answer = parsed.final_answer if parsed.final_answer is not None else parsed.result
     if not requests.succeed(request_id, answer):
         return []
     finished = requests.get(request_id)
@@ -94,7 +92,7 @@ def _next_step(
     routing, otherwise the router decides."""
     decisions = DecisionRepository(session)
     decision = decisions.get(request_id, seq)
-    if decision is not None and decision.span > 1 and decision.fallback_reason is None:
+    if decision is not None and steps.continues_span(decision.span, interrupted=decision.fallback_reason is not None):
         # Still inside a span (SLE/CD/URC): the next step runs on the SLM without routing.
         created = decisions.add(
             request_id=request_id,

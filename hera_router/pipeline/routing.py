@@ -1,5 +1,5 @@
 """The router hop: decide who runs the next step (``plan_step``), and the verify stage that keeps
-or re-runs an SLM step's result (``verify_step``, beyond the paper)."""
+a step's result or re-runs it one rung up (``verify_step``, beyond the paper)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from hera_router.metrics import instruments as metrics
 from hera_router.pipeline.budgets import keep_on_edge, step_limits
 from hera_router.pipeline.progress import hand_on
 from hera_router.pipeline.services import Claimed, Services, history
-from hera_router.pipeline.tiers import at_rung, executor_of, next_tier, rung_of, step_tier
+from hera_router.pipeline.tiers import Placement, at_rung, placement, rung, step_tier
+from hera_router.routing import steps
 from hera_router.routing.base import (
     Decision,
     GraphPosition,
@@ -33,10 +34,11 @@ from hera_router.routing.base import (
     RoutingContext,
     Step,
     UnknownPolicyError,
+    Verdict,
 )
 from hera_router.routing.coldstart import ColdStart
 from hera_router.routing.constraints import StepLimits, constrain
-from hera_router.routing.estimators import Estimators, needs_estimators
+from hera_router.routing.estimators import Estimators
 
 if TYPE_CHECKING:
     from hera_router.training.coldstart import ColdStartSource
@@ -62,9 +64,8 @@ class RoutingHop:
 
     def _decide(self, policy: Policy, context: RoutingContext, estimators: Estimators | None) -> Decision:
         """The policy's decision; a policy in cold-start mode gets the threshold in force."""
-        if estimators is None and getattr(policy, "cold_starts", False):
-            return policy.decide(context, None, cold_start=self.cold_start())  # type: ignore[call-arg]
-        return policy.decide(context, estimators)
+        cold = self.cold_start() if estimators is None and policy.cold_starts else None
+        return steps.decide(policy, context, estimators, cold)
 
     @staticmethod
     def _current_text(request_input: str, subtasks: Sequence[Row[Any]], seq: int) -> str | None:
@@ -118,7 +119,7 @@ class RoutingHop:
         try:
             policy = self.services.policy(policy_name)
             # Only a policy that uses them loads the estimators (a baseline's router stays small).
-            estimators = self.services.estimator_source() if needs_estimators(policy) else None
+            estimators = self.services.estimator_source() if policy.needs_estimators else None
             decision = self._decide(policy, context, estimators)
         except (PolicyUnavailableError, UnknownPolicyError) as exc:
             # Not transient: retrying or re-driving would only fail the same way.
@@ -208,26 +209,26 @@ class RoutingHop:
         return [self.services.queue_run(session, *first_part)]
 
     def verifies(self, policy_name: str, executor: Executor, part: int, tier: str | None = None) -> bool:
-        """Whether this SLM step (or a step on any rung of the ladder but the top) goes to the
-        router's verify stage before the request moves on (decided at claim time, from the request
-        the claim has already read)."""
-        if tier is not None:
-            if part > 0 or next_tier(self.settings, tier) is None:
-                return False  # the top rung is the reference
-        elif executor is not Executor.SLM or part > 0:
-            return False  # LLM steps are the reference; decomposition parts are judged as SD's
+        """Whether this step goes to the router's verify stage before the request moves on (decided
+        at claim time, from the request the claim has already read): ``routing/steps.verifies``."""
         try:
             policy = self.services.policy(policy_name)
         except UnknownPolicyError:
             return False
-        return bool(getattr(policy, "verifies", False))
+        return steps.verifies(policy.verifies, rung(self.settings, executor, tier), part)
 
     def verify_step(self, subtask_id: uuid.UUID) -> str:
-        """Accept an SLM step's result (hand on) or re-run the step on the LLM. Returns which.
+        """Keep a step's result (hand on) or re-run the step one rung up. Returns which.
 
-        Idempotent: it acts only on a succeeded SLM step of a running request still at that step;
-        the escalation is a guarded move (succeeded on the SLM → pending on the LLM) plus a new run
-        task with its own deterministic id, so a redelivered verify finds nothing left to do.
+        One path for every ladder: the two-tier case (no ``HERA_MODELS``: the policy's
+        :meth:`~hera_router.routing.base.Policy.verify` judges the SLM's result, a rejection re-runs
+        it on the LLM) and model tiers (its :meth:`~hera_router.routing.base.Policy.judge` judges
+        the tier's result, a rejection re-runs it one rung up, never skipping one).
+
+        Idempotent: it acts only on a succeeded step below the top rung of a running request still
+        at that step; the escalation is a guarded move (succeeded on this rung → pending on the
+        next) plus a new run task with its own deterministic id, so a redelivered verify finds
+        nothing left to do.
         """
         estimators = self.services.estimator_source()
         outcome: list[str] = []
@@ -235,108 +236,102 @@ class RoutingHop:
         def work(session: Session) -> list[uuid.UUID]:
             subtasks = SubtaskRepository(session)
             step = subtasks.get(subtask_id)
-            if (
-                step is None
-                or step.status is not SubtaskStatus.SUCCEEDED
-                or (step.executor is not Executor.SLM and step.tier is None)
-            ):
+            if step is None or step.status is not SubtaskStatus.SUCCEEDED:
                 return []
-            requests = RequestRepository(session)
-            request = requests.state(step.request_id)
+            here = rung(self.settings, step.executor, step.tier)
+            if here.top:
+                return []  # the top rung is the reference: never judged (a stale message)
+            request = RequestRepository(session).state(step.request_id)
             if request is None or request.status in TERMINAL_REQUEST_STATUSES or request.current_seq != step.seq:
                 return []
-            everything = subtasks.steps_for_request(step.request_id)
-            context = RoutingContext(
-                request_id=str(step.request_id),
-                request=request.input,
-                current=step.text,
-                seq=step.seq,
-                history=tuple(history(everything, step.seq)),
-                max_steps=self.settings.routing.max_steps,
-            )
-            if step.tier is not None:
-                return self._verify_rung(session, step, request, outcome)
-            policy = self.services.policy(request.policy)
-            verify = getattr(policy, "verify", None)
-            if verify is None:
-                verdict = None
-            elif estimators is None and getattr(policy, "cold_starts", False):
-                verdict = verify(context, step.confidence, None, cold_start=self.cold_start())
-            else:
-                verdict = verify(context, step.confidence, estimators)
-            claimed = Claimed(step.id, step.request_id, step.seq, 0, step.attempts, Executor.SLM, [])
-            decisions = DecisionRepository(session)
+            verdict = self._verdict(subtasks, step, request, here, estimators)
             # A tenant over a budget with action ``cheapest`` keeps the edge's result.
             kept = (
                 None if verdict is None or verdict.accept else keep_on_edge(session, self.settings, request.tenant_id)
             )
-            if verdict is None or verdict.accept or kept is not None:
+            climb = steps.after_verdict(verdict, here, kept_by=kept)
+            if climb is None:
                 if verdict is not None:
-                    decisions.record_verdict(
-                        step.request_id, step.seq, accept=True, score=verdict.score,
-                        threshold=verdict.threshold, reason=kept, elapsed_ms=verdict.elapsed_ms,
-                    )  # fmt: skip
+                    self._record_verdict(session, step, here, verdict, reason=kept)
                 outcome.append("accepted")
-                if verdict is not None:
-                    metrics.after_commit(session, lambda: metrics.record_verify(accepted=True))
-                parsed = parse_step(step.raw_output or step.output or "")
-                return hand_on(self.services, session, claimed, parsed)
-            if not subtasks.escalate(step.id):
+                claimed = Claimed(
+                    step.id, step.request_id, step.seq, 0, step.attempts, step.executor, [], tier=step.tier
+                )
+                return hand_on(self.services, session, claimed, parse_step(step.raw_output or step.output or ""))
+            assert verdict is not None
+            target = placement(self.settings, step.tier, climb.to)
+            if not subtasks.move(step.id, (step.executor, step.tier), target, escalate=True):
                 return []
-            decisions.record_verdict(
-                step.request_id,
-                step.seq,
-                accept=False,
-                score=verdict.score,
-                threshold=verdict.threshold,
-                elapsed_ms=verdict.elapsed_ms,
-                reason=verdict.reason
-                or (
-                    f"verify: the SLM's result scored {verdict.score:.3f} < {verdict.threshold:.3f}; "
-                    "re-ran on the cloud"
-                ),
+            self._record_verdict(session, step, here, verdict, climbed_to=target)
+            # The step is counted once, on the rung that keeps it; every call stays in model_calls.
+            on_edge = step.executor is Executor.SLM
+            RequestRepository(session).add_usage(
+                step.request_id, cost_usd=0.0, slm_steps=-int(on_edge), llm_steps=-int(not on_edge)
             )
-            # The step is counted once, on the LLM; the SLM call stays in model_calls with its cost.
-            requests.add_usage(step.request_id, cost_usd=0.0, slm_steps=-1)
-            metrics.after_commit(session, lambda: metrics.record_verify(accepted=False))
             outcome.append("escalated")
-            return [self.services.queue_run(session, step.id, Executor.LLM)]
+            return [self.services.queue_run(session, step.id, *target)]
 
         self.services.publish_after(work)
         return outcome[0] if outcome else "skipped"
 
-    def _verify_rung(self, session: Session, step: Subtask, request: Row[Any], outcome: list[str]) -> list[uuid.UUID]:
-        """The ladder's verify stage (``routing/ladder.py``): keep the result of the step's tier,
-        or re-run the step one rung up (never skipping one), recording the climb and its reason."""
-        assert step.tier is not None
-        judge = getattr(self.services.policy(request.policy), "judge", None)
-        rung, up = rung_of(self.settings, step.tier), next_tier(self.settings, step.tier)
-        verdict = None if judge is None or up is None else judge(rung, len(self.settings.models), step.confidence)
+    def _verdict(
+        self,
+        subtasks: SubtaskRepository,
+        step: Subtask,
+        request: Row[Any],
+        here: steps.Rung,
+        estimators: Estimators | None,
+    ) -> Verdict | None:
+        """The policy's judgement of the step's result: ``judge`` on a model tier, ``verify`` (with
+        the threshold in force for a cold-starting policy) in the two-tier case."""
+        policy = self.services.policy(request.policy)
+        if step.tier is not None:
+            return policy.judge(here.index, here.rungs, step.confidence)
+        context = RoutingContext(
+            request_id=str(step.request_id),
+            request=request.input,
+            current=step.text,
+            seq=step.seq,
+            history=tuple(history(subtasks.steps_for_request(step.request_id), step.seq)),
+            max_steps=self.settings.routing.max_steps,
+        )
+        cold = self.cold_start() if estimators is None and policy.cold_starts else None
+        return steps.verdict(policy, context, step.confidence, estimators, cold)
+
+    def _record_verdict(
+        self,
+        session: Session,
+        step: Subtask,
+        here: steps.Rung,
+        verdict: Verdict,
+        *,
+        reason: str | None = None,
+        climbed_to: Placement | None = None,
+    ) -> None:
+        """The verdict on the step's decision: kept (``reason``: why, against the verdict) or
+        rejected and re-run on ``climbed_to``; in the two-tier case as the verify stage's scores,
+        on a model tier as that rung's (``ladder_r<k>_*``)."""
         decisions = DecisionRepository(session)
-        kept = None if verdict is None or verdict.accept else keep_on_edge(session, self.settings, request.tenant_id)
-        claimed = Claimed(step.id, step.request_id, step.seq, 0, step.attempts, step.executor, [], tier=step.tier)
-        if verdict is None or up is None or verdict.accept or kept is not None:
-            if verdict is not None:
-                decisions.record_rung(
-                    step.request_id, step.seq, rung=rung, accept=True, score=verdict.score,
-                    threshold=verdict.threshold, reason=kept, elapsed_ms=verdict.elapsed_ms,
-                )  # fmt: skip
-            outcome.append("accepted")
-            return hand_on(self.services, session, claimed, parse_step(step.raw_output or step.output or ""))
-        if not SubtaskRepository(session).move_tier(step.id, step.tier, up.name, executor_of(up), escalate=True):
-            return []
-        judged = (
-            "had no logprobs" if step.confidence is None else f"scored {verdict.score:.3f} < {verdict.threshold:.3f}"
-        )
+        accept = climbed_to is None
+        metrics.after_commit(session, lambda: metrics.record_verify(accepted=accept))
+        if step.tier is None:
+            if climbed_to is not None:
+                reason = verdict.reason or (
+                    f"verify: the SLM's result scored {verdict.score:.3f} < {verdict.threshold:.3f}; "
+                    "re-ran on the cloud"
+                )
+            decisions.record_verdict(
+                step.request_id, step.seq, accept=accept, score=verdict.score, threshold=verdict.threshold,
+                reason=reason, elapsed_ms=verdict.elapsed_ms,
+            )  # fmt: skip
+            return
+        executor = None
+        if climbed_to is not None:
+            executor, up = climbed_to
+            scored = f"scored {verdict.score:.3f} < {verdict.threshold:.3f}"
+            judged = "had no logprobs" if step.confidence is None else scored
+            reason = f"ladder: tier {step.tier}'s result {judged}; re-ran one rung up on {up}"
         decisions.record_rung(
-            step.request_id, step.seq, rung=rung, accept=False, score=verdict.score, threshold=verdict.threshold,
-            executor=executor_of(up), elapsed_ms=verdict.elapsed_ms,
-            reason=f"ladder: tier {step.tier}'s result {judged}; re-ran one rung up on {up.name}",
+            step.request_id, step.seq, rung=here.index, accept=accept, score=verdict.score,
+            threshold=verdict.threshold, executor=executor, elapsed_ms=verdict.elapsed_ms, reason=reason,
         )  # fmt: skip
-        # The step is counted once, on the rung that keeps it; every call stays in model_calls.
-        on_edge = step.executor is Executor.SLM
-        RequestRepository(session).add_usage(
-            step.request_id, cost_usd=0.0, slm_steps=-int(on_edge), llm_steps=-int(not on_edge)
-        )
-        outcome.append("escalated")
-        return [self.services.queue_run(session, step.id, executor_of(up), up.name)]

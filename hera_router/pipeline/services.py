@@ -179,9 +179,7 @@ class Services:
         with self._lock:
             if name not in self._policies:
                 policy = create_policy(name, self.settings.routing)
-                check_tiers = getattr(policy, "check_tiers", None)  # the ladder's start estimators
-                if check_tiers is not None:
-                    check_tiers([tier.name for tier in self.settings.models])
+                policy.check_tiers([tier.name for tier in self.settings.models])  # the ladder's start estimators
                 self._policies[name] = policy
             return self._policies[name]
 

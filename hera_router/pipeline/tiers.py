@@ -1,7 +1,8 @@
-"""The model tiers of the live pipeline (``HERA_MODELS``, issue 18): which tier runs a step.
+"""The model tiers of the live pipeline (``HERA_MODELS``): which tier runs a step.
 
-Without ``HERA_MODELS`` nothing here applies: steps carry no tier and run on the ``edge`` /
-``cloud`` backends from the role queues, as always. With it, a ladder policy's decision names a
+A step runs on a rung of a ladder (``routing/steps.py``). Without ``HERA_MODELS`` the ladder is
+the two-tier case: steps carry no tier, rung 0 is the ``edge`` backend and rung 1 the ``cloud``
+one, from the role queues (:func:`rung`, :func:`placement` say so). With it, a ladder policy's decision names a
 rung (``Decision.rung``); the step records the rung's tier (``subtasks.tier``), its run message
 carries the tier and goes to the tier's queue, the execution hop calls the tier's backend with
 the tier's prices, and the verify stage (or an edge fallback) moves the step one rung up.
@@ -16,13 +17,18 @@ from dataclasses import replace
 
 from hera_router.config import ModelTier, Settings
 from hera_router.db.enums import Executor
+from hera_router.routing import steps
 from hera_router.routing.base import Decision
 
 __all__ = [
+    "Placement",
     "at_rung",
     "cheapest_edge",
+    "cheapest_edge_placement",
     "executor_of",
     "next_tier",
+    "placement",
+    "rung",
     "rung_of",
     "step_tier",
     "tier_concurrency",
@@ -44,6 +50,28 @@ def next_tier(settings: Settings, tier: str) -> ModelTier | None:
     """The next rung up from ``tier``; None at the top."""
     rung = rung_of(settings, tier)
     return settings.models[rung + 1] if rung + 1 < len(settings.models) else None
+
+
+Placement = tuple[Executor, str | None]
+"""Where a step runs: its executor (the role) and its model tier (None in the two-tier case)."""
+
+
+def rung(settings: Settings, executor: Executor, tier: str | None) -> steps.Rung:
+    """The rung a step on ``executor`` / ``tier`` runs on: its tier's place on ``HERA_MODELS``, or
+    the two-tier case for a step without a tier."""
+    if tier is None:
+        return steps.rung_of_executor(executor)
+    edge = settings.tier(tier).role == "edge"
+    return steps.Rung(index=rung_of(settings, tier), rungs=len(settings.models), edge=edge)
+
+
+def placement(settings: Settings, tier: str | None, index: int) -> Placement:
+    """Where rung ``index`` of the ladder a step with ``tier`` is on runs: that model tier, or (the
+    two-tier case, no tier) the role of the rung."""
+    if tier is None:
+        return steps.executor_of_rung(index), None
+    up = settings.models[index]
+    return executor_of(up), up.name
 
 
 def _start(settings: Settings, decision: Decision) -> ModelTier | None:
@@ -77,6 +105,15 @@ def step_tier(settings: Settings, decision: Decision) -> str | None:
 
 def cheapest_edge(settings: Settings) -> ModelTier:
     return next((t for t in settings.models if t.role == "edge"), settings.models[0])
+
+
+def cheapest_edge_placement(settings: Settings, tier: str | None) -> Placement | None:
+    """Where a step that must run on the edge goes (a tenant over budget, action ``cheapest``): the
+    edge in the two-tier case, the cheapest edge tier on a ladder; None if no tier is on the edge."""
+    if tier is None:
+        return Executor.SLM, None
+    edge = cheapest_edge(settings)
+    return (Executor.SLM, edge.name) if edge.role == "edge" else None
 
 
 def tier_queues(settings: Settings) -> dict[str, str]:

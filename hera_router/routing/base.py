@@ -14,6 +14,7 @@ from typing import Protocol
 
 from hera_router.config import RoutingSettings
 from hera_router.db.enums import Executor  # a plain StrEnum: no SQLAlchemy import
+from hera_router.routing.coldstart import ColdStart
 from hera_router.routing.estimators import Estimators
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Executor",
     "MissingEstimatorsError",
     "Policy",
+    "PolicyBase",
     "PolicyFactory",
     "PolicyUnavailableError",
     "RoutingContext",
@@ -135,11 +137,74 @@ class Policy(Protocol):
 
     ``estimators`` are the learned estimators of the calling process (None where none are loaded);
     policies that need them raise :class:`MissingEstimatorsError` without them.
+
+    Every member below is what the pipeline and the replays call; :class:`PolicyBase` gives each
+    hook but :meth:`decide` its do-nothing default, so a policy states only what it does.
     """
 
     name: str
+    needs_estimators: bool
+    """Whether the policy reads the learned estimators: a router loads them only for such a policy."""
+    verifies: bool
+    """Whether its steps below the top rung go to the verify stage (:meth:`verify`, :meth:`judge`)."""
+    cold_starts: bool
+    """Whether it routes without estimators (:meth:`decide_cold`) instead of failing."""
 
     def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision: ...
+
+    def decide_cold(self, context: RoutingContext, cold_start: ColdStart | None = None) -> Decision:
+        """The decision without estimators (``cold_starts``), under the cold-start threshold in force
+        (None: the policy's configured one)."""
+        ...
+
+    def verify(
+        self,
+        context: RoutingContext,
+        confidence: float | None,
+        estimators: Estimators | None,
+        cold_start: ColdStart | None = None,
+    ) -> Verdict | None:
+        """Judge the SLM's result of ``context.current`` in the two-tier case; None: keep it."""
+        ...
+
+    def judge(self, rung: int, rungs: int, confidence: float | None) -> Verdict | None:
+        """Judge rung ``rung``'s result (of ``rungs``, ``HERA_MODELS``); None: keep it."""
+        ...
+
+    def check_tiers(self, tiers: Sequence[str]) -> None:
+        """Told ``HERA_MODELS``' tier names once, when the process builds the policy."""
+        ...
+
+
+class PolicyBase:
+    """The hooks of :class:`Policy` with their defaults: no estimators, no verify stage, no cold
+    start, every model tier acceptable. A policy subclasses it and writes :meth:`decide`."""
+
+    name: str = ""
+    needs_estimators: bool = False
+    verifies: bool = False
+    cold_starts: bool = False
+
+    def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
+        raise NotImplementedError
+
+    def decide_cold(self, context: RoutingContext, cold_start: ColdStart | None = None) -> Decision:
+        raise MissingEstimatorsError(self.name)
+
+    def verify(
+        self,
+        context: RoutingContext,
+        confidence: float | None,
+        estimators: Estimators | None,
+        cold_start: ColdStart | None = None,
+    ) -> Verdict | None:
+        return None
+
+    def judge(self, rung: int, rungs: int, confidence: float | None) -> Verdict | None:
+        return None
+
+    def check_tiers(self, tiers: Sequence[str]) -> None:
+        return None
 
 
 class PolicyUnavailableError(RuntimeError):

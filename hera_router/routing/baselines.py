@@ -7,11 +7,11 @@ import hashlib
 import time
 
 from hera_router.config import RoutingSettings
-from hera_router.routing.base import Decision, Executor, PolicyUnavailableError, RoutingContext
+from hera_router.routing.base import Decision, Executor, PolicyBase, PolicyUnavailableError, RoutingContext
 from hera_router.routing.estimators import Estimators
 
 
-class AllSLM:
+class AllSLM(PolicyBase):
     """Every step on the edge SLM: the cheapest, least accurate reference."""
 
     name = "all-slm"
@@ -23,7 +23,7 @@ class AllSLM:
         return Decision(executor=Executor.SLM, branch=self.name, policy=self.name)
 
 
-class AllLLM:
+class AllLLM(PolicyBase):
     """Every step on the cloud LLM: the accuracy reference and cost 1.0."""
 
     name = "all-llm"
@@ -35,7 +35,7 @@ class AllLLM:
         return Decision(executor=Executor.LLM, branch=self.name, policy=self.name)
 
 
-class RandomPolicy:
+class RandomPolicy(PolicyBase):
     """Each step on the SLM with probability p.
 
     The coin is a hash of (seed, request text, step) rather than a shared RNG: a redelivered or
@@ -75,7 +75,7 @@ class MissingConfidenceError(PolicyUnavailableError):
         )
 
 
-class MinionsPolicy:
+class MinionsPolicy(PolicyBase):
     """SLM first; escalate to the LLM when the SLM's confidence is low (Minions, hera-paper.md §5.3).
 
     Minions measures confidence as the mean token log-probability of the SLM's answer. A policy

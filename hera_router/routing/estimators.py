@@ -106,14 +106,3 @@ class Estimators:
     calibration: Mapping[str, Any] | None = None
     """Thresholds fitted on this deployment's profiled traffic for exactly these versions
     (``training/calibration.py``); None: the settings' values (the paper's constants)."""
-
-
-def needs_estimators(policy: object) -> bool:
-    """Whether ``policy`` reads the learned estimators: its ``needs_estimators`` attribute, False
-    for a policy without one (the baselines, HybridLLM and the oracle bring their own models).
-
-    A router asks its estimator source only for such policies, so a process that routes only
-    baselines never loads the ~0.5 GB of encoders (issue 15: ``random`` took 1.68x the time and
-    585 MB more with estimators present).
-    """
-    return bool(getattr(policy, "needs_estimators", False))

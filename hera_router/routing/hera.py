@@ -111,7 +111,15 @@ from typing import Any
 
 from hera_router.config import RoutingSettings
 from hera_router.routing import coldstart
-from hera_router.routing.base import Decision, Executor, MissingEstimatorsError, Policy, RoutingContext, Verdict
+from hera_router.routing.base import (
+    Decision,
+    Executor,
+    MissingEstimatorsError,
+    Policy,
+    PolicyBase,
+    RoutingContext,
+    Verdict,
+)
 from hera_router.routing.coldstart import ColdStart
 from hera_router.routing.estimators import ChainState, Estimators, NextSubtaskPredictor, Vector, cosine
 
@@ -179,7 +187,7 @@ class _Rollout:
         return self.predictions[:steps]
 
 
-class HeraPolicy:
+class HeraPolicy(PolicyBase):
     """HERA with the stages and conventions of ``settings`` (see the module docstring)."""
 
     URC_CACHE_SIZE = 4096
@@ -194,6 +202,8 @@ class HeraPolicy:
         self._urc_scores: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._urc_lock = threading.Lock()
         self._calibrated: dict[str, RoutingSettings] = {}
+        self.verifies = settings.use_verify
+        """Whether this policy may want its SLM steps verified (the pipeline then asks :meth:`verify`)."""
         self.cold_starts = name == "hera" and settings.cold_start and settings.use_verify
         """Whether this policy routes without estimators (cold-start mode) instead of failing."""
         self.cold_start = ColdStart(settings.cold_start_threshold)
@@ -212,10 +222,6 @@ class HeraPolicy:
                 self._urc_scores.popitem(last=False)
         return score
 
-    @property
-    def verifies(self) -> bool:
-        """Whether this policy may want its SLM steps verified (the pipeline then asks :meth:`verify`)."""
-        return self.settings.use_verify
 
     def effective(self, estimators: Estimators | None) -> RoutingSettings:
         """The settings with the active calibration applied (see :data:`CALIBRATED_VALUES`)."""
@@ -301,6 +307,9 @@ class HeraPolicy:
     def _state(context: RoutingContext) -> ChainState:
         history = tuple((step.subtask, step.result) for step in context.history)
         return ChainState(request=context.request, history=history, current=context.current, seq=context.seq)
+
+    def decide_cold(self, context: RoutingContext, cold_start: ColdStart | None = None) -> Decision:
+        return self.decide(context, None, cold_start=cold_start)
 
     def decide(
         self, context: RoutingContext, estimators: Estimators | None = None, cold_start: ColdStart | None = None

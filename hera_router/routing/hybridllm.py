@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hera_router.config import RoutingSettings
-from hera_router.routing.base import Decision, Executor, RoutingContext
+from hera_router.routing.base import Decision, Executor, PolicyBase, RoutingContext
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.oracle import TreeNode, assignments
 
@@ -281,7 +281,7 @@ class MissingRouterModelError(RuntimeError):
         )
 
 
-class HybridLLMPolicy:
+class HybridLLMPolicy(PolicyBase):
     """Each step on the SLM when the router's score reaches its tuned threshold."""
 
     name = "hybridllm"

@@ -46,7 +46,8 @@ import numpy as np
 from hera_router.config import RoutingSettings
 from hera_router.db.enums import Executor
 from hera_router.estimators.ladder_pair import LadderStarts, TextEncoder, encoder_named
-from hera_router.routing.base import Decision, RoutingContext, Verdict
+from hera_router.routing.base import Decision, PolicyBase, RoutingContext, Verdict
+from hera_router.routing.coldstart import ColdStart
 from hera_router.routing.estimators import Estimators
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def pair_threshold(scores: Sequence[float], helped: Sequence[bool], tolerance: f
     return best
 
 
-class LadderPolicy:
+class LadderPolicy(PolicyBase):
     """HERA's ladder in the live pipeline: a step starts on ``HERA_ROUTING__LADDER_START`` (the
     cheapest rung) or, with the per-pair start estimators, on the cheapest rung they judge
     sufficient; the verify stage climbs one rung at a time.
@@ -166,7 +167,11 @@ class LadderPolicy:
         return thresholds[rung] if rung < len(thresholds) else self.settings.ladder_threshold
 
     def verify(
-        self, context: RoutingContext, confidence: float | None, estimators: Estimators | None = None
+        self,
+        context: RoutingContext,
+        confidence: float | None,
+        estimators: Estimators | None = None,
+        cold_start: ColdStart | None = None,
     ) -> Verdict:
         """The two-role case (no ``HERA_MODELS``): the ladder is edge, cloud; judge the edge's result."""
         return self.judge(0, 2, confidence)

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from hera_router.config import RoutingSettings
-from hera_router.routing.base import Decision, Executor, RoutingContext
+from hera_router.routing.base import Decision, Executor, PolicyBase, RoutingContext
 from hera_router.routing.estimators import Estimators
 
 Usage = Literal["share", "steps"]
@@ -223,7 +223,7 @@ class MissingOraclePlanError(RuntimeError):
         )
 
 
-class OraclePolicy:
+class OraclePolicy(PolicyBase):
     """Replays the Oracle's assignment of a profiled request, step by step.
 
     The plan is positional (step ``seq`` runs where the plan says); a live chain that leaves the

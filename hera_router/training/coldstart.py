@@ -93,11 +93,10 @@ def replay_points(
 
     replayer = Replayer(ProfileSet(None, list(trees), simulated=False), None, max_steps=settings.routing.max_steps)
 
-    def measure(policy: Policy) -> Point:
+    def measure(policy: Policy, threshold: float = 0.0) -> Point:
         outcomes, _ = replayer.run(policy, keys)
         ended = [o for o in outcomes if o.status != "off_tree"]
         scores = [quality(o.key, o.answer if o.status == "completed" else None) for o in ended]
-        threshold = float(getattr(getattr(policy, "cold_start", None), "threshold", 0.0))
         share = slm_usage(ended) if ended else 0.0
         return Point(threshold, sum(scores) / len(scores) if scores else 0.0, share, len(ended))
 
@@ -106,7 +105,7 @@ def replay_points(
     points = []
     for threshold in sorted(set(thresholds)):
         policy.cold_start = ColdStart(threshold)
-        points.append(measure(policy))
+        points.append(measure(policy, threshold))
     return objective, reference, len(keys), points
 
 

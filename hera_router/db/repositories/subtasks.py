@@ -239,17 +239,6 @@ class SubtaskRepository:
         )
         return rows_changed(result) == 1
 
-    def reassign(self, subtask_id: uuid.UUID, from_executor: Executor, to_executor: Executor) -> bool:
-        """Move an unfinished subtask to another executor and back to ``pending`` (edge outage
-        fallback), so the run task queued for the new executor can claim it. False if it already
-        moved or finished."""
-        return self._guarded_update(
-            subtask_id,
-            (SubtaskStatus.PENDING, SubtaskStatus.RUNNING),
-            {"executor": to_executor, "status": SubtaskStatus.PENDING},
-            executor=from_executor,
-        )
-
     def succeed(
         self,
         subtask_id: uuid.UUID,
@@ -274,35 +263,22 @@ class SubtaskRepository:
             },
         )
 
-    def escalate(self, subtask_id: uuid.UUID) -> bool:
-        """The verify stage rejected the SLM's run of this step: keep its answer aside and queue the
-        step again on the LLM (``pending``, branch ``verify``). False if it already moved."""
-        subtask = self.get(subtask_id)
-        if subtask is None:
-            return False
-        return self._guarded_update(
-            subtask_id,
-            (SubtaskStatus.SUCCEEDED,),
-            {
-                "executor": Executor.LLM,
-                "status": SubtaskStatus.PENDING,
-                "branch": "verify",
-                "speculative_output": subtask.raw_output,
-                "output": None,
-                "raw_output": None,
-                "next_subtask": None,
-                "confidence": None,
-            },
-            executor=Executor.SLM,
-        )
-
-    def move_tier(
-        self, subtask_id: uuid.UUID, from_tier: str, to_tier: str, to_executor: Executor, *, escalate: bool = False
+    def move(
+        self,
+        subtask_id: uuid.UUID,
+        source: tuple[Executor, str | None],
+        target: tuple[Executor, str | None],
+        *,
+        escalate: bool = False,
     ) -> bool:
-        """Move a step from one model tier to another and back to ``pending``, so the run message
-        queued for the new tier can claim it. ``escalate``: the verify stage rejected the tier's
-        result (the step succeeded there; its answer is kept aside, branch ``verify``); otherwise
-        an unfinished step moves (a fallback, a budget). False if it already moved or finished."""
+        """Move a step from one rung to another, ``(executor, model tier)`` each (the tier None in
+        the two-tier case, no ``HERA_MODELS``), and back to ``pending``, so the run message queued
+        for the new rung can claim it. The guard is the source's tier, or its executor without one.
+
+        ``escalate``: the verify stage rejected the result (the step succeeded there; its answer is
+        kept aside, branch ``verify``); otherwise an unfinished step moves (a fallback, a budget).
+        False if it already moved or finished."""
+        (from_executor, from_tier), (to_executor, to_tier) = source, target
         values: dict[str, Any] = {"tier": to_tier, "executor": to_executor, "status": SubtaskStatus.PENDING}
         statuses: tuple[SubtaskStatus, ...] = (SubtaskStatus.PENDING, SubtaskStatus.RUNNING)
         if escalate:
@@ -314,10 +290,12 @@ class SubtaskRepository:
                 branch="verify", speculative_output=subtask.raw_output, output=None, raw_output=None,
                 next_subtask=None, confidence=None,
             )  # fmt: skip
+        guard: dict[str, Any] = {"tier": from_tier} if from_tier is not None else {"executor": from_executor}
         columns = tuple(sorted(values))
-        statement = guarded_update(_SUBTASKS, ("id", "tier"), columns, status_in=True)
+        statement = guarded_update(_SUBTASKS, ("id", *guard), columns, status_in=True)
         parameters: dict[str, Any] = {f"v_{key}": values[key] for key in columns}
-        parameters.update({"w_id": subtask_id, "w_tier": from_tier, "w_statuses": list(statuses)})
+        parameters.update({"w_id": subtask_id, "w_statuses": list(statuses)})
+        parameters.update({f"w_{key}": value for key, value in guard.items()})
         return run_update(self.session, statement, parameters) == 1
 
     def fail(self, subtask_id: uuid.UUID, error: str) -> bool:

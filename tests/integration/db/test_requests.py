@@ -281,8 +281,8 @@ def test_fallback_reassigns_subtask_and_records_it(session: Session, request_row
     decisions.add(request_id=request_row.id, seq=1, policy="hera", executor=Executor.SLM, branch="SSE", elapsed_ms=1.0)
     step_id, _ = subtasks.add_id(request_id=request_row.id, seq=1, executor=Executor.SLM, branch="SSE", text="t")
     subtasks.transition(step_id, (SubtaskStatus.PENDING,), SubtaskStatus.RUNNING)
-    assert subtasks.reassign(step_id, Executor.SLM, Executor.LLM) is True
-    assert subtasks.reassign(step_id, Executor.SLM, Executor.LLM) is False
+    assert subtasks.move(step_id, (Executor.SLM, None), (Executor.LLM, None)) is True
+    assert subtasks.move(step_id, (Executor.SLM, None), (Executor.LLM, None)) is False
     assert decisions.set_fallback(request_row.id, 1, Executor.LLM, "edge unavailable") is True
     assert decisions.set_fallback(request_row.id, 2, Executor.LLM, "no such step") is False
     session.expire_all()

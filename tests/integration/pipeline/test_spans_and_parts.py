@@ -14,7 +14,7 @@ from hera_router.config import RoutingSettings, load_settings
 from hera_router.db.enums import CallStatus, Executor, RequestStatus
 from hera_router.db.repositories import DecisionRepository, ModelCallRepository, SubtaskRepository
 from hera_router.db.session import session_scope
-from hera_router.routing.base import Decision, RoutingContext
+from hera_router.routing.base import Decision, PolicyBase, RoutingContext
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import POLICIES
 from hera_router.simulator.backend import SimBackend
@@ -26,7 +26,7 @@ from tests.integration.pipeline.helpers import assert_consistent_record, submit,
 SEED = 3
 
 
-class SpanAtStart:
+class SpanAtStart(PolicyBase):
     """Step 0 covers three steps on the SLM (as an SLE pass would); later steps go to the LLM."""
 
     name = "test-span"
@@ -40,7 +40,7 @@ class SpanAtStart:
         return Decision(executor=Executor.LLM, branch="fallback", policy=self.name)
 
 
-class DecomposeSecondStep:
+class DecomposeSecondStep(PolicyBase):
     """Step 1 is decomposed by the simulated SLM (as an SD pass would); other steps go to the LLM."""
 
     name = "test-sd"

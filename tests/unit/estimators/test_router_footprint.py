@@ -17,7 +17,6 @@ from hera_router.estimators.request_scorer import TrainedRequestScorer
 from hera_router.estimators.similarity import DEFAULT_ENCODER, Embedder, encoder_path, shared_embedder
 from hera_router.estimators.threads import apply_torch_threads
 from hera_router.routing.baselines import RandomPolicy
-from hera_router.routing.estimators import needs_estimators
 from hera_router.routing.hera import HeraPolicy
 
 TEXTS = ["Find the mother of Hugo Wenss.", "Add 3 shells to 4 shells.", "Who directed Titanic?"]
@@ -120,9 +119,8 @@ def test_torch_threads_are_set_on_purpose() -> None:
 def test_only_hera_asks_for_estimators() -> None:
     from hera_router.config import RoutingSettings
 
-    assert needs_estimators(HeraPolicy(RoutingSettings()))
-    assert not needs_estimators(RandomPolicy(RoutingSettings()))
-    assert not needs_estimators(object())
+    assert HeraPolicy(RoutingSettings()).needs_estimators
+    assert not RandomPolicy(RoutingSettings()).needs_estimators
 
 
 def test_registry_paths_are_stored_relative_to_the_data_dir(tmp_path: Path) -> None:

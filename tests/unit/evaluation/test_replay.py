@@ -10,7 +10,7 @@ from hera_router.db.enums import Executor
 from hera_router.evaluation.baselines import fit_oracle
 from hera_router.evaluation.metrics import accuracy, slm_usage
 from hera_router.evaluation.replay import Extension, Replayer
-from hera_router.routing.base import Decision, RoutingContext
+from hera_router.routing.base import Decision, PolicyBase, RoutingContext
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import create_policy
 from hera_router.simulator.backend import SimBackend
@@ -57,7 +57,7 @@ def test_all_slm_and_all_llm_follow_the_pure_chains(small_profile) -> None:  # t
     assert all(costs[k] > 0 for k in costs)
 
 
-class Alternate:
+class Alternate(PolicyBase):
     """SLM on even steps, LLM on odd ones: two switches by step 2, deep in a small budget's unexplored part."""
 
     name = "alternate"
@@ -83,7 +83,7 @@ def test_leaving_the_tree_is_counted_and_extension_finishes_the_request() -> Non
 
 
 def test_spans_are_followed_without_asking_the_policy(small_profile) -> None:  # type: ignore[no-untyped-def]
-    class CountingHera:
+    class CountingHera(PolicyBase):
         name = "hera"
 
         def __init__(self) -> None:
@@ -102,7 +102,7 @@ def test_spans_are_followed_without_asking_the_policy(small_profile) -> None:  #
 
 
 def test_a_partial_decomposition_is_replayed_on_the_executor_of_its_last_part(small_profile) -> None:  # type: ignore[no-untyped-def]
-    class FirstStepDecomposed:
+    class FirstStepDecomposed(PolicyBase):
         name = "unit-sd-partial"
 
         def __init__(self, last: Executor) -> None:
@@ -146,16 +146,23 @@ def test_oracle_has_the_most_slm_usage_among_policies_reaching_its_accuracy_targ
     assert compared >= 3
 
 
-class VerifyByLogprob:
+class VerifyByLogprob(PolicyBase):
     """Every step on the SLM, verified: a result whose profiled logprob is below -0.5 is re-run on
     the LLM (the replay's side of the verify stage)."""
 
     name = "verify-test"
+    verifies = True
 
     def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
         return Decision(executor=Executor.SLM, branch="sse", policy=self.name)
 
-    def verify(self, context: RoutingContext, confidence: float | None, estimators: Estimators | None) -> object:
+    def verify(
+        self,
+        context: RoutingContext,
+        confidence: float | None,
+        estimators: Estimators | None,
+        cold_start: object = None,
+    ) -> object:
         from hera_router.routing.base import Verdict
 
         score = 1.0 if confidence is not None and confidence > -0.5 else 0.0

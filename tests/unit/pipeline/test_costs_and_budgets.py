@@ -19,7 +19,7 @@ from hera_router.db.repositories import (
     TenantRepository,
 )
 from hera_router.db.session import session_scope
-from hera_router.routing.base import Decision, RoutingContext, Verdict
+from hera_router.routing.base import Decision, PolicyBase, RoutingContext, Verdict
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import POLICIES
 from hera_router.simulator.generate import generate
@@ -159,7 +159,7 @@ def test_a_request_cost_cap_keeps_its_steps_on_the_edge(harness_factory: Harness
         assert all(d.fallback_reason and "cost cap" in d.fallback_reason for d in decisions)
 
 
-class DoubtEverySlmStep:
+class DoubtEverySlmStep(PolicyBase):
     """SLM first on every step, and a verify stage that rejects every SLM result."""
 
     name = "unit-doubt"
@@ -171,7 +171,13 @@ class DoubtEverySlmStep:
     def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
         return Decision(executor=Executor.SLM, branch="sse", policy=self.name)
 
-    def verify(self, context: RoutingContext, confidence: float | None, estimators: Estimators | None) -> Verdict:
+    def verify(
+        self,
+        context: RoutingContext,
+        confidence: float | None,
+        estimators: Estimators | None,
+        cold_start: object = None,
+    ) -> Verdict:
         return Verdict(accept=False, score=0.0, threshold=0.5, policy=self.name)
 
 

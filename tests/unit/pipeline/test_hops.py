@@ -23,7 +23,7 @@ from hera_router.db.repositories import (
 from hera_router.db.session import session_scope
 from hera_router.pipeline.names import TaskName, plan_task_id, run_task_id
 from hera_router.pipeline.services import default_backend_factory
-from hera_router.routing.base import Decision, RoutingContext
+from hera_router.routing.base import Decision, PolicyBase, RoutingContext
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import POLICIES
 from hera_router.simulator.generate import generate
@@ -88,7 +88,7 @@ def test_a_claimed_step_is_not_run_twice_and_a_stale_executor_is_ignored(harness
         assert [call.status for call in calls] == [CallStatus.STARTED]
 
 
-class SpanOfThree:
+class SpanOfThree(PolicyBase):
     name = "unit-span"
 
     def __init__(self, settings: RoutingSettings) -> None:
@@ -100,7 +100,7 @@ class SpanOfThree:
         return Decision(executor=Executor.LLM, branch="fallback", policy=self.name)
 
 
-class DecomposeFirst:
+class DecomposeFirst(PolicyBase):
     name = "unit-sd"
 
     def __init__(self, settings: RoutingSettings) -> None:
