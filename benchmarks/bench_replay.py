@@ -5,11 +5,11 @@ Profiles ``--n`` mixed requests in memory with the simulated backends, then repl
 HERA (the hashed test estimators), HERA in cold start, the baselines and the ladder, and replays
 ``--graphs`` graph requests (every step on the simulator once, then reused). Each figure is the best
 of ``--repeat`` timings (CPU time). ``--baseline FILE`` loads another version of
-``hera_router/evaluation/replay.py`` beside this one (on this checkout's package) and times both in
+``hera_router/training/replay.py`` beside this one (on this checkout's package) and times both in
 turn, policy by policy, so the ratio is measured under the same load:
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_replay.py --n 200 --repeat 15 \\
-        --baseline OTHER_CHECKOUT/hera_router/evaluation/replay.py
+        --baseline OTHER_CHECKOUT/hera_router/training/replay.py
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from types import ModuleType
 from typing import Any
 
 from hera_router.config import RoutingSettings, load_settings
-from hera_router.evaluation import replay
 from hera_router.evaluation.graphs import GraphReplayer, GraphTask
 from hera_router.routing.registry import create_policy
 from hera_router.simulator.generate import generate
+from hera_router.training import replay
 from tests.unit.evaluation.stubs import hashed_estimators, simulated_profile
 
 SEED = 3
@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--graphs", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--baseline", type=Path, help="another version of hera_router/evaluation/replay.py")
+    parser.add_argument("--baseline", type=Path, help="another version of hera_router/training/replay.py")
     args = parser.parse_args()
     modules = {"this": replay} | ({"baseline": _load(args.baseline)} if args.baseline else {})
     print(f"chain replay, {args.n} mixed requests (SIMULATED), best of {args.repeat}, ms per replay:")

@@ -34,7 +34,6 @@ from hera_router.db.migrate import upgrade
 from hera_router.db.runtime import Runtime
 from hera_router.evaluation.matrix import MatrixConfig, world_settings
 from hera_router.evaluation.metrics import accuracy, normalised_cost, slm_usage
-from hera_router.evaluation.replay import Replayer, load_profile, simulated_extension, simulated_latency
 from hera_router.evaluation.report import _profile, _save_state, _state
 from hera_router.routing.base import Policy
 from hera_router.routing.baselines import AllLLM, AllSLM, RandomPolicy
@@ -43,6 +42,7 @@ from hera_router.routing.hera import HeraPolicy
 from hera_router.training.coldstart import fit_trees
 from hera_router.training.labels import request_trees
 from hera_router.training.profiling import load_trees
+from hera_router.training.replay import Replayer, load_profile, simulated_extension, simulated_latency
 
 SHADOW_OFFSET = 10_000
 RANDOM_SEEDS = (0, 1, 2, 3, 4)

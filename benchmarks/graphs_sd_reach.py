@@ -21,7 +21,7 @@ from hera_router.db.runtime import Runtime
 from hera_router.estimators.loader import RegistryEstimatorSource
 from hera_router.evaluation.graphs import SD_POLICIES, GraphReplayer, _policy_at, _replay, _sd_row, _tasks
 from hera_router.evaluation.matrix import MatrixConfig, world_settings
-from hera_router.evaluation.replay import ProfileSet, Replayer, simulated_extension, simulated_latency
+from hera_router.training.replay import ProfileSet, Replayer, simulated_extension, simulated_latency
 
 
 def main() -> None:

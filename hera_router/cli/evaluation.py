@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from hera_router.config import RoutingSettings, Settings
     from hera_router.db.runtime import Runtime
     from hera_router.evaluation.metrics import PolicyMetrics
-    from hera_router.evaluation.replay import ProfileSet, Replayer
+    from hera_router.training.replay import ProfileSet, Replayer
 
 eval_app = typer.Typer(
     help="Evaluate routing policies: replay on profiled trees, live runs, sweeps, calibration, reports.",
@@ -77,8 +77,8 @@ class _Setup:
 
 def _replay_setup(profile_run: str | None, *, extend: bool, need_estimators: bool = True) -> _Setup:
     from hera_router.estimators.loader import RegistryEstimatorSource
-    from hera_router.evaluation.baselines import default_paths, with_baseline_paths
-    from hera_router.evaluation.replay import (
+    from hera_router.training.baselines import default_paths, with_baseline_paths
+    from hera_router.training.replay import (
         Replayer,
         load_profile,
         no_latency,
@@ -176,10 +176,10 @@ def live_command(
     out: Path = typer.Option(None, "--out", help="Folder for live.md / live.json."),
 ) -> None:
     """Run FILE through the real pipeline once per policy and print the paper's metrics."""
-    from hera_router.evaluation.baselines import default_paths, with_baseline_paths
     from hera_router.evaluation.compare import markdown_table
     from hera_router.evaluation.live import LiveItem, live_system, run_live
     from hera_router.evaluation.metrics import summarise
+    from hera_router.training.baselines import default_paths, with_baseline_paths
 
     settings = _settings()
     settings = settings.model_copy(update={"routing": with_baseline_paths(settings.routing, default_paths(settings))})
@@ -288,8 +288,8 @@ def fit_baselines_command(
     max_quality_drop: float = typer.Option(0.05, "--max-quality-drop", help="HybridLLM threshold tuning target."),
 ) -> None:
     """Train the `hybridllm` router and search the `oracle` plan from profiled trees (profile_nodes)."""
-    from hera_router.evaluation.baselines import default_paths, fit_hybridllm, fit_oracle
-    from hera_router.evaluation.replay import load_profile
+    from hera_router.training.baselines import default_paths, fit_hybridllm, fit_oracle
+    from hera_router.training.replay import load_profile
 
     settings = _settings()
     runtime = _runtime(settings)

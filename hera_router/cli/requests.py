@@ -100,7 +100,7 @@ def run(
     if any(needs_estimators(name) for name in policies or [settings.routing.policy]):
         ensure_estimators(settings, policies)
     # HybridLLM's router as `bootstrap` fitted it, unless the settings name another.
-    from hera_router.evaluation.baselines import default_paths
+    from hera_router.training.baselines import default_paths
 
     fitted = default_paths(settings).hybridllm
     if settings.routing.hybridllm_model_path is None and fitted.is_file():

@@ -23,8 +23,8 @@ import numpy as np
 
 from hera_router.config import RoutingSettings
 from hera_router.evaluation.metrics import PolicyMetrics, summarise
-from hera_router.evaluation.replay import Replayer
 from hera_router.evaluation.sweeps import hera_with
+from hera_router.training.replay import Replayer
 
 Target = Literal["slm_share", "cost"]
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from hera_router.config import RoutingSettings
 from hera_router.evaluation.metrics import PolicyMetrics, RequestOutcome, summarise
-from hera_router.evaluation.replay import Replayer, ReplayStats
 from hera_router.routing.hera import VARIANTS
 from hera_router.routing.registry import create_policy
+from hera_router.training.replay import Replayer, ReplayStats
 
 BASELINES = ("all-slm", "all-llm", "random", "hybridllm", "minions", "oracle", "hera-paper", "hera")
 """The policy table's rows, in the order the paper discusses them."""

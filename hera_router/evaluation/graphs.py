@@ -35,9 +35,9 @@ import numpy as np
 from hera_router.agent.plan import final_node, node_position, parse_plan, render_node_request, shapes
 from hera_router.agent.scoring import score
 from hera_router.evaluation.metrics import RequestOutcome
-from hera_router.evaluation.replay import PLANNED, Node, Replayer, ReplayStats, ReplayTree
 from hera_router.routing import steps
 from hera_router.routing.base import GraphPosition, Policy
+from hera_router.training.replay import PLANNED, Node, Replayer, ReplayStats, ReplayTree
 
 if TYPE_CHECKING:
     from hera_router.simulator.generate import TaskRecord
@@ -497,7 +497,7 @@ def evaluate_world(settings: Any, estimators: Any, config: GraphsConfig, progres
     """The graph and chain sets of one world replayed: SD modes, then the κ sweeps."""
     import time
 
-    from hera_router.evaluation.replay import ProfileSet, simulated_extension, simulated_latency
+    from hera_router.training.replay import ProfileSet, simulated_extension, simulated_latency
 
     started = time.perf_counter()
     preset, seed = settings.simulator.preset, settings.simulator.seed

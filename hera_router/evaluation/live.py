@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from hera_router.agent.scoring import score
 from hera_router.db.enums import CallStatus, ModelRole, RequestStatus, SubtaskStatus
 from hera_router.evaluation.metrics import RequestOutcome, Status, StepRecord
-from hera_router.evaluation.replay import DEFAULT_FAMILY, ReplayTree
 from hera_router.routing.estimators import Estimators
+from hera_router.training.replay import DEFAULT_FAMILY, ReplayTree
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker

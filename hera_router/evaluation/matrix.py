@@ -49,7 +49,7 @@ from hera_router.evaluation.metrics import PolicyMetrics, RequestOutcome
 if TYPE_CHECKING:
     from hera_router.config import RoutingSettings, Settings
     from hera_router.db.runtime import Runtime
-    from hera_router.evaluation.replay import ProfileSet, Replayer
+    from hera_router.training.replay import ProfileSet, Replayer
 
 Vector = npt.NDArray[np.float64]
 LABEL = "SIMULATED"
@@ -264,9 +264,9 @@ def run_world(
     from hera_router.db.migrate import upgrade
     from hera_router.db.runtime import Runtime
     from hera_router.estimators.loader import RegistryEstimatorSource
-    from hera_router.evaluation.baselines import BaselinePaths, fit_hybridllm, fit_oracle, with_baseline_paths
-    from hera_router.evaluation.replay import Replayer, load_profile, simulated_extension, simulated_latency
     from hera_router.evaluation.report import _profile, _save_state, _state
+    from hera_router.training.baselines import BaselinePaths, fit_hybridllm, fit_oracle, with_baseline_paths
+    from hera_router.training.replay import Replayer, load_profile, simulated_extension, simulated_latency
 
     progress = progress or MatrixProgress()
     folder = config.workdir / f"{preset}-seed{seed}"

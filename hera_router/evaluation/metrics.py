@@ -35,87 +35,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hera_router.db.enums import Executor
+from hera_router.training.outcomes import RequestOutcome, Status, StepRecord, counted, slm_usage
 
-Status = Literal["completed", "failed", "off_tree", "unavailable"]
-
-
-@dataclass(frozen=True, slots=True)
-class StepRecord:
-    """One executed step: who ran it, why, and what it cost."""
-
-    seq: int
-    executor: Executor
-    branch: str
-    tokens_in: int = 0
-    tokens_out: int = 0
-    remote_cost_usd: float = 0.0
-    """USD charged by the cloud for this step (0 for an SLM step)."""
-    model_s: float = 0.0
-    """Model latency of the step (simulated or measured)."""
-    decision_s: float = 0.0
-    """Time spent deciding this step (0 inside a span: no routing)."""
-    routed: bool = True
-    """False for a step inside a span (SLE/CD/URC) that the policy was not asked about."""
-    escalated: bool = False
-    """The SLM ran the step first and the verify stage re-ran it on the LLM (``executor`` is the
-    LLM; ``model_s`` holds both calls)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RequestOutcome:
-    """What one request ended with under one policy."""
-
-    key: str
-    family: str
-    status: Status
-    steps: tuple[StepRecord, ...] = ()
-    answer: str | None = None
-    score: float = 0.0
-    note: str = ""
-    """Why the request is off-tree, failed or unavailable."""
-    full_cost_usd: float = math.nan
-    """Every model call of the request on the full cost model (tokens, GPU time, energy, transfer;
-    discarded and escalated calls too): live runs only, NaN in replay."""
-
-    @property
-    def n_steps(self) -> int:
-        return len(self.steps)
-
-    @property
-    def slm_share(self) -> float | None:
-        """Share of the executed steps that ran on the SLM; None when no step ran."""
-        if not self.steps:
-            return None
-        return sum(step.executor is Executor.SLM for step in self.steps) / len(self.steps)
-
-    @property
-    def remote_cost_usd(self) -> float:
-        return sum(step.remote_cost_usd for step in self.steps)
-
-    @property
-    def model_s(self) -> float:
-        return sum(step.model_s for step in self.steps)
-
-    @property
-    def decision_s(self) -> float:
-        return sum(step.decision_s for step in self.steps)
-
-    @property
-    def latency_s(self) -> float:
-        return self.model_s + self.decision_s
-
-    @property
-    def counted(self) -> bool:
-        """Whether the request enters the metrics (everything except off-tree and unavailable)."""
-        return self.status in ("completed", "failed")
-
+__all__ = ["RequestOutcome", "Status", "StepRecord", "counted", "slm_usage"]
 
 # -- the metric functions ------------------------------------------------------------------------
-
-
-def counted(outcomes: Sequence[RequestOutcome]) -> list[RequestOutcome]:
-    return [o for o in outcomes if o.counted]
 
 
 def accuracy(outcomes: Sequence[RequestOutcome]) -> float:
@@ -126,12 +50,6 @@ def accuracy(outcomes: Sequence[RequestOutcome]) -> float:
 def accuracy_by_family(outcomes: Sequence[RequestOutcome]) -> dict[str, float]:
     families = sorted({o.family for o in counted(outcomes)})
     return {family: accuracy([o for o in outcomes if o.family == family]) for family in families}
-
-
-def slm_usage(outcomes: Sequence[RequestOutcome]) -> float:
-    """The paper's SLM usage: each request's SLM share of steps, averaged over requests."""
-    shares = [share for o in counted(outcomes) if (share := o.slm_share) is not None]
-    return statistics.fmean(shares) if shares else math.nan
 
 
 def normalised_cost(outcomes: Sequence[RequestOutcome], all_llm_cost: Mapping[str, float]) -> float:

@@ -20,8 +20,8 @@ import numpy as np
 
 from hera_router.agent.scoring import normalise_answer
 from hera_router.db.enums import Executor
-from hera_router.evaluation.replay import Node, ProfileSet, ReplayTree
 from hera_router.routing.estimators import ChainState, Estimators, Vector
+from hera_router.training.replay import Node, ProfileSet, ReplayTree
 
 StateKey = tuple[str, tuple[tuple[str, str], ...], str, int]
 VERSION = "profiled"

@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 from hera_router.evaluation import calibrate as calibration
 from hera_router.evaluation import compare, plots, sweeps
-from hera_router.evaluation.baselines import BaselinePaths, fit_hybridllm, fit_oracle, with_baseline_paths
 from hera_router.evaluation.live import LiveItem, live_system, run_live
 from hera_router.evaluation.metrics import PolicyMetrics, RequestOutcome, summarise
-from hera_router.evaluation.replay import (
+from hera_router.training.baselines import BaselinePaths, fit_hybridllm, fit_oracle, with_baseline_paths
+from hera_router.training.replay import (
     ProfileSet,
     Replayer,
     ReplayTree,

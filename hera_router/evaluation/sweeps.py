@@ -16,8 +16,8 @@ from typing import Any
 
 from hera_router.config import RoutingSettings
 from hera_router.evaluation.metrics import PolicyMetrics, summarise
-from hera_router.evaluation.replay import Replayer
 from hera_router.routing.hera import HeraPolicy
+from hera_router.training.replay import Replayer
 
 TAU_REQ_GRID = (0.50, 0.58, 0.62, 0.66, 0.70, 0.74, 0.78)
 KAPPA_BASE_GRID = (0.60, 0.66, 0.70, 0.74, 0.80)

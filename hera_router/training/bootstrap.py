@@ -473,8 +473,8 @@ def _account(runtime: Runtime, runs: Sequence[uuid.UUID], result: BootstrapResul
 
 def fit_default_hybridllm(runtime: Runtime, run_id: uuid.UUID, progress: Callable[[str], None] | None) -> Path | None:
     """HybridLLM's router fitted on the bootstrap profile, where ``run -p hybridllm`` looks for it."""
-    from hera_router.evaluation.baselines import default_paths, fit_hybridllm
-    from hera_router.evaluation.replay import load_profile
+    from hera_router.training.baselines import default_paths, fit_hybridllm
+    from hera_router.training.replay import load_profile
 
     path = default_paths(runtime.settings).hybridllm
     try:

@@ -47,9 +47,9 @@ from hera_router.routing.hera import PAPER, HeraPolicy
 
 if TYPE_CHECKING:
     from hera_router.db.runtime import Runtime
-    from hera_router.evaluation.metrics import RequestOutcome
-    from hera_router.evaluation.replay import ProfileSet, Replayer
     from hera_router.routing.estimators import Estimators
+    from hera_router.training.outcomes import RequestOutcome
+    from hera_router.training.replay import ProfileSet, Replayer
 
 TAU_GRID: tuple[float | None, ...] = (None, 0.6, 0.8)
 """τ_req candidates; None = the URC stage off."""
@@ -198,9 +198,9 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
     requests are split in two by hash, one half searched and the other held out.
     """
     from hera_router.estimators.loader import RegistryEstimatorSource
-    from hera_router.evaluation.replay import Replayer, load_profile, simulated_extension, simulated_latency
     from hera_router.training.labels import request_trees, split_by_request
     from hera_router.training.profiling import load_trees
+    from hera_router.training.replay import Replayer, load_profile, simulated_extension, simulated_latency
 
     settings = runtime.settings
     source = RegistryEstimatorSource(runtime, reload_interval_s=1e9)

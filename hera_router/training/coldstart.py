@@ -38,9 +38,9 @@ from hera_router.routing.coldstart import (
 if TYPE_CHECKING:
     from hera_router.config import Settings
     from hera_router.db.runtime import Runtime
-    from hera_router.evaluation.replay import ReplayTree
     from hera_router.routing.base import Policy
     from hera_router.training.profiling import TreeNode
+    from hera_router.training.replay import ReplayTree
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,11 @@ def replay_points(
     leaves its tree is left out of that threshold's numbers). Returns (objective, All-LLM's score,
     scored requests, points): accuracy on the requests with a gold answer when at least
     ``cold_start_min_requests`` have one, else agreement with the All-LLM chain's answer."""
-    from hera_router.evaluation.metrics import slm_usage
-    from hera_router.evaluation.replay import ProfileSet, Replayer
     from hera_router.routing.baselines import AllLLM
     from hera_router.routing.hera import HeraPolicy
     from hera_router.training.labels import same_answer
+    from hera_router.training.outcomes import slm_usage
+    from hera_router.training.replay import ProfileSet, Replayer
 
     references = {tree.key: answer for tree in trees if (answer := all_llm_answer(tree)) is not None}
     graded = {key: value for key, value in (gold or {}).items() if key in {t.key for t in trees}}
@@ -111,7 +111,7 @@ def replay_points(
 
 def fit_trees(trees: Mapping[str, Sequence[TreeNode]], settings: Settings, gold: Gold | None = None) -> ThresholdFit:
     """The cold-start threshold fitted on shadow trees (request key → profiled nodes)."""
-    from hera_router.evaluation.replay import build_tree
+    from hera_router.training.replay import build_tree
 
     replay_trees = [build_tree(key, nodes) for key, nodes in trees.items()]
     default = settings.routing.cold_start_threshold

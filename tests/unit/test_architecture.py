@@ -1,14 +1,42 @@
-"""The package's layering, checked from the source: no import cycles (deferred imports count), the
-pipeline free of Celery, and ``workers`` assembled only by the entry points."""
+"""The package's layering, checked from the source.
+
+* No import cycles (deferred imports count), the pipeline free of Celery, and ``workers``
+  assembled only by the entry points.
+* ``evaluation`` sits on top of ``training``: a study (report, matrix, graphs, ladder, real edge)
+  may call training (bootstrap, calibration, the fitted baselines, the ladder's start estimators)
+  and the replay of a recorded profile, which lives in ``training`` because calibration and the
+  cold-start fit replay profiles too. Nothing in ``training`` imports ``evaluation``, not even
+  under ``TYPE_CHECKING`` or inside a function.
+* No module (package, tests, benchmarks) imports another module's ``_private`` name: what two
+  modules share is public, in the module that owns it.
+* Docstrings and comments name only files that are in the repository (or that the code itself
+  reads or writes, such as ``state.json``): intent belongs in the text, not a pointer to a design
+  note a reader of the checkout does not have.
+* No function in ``evaluation`` or ``training`` is longer than 80 lines.
+"""
 
 from __future__ import annotations
 
 import ast
+import io
+import re
+import subprocess
+import tokenize
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import hera_router
 
 PACKAGE = Path(hera_router.__file__).parent
+REPO = PACKAGE.parent
+FIRST_PARTY = ("hera_router", "tests", "benchmarks")
+MAX_FUNCTION_LINES = 80
+LONG_FUNCTIONS_BEING_SPLIT = {
+    # The replay's step loop: the shared step-semantics work replaces it with calls into one pure
+    # module of step decisions; remove the entry when that lands.
+    ("hera_router/training/replay.py", "request"),
+}
 
 ENTRY_POINTS = ("hera_router.cli", "hera_router.api.app", "hera_router.api.state", "hera_router.api.health",
                 "hera_router.evaluation.live", "hera_router.workers")  # fmt: skip
@@ -141,3 +169,145 @@ def test_the_api_write_path_loads_no_celery() -> None:
             seen.add(name)
             todo.extend(graph[name])
     assert not any(name.startswith("hera_router.workers") for name in seen), sorted(seen)
+
+
+# -- private names ------------------------------------------------------------------------------
+
+
+def _sources() -> list[Path]:
+    return sorted(path for top in FIRST_PARTY for path in (REPO / top).rglob("*.py") if ".venv" not in path.parts)
+
+
+def _first_party(module: str) -> bool:
+    return module.split(".", maxsplit=1)[0] in FIRST_PARTY
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_uses(path: Path) -> Iterator[tuple[int, str]]:
+    """``from m import _x`` and ``m._x`` on an imported first-party module, with their lines."""
+    tree = ast.parse(path.read_text())
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and _first_party(node.module):
+            for alias in node.names:
+                if _private(alias.name):
+                    yield node.lineno, f"from {node.module} import {alias.name}"
+                else:
+                    modules.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            modules.update((a.asname or a.name).split(".")[0] for a in node.names if _first_party(a.name))
+    for node in ast.walk(tree):
+        on_module = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+        if on_module and _private(node.attr):
+            yield node.lineno, f"{node.value.id}.{node.attr}"
+
+
+def test_no_module_uses_another_modules_private_names() -> None:
+    found = [
+        f"{path.relative_to(REPO)}:{line}: {use}: make the name public in the module that owns it (or move it there)"
+        for path in _sources()
+        for line, use in _private_uses(path)
+    ]
+    assert found == [], "\n".join(found)
+
+
+# -- training below evaluation --------------------------------------------------------------------
+
+
+def _every_import(path: Path) -> Iterator[tuple[int, str]]:
+    """Every module ``path`` names in an import statement, type-checking and deferred ones included."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module
+            yield from ((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+
+
+def test_training_imports_nothing_of_evaluation() -> None:
+    found = sorted({
+        f"{path.relative_to(REPO)}:{line}: imports {name}: move what training needs into training "
+        "(or a lower package) and let evaluation import it from there"
+        for path in (PACKAGE / "training").rglob("*.py")
+        for line, name in _every_import(path)
+        if name == "hera_router.evaluation" or name.startswith("hera_router.evaluation.")
+    })
+    assert found == [], "\n".join(found)
+
+
+# -- files named in docstrings and comments -------------------------------------------------------
+
+FILE_NAME = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w-][\w.-]*\.(?:md|py|toml|json|jsonl|ya?ml|txt|cfg|ini|sh|sql))\b")
+
+
+@cache
+def _repository_files() -> tuple[frozenset[str], frozenset[str]]:
+    """The checkout's files as repository paths, and their base names."""
+    command = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]
+    listed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    return frozenset(listed), frozenset(Path(name).name for name in listed)
+
+
+@cache
+def _names_in_code() -> frozenset[str]:
+    """File names that appear in string literals of the package: files the code reads or writes."""
+    names: set[str] = set()
+    for path in _sources():
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                names.update(Path(match).name for match in FILE_NAME.findall(node.value))
+    return frozenset(names)
+
+
+def _known(name: str) -> bool:
+    paths, base_names = _repository_files()
+    if "/" not in name:
+        return name in base_names or name in _names_in_code()
+    return any(path == name or path.endswith("/" + name) for path in paths) or (REPO / name).exists()
+
+
+def _prose(path: Path) -> Iterator[tuple[int, str]]:
+    """The docstrings and comments of ``path``, with the line each starts on."""
+    text = path.read_text()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            yield node.lineno, node.value.value  # module, class, function and attribute docstrings
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.COMMENT:
+            yield token.start[0], token.string
+
+
+def test_docstrings_and_comments_name_only_files_in_the_repository() -> None:
+    found = sorted({
+        f"{path.relative_to(REPO)}:{line}: names {name!r}, which is not in the repository: state the intent "
+        "in the text (explanations belong in docs/)"
+        for path in _sources()
+        for line, text in _prose(path)
+        for name in FILE_NAME.findall(text)
+        if not _known(name)
+    })
+    assert found == [], "\n".join(found)
+
+
+# -- function length ------------------------------------------------------------------------------
+
+
+def test_no_function_in_evaluation_or_training_is_longer_than_80_lines() -> None:
+    found = []
+    for top in ("evaluation", "training"):
+        for path in sorted((PACKAGE / top).rglob("*.py")):
+            relative = str(path.relative_to(REPO))
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None:
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > MAX_FUNCTION_LINES and (relative, node.name) not in LONG_FUNCTIONS_BEING_SPLIT:
+                        found.append(
+                            f"{relative}:{node.lineno}: {node.name} is {lines} lines: split it into named steps "
+                            f"of at most {MAX_FUNCTION_LINES}"
+                        )
+    assert found == [], "\n".join(found)

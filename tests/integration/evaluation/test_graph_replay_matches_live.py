@@ -16,11 +16,11 @@ from hera_router.db.repositories.plan_nodes import PlanNodeRepository
 from hera_router.db.session import session_scope
 from hera_router.evaluation.graphs import GraphReplayer, GraphTask
 from hera_router.evaluation.live import LiveItem, live_system, outcomes, submit, wait
-from hera_router.evaluation.replay import ProfileSet, Replayer, simulated_extension, simulated_latency
 from hera_router.pipeline.graph import node_request_id
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import create_policy
 from hera_router.simulator.generate import TaskRecord, generate
+from hera_router.training.replay import ProfileSet, Replayer, simulated_extension, simulated_latency
 from tests.unit.evaluation.stubs import hashed_estimators
 from tests.unit.evaluation.test_graphs import SplitInTwo
 

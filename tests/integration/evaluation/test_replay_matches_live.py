@@ -13,9 +13,9 @@ from hera_router.config import load_settings
 from hera_router.db.migrate import upgrade
 from hera_router.db.runtime import Runtime
 from hera_router.evaluation.live import LiveItem, live_system, run_live
-from hera_router.evaluation.replay import Replayer, load_profile, simulated_extension, simulated_latency
 from hera_router.routing.registry import create_policy
 from hera_router.training.profiling import create_run, profile_run, run_config
+from hera_router.training.replay import Replayer, load_profile, simulated_extension, simulated_latency
 from tests.unit.evaluation.stubs import hashed_estimators
 
 SEED = 7

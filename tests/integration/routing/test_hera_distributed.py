@@ -25,10 +25,10 @@ from hera_router.db.models import Decision, Subtask
 from hera_router.db.repositories import DecisionRepository, EstimatorVersionRepository, SubtaskRepository
 from hera_router.db.runtime import Runtime
 from hera_router.db.session import session_scope
-from hera_router.evaluation.baselines import fit_hybridllm, fit_oracle
-from hera_router.evaluation.replay import load_profile
 from hera_router.simulator.generate import generate
+from hera_router.training.baselines import fit_hybridllm, fit_oracle
 from hera_router.training.labels import RequestTree
+from hera_router.training.replay import load_profile
 from hera_router.workers.publisher import celery_dispatcher
 from tests.conftest import REDIS_URL
 from tests.integration.conftest import TrainedEstimators

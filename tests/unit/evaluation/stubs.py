@@ -14,12 +14,12 @@ import numpy as np
 
 from hera_router.backends.base import Generation
 from hera_router.db.enums import Executor
-from hera_router.evaluation.replay import ProfileSet, RequestMeta, build_tree
 from hera_router.routing.estimators import ChainState, Estimators, Vector
 from hera_router.simulator.backend import SimBackend
 from hera_router.simulator.generate import TaskRecord, generate
 from hera_router.training.profiling import ProfileItem
 from hera_router.training.profiling import build_tree as profile_tree
+from hera_router.training.replay import ProfileSet, RequestMeta, build_tree
 
 BASE: Vector = np.array([1.0, 0.0], dtype=np.float32)
 

@@ -7,8 +7,8 @@ import pytest
 from hera_router.config import RoutingSettings
 from hera_router.evaluation.calibrate import calibrate, split_keys
 from hera_router.evaluation.metrics import slm_usage
-from hera_router.evaluation.replay import Replayer
 from hera_router.evaluation.sweeps import hera_with
+from hera_router.training.replay import Replayer
 from tests.unit.evaluation.stubs import hashed_estimators, simulated_profile, simulated_records
 from tests.unit.evaluation.test_replay import SEED, extension
 

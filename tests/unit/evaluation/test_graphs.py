@@ -10,10 +10,10 @@ import pytest
 from hera_router.config import load_settings
 from hera_router.db.enums import Executor
 from hera_router.evaluation.graphs import CurvePoint, GraphReplayer, GraphTask, equal_share_delta
-from hera_router.evaluation.replay import ProfileSet, Replayer, simulated_extension
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import create_policy
 from hera_router.simulator.generate import generate
+from hera_router.training.replay import ProfileSet, Replayer, simulated_extension
 from tests.unit.evaluation.stubs import draw, hashed_estimators
 
 SEED = 5

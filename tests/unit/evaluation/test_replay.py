@@ -7,13 +7,13 @@ import pytest
 from hera_router.backends.base import GenerationParams
 from hera_router.config import RoutingSettings
 from hera_router.db.enums import Executor
-from hera_router.evaluation.baselines import fit_oracle
 from hera_router.evaluation.metrics import accuracy, slm_usage
-from hera_router.evaluation.replay import Extension, Replayer
 from hera_router.routing.base import Decision, PolicyBase, RoutingContext
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.registry import create_policy
 from hera_router.simulator.backend import SimBackend
+from hera_router.training.baselines import fit_oracle
+from hera_router.training.replay import Extension, Replayer
 from tests.unit.evaluation.stubs import cloud_price, hashed_estimators, simulated_profile, simulated_records
 
 SEED = 5

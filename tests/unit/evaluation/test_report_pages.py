@@ -7,10 +7,10 @@ from pathlib import Path
 
 from hera_router.config import RoutingSettings
 from hera_router.evaluation import compare, sweeps
-from hera_router.evaluation.baselines import fit_oracle
 from hera_router.evaluation.calibrate import calibrate, split_keys
-from hera_router.evaluation.replay import Replayer
 from hera_router.evaluation.report import Replayed, write_report
+from hera_router.training.baselines import fit_oracle
+from hera_router.training.replay import Replayer
 from tests.unit.evaluation.stubs import hashed_estimators, simulated_profile, simulated_records
 from tests.unit.evaluation.test_replay import SEED, extension
 

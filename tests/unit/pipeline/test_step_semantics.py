@@ -30,13 +30,13 @@ from hera_router.evaluation.graphs import GraphReplayer, GraphRun, GraphTask
 from hera_router.evaluation.ladder import Rung, run_request
 from hera_router.evaluation.live import outcomes
 from hera_router.evaluation.metrics import RequestOutcome
-from hera_router.evaluation.replay import ProfileSet, Replayer, simulated_extension
 from hera_router.pipeline.graph import node_request_id
 from hera_router.routing.estimators import Estimators
 from hera_router.routing.hybridllm import Features, HybridRouter, SubtaskClassifier
 from hera_router.routing.ladder import Ladder
 from hera_router.routing.registry import create_policy
 from hera_router.simulator.generate import TaskRecord, generate
+from hera_router.training.replay import ProfileSet, Replayer, simulated_extension
 from tests.unit.evaluation.stubs import hashed_estimators
 from tests.unit.evaluation.test_graphs import SplitInTwo
 from tests.unit.pipeline.harness import Harness

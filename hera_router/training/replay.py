@@ -40,11 +40,11 @@ from hera_router.agent.format import parse_step, render_step_messages
 from hera_router.agent.scoring import score
 from hera_router.backends.base import GenerationParams, ModelBackend, mean_logprob
 from hera_router.db.enums import Executor
-from hera_router.evaluation.caching import CachingEstimators
-from hera_router.evaluation.metrics import RequestOutcome, StepRecord
 from hera_router.routing import oracle, steps
 from hera_router.routing.base import Decision, GraphPosition, Policy, PolicyUnavailableError, RoutingContext, Step
 from hera_router.routing.estimators import Estimators
+from hera_router.training.caching import CachingEstimators
+from hera_router.training.outcomes import RequestOutcome, StepRecord
 from hera_router.training.profiling import ROOT, STEP, step_correctness
 from hera_router.training.profiling import TreeNode as ProfiledNode
 

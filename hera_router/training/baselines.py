@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hera_router.evaluation.replay import ProfileSet
 from hera_router.routing import hybridllm, oracle
+from hera_router.training.replay import ProfileSet
 
 if TYPE_CHECKING:
     from hera_router.config import RoutingSettings, Settings
