@@ -32,9 +32,9 @@ from typing import Any
 from hera_router.config import load_settings
 from hera_router.db.migrate import upgrade
 from hera_router.db.runtime import Runtime
-from hera_router.evaluation.matrix import MatrixConfig, world_settings
 from hera_router.evaluation.metrics import accuracy, normalised_cost, slm_usage
-from hera_router.evaluation.report import _profile, _save_state, _state
+from hera_router.evaluation.world_replay import WorldConfig
+from hera_router.evaluation.worlds import ProfileSpec, load_state, profiled, save_state, world_settings
 from hera_router.routing.base import Policy
 from hera_router.routing.baselines import AllLLM, AllSLM, RandomPolicy
 from hera_router.routing.coldstart import ColdStart
@@ -74,17 +74,18 @@ def bootstrapped(matrix: Path, preset: str, seed: int) -> dict[str, float] | Non
 def run_world(base: Any, args: argparse.Namespace, preset: str, seed: int) -> dict[str, Any]:  # noqa: PLR0915
     folder = args.workdir / f"{preset}-seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
-    config = MatrixConfig(out=folder, workdir=args.workdir, train_n=args.train_n, eval_n=args.eval_n)
-    settings = world_settings(base, folder, preset, seed, config)
+    config = WorldConfig(out=folder, workdir=args.workdir, train_n=args.train_n, eval_n=args.eval_n)
+    settings = world_settings(base, folder, preset, seed, config.training())
     upgrade(settings.database_url)
     runtime = Runtime(settings)
-    state = _state(folder)
+    state = load_state(folder)
     try:
-        eval_run = _profile(runtime, state, "eval", "mixed", args.eval_n, args.train_n, 64, log)
-        _save_state(folder, state)
+        eval_run = profiled(runtime, state, ProfileSpec("eval", "mixed", args.eval_n, args.train_n, 64), log)
+        save_state(folder, state)
         shadow_budget = settings.continual.shadow_node_budget
-        shadow_run = _profile(runtime, state, "shadow", "mixed", args.shadow_n, SHADOW_OFFSET, shadow_budget, log)
-        _save_state(folder, state)
+        shadow = ProfileSpec("shadow", "mixed", args.shadow_n, SHADOW_OFFSET, shadow_budget)
+        shadow_run = profiled(runtime, state, shadow, log)
+        save_state(folder, state)
         profile = load_profile(settings, runtime.sessions, eval_run)
         shadow = request_trees(load_trees(runtime.sessions, shadow_run))
         shadow.sort(key=lambda tree: int(tree.key.rsplit("-", 1)[-1]) if tree.key.rsplit("-", 1)[-1].isdigit() else 0)
@@ -161,7 +162,7 @@ def run_world(base: Any, args: argparse.Namespace, preset: str, seed: int) -> di
             if replayer.extension is not None else 0,
         }  # fmt: skip
     finally:
-        _save_state(folder, state)
+        save_state(folder, state)
         runtime.close()
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from hera_router.config import load_settings
 from hera_router.db.runtime import Runtime
 from hera_router.estimators.loader import RegistryEstimatorSource
-from hera_router.evaluation.graphs import SD_POLICIES, GraphReplayer, _policy_at, _replay, _sd_row, _tasks
-from hera_router.evaluation.matrix import MatrixConfig, world_settings
+from hera_router.evaluation.graphs import SD_POLICIES, GraphReplayer, graph_tasks, policy_at, replay_graphs, sd_row
+from hera_router.evaluation.worlds import WorldTraining, world_settings
 from hera_router.training.replay import ProfileSet, Replayer, simulated_extension, simulated_latency
 
 
@@ -55,7 +55,7 @@ def main() -> None:
     for preset in args.world:
         for seed in args.seed:
             folder = args.workdir / f"{preset}-seed{seed}"
-            settings = world_settings(base, folder, preset, seed, MatrixConfig(out=folder, workdir=args.workdir))
+            settings = world_settings(base, folder, preset, seed, WorldTraining())
             runtime = Runtime(settings)
             try:
                 estimators = RegistryEstimatorSource(runtime)()
@@ -68,17 +68,17 @@ def main() -> None:
             )  # fmt: skip
             graphs = GraphReplayer(replayer)
             sets = {
-                "graph": _tasks(settings, "graph", args.graph_n, args.train_n),
-                "chains": _tasks(settings, "mixed", args.chain_n, args.train_n),
+                "graph": graph_tasks(settings, "graph", args.graph_n, args.train_n),
+                "chains": graph_tasks(settings, "mixed", args.chain_n, args.train_n),
             }
             for kappa_base in args.kappa_base:
                 calibration = {**(estimators.calibration or {}), "kappa_base": kappa_base}
                 bundle = dataclasses.replace(estimators, calibration=calibration)
                 for family, tasks in sets.items():
                     for name in SD_POLICIES:
-                        policy, used = _policy_at(name, settings.routing, "position", kappa_base, bundle)
-                        runs, stats = _replay(graphs, policy, used, tasks)
-                        r = _sd_row(name, family, runs, stats, 200)
+                        policy, used = policy_at(name, settings.routing, "position", kappa_base, bundle)
+                        runs, stats = replay_graphs(graphs, policy, used, tasks)
+                        r = sd_row(name, family, runs, stats, 200)
                         lines.append(
                             f"| {preset} / seed {seed} | {kappa_base:g} | {family} | `{name}` | "
                             f"{100 * r['accuracy']:.1f} | {100 * r['slm_share']:.1f} | "

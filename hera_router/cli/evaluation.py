@@ -338,7 +338,8 @@ def report_command(
 ) -> None:
     """Profile, train, replay every policy and ablation, sweep, calibrate, run live; write a report folder."""
     from hera_router.config import load_settings
-    from hera_router.evaluation.report import ReportConfig, build_report, command_line
+    from hera_router.evaluation.render import command_line
+    from hera_router.evaluation.report import ReportConfig, build_report
 
     base = _settings()
     workdir = workdir.resolve()
@@ -385,18 +386,13 @@ def matrix_command(
 ) -> None:
     """Every registered policy on several simulated worlds: a table per world, the mean, and HERA vs
     HybridLLM and Random at HERA's SLM share (SIMULATED)."""
-    from hera_router.evaluation.matrix import (
-        DEFAULT_SEEDS,
-        DEFAULT_WORLDS,
-        MatrixConfig,
-        RichProgress,
-        build_matrix,
-        console_table,
-    )
-    from hera_router.evaluation.report import command_line
+    from hera_router.evaluation.matrix import build_matrix, console_table
+    from hera_router.evaluation.render import command_line
+    from hera_router.evaluation.world_replay import DEFAULT_SEEDS, DEFAULT_WORLDS, WorldConfig
+    from hera_router.evaluation.worlds import RichProgress
     from hera_router.simulator.presets import PresetError
 
-    config = MatrixConfig(
+    config = WorldConfig(
         out=out, workdir=workdir.resolve(), worlds=worlds or DEFAULT_WORLDS, seeds=seeds or DEFAULT_SEEDS,
         train_family=train_family, eval_family=eval_family, train_n=train_n, eval_n=eval_n, node_budget=budget,
         resamples=resamples, policies=policies, retrain=retrain, recalibrate=recalibrate, command=command_line(),
@@ -435,9 +431,10 @@ def real_edge_command(
     """The real SmolLM2-135M-Instruct as the edge model on grounded lookups, the cloud simulated:
     per-step accuracy, latency and signal AUCs, every policy, and the simulator fitted to it
     (REAL EDGE MODEL / SIMULATED CLOUD)."""
-    from hera_router.evaluation.matrix import RichProgress, console_table
+    from hera_router.evaluation.matrix import console_table
     from hera_router.evaluation.real_edge import POLICIES, RealEdgeConfig, run_real_edge
-    from hera_router.evaluation.report import command_line
+    from hera_router.evaluation.render import command_line
+    from hera_router.evaluation.worlds import RichProgress
 
     config = RealEdgeConfig(
         out=out, workdir=workdir.resolve(), seed=seed, train_n=train_n, eval_n=eval_n, urc_requests=urc_requests,
@@ -480,8 +477,9 @@ def graphs_command(
     """Graph requests replayed offline under each κ mode (a κ-base sweep, compared at equal SLM share)
     and partial SD against all-or-nothing, on graphs and chains, per world (SIMULATED)."""
     from hera_router.evaluation.graphs import KAPPA_GRID, GraphsConfig, build_graphs
-    from hera_router.evaluation.matrix import DEFAULT_SEEDS, DEFAULT_WORLDS, RichProgress
-    from hera_router.evaluation.report import command_line
+    from hera_router.evaluation.render import command_line
+    from hera_router.evaluation.world_replay import DEFAULT_SEEDS, DEFAULT_WORLDS
+    from hera_router.evaluation.worlds import RichProgress
     from hera_router.simulator.presets import PresetError
 
     config = GraphsConfig(

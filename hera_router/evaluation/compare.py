@@ -16,6 +16,7 @@ from typing import Any
 
 from hera_router.config import RoutingSettings
 from hera_router.evaluation.metrics import PolicyMetrics, RequestOutcome, summarise
+from hera_router.evaluation.render import pct, pct_ci, ratio_ci
 from hera_router.routing.hera import VARIANTS
 from hera_router.routing.registry import create_policy
 from hera_router.training.replay import Replayer, ReplayStats
@@ -89,23 +90,6 @@ def evaluate(
 
 
 # -- rendering -----------------------------------------------------------------------------------
-
-
-def pct(value: float) -> str:
-    return "–" if math.isnan(value) else f"{100 * value:.1f}"
-
-
-def pct_ci(value: float, ci: tuple[float, float]) -> str:
-    if math.isnan(value):
-        return "–"
-    return f"{100 * value:.1f} [{pct(ci[0])}, {pct(ci[1])}]"
-
-
-def ratio_ci(value: float, ci: tuple[float, float]) -> str:
-    if math.isnan(value):
-        return "–"
-    low, high = ("–" if math.isnan(v) else f"{v:.2f}" for v in ci)
-    return f"{value:.2f} [{low}, {high}]"
 
 
 def markdown_table(rows: Sequence[PolicyMetrics], *, families: Sequence[str] = (), latency: bool = True) -> str:

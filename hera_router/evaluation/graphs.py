@@ -34,7 +34,11 @@ import numpy as np
 
 from hera_router.agent.plan import final_node, node_position, parse_plan, render_node_request, shapes
 from hera_router.agent.scoring import score
+from hera_router.evaluation import metrics
 from hera_router.evaluation.metrics import RequestOutcome
+from hera_router.evaluation.render import LABEL, banner, clean, pct, pct_ci, points_ci, table, write_results
+from hera_router.evaluation.stats import Indices, common_columns, interpolate, paired_draws, percentile_interval
+from hera_router.evaluation.worlds import Progress, WorldTraining, bootstrapped, load_state, save_state, world_settings
 from hera_router.routing import steps
 from hera_router.routing.base import GraphPosition, Policy
 from hera_router.training.replay import PLANNED, Node, Replayer, ReplayStats, ReplayTree
@@ -190,17 +194,11 @@ class CurvePoint:
 
     @property
     def share(self) -> float:
-        return _share(self.outcomes)
+        return metrics.slm_usage(self.outcomes)
 
     @property
     def accuracy(self) -> float:
-        return float(np.mean([o.score for o in self.outcomes if o.counted])) if self.outcomes else math.nan
-
-
-def _share(outcomes: Sequence[RequestOutcome]) -> float:
-    """SLM share over requests (the mean of each request's share of steps on the SLM, as ``metrics``)."""
-    values = [s for o in outcomes if o.counted and (s := o.slm_share) is not None]
-    return float(np.mean(values)) if values else math.nan
+        return metrics.accuracy(self.outcomes)
 
 
 @dataclass
@@ -222,38 +220,24 @@ class EqualShareDelta:
     """Whether both curves routed every request identically (same steps and answers) at every threshold."""
 
     def to_json(self) -> dict[str, Any]:
-        from hera_router.evaluation.matrix import _clean
-
-        cleaned: dict[str, Any] = _clean(self.__dict__)
+        cleaned: dict[str, Any] = clean(self.__dict__)
         return cleaned
 
 
 def equal_share_delta(
     a: Sequence[CurvePoint], b: Sequence[CurvePoint], operating: float, resamples: int = 1000, seed: int = 0
 ) -> EqualShareDelta:
-    from hera_router.evaluation.matrix import _ci, _interpolate, _quiet, _resample
-
-    keys = sorted(set.intersection(*({o.key for o in p.outcomes if o.counted} for p in (*a, *b))))
-    index = {k: i for i, k in enumerate(keys)}
-
-    def columns(point: CurvePoint) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        rows = sorted((o for o in point.outcomes if o.key in index), key=lambda o: o.key)
-        share = [math.nan if (s := o.slm_share) is None else s for o in rows]
-        return np.array([o.score for o in rows], dtype=float), np.array(share, dtype=float)
-
-    cols_a, cols_b = [columns(p) for p in a], [columns(p) for p in b]
+    columns = common_columns(*(p.outcomes for p in (*a, *b)))
+    cols_a, cols_b = columns[: len(a)], columns[len(a) :]
     at = next(i for i, p in enumerate(a) if p.threshold == operating)
 
-    def stats(pick: np.ndarray[Any, Any] | None) -> tuple[float, float, float, float, float, bool]:
-        def sel(v: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-            return v if pick is None else v[pick]
-
-        curve_b = [(float(np.nanmean(sel(s))), float(np.mean(sel(x)))) for x, s in cols_b]
+    def stats(pick: Indices | None) -> tuple[float, float, float, float, float, bool]:
+        curve_b = [c.point(pick) for c in cols_b]
         deltas = []
         op: tuple[float, float, float, bool] = (math.nan, math.nan, math.nan, False)
-        for i, (x, s) in enumerate(cols_a):
-            share, accuracy = float(np.nanmean(sel(s))), float(np.mean(sel(x)))
-            other, in_range = _interpolate(share, curve_b)
+        for i, c in enumerate(cols_a):
+            share, accuracy = c.point(pick)
+            other, in_range = interpolate(share, curve_b)
             if in_range:
                 deltas.append(accuracy - other)
             if i == at:
@@ -261,17 +245,24 @@ def equal_share_delta(
         mean = float(np.mean(deltas)) if deltas else math.nan
         return mean, op[0], op[1], op[2], op[1] - op[2], op[3]
 
-    with _quiet():
-        mean, share, accuracy, other, delta, in_range = stats(None)
-        drawn = [stats(pick) for pick in _resample(len(keys), resamples, np.random.default_rng(seed))] if keys else []
+    mean, share, accuracy, other, delta, in_range = stats(None)
+    keys = columns[0].keys if columns else []
+    drawn = [stats(pick) for pick in paired_draws(len(keys), resamples, seed)]
     identical = all(_same(pa.outcomes, pb.outcomes) for pa, pb in zip(a, b, strict=False)) and len(a) == len(b)
-    points = sum(_interpolate(float(np.nanmean(s)), [(float(np.nanmean(sb)), 0.0) for _x, sb in cols_b])[1]
-                 for _x, s in cols_a)  # fmt: skip
+    shares_b = [(c.point()[0], 0.0) for c in cols_b]
+    points = sum(interpolate(c.point()[0], shares_b)[1] for c in cols_a)
     return EqualShareDelta(
-        points=points, mean_delta=mean, mean_delta_ci=_ci(np.array([d[0] for d in drawn])),
-        operating_share=share, operating_accuracy=accuracy, operating_other=other, operating_delta=delta,
-        operating_delta_ci=_ci(np.array([d[4] for d in drawn])), operating_in_range=in_range, identical=identical,
-    )  # fmt: skip
+        points=points,
+        mean_delta=mean,
+        mean_delta_ci=percentile_interval([d[0] for d in drawn]),
+        operating_share=share,
+        operating_accuracy=accuracy,
+        operating_other=other,
+        operating_delta=delta,
+        operating_delta_ci=percentile_interval([d[4] for d in drawn]),
+        operating_in_range=in_range,
+        identical=identical,
+    )
 
 
 def _same(a: Sequence[RequestOutcome], b: Sequence[RequestOutcome]) -> bool:
@@ -283,7 +274,6 @@ def _same(a: Sequence[RequestOutcome], b: Sequence[RequestOutcome]) -> bool:
 
 # -- `hera-router eval graphs`: per world ---------------------------------------------------------
 
-LABEL = "SIMULATED"
 SD_POLICIES = ("hera", "hera-sd-partial", "hera-paper", "hera-paper-sd-partial")
 KAPPA_GRID = tuple(round(0.1 * i, 2) for i in range(10))
 """κ base values swept for each κ mode (plus the policy's own operating value)."""
@@ -329,7 +319,7 @@ class GraphsWorld:
         return f"{self.preset} / seed {self.seed}"
 
 
-def _tasks(settings: Any, family: str, n: int, offset: int) -> list[GraphTask]:
+def graph_tasks(settings: Any, family: str, n: int, offset: int) -> list[GraphTask]:
     from hera_router.simulator.generate import generate_tasks
     from hera_router.simulator.presets import load_behaviour
     from hera_router.simulator.world import World
@@ -339,7 +329,7 @@ def _tasks(settings: Any, family: str, n: int, offset: int) -> list[GraphTask]:
     return [GraphTask.of(r) for r in records]
 
 
-def _policy_at(name: str, routing: Any, mode: str, kappa_base: float | None, estimators: Any) -> tuple[Policy, Any]:
+def policy_at(name: str, routing: Any, mode: str, kappa_base: float | None, estimators: Any) -> tuple[Policy, Any]:
     """Policy ``name`` with κ mode ``mode`` and, when given, κ base ``kappa_base`` (a calibrated
     policy reads it from the calibration, so the bundle's calibration is what changes)."""
     import dataclasses
@@ -370,7 +360,7 @@ def operating_kappa(name: str, routing: Any, estimators: Any) -> float:
     return round(float(VARIANTS.get(name, {}).get("kappa_base", routing.kappa_base)), 4)
 
 
-def _replay(
+def replay_graphs(
     graphs: GraphReplayer, policy: Policy, bundle: Any, tasks: Sequence[GraphTask]
 ) -> tuple[list[GraphRun], GraphStats]:
     saved = graphs.replayer.estimators
@@ -381,7 +371,7 @@ def _replay(
         graphs.replayer.estimators = saved
 
 
-def _sd_row(name: str, family: str, runs: Sequence[GraphRun], stats: GraphStats, resamples: int) -> dict[str, Any]:
+def sd_row(name: str, family: str, runs: Sequence[GraphRun], stats: GraphStats, resamples: int) -> dict[str, Any]:
     from hera_router.evaluation.metrics import summarise
 
     outcomes = [r.outcome for r in runs]
@@ -403,32 +393,28 @@ def run_graphs_world(base: Any, preset: str, seed: int, config: GraphsConfig, pr
     from hera_router.db.migrate import upgrade
     from hera_router.db.runtime import Runtime
     from hera_router.estimators.loader import RegistryEstimatorSource
-    from hera_router.evaluation.matrix import MatrixConfig, _bootstrapped, world_settings
-    from hera_router.evaluation.report import _save_state, _state
 
     started = time.perf_counter()
-    matrix = MatrixConfig(
-        out=config.out, workdir=config.workdir, train_n=config.train_n, node_budget=config.node_budget
-    )
+    training = WorldTraining(train_n=config.train_n, node_budget=config.node_budget)
     folder = config.workdir / f"{preset}-seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     saved = folder / "graphs-result.json"
-    if (found := _load_world(saved, config)) is not None:
+    if (found := load_world(saved, config)) is not None:
         progress.log(f"reusing {saved} (same bootstrap and configuration)")
         return found
-    settings = world_settings(base, folder, preset, seed, matrix)
+    settings = world_settings(base, folder, preset, seed, training)
     upgrade(settings.database_url)
     runtime = Runtime(settings)
-    state = _state(folder)
+    state = load_state(folder)
     try:
-        _bootstrapped(runtime, state, matrix, progress)
-        _save_state(folder, state)
+        bootstrapped(runtime, state, training, progress)
+        save_state(folder, state)
         estimators = RegistryEstimatorSource(runtime)()
     finally:
         runtime.close()
     world = evaluate_world(settings, estimators, config, progress)
     world.info["seconds"] = round(time.perf_counter() - started, 1)
-    _save_world(saved, world, config, state.get("bootstrap", {}).get("run_id"))
+    save_world(saved, world, config, state.get("bootstrap", {}).get("run_id"))
     return world
 
 
@@ -458,25 +444,18 @@ def _world_json(world: GraphsWorld) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _save_world(path: Any, world: GraphsWorld, config: GraphsConfig, bootstrap: str | None) -> None:
-    import json
-
-    from hera_router.evaluation.matrix import _clean
-
-    record = {"key": _world_key(config), "bootstrap": bootstrap, "world": _clean(_world_json(world))}
-    path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+def save_world(path: Any, world: GraphsWorld, config: GraphsConfig, bootstrap: str | None) -> None:
+    write_results(path, {"key": _world_key(config), "bootstrap": bootstrap, "world": _world_json(world)})
 
 
-def _load_world(path: Any, config: GraphsConfig) -> GraphsWorld | None:
+def load_world(path: Any, config: GraphsConfig) -> GraphsWorld | None:
     """A world's saved result when it was made with this configuration and the folder's bootstrap."""
     import json
-
-    from hera_router.evaluation.report import _state
 
     if not path.is_file():
         return None
     record = json.loads(path.read_text(encoding="utf-8"))
-    bootstrap = _state(path.parent).get("bootstrap", {}).get("run_id")
+    bootstrap = load_state(path.parent).get("bootstrap", {}).get("run_id")
     if record.get("key") != _world_key(config) or record.get("bootstrap") != bootstrap or bootstrap is None:
         return None
     w = record["world"]
@@ -509,8 +488,8 @@ def evaluate_world(settings: Any, estimators: Any, config: GraphsConfig, progres
     graphs = GraphReplayer(replayer)
     # Graph requests from past the training and evaluation requests; chains: the matrix's evaluation set.
     sets = {
-        "graph": _tasks(settings, "graph", config.graph_n, config.train_n),
-        "chains": _tasks(settings, "mixed", config.chain_n, config.train_n),
+        "graph": graph_tasks(settings, "graph", config.graph_n, config.train_n),
+        "chains": graph_tasks(settings, "mixed", config.chain_n, config.train_n),
     }
     sd_rows: list[dict[str, Any]] = []
     with progress.task(
@@ -518,9 +497,9 @@ def evaluate_world(settings: Any, estimators: Any, config: GraphsConfig, progres
     ) as tick:
         for done, name in enumerate(config.sd_policies, start=1):
             for family, tasks in sets.items():
-                policy, bundle = _policy_at(name, routing, "position", None, estimators)
-                runs, stats = _replay(graphs, policy, bundle, tasks)
-                sd_rows.append(_sd_row(name, family, runs, stats, config.resamples))
+                policy, bundle = policy_at(name, routing, "position", None, estimators)
+                runs, stats = replay_graphs(graphs, policy, bundle, tasks)
+                sd_rows.append(sd_row(name, family, runs, stats, config.resamples))
             tick(done)
     curves: list[KappaCurve] = []
     kappa_rows: list[dict[str, Any]] = []
@@ -531,9 +510,9 @@ def evaluate_world(settings: Any, estimators: Any, config: GraphsConfig, progres
         with progress.task(f"κ sweep of {name} ({len(grid)} κ base values × 2 modes × 2 sets)", len(grid)) as tick:
             for done, kappa_base in enumerate(grid, start=1):
                 for mode in ("position", "depth"):
-                    policy, bundle = _policy_at(name, routing, mode, kappa_base, estimators)
+                    policy, bundle = policy_at(name, routing, mode, kappa_base, estimators)
                     for family, tasks in sets.items():
-                        runs, _stats = _replay(graphs, policy, bundle, tasks)
+                        runs, _stats = replay_graphs(graphs, policy, bundle, tasks)
                         curve = by.setdefault((mode, family), KappaCurve(name, mode, family, []))
                         curve.points.append(CurvePoint(kappa_base, [r.outcome for r in runs]))
                 tick(done)
@@ -568,10 +547,9 @@ class GraphsResult:
 def build_graphs(base: Any, config: GraphsConfig, progress: Any = None) -> GraphsResult:
     import time
 
-    from hera_router.evaluation.matrix import MatrixProgress
     from hera_router.simulator.presets import load_behaviour
 
-    progress = progress or MatrixProgress()
+    progress = progress or Progress()
     if base.edge.backend != "sim" or base.cloud.backend != "sim":
         raise ValueError(
             "`eval graphs` runs on the simulated world; set HERA_EDGE__BACKEND and HERA_CLOUD__BACKEND to sim"
@@ -590,69 +568,50 @@ def build_graphs(base: Any, config: GraphsConfig, progress: Any = None) -> Graph
     return GraphsResult(worlds, time.perf_counter() - started)
 
 
-def _pct(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
-
-
-def _pct_ci(value: Any, ci: Sequence[Any]) -> str:
-    return f"{_pct(value)} [{_pct(ci[0])}, {_pct(ci[1])}]"
-
-
-def _pts(value: Any, ci: Sequence[Any]) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    low, high = ("–" if v is None or math.isnan(v) else f"{100 * v:+.1f}" for v in ci)
-    return f"{100 * value:+.1f} [{low}, {high}]"
-
-
 def kappa_table(worlds: Sequence[GraphsWorld]) -> str:
-    lines = [
-        "| world | policy | requests | operating κ base | depth: SLM share % / accuracy % | position@share % | "
-        "depth − position@share, pts [95% CI] | mean over the sweep, pts [95% CI] (points) | identical routing |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    headers = ["world", "policy", "requests", "operating κ base", "depth: SLM share % / accuracy %"]
+    headers += ["position@share %", "depth − position@share, pts [95% CI]"]
+    headers += ["mean over the sweep, pts [95% CI] (points)", "identical routing"]
+    rows = []
     for w in worlds:
         for r in w.kappa:
-            other = _pct(r["operating_other"]) + ("" if r["operating_in_range"] else " (end of curve)")
-            lines.append(
-                f"| {w.name} | `{r['policy']}` | {r['family']} | {r['operating_kappa_base']:.2f} | "
-                f"{_pct(r['operating_share'])} / {_pct(r['operating_accuracy'])} | {other} | "
-                f"{_pts(r['operating_delta'], r['operating_delta_ci'])} | "
-                f"{_pts(r['mean_delta'], r['mean_delta_ci'])} ({r['points']}) | {'yes' if r['identical'] else 'no'} |"
-            )
-    return "\n".join(lines)
+            other = pct(r["operating_other"]) + ("" if r["operating_in_range"] else " (end of curve)")
+            rows.append([
+                w.name, f"`{r['policy']}`", r["family"], f"{r['operating_kappa_base']:.2f}",
+                f"{pct(r['operating_share'])} / {pct(r['operating_accuracy'])}", other,
+                points_ci(r["operating_delta"], r["operating_delta_ci"]),
+                f"{points_ci(r['mean_delta'], r['mean_delta_ci'])} ({r['points']})", "yes" if r["identical"] else "no",
+            ])
+    return table(headers, rows)
 
 
 def sd_table(worlds: Sequence[GraphsWorld]) -> str:
-    lines = [
-        "| world | requests | policy | accuracy % [95% CI] | SLM share % [95% CI] | steps/req | cloud USD/req | "
-        "SD part calls (on the SLM) | decomposed steps run |",
-        "|---|---|---|---|---|---|---|---|---|",
+    headers = ["world", "requests", "policy", "accuracy % [95% CI]", "SLM share % [95% CI]", "steps/req"]
+    headers += ["cloud USD/req", "SD part calls (on the SLM)", "decomposed steps run"]
+    rows = [
+        [
+            w.name, r["family"], f"`{r['policy']}`", pct_ci(r["accuracy"], r["accuracy_ci"]),
+            pct_ci(r["slm_share"], r["slm_share_ci"]), f"{r['steps']:.2f}", f"{r['remote_cost_usd']:.5f}",
+            f"{r['sd_part_calls']} ({r['sd_part_calls_slm']})", r["sd_run"],
+        ]
+        for w in worlds
+        for r in w.sd_rows
     ]
-    for w in worlds:
-        for r in w.sd_rows:
-            lines.append(
-                f"| {w.name} | {r['family']} | `{r['policy']}` | {_pct_ci(r['accuracy'], r['accuracy_ci'])} | "
-                f"{_pct_ci(r['slm_share'], r['slm_share_ci'])} | {r['steps']:.2f} | {r['remote_cost_usd']:.5f} | "
-                f"{r['sd_part_calls']} ({r['sd_part_calls_slm']}) | {r['sd_run']} |"
-            )
-    return "\n".join(lines)
+    return table(headers, rows)
 
 
 def curve_table(world: GraphsWorld) -> str:
-    lines = ["| policy | requests | κ base | position: SLM share % / accuracy % | depth: SLM share % / accuracy % |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    headers = ["policy", "requests", "κ base", "position: SLM share % / accuracy %", "depth: SLM share % / accuracy %"]
+    rows = []
     by = {(c.policy, c.mode, c.family): c for c in world.curves}
     for (policy, mode, family), curve in by.items():
         if mode != "position":
             continue
         depth = by[(policy, "depth", family)]
         for p, d in zip(curve.points, depth.points, strict=True):
-            lines.append(
-                f"| `{policy}` | {family} | {p.threshold:.2f} | {_pct(p.share)} / {_pct(p.accuracy)} | "
-                f"{_pct(d.share)} / {_pct(d.accuracy)} |"
-            )
-    return "\n".join(lines)
+            position = f"{pct(p.share)} / {pct(p.accuracy)}"
+            rows.append([f"`{policy}`", family, f"{p.threshold:.2f}", position, f"{pct(d.share)} / {pct(d.accuracy)}"])
+    return table(headers, rows)
 
 
 def render_graphs(result: GraphsResult, config: GraphsConfig) -> str:
@@ -661,8 +620,7 @@ def render_graphs(result: GraphsResult, config: GraphsConfig) -> str:
     parts = [
         f"# Graphs: graph-aware κ and partial decomposition ({LABEL})",
         "",
-        f"> **{LABEL}.** Every number on this page was measured on the simulated agent world "
-        "(`hera_router/simulator`), not on real models or real tasks.",
+        banner().rstrip(),
         "",
         f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} in {result.seconds:.0f} s (worlds evaluated "
         "earlier with the same configuration are read back from their folder's `graphs-result.json`) by:",
@@ -719,9 +677,7 @@ def _calibrated(calibration: dict[str, Any]) -> str:
 
 
 def graphs_json(result: GraphsResult, config: GraphsConfig) -> dict[str, Any]:
-    from hera_router.evaluation.matrix import _clean
-
-    cleaned: dict[str, Any] = _clean({
+    cleaned: dict[str, Any] = clean({
         "label": LABEL, "command": config.command, "seconds": round(result.seconds, 1),
         "config": {"worlds": list(config.worlds), "seeds": list(config.seeds), "train_n": config.train_n,
                    "graph_n": config.graph_n, "chain_n": config.chain_n, "grid": list(config.grid),
@@ -733,10 +689,9 @@ def graphs_json(result: GraphsResult, config: GraphsConfig) -> dict[str, Any]:
 
 
 def write_graphs(result: GraphsResult, config: GraphsConfig) -> None:
-    import json
     from pathlib import Path
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "README.md").write_text(render_graphs(result, config), encoding="utf-8")
-    (out / "results.json").write_text(json.dumps(graphs_json(result, config), indent=1), encoding="utf-8")
+    write_results(out / "results.json", graphs_json(result, config))

@@ -28,13 +28,14 @@ left out of every other metric; see ``replay.py``.
 from __future__ import annotations
 
 import math
-import random
 import statistics
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from hera_router.evaluation import stats
+from hera_router.evaluation.render import clean
 from hera_router.training.outcomes import RequestOutcome, Status, StepRecord, counted, slm_usage
 
 __all__ = ["RequestOutcome", "Status", "StepRecord", "counted", "slm_usage"]
@@ -103,26 +104,8 @@ def bootstrap_ci(
     level: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic``, resampling requests with replacement.
-
-    Resampling whole requests keeps each request's steps together (the unit the paper averages
-    over). NaN resamples (e.g. no counted request drawn) are dropped.
-    """
-    rows = counted(outcomes)
-    if not rows:
-        return (math.nan, math.nan)
-    rng = random.Random(seed)
-    values = sorted(
-        value
-        for _ in range(resamples)
-        if not math.isnan(value := statistic([rows[rng.randrange(len(rows))] for _ in rows]))
-    )
-    if not values:
-        return (math.nan, math.nan)
-    tail = (1 - level) / 2
-    low = values[min(len(values) - 1, math.floor(tail * len(values)))]
-    high = values[min(len(values) - 1, math.ceil((1 - tail) * len(values)) - 1)]
-    return (low, high)
+    """Percentile bootstrap interval of ``statistic`` over the counted requests (``stats``' rule)."""
+    return stats.bootstrap_ci(counted(outcomes), statistic, resamples=resamples, level=level, seed=seed)
 
 
 # -- one policy's numbers ------------------------------------------------------------------------
@@ -157,15 +140,6 @@ class PolicyMetrics:
     the paper's: remote (cloud token) cost relative to All-LLM."""
 
     def to_json(self) -> dict[str, Any]:
-        def clean(value: Any) -> Any:
-            if isinstance(value, float):
-                return None if math.isnan(value) else round(value, 6)
-            if isinstance(value, tuple | list):
-                return [clean(v) for v in value]
-            if isinstance(value, dict):
-                return {k: clean(v) for k, v in value.items()}
-            return value
-
         return {name: clean(getattr(self, name)) for name in self.__dataclass_fields__}
 
 

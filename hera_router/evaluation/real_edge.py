@@ -39,7 +39,8 @@ from hera_router.backends.base import GenerationParams, ModelBackend
 
 if TYPE_CHECKING:
     from hera_router.config import Settings
-    from hera_router.evaluation.matrix import MatrixConfig, MatrixProgress, WorldResult
+    from hera_router.evaluation.world_replay import WorldConfig, WorldResult
+    from hera_router.evaluation.worlds import Progress
     from hera_router.routing.estimators import Estimators
     from hera_router.simulator.facts import FactsFamily
     from hera_router.simulator.generate import TaskRecord
@@ -381,10 +382,10 @@ class RealEdgeResult:
     seconds: dict[str, float]
 
 
-def _matrix_config(config: RealEdgeConfig, workdir: Path) -> MatrixConfig:
-    from hera_router.evaluation.matrix import MatrixConfig
+def _matrix_config(config: RealEdgeConfig, workdir: Path) -> WorldConfig:
+    from hera_router.evaluation.world_replay import WorldConfig
 
-    return MatrixConfig(
+    return WorldConfig(
         out=config.out, workdir=workdir, worlds=(PRESET,), seeds=(config.seed,), train_family="facts",
         eval_family="facts", train_n=config.train_n, eval_n=config.eval_n, node_budget=config.node_budget,
         resamples=config.resamples, policies=config.policies,
@@ -394,20 +395,20 @@ def _matrix_config(config: RealEdgeConfig, workdir: Path) -> MatrixConfig:
 def _estimators_of(settings: Settings, config: RealEdgeConfig, workdir: Path) -> Estimators | None:
     from hera_router.db.runtime import Runtime
     from hera_router.estimators.loader import RegistryEstimatorSource
-    from hera_router.evaluation.matrix import world_settings
+    from hera_router.evaluation.worlds import world_settings
 
     folder = workdir / f"{PRESET}-seed{config.seed}"
-    runtime = Runtime(world_settings(settings, folder, PRESET, config.seed, _matrix_config(config, workdir)))
+    runtime = Runtime(world_settings(settings, folder, PRESET, config.seed, _matrix_config(config, workdir).training()))
     try:
         return RegistryEstimatorSource(runtime)()
     finally:
         runtime.close()
 
 
-def run_real_edge(base: Settings, config: RealEdgeConfig, progress: MatrixProgress) -> RealEdgeResult:
+def run_real_edge(base: Settings, config: RealEdgeConfig, progress: Progress) -> RealEdgeResult:
     """Parts 1–3 of the module docstring; the real model's answers are cached per prompt in process."""
     from hera_router.backends.registry import build_raw_backend
-    from hera_router.evaluation.matrix import run_world
+    from hera_router.evaluation.world_replay import run_world
 
     seconds: dict[str, float] = {}
     real_settings = real_edge_settings(base, config, real=True, fitted=None)
@@ -502,7 +503,7 @@ def lookup_share_table(world: WorldResult) -> str:
 
 
 def _world_section(title: str, world: WorldResult) -> list[str]:
-    from hera_router.evaluation.matrix import equal_share_table, world_table
+    from hera_router.evaluation.world_replay import equal_share_table, world_table
 
     return [
         f"## {title}", "",
@@ -552,7 +553,7 @@ def render_report(result: RealEdgeResult, config: RealEdgeConfig) -> str:
 
 
 def write_report(result: RealEdgeResult, config: RealEdgeConfig) -> None:
-    from hera_router.evaluation.matrix import to_json_world
+    from hera_router.evaluation.world_replay import to_json_world
 
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / "README.md").write_text(render_report(result, config), encoding="utf-8")

@@ -16,13 +16,11 @@ estimator registry and the live runs, and ``state.json`` remembers which runs to
 
 from __future__ import annotations
 
-import json
 import math
 import platform
-import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
@@ -34,7 +32,15 @@ from hera_router.evaluation import calibrate as calibration
 from hera_router.evaluation import compare, plots, sweeps
 from hera_router.evaluation.live import LiveItem, live_system, run_live
 from hera_router.evaluation.metrics import PolicyMetrics, RequestOutcome, summarise
-from hera_router.training.baselines import BaselinePaths, fit_hybridllm, fit_oracle, with_baseline_paths
+from hera_router.evaluation.render import LABEL, pct, pct_ci, table, write_page, write_results
+from hera_router.evaluation.worlds import (
+    ProfileSpec,
+    fit_baselines,
+    load_state,
+    profiled,
+    save_state,
+    without_training_requests,
+)
 from hera_router.training.replay import (
     ProfileSet,
     Replayer,
@@ -87,60 +93,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[package] = "not installed"
     return found
-
-
-def _state(workdir: Path) -> dict[str, Any]:
-    path = workdir / "state.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def _save_state(workdir: Path, state: dict[str, Any]) -> None:
-    (workdir / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
-
-
-def _profile(
-    runtime: Runtime,
-    state: dict[str, Any],
-    label: str,
-    family: str,
-    n: int,
-    offset: int,
-    budget: int,
-    log: Log,
-    on_request: Callable[[int, int], None] | None = None,
-) -> uuid.UUID:
-    """The run for (family, n, offset, budget): reused when the work folder already finished it."""
-    from hera_router.db.enums import RunStatus
-    from hera_router.db.repositories import ProfilingRepository
-    from hera_router.db.session import session_scope
-    from hera_router.training.profiling import create_run, profile_run, run_config
-
-    settings = runtime.settings
-    config = run_config(settings, family=family, n=n, offset=offset, node_budget=budget)
-    previous = state.get(label)
-    if previous and previous.get("config") == config:
-        with session_scope(runtime.sessions) as session:
-            run = ProfilingRepository(session).get_run(uuid.UUID(previous["run_id"]))
-            done = run is not None and run.status is RunStatus.SUCCEEDED
-        if done:
-            log(f"reusing {label} profile run {previous['run_id']}")
-            return uuid.UUID(previous["run_id"])
-    run_id = create_run(runtime.sessions, f"eval-{label}", "sim", config)
-    started = time.perf_counter()
-    profile_run(settings, runtime.sessions, run_id, on_request=on_request or _every_tenth(label, log))
-    log(f"profiled {label}: {n} {family} requests (offset {offset}) in {time.perf_counter() - started:.0f} s")
-    state[label] = {"run_id": str(run_id), "config": config}
-    return run_id
-
-
-def _every_tenth(label: str, log: Log) -> Callable[[int, int], None]:
-    """A profiling callback that logs about ten lines per run (so a long profile is not silent)."""
-
-    def report(done: int, total: int) -> None:
-        if total and (done == total or done % max(1, total // 10) == 0):
-            log(f"profiling {label}: {done}/{total} requests")
-
-    return report
 
 
 def _prefixed(log: Log, prefix: str) -> Log:
@@ -210,39 +162,27 @@ def build_report(settings: Settings, config: ReportConfig, log: Log = print) -> 
         raise ValueError(
             "`eval report` profiles the simulated world; point HERA_EDGE__BACKEND/HERA_CLOUD__BACKEND at sim"
         )
-    label = "SIMULATED"
+    label = LABEL
     upgrade(settings.database_url)
     runtime = Runtime(settings)
-    state = _state(config.workdir)
+    state = load_state(config.workdir)
+    budget = config.node_budget
     try:
-        train_run = _profile(runtime, state, "train", config.train_family, config.train_n, 0, config.node_budget, log)
-        _save_state(config.workdir, state)
+        train_run = profiled(runtime, state, ProfileSpec("train", config.train_family, config.train_n, 0, budget), log)
+        save_state(config.workdir, state)
         # Offsetting by train_n keeps the evaluation requests of the training family disjoint from
         # the training ones (instance i of a family is the same request in every set).
-        eval_run = _profile(
-            runtime, state, "eval", config.eval_family, config.eval_n, config.train_n, config.node_budget, log
-        )
-        _save_state(config.workdir, state)
+        spec = ProfileSpec("eval", config.eval_family, config.eval_n, config.train_n, budget)
+        eval_run = profiled(runtime, state, spec, log)
+        save_state(config.workdir, state)
         estimator_rows = _train(runtime, state, train_run, config.retrain, log)
-        _save_state(config.workdir, state)
+        save_state(config.workdir, state)
 
         train_profile = load_profile(settings, runtime.sessions, train_run)
-        profile = load_profile(settings, runtime.sessions, eval_run)
-        train_requests = {t.request for t in train_profile.trees}
-        overlap = [t.key for t in profile.trees if t.request in train_requests]
-        if overlap:
-            log(f"leaving out {len(overlap)} evaluation requests that also appear in the training profile")
-            profile = profile.subset([t.key for t in profile.trees if t.request not in train_requests])
-        paths = BaselinePaths(config.workdir / "hybridllm.json", config.workdir / "oracle-plan.json")
-        hybrid = fit_hybridllm(train_profile, paths.hybridllm)
-        oracle_result = fit_oracle(profile, paths.oracle)
-        log(
-            f"hybridllm: threshold {hybrid.router.threshold:.3f} on {hybrid.train_samples} subtasks; oracle: "
-            f"accuracy {oracle_result.accuracy:.3f} at SLM usage {oracle_result.slm_usage:.3f}"
-        )
-        routing = with_baseline_paths(settings.routing, paths)
-        settings = settings.model_copy(update={"routing": routing})
-        runtime.settings = settings
+        profile = without_training_requests(load_profile(settings, runtime.sessions, eval_run), train_profile, log)
+        baselines = fit_baselines(settings, train_profile, profile, config.workdir, log)
+        hybrid, oracle_result = baselines.hybrid, baselines.oracle
+        runtime.settings = settings = baselines.settings
         estimators = RegistryEstimatorSource(runtime)()
         if estimators is None:
             raise RuntimeError("no active estimators after training")
@@ -251,7 +191,7 @@ def build_report(settings: Settings, config: ReportConfig, log: Log = print) -> 
         log(f"sweeps and calibration done at {time.perf_counter() - started:.0f} s")
         live_rows, agreement = _live(settings, profile, replayed.table, config, log)
     finally:
-        _save_state(config.workdir, state)
+        save_state(config.workdir, state)
         runtime.close()
 
     result = ReportResult(config.out, time.perf_counter() - started)
@@ -371,16 +311,176 @@ def _live(
 
 # -- writing -------------------------------------------------------------------------------------
 
+PAPER_TABLE_4 = (
+    "Paper Table 4 (macro, real models): AIMS 77.62 / 83.58; w/o SD 76.04 / 78.04; URC+SSE+SLE 73.90 / 75.52; "
+    "URC+SSE 72.48 / 72.36; URC only 70.10 / 71.98; w/o URC 76.82 / 70.18 (accuracy / SLM usage %)."
+)
+PAPER_FIG_12 = (
+    "Paper Fig. 12 (real models): τ_req 0.50→0.78 raises accuracy 74.25→77.90 % and lowers SLM usage "
+    "88.40→76.30 %; τ_sse 0.60→0.80 raises accuracy 75.10→77.65 % and lowers SLM usage 86.20→78.55 %."
+)
 
-def _banner(label: str) -> str:
-    return (
-        f"> **{label}.** Every number on this page was measured on the simulated agent world "
-        "(`hera_router/simulator`), not on real models or real tasks.\n"
-    )
+
+@dataclass(frozen=True)
+class _Pages:
+    """What every page of one report is written from."""
+
+    out: Path
+    context: dict[str, Any]
+    replayed: Replayed
+    by_name: dict[str, compare.Evaluated]
+
+    @property
+    def label(self) -> str:
+        return str(self.context["label"])
+
+    @property
+    def families(self) -> list[str]:
+        return list(self.context["families"])
+
+    def metrics(self, names: Sequence[str]) -> list[PolicyMetrics]:
+        return [self.by_name[n].metrics for n in names if n in self.by_name]
+
+    def write(self, name: str, title: str, parts: Sequence[str]) -> None:
+        write_page(self.out, name, title, "\n\n".join(parts), self.label)
+
+    def replay_note(self) -> str:
+        context, families = self.context, self.families
+        held_out = [f for f in families if f != context["train_family"]]
+        return (
+            f"Replay on the evaluation profile ({context['eval_profile']['requests_used']} requests, "
+            f"families {', '.join(families)}; `{context['train_family']}` is the estimators' training family, "
+            f"{', '.join(held_out) or 'none'} held out). Steps the profile lacked were run on the simulated "
+            f"backends and added to the trees ({context['extension_steps']} steps in all); `off-tree` counts "
+            "requests that could not be finished. 95 % intervals: bootstrap over requests (1000 resamples). "
+            "Latency: the simulator's latency model on each step's tokens plus measured decision time."
+        )
 
 
-def _page(out: Path, name: str, title: str, label: str, body: str) -> None:
-    (out / name).write_text(f"# {title} ({label})\n\n{_banner(label)}\n{body.rstrip()}\n", encoding="utf-8")
+def _plots(pages: _Pages) -> None:
+    replayed = pages.replayed
+    references = pages.metrics(("all-slm", "all-llm", "oracle", "hybridllm"))
+    for parameter, points in replayed.sweep_points.items():
+        more = {"hera with profiled estimators": replayed.reference_sweeps.get(parameter, [])}
+        path = pages.out / f"sweep-{parameter.replace('_', '-')}.png"
+        plots.pareto_plot(points, references, path, data_label=pages.label, more=more)
+    reference_hera = [r for r in replayed.reference if r.policy.startswith("hera (")]
+    rows = pages.metrics(compare.BASELINES) + pages.metrics(compare.ABLATIONS)[1:] + reference_hera
+    plots.policies_plot(rows, pages.out / "policies.png", data_label=pages.label)
+
+
+def _policies_page(pages: _Pages) -> None:
+    errors = "\n".join(f"- `{row.name}`: {row.error}" for row in pages.replayed.table.rows if row.error)
+    pages.write("policies.md", "Policies", [
+        pages.replay_note(),
+        compare.markdown_table(pages.metrics(compare.BASELINES), families=pages.families),
+        "Steps per HERA branch:",
+        compare.branch_table(pages.metrics(compare.ABLATIONS) + pages.replayed.reference),
+        "Replay could not evaluate:\n" + errors if errors else "",
+        "![policies](policies.png)",
+    ])
+
+
+def _ablations_page(pages: _Pages) -> None:
+    pages.write("ablations.md", "Ablations (the paper's Table 4 rows first)", [
+        pages.replay_note(),
+        compare.markdown_table(pages.metrics(compare.ABLATIONS), families=pages.families, latency=False),
+        "The same rows with the profiled estimators (read off the evaluation trees: what the routing logic "
+        "does with perfect predictors; `evaluation/reference_estimators.py`):",
+        compare.markdown_table(pages.replayed.reference, families=pages.families, latency=False),
+        PAPER_TABLE_4,
+    ])
+
+
+def _sweeps_page(pages: _Pages) -> None:
+    body = []
+    for parameter, points in pages.replayed.sweep_points.items():
+        body += [
+            f"## {plots.LABELS.get(parameter, parameter)}",
+            "Trained estimators:",
+            sweeps.markdown(points),
+            "Profiled (perfect) estimators:",
+            sweeps.markdown(pages.replayed.reference_sweeps.get(parameter, [])),
+            f"![{parameter}](sweep-{parameter.replace('_', '-')}.png)",
+        ]
+    pages.write("sweeps.md", "Threshold sweeps", [*body, PAPER_FIG_12])
+
+
+def _calibration_row(c: calibration.Calibration) -> list[str]:
+    v, h = c.validation, c.held_out
+
+    def fmt(x: float) -> str:
+        return f"{100 * x:.1f} %" if c.target == "slm_share" else f"{x:.2f}"
+
+    met = "yes" if c.met else "no"
+    thresholds = [f"{c.tau_req:.2f}", f"{c.kappa_base:.2f}"]
+    held_out = [pct_ci(h.accuracy, h.accuracy_ci), pct(h.slm_usage), f"{h.cost:.2f}"]
+    return [c.target, fmt(c.goal), *thresholds, met, fmt(c.achieved(v)), fmt(c.achieved(h)), *held_out]
+
+
+def _calibration_page(pages: _Pages) -> None:
+    calibrations = pages.replayed.calibrations
+    headers = ["target", "goal", "τ_req", "κ base", "met on validation", "validation value", "held-out value"]
+    headers += ["held-out accuracy % [95% CI]", "held-out SLM usage %", "held-out cost"]
+    pages.write("calibration.md", "Calibration", [
+        "Thresholds searched on the validation half of the evaluation requests (a hash split), "
+        f"reported on the other half; tolerance ±{100 * calibrations[0].tolerance:.0f} points "
+        "(or ±0.03 cost ratio); among the pairs within tolerance the most accurate on validation wins.",
+        table(headers, [_calibration_row(c) for c in calibrations]),
+    ])
+
+
+def _estimators_page(pages: _Pages, estimator_rows: Sequence[dict[str, Any]]) -> None:
+    rows = [
+        [r["name"], r["version"], r["variant"], r["metric"], f"{r['value']:.3f}", f"{r['baseline']:.3f}"]
+        for r in estimator_rows
+    ]
+    effect = pages.metrics(("hera", "hera-no-urc", "hera-urc-only", "hera-fixed-kappa"))
+    perfect = ("hera", "hera-no-urc", "hera-urc-only")
+    effect += [r for r in pages.replayed.reference if r.policy.split(" ")[0] in perfect]
+    effect += pages.metrics(("all-slm", "all-llm", "oracle"))
+    pages.write("estimators.md", "Estimators", [
+        "Validation metrics of the estimators trained on the training profile, against each one's trivial "
+        "baseline (training/evaluation.py):",
+        table(["estimator", "version", "variant", "metric", "value", "baseline"], rows),
+        "Their effect end to end (replay): HERA with every stage, without URC, with URC only, and without "
+        "the position-aware κ; then the same policies with the profiled (perfect) estimators, and the references:",
+        compare.markdown_table(effect, families=pages.families, latency=False),
+    ])
+
+
+def _live_page(pages: _Pages, live_rows: Sequence[PolicyMetrics], agreement: dict[str, dict[str, int]]) -> None:
+    rows = [[f"`{n}`", a["compared"], a["same_decisions"], a["same_answer"]] for n, a in agreement.items()]
+    pages.write("live.md", "Live runs through the embedded pipeline", [
+        f"{live_rows[0].requests} evaluation requests (alternating families), run through the real pipeline "
+        "(SQLite, in-process Celery workers, simulated backends; HERA with the registry's active estimators). "
+        "Latency: the simulated latency each call reported plus the router's recorded decision time.",
+        compare.markdown_table(live_rows, families=pages.families),
+        "Live against replay on the same requests (decisions = executor and branch of every step):",
+        table(["policy", "compared", "same decisions", "same answer"], rows),
+    ])
+
+
+def _index_page(pages: _Pages, live: bool) -> None:
+    context = pages.context
+    versions = "\n".join(f"- {k}: {v}" for k, v in context["versions"].items())
+    est_versions = ", ".join(f"{k} v{v}" for k, v in sorted(context["estimator_versions"].items()))
+    train, ev, orc = context["train_profile"], context["eval_profile"], context["oracle"]
+    names = ["policies.md", "ablations.md", "sweeps.md", "calibration.md", "estimators.md"]
+    names += ["live.md"] if live else []
+    pages.write("README.md", "hera-router evaluation report", [
+        f"Generated {context['generated']} in {context['seconds']} s by:",
+        f"```\n{context['command']}\n```",
+        "Pages: " + ", ".join(f"[{p[:-3]}]({p})" for p in names) + "; data: [results.json](results.json).",
+        f"Training profile: run `{train['run_id']}` ({train.get('n')} `{train.get('family')}` requests, "
+        f"node budget {train.get('node_budget')}). Evaluation profile: run `{ev['run_id']}` "
+        f"({ev['requests_used']} `{ev.get('family')}` requests from offset {ev.get('offset')}). "
+        f"World seed {ev.get('world_seed')}, preset `{ev.get('preset')}`.",
+        f"Estimators: {est_versions}. HybridLLM threshold {context['hybridllm']['threshold']:.3f}; Oracle plan "
+        f"accuracy {100 * orc['accuracy']:.1f} % (target {100 * orc['target_accuracy']:.1f} %, "
+        f"All-LLM {100 * orc['all_llm_accuracy']:.1f} %) at SLM usage {100 * orc['slm_usage']:.1f} %.",
+        "Versions:\n" + versions,
+    ])
 
 
 def write_report(
@@ -391,150 +491,27 @@ def write_report(
     live_rows: list[PolicyMetrics],
     agreement: dict[str, dict[str, int]],
 ) -> dict[str, Any]:
-    label = context["label"]
-    families = context["families"]
-    table, sweep_points, calibrations = replayed.table, replayed.sweep_points, replayed.calibrations
-    reference_hera = [r for r in replayed.reference if r.policy.startswith("hera (")]
-    held_out = [f for f in families if f != context["train_family"]]
-    by_name = {row.name: row for row in table.rows}
-    policy_rows = [by_name[n].metrics for n in compare.BASELINES if n in by_name]
-    ablation_rows = [by_name[n].metrics for n in compare.ABLATIONS if n in by_name]
-    references = [by_name[n].metrics for n in ("all-slm", "all-llm", "oracle", "hybridllm") if n in by_name]
-
-    for parameter, points in sweep_points.items():
-        more = {"hera with profiled estimators": replayed.reference_sweeps.get(parameter, [])}
-        path = out / f"sweep-{parameter.replace('_', '-')}.png"
-        plots.pareto_plot(points, references, path, data_label=label, more=more)
-    plots.policies_plot(policy_rows + ablation_rows[1:] + reference_hera, out / "policies.png", data_label=label)
-
-    errors = "\n".join(f"- `{row.name}`: {row.error}" for row in table.rows if row.error)
-    replay_note = (
-        f"Replay on the evaluation profile ({context['eval_profile']['requests_used']} requests, "
-        f"families {', '.join(families)}; `{context['train_family']}` is the estimators' training family, "
-        f"{', '.join(held_out) or 'none'} held out). Steps the profile lacked were run on the simulated "
-        f"backends and added to the trees ({context['extension_steps']} steps in all); `off-tree` counts "
-        "requests that could not be finished. 95 % intervals: bootstrap over requests (1000 resamples). "
-        "Latency: the simulator's latency model on each step's tokens plus measured decision time."
-    )
-    _page(out, "policies.md", "Policies", label, "\n\n".join([
-        replay_note,
-        compare.markdown_table(policy_rows, families=families),
-        "Steps per HERA branch:",
-        compare.branch_table(ablation_rows + replayed.reference),
-        "Replay could not evaluate:\n" + errors if errors else "",
-        "![policies](policies.png)",
-    ]))  # fmt: skip
-    _page(out, "ablations.md", "Ablations (the paper's Table 4 rows first)", label, "\n\n".join([
-        replay_note,
-        compare.markdown_table(ablation_rows, families=families, latency=False),
-        "The same rows with the profiled estimators (read off the evaluation trees: what the routing logic "
-        "does with perfect predictors; `evaluation/reference_estimators.py`):",
-        compare.markdown_table(replayed.reference, families=families, latency=False),
-        "Paper Table 4 (macro, real models): AIMS 77.62 / 83.58; w/o SD 76.04 / 78.04; URC+SSE+SLE 73.90 / 75.52; "
-        "URC+SSE 72.48 / 72.36; URC only 70.10 / 71.98; w/o URC 76.82 / 70.18 (accuracy / SLM usage %).",
-    ]))  # fmt: skip
-    sweep_body = []
-    for parameter, points in sweep_points.items():
-        sweep_body += [f"## {plots.LABELS.get(parameter, parameter)}", "Trained estimators:", sweeps.markdown(points),
-                       "Profiled (perfect) estimators:", sweeps.markdown(replayed.reference_sweeps.get(parameter, [])),
-                       f"![{parameter}](sweep-{parameter.replace('_', '-')}.png)"]  # fmt: skip
-    sweep_body.append(
-        "Paper Fig. 12 (real models): τ_req 0.50→0.78 raises accuracy 74.25→77.90 % and lowers SLM usage "
-        "88.40→76.30 %; τ_sse 0.60→0.80 raises accuracy 75.10→77.65 % and lowers SLM usage 86.20→78.55 %."
-    )
-    _page(out, "sweeps.md", "Threshold sweeps", label, "\n\n".join(sweep_body))
-    cal_lines = [
-        "| target | goal | τ_req | κ base | met on validation | validation value | held-out value | "
-        "held-out accuracy % [95% CI] | held-out SLM usage % | held-out cost |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for c in calibrations:
-        v, h = c.validation, c.held_out
-
-        def fmt(x: float, share: bool = c.target == "slm_share") -> str:
-            return f"{100 * x:.1f} %" if share else f"{x:.2f}"
-
-        cal_lines.append(
-            f"| {c.target} | {fmt(c.goal)} | {c.tau_req:.2f} | {c.kappa_base:.2f} | {'yes' if c.met else 'no'} | "
-            f"{fmt(c.achieved(v))} | {fmt(c.achieved(h))} | {compare.pct_ci(h.accuracy, h.accuracy_ci)} | "
-            f"{compare.pct(h.slm_usage)} | {h.cost:.2f} |"
-        )
-    _page(out, "calibration.md", "Calibration", label, "\n\n".join([
-        "Thresholds searched on the validation half of the evaluation requests (a hash split), "
-        f"reported on the other half; tolerance ±{100 * calibrations[0].tolerance:.0f} points "
-        "(or ±0.03 cost ratio); among the pairs within tolerance the most accurate on validation wins.",
-        "\n".join(cal_lines),
-    ]))  # fmt: skip
-    est_lines = ["| estimator | version | variant | metric | value | baseline |", "|---|---|---|---|---|---|"]
-    est_lines += [
-        f"| {r['name']} | {r['version']} | {r['variant']} | {r['metric']} | {r['value']:.3f} | {r['baseline']:.3f} |"
-        for r in estimator_rows
-    ]
-    effect = [by_name[n].metrics for n in ("hera", "hera-no-urc", "hera-urc-only", "hera-fixed-kappa") if n in by_name]
-    effect += [r for r in replayed.reference if r.policy.split(" ")[0] in ("hera", "hera-no-urc", "hera-urc-only")]
-    effect += [by_name[n].metrics for n in ("all-slm", "all-llm", "oracle") if n in by_name]
-    _page(out, "estimators.md", "Estimators", label, "\n\n".join([
-        "Validation metrics of the estimators trained on the training profile, against each one's trivial "
-        "baseline (training/evaluation.py):",
-        "\n".join(est_lines),
-        "Their effect end to end (replay): HERA with every stage, without URC, with URC only, and without "
-        "the position-aware κ; then the same policies with the profiled (perfect) estimators, and the references:",
-        compare.markdown_table(effect, families=families, latency=False),
-    ]))  # fmt: skip
+    """Every page, plot and ``results.json`` of the report; returns what ``results.json`` holds."""
+    pages = _Pages(out, context, replayed, {row.name: row for row in replayed.table.rows})
+    _plots(pages)
+    _policies_page(pages)
+    _ablations_page(pages)
+    _sweeps_page(pages)
+    _calibration_page(pages)
+    _estimators_page(pages, estimator_rows)
     if live_rows:
-        agree_lines = ["| policy | compared | same decisions | same answer |", "|---|---|---|---|"]
-        agree_lines += [f"| `{n}` | {a['compared']} | {a['same_decisions']} | {a['same_answer']} |"
-                        for n, a in agreement.items()]  # fmt: skip
-        _page(out, "live.md", "Live runs through the embedded pipeline", label, "\n\n".join([
-            f"{live_rows[0].requests} evaluation requests (alternating families), run through the real pipeline "
-            "(SQLite, in-process Celery workers, simulated backends; HERA with the registry's active estimators). "
-            "Latency: the simulated latency each call reported plus the router's recorded decision time.",
-            compare.markdown_table(live_rows, families=families),
-            "Live against replay on the same requests (decisions = executor and branch of every step):",
-            "\n".join(agree_lines),
-        ]))  # fmt: skip
-    versions = "\n".join(f"- {k}: {v}" for k, v in context["versions"].items())
-    est_versions = ", ".join(f"{k} v{v}" for k, v in sorted(context["estimator_versions"].items()))
-    train, ev, orc = context["train_profile"], context["eval_profile"], context["oracle"]
-    pages = ["policies.md", "ablations.md", "sweeps.md", "calibration.md", "estimators.md"]
-    pages += ["live.md"] if live_rows else []
-    _page(out, "README.md", "hera-router evaluation report", label, "\n\n".join([
-        f"Generated {context['generated']} in {context['seconds']} s by:",
-        f"```\n{context['command']}\n```",
-        "Pages: " + ", ".join(f"[{p[:-3]}]({p})" for p in pages) + "; data: [results.json](results.json).",
-        f"Training profile: run `{train['run_id']}` ({train.get('n')} `{train.get('family')}` requests, "
-        f"node budget {train.get('node_budget')}). Evaluation profile: run `{ev['run_id']}` "
-        f"({ev['requests_used']} `{ev.get('family')}` requests from offset {ev.get('offset')}). "
-        f"World seed {ev.get('world_seed')}, preset `{ev.get('preset')}`.",
-        f"Estimators: {est_versions}. HybridLLM threshold {context['hybridllm']['threshold']:.3f}; Oracle plan "
-        f"accuracy {100 * orc['accuracy']:.1f} % (target {100 * orc['target_accuracy']:.1f} %, "
-        f"All-LLM {100 * orc['all_llm_accuracy']:.1f} %) at SLM usage {100 * orc['slm_usage']:.1f} %.",
-        "Versions:\n" + versions,
-    ]))  # fmt: skip
+        _live_page(pages, live_rows, agreement)
+    _index_page(pages, bool(live_rows))
     summary = {
         **context,
-        "policies": table.to_json(),
-        "sweeps": {p: [pt.to_json() for pt in pts] for p, pts in sweep_points.items()},
+        "policies": replayed.table.to_json(),
+        "sweeps": {p: [pt.to_json() for pt in pts] for p, pts in replayed.sweep_points.items()},
         "reference_estimators": [row.to_json() for row in replayed.reference],
         "reference_sweeps": {p: [pt.to_json() for pt in pts] for p, pts in replayed.reference_sweeps.items()},
-        "calibration": [c.to_json() for c in calibrations],
+        "calibration": [c.to_json() for c in replayed.calibrations],
         "estimators": estimator_rows,
         "live": [row.to_json() for row in live_rows],
         "live_vs_replay": agreement,
     }
-    (out / "results.json").write_text(json.dumps(summary, indent=1, default=_json_default), encoding="utf-8")
+    write_results(out / "results.json", summary)
     return summary
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, Path | uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def command_line() -> str:
-    import shlex
-
-    return " ".join(shlex.quote(arg) for arg in ["hera-router", *sys.argv[1:]])

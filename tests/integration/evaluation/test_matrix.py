@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hera_router.cli import app
-from hera_router.evaluation.matrix import _interpolate
+from hera_router.evaluation.stats import interpolate
 from hera_router.routing.hera import VARIANTS
 from hera_router.routing.registry import policy_names
 
@@ -69,8 +69,8 @@ def test_matrix_on_one_tiny_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_interpolation_at_a_share() -> None:
     curve = [(0.0, 0.9), (0.5, 0.7), (1.0, 0.4)]
-    accuracy, in_range = _interpolate(0.25, curve)
+    accuracy, in_range = interpolate(0.25, curve)
     assert accuracy == pytest.approx(0.8)
     assert in_range
-    assert _interpolate(1.0, curve) == (0.4, True)
-    assert _interpolate(0.75, curve[:2]) == (0.7, False)
+    assert interpolate(1.0, curve) == (0.4, True)
+    assert interpolate(0.75, curve[:2]) == (0.7, False)

@@ -108,14 +108,14 @@ def test_decomposed_steps_run_their_parts_on_their_executors() -> None:
 
 def test_a_world_is_evaluated_and_written_with_simulated_labels(tmp_path: Path) -> None:
     from hera_router.evaluation.graphs import GraphsConfig, GraphsResult, evaluate_world, write_graphs
-    from hera_router.evaluation.matrix import MatrixProgress
+    from hera_router.evaluation.matrix import Progress
 
     settings = load_settings(simulator={"seed": SEED})
     config = GraphsConfig(
         out=tmp_path / "out", workdir=tmp_path, graph_n=4, chain_n=4, grid=(0.2, 0.7), resamples=20,
         command="hera-router eval graphs --graph-n 4",
     )  # fmt: skip
-    world = evaluate_world(settings, hashed_estimators(), config, MatrixProgress())
+    world = evaluate_world(settings, hashed_estimators(), config, Progress())
     assert {(r["policy"], r["family"]) for r in world.sd_rows} == {
         (p, f) for p in config.sd_policies for f in ("graph", "chains")
     }
@@ -131,14 +131,14 @@ def test_a_world_is_evaluated_and_written_with_simulated_labels(tmp_path: Path) 
     assert "`hera-paper-sd-partial`" in page
     assert (tmp_path / "out" / "results.json").is_file()
     # A world's result is saved in its folder and reused while the bootstrap and configuration hold.
-    from hera_router.evaluation.graphs import _load_world, _save_world
+    from hera_router.evaluation.graphs import load_world, save_world
 
     (tmp_path / "state.json").write_text('{"bootstrap": {"run_id": "r1"}}')
-    _save_world(tmp_path / "graphs-result.json", world, config, "r1")
-    again = _load_world(tmp_path / "graphs-result.json", config)
+    save_world(tmp_path / "graphs-result.json", world, config, "r1")
+    again = load_world(tmp_path / "graphs-result.json", config)
     assert again is not None
     assert again.kappa == world.kappa
     shares = [p.share for c in world.curves for p in c.points]
     assert [p.share for c in again.curves for p in c.points] == pytest.approx(shares, abs=1e-6)
     (tmp_path / "state.json").write_text('{"bootstrap": {"run_id": "r2"}}')  # bootstrapped again: not reused
-    assert _load_world(tmp_path / "graphs-result.json", config) is None
+    assert load_world(tmp_path / "graphs-result.json", config) is None
