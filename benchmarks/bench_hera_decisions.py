@@ -258,7 +258,7 @@ def throughput_report(settings: Settings, contexts: Sequence[RoutingContext], th
 
     from hera_router.estimators import similarity
 
-    similarity._shared = None  # the latency run created it with a cache
+    similarity.reset_shared_embedder()  # the latency run created it with a cache
     plain = estimators_with(1)
     batched = estimators_with(32)
     # No URC (it is cached per request and would short-cut whole requests) and no SD (an edge
@@ -295,7 +295,7 @@ def agreement_report(settings: Settings, contexts: Sequence[RoutingContext]) -> 
     bundles, seconds = {}, {}
     policy = HeraPolicy(settings.routing)
     for runtime in ("torch", "onnx"):
-        similarity._shared = None  # a fresh embedder per runtime, cache off
+        similarity.reset_shared_embedder()  # a fresh embedder per runtime, cache off
         estimators = settings.estimators.model_copy(
             update={"encoder_runtime": runtime, "micro_batch_max": 1, "similarity_cache_size": 0}
         )

@@ -507,6 +507,11 @@ def ladder_command(
         "hashed-ngrams-512", "--encoder", help="Start estimators' features: hashed-ngrams-N, all-minilm-l6-v2."
     ),
     out: Path = typer.Option(Path("reports/ladder"), "--out", "-o", help="Folder for ladder.md/.json and plots."),
+    save_starts: bool = typer.Option(
+        True, "--save-starts/--no-save-starts",
+        help="Also save each world's start estimators (fitted at the reference δ) as starts-*.json in --out, "
+        "the file HERA_ROUTING__LADDER_ESTIMATORS loads.",
+    ),
 ) -> None:
     """SIMULATED: the N-model ladder (tiny, mid, cheap-cloud, cloud) against two-model HERA, each
     model alone, every fixed pair, Random and HybridLLM over the ladder, on full and paper cost."""
@@ -543,4 +548,10 @@ def ladder_command(
     command = "hera-router " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     note = f"Made with `{command}` in {seconds:.0f} s ({cpu:.0f} s of CPU in this process)."
     path = write_report(reports, out, note)
+    if save_starts:
+        from hera_router.training.ladder import save_starts as save
+
+        for report in reports:
+            if report.starts:
+                typer.echo(f"  start estimators: {save(report.starts, out, report.preset, report.seed)}", err=True)
     typer.echo(f"wrote {path} in {seconds:.0f} s (SIMULATED)")

@@ -108,7 +108,7 @@ class LogisticHead:
         return cls(np.asarray(data["weights"], dtype=np.float64), float(data["bias"]))
 
 
-def _folds(groups: Sequence[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
+def group_folds(groups: Sequence[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
     order = sorted(set(groups))
     index = {g: i % FOLDS for i, g in enumerate(order)}
     return np.array([index[g] for g in groups], dtype=np.int64)
@@ -130,7 +130,7 @@ def fit_head(
     if len(y) == 0 or y.all() or not y.any():
         bias = math.log(max(rate, 1e-6) / max(1 - rate, 1e-6))
         return LogisticHead(np.zeros(features.shape[1]), bias), {"constant": True, "base_rate": rate}
-    folds = _folds(groups)
+    folds = group_folds(groups)
     best: tuple[float, float] | None = None
     scores: dict[str, float] = {}
     usable = [k for k in range(FOLDS) if (folds == k).any() and y[folds != k].any() and not y[folds != k].all()]

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hera_router.estimators.divergence import FOLDS, LogisticHead, _folds, fit_head
+from hera_router.estimators.divergence import FOLDS, LogisticHead, fit_head, group_folds
 
 FORMAT = "hera-ladder-starts/1"
 MAX_POSITION = 15
@@ -195,7 +195,7 @@ def fit_pair_head(
     y = np.asarray(labels, dtype=bool)
     oof: FloatArray = np.full(len(y), float(y.mean()) if len(y) else 0.0)
     if not info.get("constant"):
-        folds = _folds(groups)
+        folds = group_folds(groups)
         for k in range(FOLDS):
             train = folds != k
             if not (folds == k).any() or y[train].all() or not y[train].any():

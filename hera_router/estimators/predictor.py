@@ -53,7 +53,7 @@ def _normalise(rows: np.ndarray[Any, np.dtype[np.float32]]) -> np.ndarray[Any, n
     return normalised
 
 
-def _mlp(input_dim: int, hidden: int) -> Any:
+def mlp(input_dim: int, hidden: int) -> Any:
     import torch
 
     net: Any = torch.nn.Sequential(
@@ -108,7 +108,7 @@ def train_embedding_predictor(
     held = set(requests[::10]) if len(requests) >= 5 else set()
     mask = torch.tensor([p.state.request in held for p in pairs])
     fit_rows, check_rows = ~mask, mask if bool(mask.any()) else ~mask
-    net = _mlp(inputs.shape[1], settings.embedding_hidden)
+    net = mlp(inputs.shape[1], settings.embedding_hidden)
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.embedding_learning_rate, weight_decay=1e-2)
 
     def loss_on(rows: Any) -> Any:
@@ -161,7 +161,7 @@ class EmbeddingSubtaskPredictor:
         import torch
 
         max_position = int(meta["max_position"])
-        net = _mlp(2 * EMBEDDING_DIM + max_position + 1, int(meta["hidden"]))
+        net = mlp(2 * EMBEDDING_DIM + max_position + 1, int(meta["hidden"]))
         net.load_state_dict(torch.load(folder / HEAD_FILE, map_location="cpu", weights_only=True))
         return cls(net, embedder, max_position, version)
 

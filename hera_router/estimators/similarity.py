@@ -164,6 +164,13 @@ def shared_embedder(cache_size: int = 4096) -> Embedder:
         return _shared
 
 
+def reset_shared_embedder() -> None:
+    """Forget this process's shared embedder, so the next :func:`shared_embedder` builds a new one."""
+    global _shared  # noqa: PLW0603 - the one model per process, dropped
+    with _shared_lock:
+        _shared = None
+
+
 def onnx_folder(settings: Settings) -> Path:
     """Where this deployment keeps the exported graph (``HERA_ESTIMATORS__ONNX_DIR``)."""
     return settings.estimators.onnx_dir or settings.artifacts / "onnx"

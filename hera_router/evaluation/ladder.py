@@ -35,28 +35,34 @@ from itertools import combinations, pairwise
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from hera_router.agent.format import parse_step, render_step_messages
 from hera_router.agent.scoring import score
-from hera_router.backends.base import Generation, GenerationParams
-from hera_router.backends.pricing import bytes_sent, call_cost
+from hera_router.backends.pricing import bytes_sent
 from hera_router.config import BackendSettings, CostSettings, ModelTier, Settings, load_settings
 from hera_router.estimators.ladder_pair import (
     LadderStarts,
     TextEncoder,
     encoder_named,
-    fit_ladder_starts,
-    fit_pair_heads,
 )
 from hera_router.routing import steps
 from hera_router.routing.base import Verdict
 from hera_router.routing.hybridllm import LabelledSubtask, SubtaskClassifier
-from hera_router.routing.ladder import Ladder, pair_threshold
+from hera_router.routing.ladder import Ladder
 from hera_router.simulator.backend import SimBackend
 from hera_router.simulator.generate import TaskRecord, generate_tasks
 from hera_router.simulator.presets import load_behaviour
 from hera_router.simulator.world import World
+from hera_router.training.ladder import (
+    PARAMS,
+    ProfiledStep,
+    Rung,
+    cost_ordered,
+    fit_pair_thresholds,
+    fit_start_heads,
+    fit_starts,
+    price,
+    profile,
+)
 
 _HOUR = 3600.0
 
@@ -90,13 +96,8 @@ on every step of every policy run costs minutes per world on this CPU for an out
 better on the simulator's steps (``--encoder all-minilm-l6-v2`` runs it)."""
 ESTIMATED = "HERA ladder + pair estimators"
 """The ladder whose steps start on the rung the per-pair estimators judge sufficient."""
-PARAMS = GenerationParams(max_new_tokens=256)
 
 
-@dataclass
-class Rung:
-    tier: ModelTier
-    backend: SimBackend
 
 
 @dataclass
@@ -153,13 +154,6 @@ Start = Callable[[int, str], int]
 """(step, subtask) → the rung a step starts on."""
 
 
-def _price(settings: Settings, rung: Rung, generation: Generation, sent: int) -> tuple[float, float]:
-    cost = call_cost(
-        settings, rung.tier.backend.model, generation.prompt_tokens, generation.completion_tokens,
-        generation.latency_s, rung.tier.role, sent,
-    )  # fmt: skip
-    paper = cost.tokens_usd if rung.tier.role == "cloud" else 0.0
-    return cost.total, paper
 
 
 def run_request(
@@ -185,7 +179,7 @@ def run_request(
             generation = rungs[rung].backend.generate(messages, PARAMS)
             calls += 1
             sent = bytes_sent(messages) if rungs[rung].tier.role == "cloud" else 0
-            cost, cloud = _price(settings, rungs[rung], generation, sent)
+            cost, cloud = price(settings, rungs[rung], generation, sent)
             full, paper = full + cost, paper + cloud
             confidence = float(generation.extra.get("mean_logprob", "nan"))
             here = steps.Rung(rung, len(rungs), edge=rungs[rung].tier.role == "edge")
@@ -215,77 +209,12 @@ def _judged(ladder: Ladder, rung: int, confidence: float) -> Verdict:
 # -- profiling and fitting ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ProfiledStep:
-    text: str
-    seq: int
-    confidence: tuple[float, ...]
-    correct: tuple[bool, ...]
-    cost: tuple[float, ...] = ()
-    """Each rung's full cost for the step."""
-    request: str = ""
-    """The profiled request the step belongs to (cross-validation groups by it)."""
 
 
-def profile(
-    tasks: Sequence[TaskRecord], rungs: Sequence[Rung], settings: Settings, max_steps: int = 15
-) -> tuple[list[ProfiledStep], int, list[float]]:
-    """Every rung on every step of the top rung's chain: N calls per step. Returns the steps, the
-    number of calls made and each rung's mean full cost per call."""
-    steps: list[ProfiledStep] = []
-    calls = 0
-    spent = [0.0] * len(rungs)
-    for task in tasks:
-        history: list[tuple[str, str]] = []
-        current = task.request
-        for step in range(max_steps):
-            messages = render_step_messages(task.request, history, current, step)
-            generations = [rung.backend.generate(messages, PARAMS) for rung in rungs]
-            calls += len(generations)
-            costs = []
-            for k, (rung, generation) in enumerate(zip(rungs, generations, strict=True)):
-                sent = bytes_sent(messages) if rung.tier.role == "cloud" else 0
-                costs.append(_price(settings, rung, generation, sent)[0])
-                spent[k] += costs[-1]
-            steps.append(
-                ProfiledStep(
-                    text=current,
-                    seq=step,
-                    confidence=tuple(float(g.extra.get("mean_logprob", "nan")) for g in generations),
-                    # A step that computes nothing ("" ground truth) cannot be wrong.
-                    correct=tuple(g.extra.get("sim_correct", "") != "0" for g in generations),
-                    cost=tuple(costs),
-                    request=task.id,
-                )
-            )
-            parsed = parse_step(generations[-1].text)
-            history.append((current, parsed.result))
-            if parsed.final_answer is not None or parsed.next_subtask is None:
-                break
-            current = parsed.next_subtask
-    per_step = max(len(steps), 1)
-    return steps, calls, [total / per_step for total in spent]
 
 
-def fit_pair_thresholds(steps: Sequence[ProfiledStep], low: int, high: int, tolerance: float) -> float:
-    """Threshold on rung ``low``'s confidence for the pair (low, high), from profiled steps: a step
-    "needed" rung ``high`` when ``low`` got it wrong and ``high`` right."""
-    scores = [s.confidence[low] for s in steps]
-    helped = [not s.correct[low] and s.correct[high] for s in steps]
-    return pair_threshold(scores, helped, tolerance)
 
 
-def cost_ordered(steps: Sequence[ProfiledStep], per_call_cost: Sequence[float]) -> list[int]:
-    """The rungs cheapest first by their measured mean full cost per profiled call, keeping only a
-    rung that is right on more profiled steps than every cheaper rung kept (a dearer, weaker model
-    is never worth trying first). The top rung (the most accurate) always stays."""
-    accuracy = [sum(s.correct[k] for s in steps) / max(len(steps), 1) for k in range(len(per_call_cost))]
-    order = sorted(range(len(per_call_cost)), key=lambda k: (per_call_cost[k], -accuracy[k]))
-    kept: list[int] = []
-    for k in order:
-        if not kept or accuracy[k] > accuracy[kept[-1]]:
-            kept.append(k)
-    return kept
 
 
 def fit_classifiers(steps: Sequence[ProfiledStep], rungs: int) -> list[SubtaskClassifier]:
@@ -318,8 +247,6 @@ def _seeded_random(seed: int, task_id: str, top: int) -> Start:
     return start
 
 
-def _array(steps: Sequence[ProfiledStep], attribute: str) -> np.ndarray[Any, Any]:
-    return np.asarray([getattr(s, attribute) for s in steps], dtype=np.float64)
 
 
 def _starting(fitted: LadderStarts, encoder: TextEncoder, counts: list[int]) -> Callable[[TaskRecord], Start]:
@@ -328,6 +255,27 @@ def _starting(fitted: LadderStarts, encoder: TextEncoder, counts: list[int]) -> 
             rung, _ = fitted.start(encoder.embed_many([text])[0], step)
             counts[rung] += 1
             return rung
+
+        return start
+
+    return for_task
+
+
+def _rungs(preset: str, seed: int, tiers: Sequence[ModelTier]) -> list[Rung]:
+    behaviour = load_behaviour(preset)
+    return [
+        Rung(tier, SimBackend(behaviour.tier(tier.name).base, tier.backend.model, seed, preset, tier=tier.name))
+        for tier in tiers
+    ]
+
+
+def _hybrid_start(classifiers: Sequence[SubtaskClassifier], bar: float) -> Callable[[TaskRecord], Start]:
+    """HybridLLM over the ladder: a step starts on the cheapest rung whose classifier clears ``bar``."""
+    top = len(classifiers) - 1
+
+    def for_task(_task: TaskRecord) -> Start:
+        def start(step: int, text: str) -> int:
+            return next((k for k, c in enumerate(classifiers) if c.score(text, step) >= bar), top)
 
         return start
 
@@ -349,10 +297,7 @@ def evaluate_world(
     ``encoder``: what embeds a step's text for the pair estimators (``encoder_named``)."""
     settings = load_settings(models=[tier.model_dump() for tier in tiers], costs=costs.model_dump())
     behaviour = load_behaviour(preset)
-    rungs = [
-        Rung(tier, SimBackend(behaviour.tier(tier.name).base, tier.backend.model, seed, preset, tier=tier.name))
-        for tier in tiers
-    ]
+    rungs = _rungs(preset, seed, tiers)
     names = [tier.name for tier in tiers]
     tasks = generate_tasks(World(seed, behaviour.world), family, profile_requests + requests)
     profiled, profiled_calls, per_call = profile(tasks[:profile_requests], rungs, settings)
@@ -361,9 +306,7 @@ def evaluate_world(
     report = WorldReport(preset, seed, requests, profile_requests, profiled_calls, thresholds={})
     top = len(rungs) - 1
     encode = encoder_named(encoder, cache_size=1_000_000)  # a run's texts repeat across policies and scenarios
-    seqs = [s.seq for s in profiled]
-    correct, confidence, step_cost = (_array(profiled, a) for a in ("correct", "confidence", "cost"))
-    heads = fit_pair_heads(encode.embed_many([s.text for s in profiled]), seqs, [s.request for s in profiled], correct)
+    heads = fit_start_heads(profiled, encode)
     report.pair_heads = [
         {"pair": f"{a}>{b}", **info} for (a, b), info in zip(pairwise(names), heads.infos, strict=True)
     ]
@@ -386,10 +329,10 @@ def evaluate_world(
         pair_names = [f"{a}>{b}" for a, b in pairwise(names)]
         report.thresholds[f"ladder δ={tolerance}"] = dict(zip(pair_names, ladder.thresholds, strict=True))
         run(range(len(rungs)), f"δ={tolerance}", "HERA ladder", "ladder", ladder)
-        fitted = fit_ladder_starts(
-            heads, names, seqs, confidence, correct, step_cost, ladder.thresholds, encoder, tolerance=tolerance,
-            preset=preset, seed=seed, profile_requests=profile_requests,
-        )  # fmt: skip
+        fitted = fit_starts(
+            heads, names, profiled, ladder.thresholds, encoder, tolerance=tolerance, preset=preset, seed=seed,
+            profile_requests=profile_requests,
+        )
         counts = [0] * len(rungs)
         started = run(range(len(rungs)), f"δ={tolerance}", ESTIMATED, "ladder", ladder,
                       start=_starting(fitted, encode, counts))  # fmt: skip
@@ -410,13 +353,7 @@ def evaluate_world(
         start=lambda task: _seeded_random(seed, task.id, top))  # fmt: skip
     classifiers = fit_classifiers(profiled, len(rungs))
     for bar in HYBRID_BARS:
-
-        def hybrid(task: TaskRecord, bar: float = bar) -> Start:
-            def start(step: int, text: str) -> int:
-                return next((k for k, c in enumerate(classifiers) if c.score(text, step) >= bar), top)
-
-            return start
-
+        hybrid = _hybrid_start(classifiers, bar)
         run(range(len(rungs)), f"q={bar}", "HybridLLM over the ladder", "hybrid", None, start=hybrid)
     report.headline = headline(report.results)
     report.headline["cost_order"] = " > ".join(names[k] for k in by_cost)
@@ -529,8 +466,6 @@ def write_report(reports: Sequence[WorldReport], folder: Path, note: str = "") -
         lines += ["", *_describe_starts(report), ""]
         slug = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in report.preset).strip("-")
         _plot(report, folder / f"ladder-{slug}-seed{report.seed}.png")
-        if report.starts:
-            LadderStarts.from_json(report.starts).save(folder / f"starts-{slug}-seed{report.seed}.json")
     path = folder / "ladder.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -29,7 +29,7 @@ class EmbeddedSystem:
     settings: Settings
 
 
-class _Job:
+class PeriodicJob:
     """One of the maintenance thread's periodic jobs, run once per tick.
 
     Its failures are operational messages, not crashes: the first failure of a streak is one
@@ -71,8 +71,8 @@ class _Maintenance(threading.Thread):
         self.app = app
         self.stopping = threading.Event()
         settings = app.settings
-        self.relay = _Job("outbox relay", app.pipeline.relay, settings.relay_interval_s)
-        self.reconcile = _Job("reconciler", app.pipeline.reconcile, settings.reconcile_interval_s)
+        self.relay = PeriodicJob("outbox relay", app.pipeline.relay, settings.relay_interval_s)
+        self.reconcile = PeriodicJob("reconciler", app.pipeline.reconcile, settings.reconcile_interval_s)
 
     def run(self) -> None:
         settings = self.app.settings

@@ -48,7 +48,7 @@ from hera_router.devserver.faults import Fault, FaultConfig, FaultInjector
 from hera_router.simulator.generate import generate
 from hera_router.workers import HeraCelery, create_app
 from hera_router.workers.publisher import celery_dispatcher
-from tests.integration.pipeline.distributed import _settings_from, sim_model_servers
+from tests.integration.pipeline.distributed import settings_from, sim_model_servers
 from tests.integration.pipeline.helpers import submit
 from tests.integration.services import PostgresServer, RedisServer
 
@@ -298,7 +298,7 @@ def deployment(
             **(overrides or {}),
         }
         env = {**os.environ, **settings_env, "PYTHONPATH": str(REPO)}
-        settings = _settings_from(settings_env)
+        settings = settings_from(settings_env)
         app = create_app(settings)
         engine = create_engine(database_url, pool_pre_ping=True)
         system = Deployment(

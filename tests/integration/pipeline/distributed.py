@@ -146,7 +146,7 @@ def distributed_system(
             **(overrides or {}),
         }
         env = {**os.environ, **env_settings, "PYTHONPATH": str(REPO)}
-        settings = _settings_from(env_settings)
+        settings = settings_from(env_settings)
         app = create_app(settings)
         system = DistributedSystem(
             settings=settings, app=app, env=env, log_dir=log_dir, edge_faults=edge_faults, cloud_faults=cloud_faults
@@ -160,7 +160,7 @@ def distributed_system(
             app.hera_runtime.close()
 
 
-def _settings_from(env: dict[str, str]) -> Settings:
+def settings_from(env: dict[str, str]) -> Settings:
     """The same settings the workers read from their environment, for the test's own producer."""
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)

@@ -78,7 +78,7 @@ def console_lines(records: list[logging.LogRecord]) -> list[str]:
 def test_run_with_a_slow_cpu_bound_model_keeps_the_database_free_and_the_console_clean(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setitem(registry._FACTORIES, "cpu-bound", cpu_bound_factory)
+    registry.register_backend("cpu-bound", cpu_bound_factory)  # a name of its own: nothing to undo
     monkeypatch.setenv("HERA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HERA_EDGE__BACKEND", "cpu-bound")
     monkeypatch.setenv("HERA_EDGE__MODEL", "cpu-bound")

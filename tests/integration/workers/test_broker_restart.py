@@ -22,7 +22,7 @@ import pytest
 from hera_router.config import QueueNames, load_settings
 from hera_router.workers import create_app
 from tests.integration.services import free_port, redis_server
-from tests.integration.workers.test_worker_process import PROBE_MODULE, REPO, _wait_for_tenant
+from tests.integration.workers.test_worker_process import PROBE_MODULE, REPO, wait_for_tenant
 
 pytestmark = [pytest.mark.postgres]
 
@@ -85,7 +85,7 @@ def test_worker_keeps_consuming_after_redis_restarts_empty(
 
             name = f"after-{suffix}"
             producer.send_task("maintenance.test_record_probe", args=[name])
-            found = _wait_for_tenant(migrated_postgres_url, name, timeout_s=60)
+            found = wait_for_tenant(migrated_postgres_url, name, timeout_s=60)
             text = log_path.read_text(errors="replace")
             assert found, f"the worker did not consume after the restart:\n{text}"
             assert "Unrecoverable error" not in text

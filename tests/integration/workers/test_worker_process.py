@@ -29,7 +29,7 @@ PROBE_MODULE = "tests.integration.workers.probe_tasks"
 pytestmark = [pytest.mark.postgres]
 
 
-def _wait_for_tenant(database_url: str, name: str, timeout_s: float) -> bool:
+def wait_for_tenant(database_url: str, name: str, timeout_s: float) -> bool:
     settings = load_settings(database_url=database_url)
     engine = make_engine(settings)
     sessions = make_session_factory(engine)
@@ -104,7 +104,7 @@ def test_worker_process_runs_task_into_postgres(
     producer.send_task("maintenance.test_record_probe", args=[name], task_id=task_id)
     producer.send_task("maintenance.test_record_probe", args=[name], task_id=task_id)
 
-    found = _wait_for_tenant(migrated_postgres_url, name, timeout_s=90)
+    found = wait_for_tenant(migrated_postgres_url, name, timeout_s=90)
     worker_log = (tmp_path / "worker.log").read_text()
     assert found, f"the worker never recorded the probe; its log:\n{worker_log}"
     assert queues.maintenance in worker_log  # it consumed the queue the route points at

@@ -11,7 +11,7 @@ from hera_router.backends.base import Generation, GenerationParams, Message
 from hera_router.estimators.artifacts import new_staging_dir, publish, read_meta, version_dir, write_meta
 from hera_router.estimators.decomposer import PromptedDecomposer
 from hera_router.estimators.distance import class_distance, distance_class
-from hera_router.estimators.predictor import EmbeddingSubtaskPredictor, _mlp
+from hera_router.estimators.predictor import EmbeddingSubtaskPredictor, mlp
 from hera_router.estimators.similarity import EMBEDDING_DIM, Embedder, shared_embedder
 from hera_router.routing.estimators import ChainState, cosine
 from hera_router.simulator.backend import SimBackend
@@ -40,7 +40,7 @@ def test_distance_classes_round_trip_with_infinity() -> None:
 
 
 def test_an_untrained_embedding_predictor_copies_the_current_subtask(embedder: Embedder) -> None:
-    predictor = EmbeddingSubtaskPredictor(_mlp(2 * EMBEDDING_DIM + 16, 32), embedder, 15, "0")
+    predictor = EmbeddingSubtaskPredictor(mlp(2 * EMBEDDING_DIM + 16, 32), embedder, 15, "0")
     state = ChainState("Who directed Titanic?", (), "Identify the director of Titanic.", 1)
     rolled = predictor.roll(state, 4)
     assert len(rolled) == 4

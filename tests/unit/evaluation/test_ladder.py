@@ -24,6 +24,7 @@ from hera_router.evaluation.ladder import (
 from hera_router.routing.ladder import Ladder
 from hera_router.simulator.backend import SimBackend
 from hera_router.simulator.generate import generate
+from hera_router.training.ladder import save_starts
 
 
 def _rungs(seed: int = 3) -> list[Rung]:
@@ -105,7 +106,10 @@ def test_a_small_world_reports_every_policy_labelled_simulated(tmp_path: Path) -
     assert len(started) == len(TOLERANCES)
     assert all(sum(r.start_share.values()) == pytest.approx(1.0) for r in started)
     assert [h["pair"] for h in report.pair_heads] == ["tiny>mid", "mid>cheap-cloud", "cheap-cloud>cloud"]
-    [path] = tmp_path.glob("starts-*.json")
+    # The report writes no production artifact; saving it is the training step's.
+    assert not list(tmp_path.glob("starts-*.json"))
+    path = save_starts(report.starts, tmp_path, report.preset, report.seed)
+    assert path.name == "starts-default-seed3.json"
     starts = LadderStarts.load(path)
     assert starts.names == ("tiny", "mid", "cheap-cloud", "cloud")
     assert starts.encoder == DEFAULT_START_ENCODER

@@ -8,7 +8,7 @@ import logging
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from hera_router.workers.system import _Job
+from hera_router.workers.system import PeriodicJob
 
 
 class Flaky:
@@ -25,7 +25,7 @@ class Flaky:
 
 def test_a_failing_job_logs_one_line_then_counts_then_says_it_is_back(caplog: pytest.LogCaptureFixture) -> None:
     work = Flaky(failures=3)
-    job = _Job("outbox relay", work, retry_s=1.0)
+    job = PeriodicJob("outbox relay", work, retry_s=1.0)
     with caplog.at_level(logging.INFO, logger="hera_router.workers.system"):
         for _ in range(5):
             job()
@@ -43,7 +43,7 @@ def test_a_failing_job_logs_one_line_then_counts_then_says_it_is_back(caplog: py
 
 
 def test_the_traceback_of_a_failed_tick_is_kept_at_debug(caplog: pytest.LogCaptureFixture) -> None:
-    job = _Job("reconciler", Flaky(failures=1), retry_s=3.0)
+    job = PeriodicJob("reconciler", Flaky(failures=1), retry_s=3.0)
     with caplog.at_level(logging.DEBUG, logger="hera_router.workers.system"):
         job()
     debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
