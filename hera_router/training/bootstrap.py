@@ -373,37 +373,21 @@ class BootstrapResult:
     """Why bootstrap stopped short (the spending limit), or None."""
 
 
-def bootstrap(  # noqa: PLR0915 - one linear recipe: profile, train, calibrate, fit, each stage cut by the limit
+def _profile_stages(
     runtime: Runtime,
-    *,
-    name: str = "bootstrap",
-    on_request: Callable[[int, int], None] | None = None,
-    progress: Callable[[str], None] | None = None,
-    promote: bool = True,
-    budget_usd: float | None = None,
-    plan: BootstrapPlan | None = None,
-) -> BootstrapResult:
-    """Profile, train and promote every estimator, calibrate, fit HybridLLM (module docstring).
-
-    ``budget_usd`` (default ``estimators.bootstrap_budget_usd``) is the spending limit; the plan
-    it predicts by is made here unless given.
-    """
-    from hera_router.db.repositories import EstimatorVersionRepository
-    from hera_router.db.session import session_scope
-
+    name: str,
+    limit: SpendingLimit | None,
+    on_request: Callable[[int, int], None] | None,
+    say: Callable[[str], None],
+) -> tuple[dict[str, uuid.UUID], dict[str, int], str | None]:
+    """Profile every stage's requests in turn until the spending limit stops them: the runs and
+    request counts by stage suffix, and why profiling stopped (None when it did not)."""
     settings = runtime.settings
     source = "real" if uses_real_backends(settings) else "sim"
-    say = progress or (lambda _: None)
-    estimators = settings.estimators
-    budget_usd = estimators.bootstrap_budget_usd if budget_usd is None else budget_usd
-    limit = None
-    if budget_usd is not None:
-        limit = SpendingLimit(budget_usd, plan or plan_bootstrap(settings))
-    stages = bootstrap_stages(settings)
     runs: dict[str, uuid.UUID] = {}
     profiled: dict[str, int] = {}
     stopped: str | None = None
-    for number, stage in enumerate(stages):
+    for number, stage in enumerate(bootstrap_stages(settings)):
         if stopped is not None:
             say(f"not profiling the {stage.purpose} requests: {stopped}")
             continue
@@ -422,6 +406,35 @@ def bootstrap(  # noqa: PLR0915 - one linear recipe: profile, train, calibrate, 
                 f"${limit.reserved_usd:.2f} held back for the SD validation)"
             )
             say(stopped)
+    return runs, profiled, stopped
+
+
+def bootstrap(
+    runtime: Runtime,
+    *,
+    name: str = "bootstrap",
+    on_request: Callable[[int, int], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+    promote: bool = True,
+    budget_usd: float | None = None,
+    plan: BootstrapPlan | None = None,
+) -> BootstrapResult:
+    """Profile, train and promote every estimator, calibrate, fit HybridLLM (module docstring).
+
+    ``budget_usd`` (default ``estimators.bootstrap_budget_usd``) is the spending limit; the plan
+    it predicts by is made here unless given.
+    """
+    from hera_router.db.repositories import EstimatorVersionRepository
+    from hera_router.db.session import session_scope
+
+    settings = runtime.settings
+    say = progress or (lambda _: None)
+    estimators = settings.estimators
+    budget_usd = estimators.bootstrap_budget_usd if budget_usd is None else budget_usd
+    limit = None
+    if budget_usd is not None:
+        limit = SpendingLimit(budget_usd, plan or plan_bootstrap(settings))
+    runs, profiled, stopped = _profile_stages(runtime, name, limit, on_request, say)
     run_id = runs[""]
     result = BootstrapResult(run_id, profiled[""], stopped=stopped)
     _account(runtime, list(runs.values()), result)

@@ -46,6 +46,7 @@ from hera_router.routing.baselines import AllLLM
 from hera_router.routing.hera import PAPER, HeraPolicy
 
 if TYPE_CHECKING:
+    from hera_router.config import RoutingSettings
     from hera_router.db.runtime import Runtime
     from hera_router.routing.estimators import Estimators
     from hera_router.training.outcomes import RequestOutcome
@@ -181,7 +182,99 @@ def search(
     return list(tried.values())
 
 
-def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, record, register
+@dataclass
+class _Split:
+    """Where the grid is searched and where the chosen point is held out."""
+
+    profile: ProfileSet
+    search_keys: list[str]
+    replayer: Replayer
+    held_profile: ProfileSet
+    held_keys: list[str]
+    held_replayer: Replayer
+
+
+def _split(runtime: Runtime, estimators: Estimators, run_id: uuid.UUID, search_run: uuid.UUID | None) -> _Split:
+    """``search_run``'s requests searched and ``run_id``'s validation requests held out; without a
+    search run, the validation requests split in two by hash (both halves when one is empty)."""
+    from hera_router.training.labels import request_trees, split_by_request
+    from hera_router.training.profiling import load_trees
+    from hera_router.training.replay import Replayer, load_profile, simulated_extension, simulated_latency
+
+    settings = runtime.settings
+    trees = request_trees(load_trees(runtime.sessions, run_id))
+    _, validation = split_by_request(trees, settings.estimators.validation_fraction, settings.estimators.split_seed)
+    validation_keys = [t.key for t in validation]
+
+    def replayer_for(profile: ProfileSet) -> Replayer:
+        return Replayer(
+            profile,
+            estimators,
+            max_steps=settings.routing.max_steps,
+            latency=simulated_latency(settings) if profile.simulated else (lambda *_: 0.0),
+            extension=simulated_extension(settings) if profile.simulated else None,
+        )
+
+    held_profile = load_profile(settings, runtime.sessions, run_id)
+    held_replayer = replayer_for(held_profile)
+    if search_run is not None:
+        profile = load_profile(settings, runtime.sessions, search_run)
+        search_keys = [t.key for t in profile.trees]
+        return _Split(profile, search_keys, replayer_for(profile), held_profile, validation_keys, held_replayer)
+    search_keys = [k for k in validation_keys if _half(k) == 0]
+    held_keys = [k for k in validation_keys if _half(k) == 1]
+    if not search_keys or not held_keys:
+        search_keys = held_keys = list(validation_keys)
+    return _Split(held_profile, search_keys, held_replayer, held_profile, held_keys, held_replayer)
+
+
+def _trust(runtime: Runtime, estimators: Estimators) -> dict[str, bool]:
+    """Which optional stages the active estimators' validation metrics let the search turn on."""
+    metrics = _active_metrics(runtime)
+    divergence = estimators.divergence
+    return {
+        "use_urc": bool(metrics.get("urc", {}).get("trusted", False)),
+        "use_verify": divergence is not None
+        and divergence.can_verify
+        and bool(metrics.get("divergence", {}).get("verify_trusted", False)),
+    }
+
+
+def _held_out(split: _Split, routing: RoutingSettings, thresholds: dict[str, Any]) -> dict[str, tuple[float, ...]]:
+    """The chosen point, All-LLM and the paper-faithful HERA on requests the search never saw."""
+    chosen = routing.model_copy(update={**thresholds, "use_calibration": False})
+    costs = split.held_profile.all_llm_costs()
+    policies = {
+        "hera": HeraPolicy(chosen),
+        "all-llm": AllLLM(routing),
+        "hera-paper": HeraPolicy(routing.model_copy(update=dict(PAPER))),
+    }
+    replayer, keys = split.held_replayer, split.held_keys
+    return {name: _summary(replayer.run(policy, keys)[0], costs) for name, policy in policies.items()}
+
+
+def _register(runtime: Runtime, record: dict[str, Any], summary: dict[str, Any], promote: bool) -> int:
+    """Store ``record`` as a new ``calibration`` version (promoted unless told not to)."""
+    settings = runtime.settings
+    staging = new_staging_dir(settings.artifacts, CALIBRATION)
+    (staging / CALIBRATION_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    with session_scope(runtime.sessions) as session:
+        repository = EstimatorVersionRepository(session)
+        row = repository.add_candidate(CALIBRATION, "", metrics=summary, backbone="replay")
+        final = publish(staging, settings.artifacts, CALIBRATION, row.version)
+        row.path = stored_path(final, settings.data_dir)
+        version = row.version
+    if promote:
+        with session_scope(runtime.sessions) as session:
+            EstimatorVersionRepository(session).promote(CALIBRATION, version)
+    return version
+
+
+def _named(values: Sequence[float]) -> dict[str, float]:
+    return dict(zip(("accuracy", "slm_share", "cost_ratio"), values, strict=True))
+
+
+def calibrate(
     runtime: Runtime,
     run_id: uuid.UUID,
     *,
@@ -198,58 +291,25 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
     requests are split in two by hash, one half searched and the other held out.
     """
     from hera_router.estimators.loader import RegistryEstimatorSource
-    from hera_router.training.labels import request_trees, split_by_request
-    from hera_router.training.profiling import load_trees
-    from hera_router.training.replay import Replayer, load_profile, simulated_extension, simulated_latency
 
     settings = runtime.settings
     source = RegistryEstimatorSource(runtime, reload_interval_s=1e9)
     estimators = source()
     if estimators is None:
         raise RuntimeError(f"cannot calibrate: no complete set of active estimators ({source.load_error or 'none'})")
-    trees = request_trees(load_trees(runtime.sessions, run_id))
-    _, validation = split_by_request(trees, settings.estimators.validation_fraction, settings.estimators.split_seed)
-    validation_keys = [t.key for t in validation]
-
-    def replayer_for(profile: ProfileSet) -> Replayer:
-        return Replayer(
-            profile,
-            estimators,
-            max_steps=settings.routing.max_steps,
-            latency=simulated_latency(settings) if profile.simulated else (lambda *_: 0.0),
-            extension=simulated_extension(settings) if profile.simulated else None,
-        )
-
-    held_profile = load_profile(settings, runtime.sessions, run_id)
-    if search_run is not None:
-        profile = load_profile(settings, runtime.sessions, search_run)
-        search_keys, held_keys = [t.key for t in profile.trees], validation_keys
-        replayer = replayer_for(profile)
-        held_replayer = replayer_for(held_profile)
-    else:
-        profile = held_profile
-        search_keys = [k for k in validation_keys if _half(k) == 0]
-        held_keys = [k for k in validation_keys if _half(k) == 1]
-        if not search_keys or not held_keys:
-            search_keys = held_keys = list(validation_keys)
-        replayer = held_replayer = replayer_for(profile)
-    metrics = _active_metrics(runtime)
-    trust = {
-        "use_urc": bool(metrics.get("urc", {}).get("trusted", False)),
-        "use_verify": estimators.divergence is not None
-        and estimators.divergence.can_verify
-        and bool(metrics.get("divergence", {}).get("verify_trusted", False)),
-    }
-    costs = profile.all_llm_costs()
-    all_llm = _summary(replayer.run(AllLLM(settings.routing), search_keys)[0], costs)
+    split = _split(runtime, estimators, run_id, search_run)
+    trust = _trust(runtime, estimators)
+    all_llm_outcomes = split.replayer.run(AllLLM(settings.routing), split.search_keys)[0]
+    all_llm = _summary(all_llm_outcomes, split.profile.all_llm_costs())
     if progress is not None:
-        progress(f"calibration: {len(search_keys)} search / {len(held_keys)} held-out requests; trust {trust}")
+        sizes = f"{len(split.search_keys)} search / {len(split.held_keys)} held-out requests"
+        progress(f"calibration: {sizes}; trust {trust}")
     objective = settings.calibration.model_dump()
     points = search(
-        replayer,
+        split.replayer,
         estimators,
-        profile,
-        search_keys,
+        split.profile,
+        split.search_keys,
         routing=settings.routing,
         trust=trust,
         objective=objective,
@@ -258,40 +318,22 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
     )
     best = choose(points, all_llm[0], objective)
     thresholds = best.thresholds(trust)
-    # Held out: the chosen point, All-LLM and the paper-faithful HERA on requests the search never saw.
-    chosen = settings.routing.model_copy(update={**thresholds, "use_calibration": False})
-    held_costs = held_profile.all_llm_costs()
-    held = {
-        "hera": _summary(held_replayer.run(HeraPolicy(chosen), held_keys)[0], held_costs),
-        "all-llm": _summary(held_replayer.run(AllLLM(settings.routing), held_keys)[0], held_costs),
-        "hera-paper": _summary(
-            held_replayer.run(HeraPolicy(settings.routing.model_copy(update=dict(PAPER))), held_keys)[0],
-            held_costs,
-        ),
-    }
+    held = _held_out(split, settings.routing, thresholds)
+    runs = {"profile_run": str(run_id), "search_run": str(search_run) if search_run is not None else None}
     record = {
         "for_versions": dict(estimators.versions),
         "thresholds": thresholds,
         "trust": trust,
         "objective": objective,
-        "profile_run": str(run_id),
-        "search_run": str(search_run) if search_run is not None else None,
+        **runs,
         "search": {
-            "requests": len(search_keys),
-            "all_llm": dict(zip(("accuracy", "slm_share", "cost_ratio"), all_llm, strict=True)),
+            "requests": len(split.search_keys),
+            "all_llm": _named(all_llm),
             "chosen": best.to_json(),
             "points": [p.to_json() for p in points],
         },
-        "held_out": {
-            "requests": len(held_keys),
-            **{
-                name: dict(zip(("accuracy", "slm_share", "cost_ratio"), values, strict=True))
-                for name, values in held.items()
-            },
-        },
+        "held_out": {"requests": len(split.held_keys), **{name: _named(values) for name, values in held.items()}},
     }
-    staging = new_staging_dir(settings.artifacts, CALIBRATION)
-    (staging / CALIBRATION_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     summary = {
         "metric": "held_out_accuracy",
         "held_out_accuracy": held["hera"][0],
@@ -300,23 +342,14 @@ def calibrate(  # noqa: PLR0915 - one linear recipe: load, search, hold out, rec
         "held_out_cost_ratio": held["hera"][2],
         **thresholds,
         "for_versions": dict(estimators.versions),
-        "profile_run": str(run_id),
-        "search_run": str(search_run) if search_run is not None else None,
+        **runs,
     }
-    with session_scope(runtime.sessions) as session:
-        repository = EstimatorVersionRepository(session)
-        row = repository.add_candidate(CALIBRATION, "", metrics=summary, backbone="replay")
-        final = publish(staging, settings.artifacts, CALIBRATION, row.version)
-        row.path = stored_path(final, settings.data_dir)
-        version = row.version
-    if promote:
-        with session_scope(runtime.sessions) as session:
-            EstimatorVersionRepository(session).promote(CALIBRATION, version)
+    version = _register(runtime, record, summary, promote)
     if progress is not None:
         progress(
             f"calibration v{version}: {thresholds}; held out: HERA {held['hera'][0]:.1%} accuracy at "
             f"{held['hera'][1]:.1%} SLM (All-LLM {held['all-llm'][0]:.1%}) — SIMULATED"
-            if profile.simulated
+            if split.profile.simulated
             else f"calibration v{version}: {thresholds}"
         )
     return {**record, "version": version}

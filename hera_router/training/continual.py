@@ -442,6 +442,58 @@ def _gather(
     return _Labels(trees, train, validation, count, held_out, first, last)
 
 
+def _train_and_compare(
+    name: str,
+    labels: _Labels,
+    context: TrainingContext,
+    staging: Path,
+    current: tuple[EstimatorVersion, Path, dict[str, Any]],
+    warm: bool,
+    label_transform: LabelTransform | None,
+    heartbeat: _Heartbeat,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Train a candidate in ``staging`` from the shadow labels (warm from the active version when
+    ``warm``) and gate it against the active version on the held-out labels: (meta, gate, the
+    active version's metrics)."""
+    from hera_router.estimators.artifacts import write_meta
+
+    settings = context.settings
+    active, active_path, active_meta = current
+    meta = train_candidate(
+        name,
+        labels.train,
+        context,
+        staging,
+        init_from=active_path if warm else None,
+        label_transform=label_transform,
+    )
+    meta.update(
+        name=name,
+        warm_start_from=active.version if warm else None,
+        data="shadow",
+        hyperparameters={**settings.estimators.model_dump(), "continual": settings.continual.model_dump()},
+    )
+    write_meta(staging, meta)
+    heartbeat.check()
+    heartbeat.update(stage="evaluating")
+    gate, candidate_metrics, active_metrics = compare(
+        name, staging, meta, active, active_meta, labels.validation, context, labels.held_out
+    )
+    candidate_metrics.update(
+        variant=meta["variant"],
+        data="shadow",
+        labels=labels.count,
+        n_train_requests=len(labels.train),
+        n_validation_requests=len(labels.validation),
+        warm_start_from=meta["warm_start_from"],
+        gate=gate,
+    )
+    meta["metrics"] = candidate_metrics
+    write_meta(staging, meta)
+    heartbeat.check()
+    return meta, gate, active_metrics
+
+
 def _run(
     runtime: Runtime,
     name: str,
@@ -453,7 +505,7 @@ def _run(
 ) -> RetrainOutcome:
     from hera_router.db.repositories import EstimatorVersionRepository
     from hera_router.db.session import session_scope
-    from hera_router.estimators.artifacts import new_staging_dir, read_meta, write_meta
+    from hera_router.estimators.artifacts import new_staging_dir, read_meta
     from hera_router.estimators.similarity import shared_embedder
     from hera_router.training.trainers import TrainingContext
 
@@ -488,38 +540,9 @@ def _run(
     say(f"{labels.count} labels from {len(labels.trees)} shadow requests; training from {origin}")
     staging = new_staging_dir(settings.artifacts, name)
     try:
-        meta = train_candidate(
-            name,
-            labels.train,
-            context,
-            staging,
-            init_from=active_path if warm else None,
-            label_transform=label_transform,
+        meta, gate, active_metrics = _train_and_compare(
+            name, labels, context, staging, (active, active_path, active_meta), warm, label_transform, heartbeat
         )
-        meta.update(
-            name=name,
-            warm_start_from=active.version if warm else None,
-            data="shadow",
-            hyperparameters={**settings.estimators.model_dump(), "continual": settings.continual.model_dump()},
-        )
-        write_meta(staging, meta)
-        heartbeat.check()
-        heartbeat.update(stage="evaluating")
-        gate, candidate_metrics, active_metrics = compare(
-            name, staging, meta, active, active_meta, labels.validation, context, labels.held_out
-        )
-        candidate_metrics.update(
-            variant=meta["variant"],
-            data="shadow",
-            labels=labels.count,
-            n_train_requests=len(labels.train),
-            n_validation_requests=len(labels.validation),
-            warm_start_from=meta["warm_start_from"],
-            gate=gate,
-        )
-        meta["metrics"] = candidate_metrics
-        write_meta(staging, meta)
-        heartbeat.check()
         heartbeat.update(stage="registering")
         version, summary = _register(runtime, name, run_id, staging, meta, gate, active_metrics, labels, heartbeat)
     except BaseException:

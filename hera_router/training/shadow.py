@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -32,6 +32,7 @@ from hera_router.db.enums import Executor, RunStatus
 if TYPE_CHECKING:
     from hera_router.backends.base import ModelBackend
     from hera_router.db.runtime import Runtime
+    from hera_router.training.profiling import TreeNode
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,55 @@ class ShadowOutcome:
     reason: str | None = None
 
 
+def _over_daily_cap(runtime: Runtime, request_id: uuid.UUID, now: datetime | None) -> ShadowOutcome | None:
+    """The skipped outcome (recorded on the claim) when today's shadow spend has reached the cap."""
+    from hera_router.db.base import utcnow
+    from hera_router.db.repositories import ShadowRunRepository
+    from hera_router.db.session import session_scope
+
+    continual = runtime.settings.continual
+    with session_scope(runtime.sessions) as session:
+        shadow = ShadowRunRepository(session)
+        spent = shadow.spent_since(day_start(now or utcnow()))
+        if spent < continual.shadow_daily_cost_cap_usd:
+            return None
+        reason = (
+            f"daily shadow cost cap reached: {spent:.4f} USD spent today, cap "
+            f"{continual.shadow_daily_cost_cap_usd:g} USD (HERA_CONTINUAL__SHADOW_DAILY_COST_CAP_USD)"
+        )
+        shadow.finish(request_id, RunStatus.SKIPPED, reason=reason)
+        return ShadowOutcome("skipped", reason=reason)
+
+
+def _store(runtime: Runtime, request_id: uuid.UUID, tree: Sequence[TreeNode]) -> float:
+    """Store the shadow tree as a one-request profile run and finish the claim, in one transaction;
+    returns the tree's cost."""
+    from hera_router.db.repositories import ProfilingRepository, ShadowRunRepository
+    from hera_router.db.session import session_scope
+    from hera_router.training.profiling import store_tree
+
+    settings = runtime.settings
+    continual = settings.continual
+    total = sum(node.cost_usd for node in tree)
+    config = {
+        "request_id": str(request_id),
+        "node_budget": continual.shadow_node_budget,
+        "max_depth": settings.estimators.max_depth,
+        "decompose": continual.shadow_decompose,
+        "edge": {"backend": settings.edge.backend, "model": settings.edge.model},
+        "cloud": {"backend": settings.cloud.backend, "model": settings.cloud.model},
+    }
+    with session_scope(runtime.sessions) as session:
+        profiling = ProfilingRepository(session)
+        run = profiling.create_run(f"shadow:{request_id}", SHADOW_SOURCE, config)
+        store_tree(profiling, run.id, str(request_id), tree)
+        profiling.finish_run(run.id, RunStatus.SUCCEEDED, n_requests=1)
+        ShadowRunRepository(session).finish(
+            request_id, RunStatus.SUCCEEDED, profile_run_id=run.id, cost_usd=total, nodes=len(tree)
+        )
+    return total
+
+
 def shadow_request(
     runtime: Runtime,
     request_id: uuid.UUID,
@@ -78,10 +128,9 @@ def shadow_request(
     """
     from hera_router.backends.base import Generation
     from hera_router.backends.pricing import generation_cost
-    from hera_router.db.base import utcnow
-    from hera_router.db.repositories import ProfilingRepository, RequestRepository, ShadowRunRepository
+    from hera_router.db.repositories import RequestRepository, ShadowRunRepository
     from hera_router.db.session import session_scope
-    from hera_router.training.profiling import ProfileItem, build_tree, store_tree
+    from hera_router.training.profiling import ProfileItem, build_tree
 
     settings = runtime.settings
     continual = settings.continual
@@ -94,16 +143,8 @@ def shadow_request(
         )
         if not ShadowRunRepository(session).claim(request_id):
             return ShadowOutcome("claimed")
-    with session_scope(runtime.sessions) as session:
-        shadow = ShadowRunRepository(session)
-        spent = shadow.spent_since(day_start(now or utcnow()))
-        if spent >= continual.shadow_daily_cost_cap_usd:
-            reason = (
-                f"daily shadow cost cap reached: {spent:.4f} USD spent today, cap "
-                f"{continual.shadow_daily_cost_cap_usd:g} USD (HERA_CONTINUAL__SHADOW_DAILY_COST_CAP_USD)"
-            )
-            shadow.finish(request_id, RunStatus.SKIPPED, reason=reason)
-            return ShadowOutcome("skipped", reason=reason)
+    if (capped := _over_daily_cap(runtime, request_id, now)) is not None:
+        return capped
     if backends is None:
         from hera_router.backends.registry import create_backend
 
@@ -121,26 +162,7 @@ def shadow_request(
             decompose=continual.shadow_decompose,
             cost=cost,
         )
-        total = sum(node.cost_usd for node in tree)
-        with session_scope(runtime.sessions) as session:
-            profiling = ProfilingRepository(session)
-            run = profiling.create_run(
-                f"shadow:{request_id}",
-                SHADOW_SOURCE,
-                {
-                    "request_id": str(request_id),
-                    "node_budget": continual.shadow_node_budget,
-                    "max_depth": settings.estimators.max_depth,
-                    "decompose": continual.shadow_decompose,
-                    "edge": {"backend": settings.edge.backend, "model": settings.edge.model},
-                    "cloud": {"backend": settings.cloud.backend, "model": settings.cloud.model},
-                },
-            )
-            store_tree(profiling, run.id, str(request_id), tree)
-            profiling.finish_run(run.id, RunStatus.SUCCEEDED, n_requests=1)
-            ShadowRunRepository(session).finish(
-                request_id, RunStatus.SUCCEEDED, profile_run_id=run.id, cost_usd=total, nodes=len(tree)
-            )
+        total = _store(runtime, request_id, tree)
     except BaseException:
         with session_scope(runtime.sessions) as session:
             ShadowRunRepository(session).release(request_id)
