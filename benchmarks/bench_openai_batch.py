@@ -5,7 +5,7 @@ Measures (wall time, over HTTP against uvicorn): the upload (``files.create``), 
 (parse and validate every line, then write the native batch, one request and one outbox row per
 line in one transaction), and the rate requests are enqueued at (lines / creation time). Nothing
 consumes the queue: the broker is ``memory://``, so the figure is the producer's, not the
-workers'. Targets (issue 17): upload and validation in at most 10 s, at least 5,000 requests/s.
+workers'. Targets: upload and validation in at most 10 s, at least 5,000 requests/s.
 
     .venv/bin/python benchmarks/bench_openai_batch.py --lines 50000
 """

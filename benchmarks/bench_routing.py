@@ -3,7 +3,7 @@
 STUB ESTIMATORS WITH MODELLED COST. The policy (``routing/hera.py``) runs for real; each estimator
 call sleeps for a per-call cost instead of running a model, so what is measured is the policy's own
 work plus the modelled estimator time, branch by branch. Costs (ms per call, CPU, 2 cores) are
-assumptions stated in ``VARIANTS`` until the real estimators (issue 6) can be timed here:
+assumptions stated in ``VARIANTS`` until the real estimators can be timed here:
 
 * ``embedding`` SP: MiniLM-sized URC/DP forward ≈ 8 ms; an SP step in embedding space ≈ 0.5 ms
   (an MLP on a 384-float vector) plus one embedding of the current subtask ≈ 8 ms per roll-out;

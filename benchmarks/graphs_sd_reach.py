@@ -1,4 +1,4 @@
-"""Partial vs all-or-nothing SD where SD is actually reached (SIMULATED; issue 19).
+"""Partial vs all-or-nothing SD where SD is actually reached (SIMULATED).
 
 At their calibrated operating point (κ base 0.0) ``hera`` and ``hera-paper`` pass almost every
 step by SSE, so SD is never reached and the two SD modes route identically (`eval graphs`,

@@ -192,7 +192,7 @@ class BudgetSettings(BaseModel):
 
 
 class RoutingSettings(BaseModel):
-    """HERA thresholds and the conventions the paper leaves open (hera-paper.md §4)."""
+    """HERA thresholds and the conventions the paper leaves open (the HERA paper, §4)."""
 
     policy: str = "hera"
     tau_req: float = Field(default=0.7, ge=0, le=1)
@@ -580,7 +580,7 @@ class Settings(BaseSettings):
     """A worker retries connecting to the broker this many times (2 s apart, growing to 30 s), then
     exits with status 1 so its supervisor restarts it."""
 
-    # Delivery and recovery (reliability-anchors.md §4.4).
+    # Delivery and recovery: acknowledgement, redelivery and the broker connection.
     subtask_max_attempts: int = Field(default=5, gt=0)
     """A step claimed this many times (crashes, redeliveries, retries) fails its request."""
     subtask_stale_after_s: float = Field(default=600.0, gt=0)
@@ -678,7 +678,7 @@ class Settings(BaseSettings):
         if not self.broker_url:
             self.broker_url = "memory://" if self.mode is Mode.EMBEDDED else self.redis_url
         # An acks_late task that outlives the Redis visibility timeout is delivered a second time
-        # while the first copy still runs (reliability-anchors.md §0.2).
+        # while the first copy still runs.
         if self.task_time_limit_s >= self.visibility_timeout_s:
             raise ValueError(
                 "HERA_TASK_TIME_LIMIT_S must be below HERA_VISIBILITY_TIMEOUT_S "

@@ -3,7 +3,7 @@
 Every executor (the simulated models, real SLMs and LLMs, the pipeline's parser) speaks this one
 format, so it is deliberately plain, line-oriented text that a 1B model can imitate.
 
-Step prompt (ARCHITECTURE.md §6). A system message with the rules (:data:`STEP_SYSTEM_PROMPT`)
+Step prompt. A system message with the rules (:data:`STEP_SYSTEM_PROMPT`)
 and one user message::
 
     Request: <the user request>

@@ -140,7 +140,7 @@ class NodeStepView(BaseModel):
 
 
 class PlanNodeView(BaseModel):
-    """A node of the request's plan with dependencies (issue 19): what it needed, where its steps
+    """A node of the request's plan with dependencies: what it needed, where its steps
     ran and when; ``request_id`` is the node's own request (``GET /requests/{id}`` for all of it)."""
 
     key: str

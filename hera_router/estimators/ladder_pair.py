@@ -1,4 +1,4 @@
-"""Per-adjacent-pair start estimators of the ladder (issue 18): before a step runs, is the next
+"""Per-adjacent-pair start estimators of the ladder: before a step runs, is the next
 rung up needed?
 
 The ladder's verify stage (``routing/ladder.py``) judges a rung's result after the rung ran it;

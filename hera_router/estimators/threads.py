@@ -2,8 +2,8 @@
 
 torch sizes its intra-op pool to every core by default. A prefork router runs one child per core,
 so with the default each child's forward passes fight the other children for the same cores; on
-the two-core machine a batch-1 MiniLM pass took 66 ms with one thread and 507 ms with two while
-the machine was busy (load 6, benchmarks/results/hera_decisions.md). The router therefore sets
+a busy two-core machine a batch-1 MiniLM pass was several times slower with two threads than with
+one (benchmarks/results/hera_decisions.md has the numbers). The router therefore sets
 the count on purpose, once per process (a forked child sets it again: thread pools do not survive
 a fork), when it first loads its estimators.
 """

@@ -1,4 +1,4 @@
-"""Offline evaluation of plans with dependencies (issue 19): a graph request replayed under any
+"""Offline evaluation of plans with dependencies: a graph request replayed under any
 policy, graph-aware κ against position κ at equal SLM share, partial SD against all-or-nothing.
 
 A graph request's replay is what the pipeline does with it (``pipeline/progress.hand_on``,

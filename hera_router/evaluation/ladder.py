@@ -1,4 +1,4 @@
-"""The N-model ladder on the simulated world (issue 18): HERA's escalation over cheapest-first
+"""The N-model ladder on the simulated world: HERA's escalation over cheapest-first
 rungs against two-model HERA, each model alone, every fixed pair, Random over the ladder and a
 per-step HybridLLM-style router over the ladder, on the full cost model and the paper's.
 

@@ -195,7 +195,7 @@ def build_matrix(base: Settings, config: WorldConfig, progress: Progress | None 
 
 
 SD_PAIRS = (("hera", "hera-sd-partial"), ("hera-paper", "hera-paper-sd-partial"))
-"""All-or-nothing SD next to partial SD (issue 19), per world."""
+"""All-or-nothing SD next to partial SD, per world."""
 
 
 def sd_table(worlds: Sequence[WorldResult]) -> str:
@@ -285,7 +285,7 @@ def render_markdown(result: MatrixResult, config: WorldConfig) -> str:
         "",
         "HybridLLM's threshold swept and its accuracy interpolated at each HERA variant's SLM share; Random "
         "replayed with p = that share. Deltas in accuracy points; intervals: mean of the per-world paired "
-        "bootstrap interval ends. Target (issue 14): `hera` ≥ HybridLLM@share + 5 and > Random@share on every world.",
+        "bootstrap interval ends. Target: `hera` ≥ HybridLLM@share + 5 and > Random@share on every world.",
         "",
         equal_share_table(result.mean_equal_share),
         "",

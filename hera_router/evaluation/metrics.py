@@ -1,7 +1,7 @@
-"""The paper's evaluation metrics (hera-paper.md §5.2) over per-request outcomes.
+"""The HERA paper's evaluation metrics (§5.2) over per-request outcomes.
 
 One :class:`RequestOutcome` per request, whether it was replayed on a profiled tree
-(``evaluation/replay.py``) or run live through the pipeline (``evaluation/live.py``); every metric
+(``training/replay.py``) or run live through the pipeline (``evaluation/live.py``); every metric
 below is a function of a list of them, so replay and live numbers are computed by the same code.
 
 Definitions:

@@ -1,7 +1,7 @@
 """What a finished set of requests achieved: accuracy, SLM share, cost against the cloud, latency.
 
 Used by ``hera-router run`` and ``hera-router submit`` after their progress bar. Definitions follow
-the paper (hera-paper.md §5.2): SLM share is the share of a request's executed steps that ran on
+the HERA paper (§5.2): SLM share is the share of a request's executed steps that ran on
 the SLM, averaged over requests; cost is compared with what the same tokens would have cost on the
 cloud model (an estimate: an all-cloud run would take its own number of steps).
 """

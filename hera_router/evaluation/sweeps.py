@@ -1,4 +1,4 @@
-"""Threshold sweeps (hera-paper.md §5.6, Fig. 12): τ_req and the subtask threshold base.
+"""Threshold sweeps (the HERA paper, §5.6, Fig. 12): τ_req and the subtask threshold base.
 
 Each point replays ``hera`` with one threshold changed and everything else at its setting. The
 estimators are cached by the replayer, so a sweep costs one estimator pass plus cheap decisions.

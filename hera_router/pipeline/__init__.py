@@ -5,7 +5,7 @@ here. Every hop is idempotent: it starts from what the database says, changes st
 guarded transitions, and queues its next hop through the outbox in the same transaction, so a
 redelivered, duplicated or re-driven message finds nothing left to do and charges nothing twice.
 
-Step life cycle (ARCHITECTURE.md §5)::
+Step life cycle::
 
     routing.plan_step(request, seq)      policy decides -> decision row + subtask row(s) -> run
     execution.run_subtask(subtask, exec) model call -> output + cost -> verify (SLM step of a

@@ -76,7 +76,7 @@ class MissingConfidenceError(PolicyUnavailableError):
 
 
 class MinionsPolicy(PolicyBase):
-    """SLM first; escalate to the LLM when the SLM's confidence is low (Minions, hera-paper.md §5.3).
+    """SLM first; escalate to the LLM when the SLM's confidence is low (Minions, the HERA paper, §5.3).
 
     Minions measures confidence as the mean token log-probability of the SLM's answer. A policy
     decides *before* a step runs, so the signal it can use is the confidence of the step before:

@@ -1,4 +1,4 @@
-"""What the HERA policy needs from the learned estimators (hera-paper.md §3.2), as protocols.
+"""What the HERA policy needs from the learned estimators (the HERA paper, §3.2), as protocols.
 
 The policy is pure: it receives an :class:`Estimators` bundle and never loads a model itself.
 Implementations live in ``hera_router.estimators`` (loaded per worker process from the active

@@ -1,4 +1,4 @@
-"""The HERA policy (hera-paper.md §4, Algorithm 1): URC → SSE → SLE → CD → SD → LLM.
+"""The HERA policy (the HERA paper, §4, Algorithm 1): URC → SSE → SLE → CD → SD → LLM.
 
 One call decides the current step (and, for URC/SLE/CD, how many steps after it run on the SLM
 without re-routing). Every threshold is a :class:`~hera_router.config.RoutingSettings` field
@@ -14,7 +14,7 @@ Stages, with the conventions this implementation chose where the paper is silent
   ``position_aware_kappa`` off (ablation "fixed κ") every step uses ``kappa_fixed`` (0.7, the
   paper's single SBERT threshold). The same κ(ID of the current step) is used by SSE, SLE, every
   CD pair and every SD part, as the paper says. Every similarity test is strict: sim > κ.
-* **κ for graphs (beyond the paper, issue 19).** A node of a plan with dependencies runs as a
+* **κ for graphs (beyond the paper).** A node of a plan with dependencies runs as a
   request of its own, so by default (``graph_kappa = "position"``) a step's ID is its place in
   its node's chain: the prompt it is executed with carries that node's history only, which is
   what the per-step error grows with. ``graph_kappa = "depth"`` uses ID = ``depth_steps`` +

@@ -1,4 +1,4 @@
-"""The HybridLLM baseline (Ding et al., ICLR 2024; hera-paper.md §7) applied to each subtask.
+"""The HybridLLM baseline (Ding et al., ICLR 2024; the HERA paper, §7) applied to each subtask.
 
 A classifier scores a subtask *before* it runs: the probability that the SLM's answer is no worse
 than the LLM's, relaxed by t. The step goes to the SLM when the score reaches a threshold tuned on

@@ -1,4 +1,4 @@
-"""HERA over an ordered ladder of models, cheapest first (beyond the paper, issue 18). Pure.
+"""HERA over an ordered ladder of models, cheapest first (beyond the paper). Pure.
 
 The paper decides between one SLM and one LLM. With N models ordered by cost, the decision becomes
 "is the next rung up needed?", asked one adjacent pair at a time:

@@ -1,7 +1,7 @@
-"""The Oracle baseline (hera-paper.md §2): over profiled trees, the assignment with the most SLM use
+"""The Oracle baseline (the HERA paper, §2): over profiled trees, the assignment with the most SLM use
 that still reaches 90 % of All-LLM accuracy.
 
-A profiled tree (issue 6, ``profile_nodes``) holds, for one request, every chain the two models can
+A profiled tree (``profile_nodes``) holds, for one request, every chain the two models can
 produce: each node is a subtask, its children are the next subtask after running it on the SLM and
 on the LLM, and a final node carries whether the answer it reached is correct. A root-to-leaf path
 is therefore one assignment of models to the steps of the request, and its leaf says whether that

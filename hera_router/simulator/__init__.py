@@ -6,7 +6,7 @@
 - ``backend.py``: ``SimBackend``, the ``sim`` entry of the backend registry.
 - ``presets.toml`` / ``presets.py``: behaviour presets and their loader.
 - ``generate.py``: request sets (JSONL); ``loop.py``: a minimal in-process agent loop;
-  ``calibration.py``: the motivation-study report; ``cli.py``: ``hera-router world ...``.
+  ``calibration.py``: the motivation-study report; ``hera_router/cli/world.py``: ``hera-router world ...``.
 
 Reports made on this world say "simulated"; real deployments swap in real backends.
 """

@@ -2,7 +2,7 @@
 
 It runs, over a generated request set, All-SLM, All-LLM, Random and a per-step independent router
 (HybridLLM-like: a position-blind, noisy per-subtask difficulty classifier), then measures what
-hera-paper.md §2 reports: accuracy, subtasks per request, the accuracy cost of swapping one LLM step
+the HERA paper's §2 reports: accuracy, subtasks per request, the accuracy cost of swapping one LLM step
 to the SLM by position (and the gain of the reverse swap), S-L distance by LLM-subtask position for
 matched and unmatched requests, and the benefit of explicit sub-steps. Two measurements say how
 much a router *can* know: how well the SLM's step logprob separates right from wrong steps
@@ -94,7 +94,7 @@ Similarity = Callable[[str, str], float]
 def sl_distances(llm_subtasks: Sequence[str], slm_subtasks: Sequence[str], similarity: Similarity) -> list[float]:
     """S-L distance of each LLM subtask: extra SLM subtasks since the previous match (∞: no match).
 
-    hera-paper.md §2, Fig. 5: L1↔S2, L2↔S5, L3↔S6 gives distances 1, 2, 0.
+    The HERA paper, §2, Fig. 5: L1↔S2, L2↔S5, L3↔S6 gives distances 1, 2, 0.
     """
     distances: list[float] = []
     cursor = 0

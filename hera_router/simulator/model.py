@@ -7,7 +7,7 @@ subtask is carried out with an error probability that grows with difficulty and 
 the chain; and the next subtask follows the plan from the values just obtained. One seeded
 ``random.Random`` per call (seeded from a blake2b digest of all of that) makes every draw.
 
-Behaviours the HERA paper observed (hera-paper.md §2) and where they come from here:
+Behaviours the HERA paper observed (its §2) and where they come from here:
 
 * the SLM errs more, more on hard and on deep steps (by hop index, so long requests fail more often
   than short ones): ``RoleBehaviour.error_probability`` and ``RoleBehaviour.depth``;

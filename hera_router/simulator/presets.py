@@ -111,7 +111,7 @@ class Behaviour(BaseModel):
     slm: RoleBehaviour
     llm: RoleBehaviour
     tiers: dict[str, Tier] = Field(default_factory=dict)
-    """Named models for the N-model ladder (issue 18): a role's behaviour with overrides."""
+    """Named models for the N-model ladder: a role's behaviour with overrides."""
 
     @model_validator(mode="before")
     @classmethod

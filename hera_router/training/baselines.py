@@ -3,7 +3,7 @@
 ``hera-router eval fit-baselines`` calls these. The HybridLLM router is trained on a *training*
 profile (its own requests split into train and validation, the threshold tuned on validation, as
 Ding et al. do); the Oracle plan is searched over the profile you evaluate on, since the Oracle is
-by definition the best assignment of those very requests (hera-paper.md §2).
+by definition the best assignment of those very requests (the HERA paper, §2).
 
 Both write the files the policies load: ``HERA_ROUTING__HYBRIDLLM_MODEL_PATH`` and
 ``HERA_ROUTING__ORACLE_PLAN_PATH``; :func:`default_paths` names where the evaluation commands put

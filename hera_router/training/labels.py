@@ -28,7 +28,7 @@ _BARE_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 def sl_distances(
     llm_subtasks: Sequence[str], slm_subtasks: Sequence[str], similarity: Similarity, threshold: float = 0.7
 ) -> list[int | None]:
-    """S-L distance of each LLM subtask (hera-paper.md §2, Observation 4); None is ∞.
+    """S-L distance of each LLM subtask (the HERA paper, §2, Observation 4); None is ∞.
 
     The extra SLM subtasks needed, counted since the previous match, before an SLM subtask is
     similar (cosine > ``threshold``) to the LLM one. Figure 5: L1↔S2, L2↔S5, L3↔S6 gives 1, 2, 0.

@@ -1,4 +1,4 @@
-"""Profiling: for each request, the binary tree of SLM/LLM continuations (hera-paper.md §3.1).
+"""Profiling: for each request, the binary tree of SLM/LLM continuations (the HERA paper, §3.1).
 
 The root is the request (ST_0). Expanding a node runs its subtask on both models, with the history
 of the path that led to it, and gives two children: the subtask each model wrote next (or its

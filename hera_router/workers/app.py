@@ -67,7 +67,7 @@ class HeraCelery(Celery):  # type: ignore[misc]  # celery ships no type informat
 
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
-    """The one set of transport options every process uses (reliability-anchors.md §4.4.8)."""
+    """The one set of transport options every process uses."""
     options: dict[str, Any] = {
         # Must exceed the longest acks_late task and the longest retry countdown, or Redis
         # redelivers a message whose first copy is still running (config.py: visibility_timeout_s).

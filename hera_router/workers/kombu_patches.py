@@ -5,7 +5,7 @@ AttributeError("'NoneType' object has no attribute 'hostname'")``. The root caus
 in docs/research/issue16-kombu-redis-restart.md; in short:
 
 1. celery 5.7 cleans up a broken connection with ``Connection.collect()`` and then
-   ``Connection.close()`` (celery/worker/consumer/consumer.py).
+   ``Connection.close()`` (``celery.worker.consumer.consumer``).
 2. If a BRPOP was outstanding, the first ``Channel.close()`` (inside ``collect()``) calls
    ``_brpop_read()``, which raises redis ``ConnectionError``; ``close()`` only expects ``Empty``,
    so it aborts before the channel is marked closed. ``collect()`` swallows the error and then

@@ -2,7 +2,7 @@
 
 When Postgres restarts, every task in every worker process fails at once and retries with
 backoff; logging each attempt (plus celery's own "retry" and "raised unexpected" lines with
-tracebacks) buried a 20 s outage under ~2,250 lines. :class:`OutageLog` keeps, per process and per
+tracebacks) buried a short outage under thousands of lines. :class:`OutageLog` keeps, per process and per
 dependency ("database"), whether an outage is in progress: the first failure logs a WARNING, the
 repeats are only counted (with a short reminder every ``remind_every_s`` while it lasts), and the
 first success afterwards logs one INFO line with the outage's length and how many failures it

@@ -406,7 +406,7 @@ class RecoveryTracker:
 
 @dataclass
 class Outcome:
-    """What a scenario measured; ``checks`` holds the invariants, ``targets`` issue 16's goals."""
+    """What a scenario measured; ``checks`` holds the invariants, ``targets`` the recovery goals."""
 
     scenario: str
     broker: str

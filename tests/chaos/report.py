@@ -83,7 +83,7 @@ def render(outcomes: Sequence[Outcome]) -> str:
         lines.append(f"- **{o.scenario}**: invariants {state}; targets: {missed or 'met'}")
     lines += [
         "",
-        f"Targets (issue 16): recovery ≤ {RECOVERY_TARGET_S:.0f} s after any fault on top of the fault-free",
+        f"Targets: recovery ≤ {RECOVERY_TARGET_S:.0f} s after any fault on top of the fault-free",
         f"floor (here ≤ {recovery_limit_s(baseline_outcome):.0f} s); calls served = calls on",
         f"record; the kills batch within {SLOWDOWN_TARGET}× its fault-free time. Asserted by default",
         "(tests/chaos/targets.py; `HERA_CHAOS_ENFORCE` names extra ones).",

@@ -1,6 +1,6 @@
-"""What every scenario must show (invariants, always asserted) and issue 16's targets.
+"""What every scenario must show (invariants, always asserted) and the recovery targets.
 
-The targets rest on the pipeline's part of issue 16: liveness-based re-drive (worker heartbeats,
+The targets rest on the pipeline's recovery design: liveness-based re-drive (worker heartbeats,
 queue depths) and every model call on record before it is made. They are asserted by default;
 ``HERA_CHAOS_ENFORCE`` can name extra ones (comma-separated: ``recovery,calls,slowdown``, or
 ``all``).
@@ -13,7 +13,7 @@ import os
 from tests.chaos.harness import Outcome
 
 RECOVERY_TARGET_S = 15.0
-"""After any single fault clears, every request is moving again within this (issue 16, item 2),
+"""After any single fault clears, every request is moving again within this,
 on top of the fault-free floor: with ~200 requests sharing 13 worker slots, the slowest in-flight
 request waits for its next hop ~30 s even without a fault (the baseline scenario measures it at an
 arbitrary moment), so a fault is recovered when every request moved within floor + 15 s."""
@@ -65,7 +65,7 @@ def recovery_limit_s(baseline: Outcome | None) -> float:
 
 
 def target_misses(outcome: Outcome, baseline: Outcome | None) -> dict[str, str]:
-    """Issue 16's targets this outcome misses, by name (empty: all met)."""
+    """The recovery targets this outcome misses, by name (empty: all met)."""
     misses: dict[str, str] = {}
     recovery = outcome.max_recovery_s
     limit = recovery_limit_s(baseline)

@@ -11,8 +11,8 @@ Scenarios, in order (the baseline first: the others compare their wall time with
   for 60 s;
 - ``rabbitmq-kills``: RabbitMQ as the broker (a fresh vhost), with worker kills.
 
-``HERA_CHAOS_REQUESTS`` (default 200) sets the batch size; ``HERA_CHAOS_ENFORCE`` which of issue
-16's targets are asserted (tests/chaos/targets.py); the invariants always are.
+``HERA_CHAOS_REQUESTS`` (default 200) sets the batch size; ``HERA_CHAOS_ENFORCE`` which of the
+recovery targets are asserted (tests/chaos/targets.py); the invariants always are.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@
 * Docstrings and comments name only files that are in the repository (or that the code itself
   reads or writes, such as ``state.json``): intent belongs in the text, not a pointer to a design
   note a reader of the checkout does not have.
+* Docstrings and comments carry no issue-tracker references: a reader of the checkout has no
+  tracker to look them up in, and the history of a change belongs in git and docs/.
 * No function in ``evaluation`` or ``training`` is longer than 80 lines.
 """
 
@@ -290,6 +292,30 @@ def test_docstrings_and_comments_name_only_files_in_the_repository() -> None:
         for line, text in _prose(path)
         for name in FILE_NAME.findall(text)
         if not _known(name)
+    })
+    assert found == [], "\n".join(found)
+
+
+ISSUE_REF = re.compile(r"\bissues?\s*#?\s*\d+|\bissue\d+|(?<![\w&/#])#\d+\b", re.IGNORECASE)
+REPOSITORY_PATH = re.compile(r"(?:[\w.-]+/)+[\w.-]*")
+RULE_TEXTS = ("tests/unit/test_docs.py", "tests/unit/test_architecture.py")
+"""Files whose docstrings quote what the rule forbids, to describe it."""
+
+
+def _issue_references(text: str) -> list[str]:
+    """The issue references in ``text``, once paths that exist in the checkout are set aside."""
+    kept = REPOSITORY_PATH.sub(lambda m: "" if (REPO / m.group(0).rstrip(".,;:)")).exists() else m.group(0), text)
+    return ISSUE_REF.findall(kept)
+
+
+def test_docstrings_and_comments_carry_no_issue_numbers() -> None:
+    found = sorted({
+        f"{path.relative_to(REPO)}:{line}: {reference!r}: say what the code does and why; the history belongs in "
+        "git and docs/"
+        for path in _sources()
+        if str(path.relative_to(REPO)) not in RULE_TEXTS
+        for line, text in _prose(path)
+        for reference in _issue_references(text)
     })
     assert found == [], "\n".join(found)
 

@@ -3,7 +3,7 @@
 No issue-tracker references ("issue 14", "(issue 18)", "#16", "issue16-..."): a reader of the
 repository has no tracker to look them up in. No links or repository paths to files that are not
 in the repository: every relative markdown link, every path under a top-level folder of the
-repository (``docs/x.md``, ``reports/x/``, ``hera_router/x.py``, ``ops/...``) and every ``*.md``
+repository (``docs/<page>``, ``reports/<folder>/``, ``hera_router/<module>``, ``ops/...``) and every ``*.md``
 file name must name something that exists. docs/research/ (investigation notes) is not checked.
 The two indexes, docs/README.md and reports/README.md, list every page and every report folder.
 """

@@ -1,4 +1,4 @@
-"""A router started in another directory than ``bootstrap`` finds the estimators (issue 15), and the
+"""A router started in another directory than ``bootstrap`` finds the estimators, and the
 estimator source sets the process's torch threads when it loads them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The queue-depth gauge covers model tiers' own queues (issue 18), read from a real Redis the
+"""The queue-depth gauge covers model tiers' own queues, read from a real Redis the
 way kombu's transport keeps them (priority sibling lists included)."""
 
 from __future__ import annotations

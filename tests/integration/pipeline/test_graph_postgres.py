@@ -1,4 +1,4 @@
-"""The graph's cancel cascade and the listing without node requests, on Postgres (issue 19).
+"""The graph's cancel cascade and the listing without node requests, on Postgres.
 
 The same tests as the unit tier's (``tests/unit/pipeline/test_graph.py``), hop by hop with a
 recording broker, over a fresh migrated Postgres database per test instead of SQLite: the

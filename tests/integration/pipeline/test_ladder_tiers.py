@@ -1,4 +1,4 @@
-"""The ladder across real worker processes (issue 18): three model tiers, each with its own queue
+"""The ladder across real worker processes: three model tiers, each with its own queue
 consumed by its own `hera-router worker -Q <tier queue>`, each tier's simulated model behind its
 own loopback dev server (OpenAI protocol, with logprobs). Postgres, Redis, the router worker.
 

@@ -1,4 +1,4 @@
-"""What keeps a router process small and fast (issue 15): the embedding cache, one shared MiniLM
+"""What keeps a router process small and fast: the embedding cache, one shared MiniLM
 backbone under the encoder heads, the torch thread setting, registry paths that any worker finds."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The metric definitions on hand-made outcomes (hera-paper.md §5.2)."""
+"""The metric definitions on hand-made outcomes (the HERA paper, §5.2)."""
 
 from __future__ import annotations
 

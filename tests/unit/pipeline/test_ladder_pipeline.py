@@ -1,4 +1,4 @@
-"""The ladder in the live pipeline (issue 18): three model tiers, hop by hop over SQLite with a
+"""The ladder in the live pipeline: three model tiers, hop by hop over SQLite with a
 recording broker. Each step records its tier, each tier's run messages name that tier (and so go
 to its queue), the verify stage climbs one rung at a time, and every call's cost is on its tier."""
 

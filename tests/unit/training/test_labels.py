@@ -22,7 +22,7 @@ def same_letter(a: str, b: str) -> float:
 
 
 def test_figure_5_example() -> None:
-    # hera-paper.md §2: L1↔S2, L2↔S5, L3↔S6 → distances 1, 2, 0 (3 LLM steps, 6 SLM steps).
+    # The HERA paper, §2: L1↔S2, L2↔S5, L3↔S6 → distances 1, 2, 0 (3 LLM steps, 6 SLM steps).
     llm = ["L1~a", "L2~b", "L3~c"]
     slm = ["S1~z", "S2~a", "S3~y", "S4~w", "S5~b", "S6~c"]
     assert sl_distances(llm, slm, same_letter) == [1, 2, 0]
