@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from hera_router.backends.base import BackendConfigError
+from hera_router.evaluation.render import LABEL, write_results
 
 if TYPE_CHECKING:
     from hera_router.config import RoutingSettings, Settings
@@ -63,7 +64,7 @@ def _run_id(runtime: Runtime, value: str | None) -> uuid.UUID:
 
 
 def _label(profile: ProfileSet) -> str:
-    return "SIMULATED" if profile.simulated else "profiled data"
+    return LABEL if profile.simulated else "profiled data"
 
 
 @dataclass
@@ -125,9 +126,9 @@ def _write(out: Path | None, name: str, markdown: str, data: object, label: str)
     if out is None:
         return
     out.mkdir(parents=True, exist_ok=True)
-    banner = f"> **{label}**: measured on the simulated world.\n\n" if label == "SIMULATED" else ""
+    banner = f"> **{label}**: measured on the simulated world.\n\n" if label == LABEL else ""
     (out / f"{name}.md").write_text(f"# {name} ({label})\n\n{banner}{markdown}\n", encoding="utf-8")
-    (out / f"{name}.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+    write_results(out / f"{name}.json", data)
     typer.echo(f"wrote {out / name}.md and .json")
 
 
@@ -213,7 +214,7 @@ def live_command(
     rows = [summarise(name, found, reference) for name, found in outcomes.items()]
     families = sorted({i.family for i in items})
     simulated = settings.edge.backend == "sim" or settings.cloud.backend == "sim"
-    label = "SIMULATED" if simulated else "live"
+    label = LABEL if simulated else "live"
     _print_table(rows, families, f"{file.name}: {len(items)} requests, live ({label})")
     if not reference:
         typer.echo("cost vs All-LLM needs an all-llm run: add `-p all-llm`")

@@ -79,7 +79,7 @@ def run(
     from hera_router.db.repositories import DecisionRepository
     from hera_router.db.repositories.plan_nodes import PlanNodeRepository
     from hera_router.db.session import session_scope
-    from hera_router.evaluation.summary import summarise, summary_table
+    from hera_router.evaluation.summary import summarise_run, summary_table
     from hera_router.routing.registry import needs_estimators, policy_names
     from hera_router.workers.publisher import celery_dispatcher
     from hera_router.workers.system import embedded_system
@@ -123,7 +123,7 @@ def run(
             readers = system.app.hera_runtime.read_sessions
             ids = follow_batch(readers, submission.batch.id, console=console, label=policy)
             with session_scope(sessions) as session:
-                results.append((policy, summarise(session, settings, ids)))
+                results.append((policy, summarise_run(session, settings, ids)))
                 # A graph request's steps are mostly its nodes' (requests of their own, docs/graphs.md).
                 decided = [*ids, *PlanNodeRepository(session).node_request_ids(ids)]
                 branches.append((policy, DecisionRepository(session).branch_counts(decided)))
@@ -150,7 +150,7 @@ def submit(
     from hera_router.api.health import idle_queues_problem, queue_consumers
     from hera_router.api.service import SubmissionService
     from hera_router.db.session import session_scope
-    from hera_router.evaluation.summary import summarise, summary_table
+    from hera_router.evaluation.summary import summarise_run, summary_table
     from hera_router.workers import create_app
     from hera_router.workers.publisher import celery_dispatcher
 
@@ -180,7 +180,7 @@ def submit(
     readers = app_.hera_runtime.read_sessions
     ids = follow_batch(readers, submission.batch.id, console=console, label=submission.batch.policy)
     with session_scope(sessions) as session:
-        summary = summarise(session, settings, ids)
+        summary = summarise_run(session, settings, ids)
     world = world_label(settings)
     console.print(summary_table([(submission.batch.policy, summary)], title=f"batch {submission.batch.id}{world}"))
 

@@ -228,7 +228,7 @@ def fit_classifiers(steps: Sequence[ProfiledStep], rungs: int) -> list[SubtaskCl
 # -- a world ------------------------------------------------------------------------------------
 
 
-def _summarise(policy: str, family: str, setting: str, outcomes: Sequence[Outcome]) -> PolicyResult:
+def _policy_result(policy: str, family: str, setting: str, outcomes: Sequence[Outcome]) -> PolicyResult:
     n = len(outcomes)
     return PolicyResult(
         policy=policy, family=family, setting=setting,
@@ -318,7 +318,7 @@ def evaluate_world(
             run_request(task, chosen, settings, start=(start(task) if start else (lambda _s, _t: 0)), ladder=ladder)
             for task in evaluation
         ]
-        result = _summarise(policy, kind, setting, outcomes)
+        result = _policy_result(policy, kind, setting, outcomes)
         report.results.append(result)
         return result
 

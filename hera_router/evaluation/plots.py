@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from hera_router.evaluation.metrics import PolicyMetrics
 from hera_router.evaluation.sweeps import SweepPoint
@@ -74,15 +75,9 @@ def pareto_plot(
     return path
 
 
-def policies_plot(rows: Sequence[PolicyMetrics], path: Path, *, data_label: str) -> Path:
-    """Accuracy vs SLM usage of every policy and ablation in one scatter."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(8.5, 6), constrained_layout=True)
-    # Policies that land on the same point share one label (e.g. ablations that change nothing).
+def _policy_points(axis: Any, rows: Sequence[PolicyMetrics]) -> None:
+    """Each policy as a point at (SLM share, accuracy); policies that land on the same point share
+    one label (e.g. ablations that change nothing)."""
     labels: dict[tuple[float, float], list[str]] = {}
     for row in rows:
         x, y = row.slm_usage * 100, row.accuracy * 100
@@ -93,8 +88,19 @@ def policies_plot(rows: Sequence[PolicyMetrics], path: Path, *, data_label: str)
         labels.setdefault((round(x, 1), round(y, 1)), []).append(row.policy)
     for (x, y), names in labels.items():
         text = "\n".join(", ".join(names[i : i + 3]) for i in range(0, len(names), 3))
-        axis.annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7,
-                      ha="right" if x > 80 else "left", va="bottom")  # fmt: skip
+        side = "right" if x > 80 else "left"
+        axis.annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, ha=side, va="bottom")
+
+
+def policies_plot(rows: Sequence[PolicyMetrics], path: Path, *, data_label: str) -> Path:
+    """Accuracy vs SLM usage of every policy and ablation in one scatter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8.5, 6), constrained_layout=True)
+    _policy_points(axis, rows)
     axis.set_xlabel("SLM usage (% of a request's subtasks)")
     axis.set_ylabel("accuracy (%)")
     axis.grid(True, alpha=0.3)
@@ -122,18 +128,7 @@ def share_plot(rows: Sequence[PolicyMetrics], hybrid_sweep: Sequence[PolicyMetri
     if curve:
         axis.plot([x for x, _ in curve], [y for _, y in curve], "-", color="tab:purple", alpha=0.5,
                   label="hybridllm, threshold sweep")  # fmt: skip
-    labels: dict[tuple[float, float], list[str]] = {}
-    for row in rows:
-        x, y = row.slm_usage * 100, row.accuracy * 100
-        if math.isnan(x) or math.isnan(y):
-            continue
-        marker, colour = REFERENCE_STYLE.get(row.policy, ("o", "tab:orange" if row.policy.startswith("hera") else "k"))
-        axis.scatter([x], [y], marker=marker, color=colour, s=50, zorder=3)
-        labels.setdefault((round(x, 1), round(y, 1)), []).append(row.policy)
-    for (x, y), names in labels.items():
-        text = "\n".join(", ".join(names[i : i + 3]) for i in range(0, len(names), 3))
-        axis.annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7,
-                      ha="right" if x > 80 else "left", va="bottom")  # fmt: skip
+    _policy_points(axis, rows)
     axis.set_xlabel("SLM share (% of a request's subtasks)")
     axis.set_ylabel("accuracy (%)")
     axis.grid(True, alpha=0.3)

@@ -65,7 +65,7 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def summarise(session: Session, settings: Settings, request_ids: Sequence[uuid.UUID]) -> RunSummary:
+def summarise_run(session: Session, settings: Settings, request_ids: Sequence[uuid.UUID]) -> RunSummary:
     requests = RequestRepository(session).list_by_ids(request_ids)
     # A graph request's calls are mostly its nodes' (requests of their own; docs/graphs.md).
     node_ids = PlanNodeRepository(session).node_request_ids(request_ids)
