@@ -63,17 +63,12 @@ def sweep(
 
 
 def markdown(points: Sequence[SweepPoint]) -> str:
-    from hera_router.evaluation.compare import pct, pct_ci, ratio_ci
+    from hera_router.evaluation.render import pct, pct_ci, ratio_ci, table
 
-    lines = [
-        f"| {points[0].parameter if points else 'value'} "
-        "| accuracy % [95% CI] | SLM usage % | cost vs All-LLM | off-tree |",
-        "|---|---|---|---|---|",
-    ]
+    headers = [points[0].parameter if points else "value", "accuracy % [95% CI]", "SLM usage %"]
+    rows = []
     for p in points:
         m = p.metrics
-        lines.append(
-            f"| {p.value:.2f} | {pct_ci(m.accuracy, m.accuracy_ci)} | {pct(m.slm_usage)} | "
-            f"{ratio_ci(m.cost, m.cost_ci)} | {m.off_tree} |"
-        )
-    return "\n".join(lines)
+        cost = ratio_ci(m.cost, m.cost_ci)
+        rows.append([f"{p.value:.2f}", pct_ci(m.accuracy, m.accuracy_ci), pct(m.slm_usage), cost, str(m.off_tree)])
+    return table([*headers, "cost vs All-LLM", "off-tree"], rows)

@@ -48,6 +48,7 @@ from hera_router.routing.hera import PAPER, HeraPolicy
 if TYPE_CHECKING:
     from hera_router.config import RoutingSettings
     from hera_router.db.runtime import Runtime
+    from hera_router.routing.base import Policy
     from hera_router.routing.estimators import Estimators
     from hera_router.training.outcomes import RequestOutcome
     from hera_router.training.replay import ProfileSet, Replayer
@@ -244,7 +245,7 @@ def _held_out(split: _Split, routing: RoutingSettings, thresholds: dict[str, Any
     """The chosen point, All-LLM and the paper-faithful HERA on requests the search never saw."""
     chosen = routing.model_copy(update={**thresholds, "use_calibration": False})
     costs = split.held_profile.all_llm_costs()
-    policies = {
+    policies: dict[str, Policy] = {
         "hera": HeraPolicy(chosen),
         "all-llm": AllLLM(routing),
         "hera-paper": HeraPolicy(routing.model_copy(update=dict(PAPER))),
