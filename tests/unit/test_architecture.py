@@ -7,6 +7,8 @@
   and the replay of a recorded profile, which lives in ``training`` because calibration and the
   cold-start fit replay profiles too. Nothing in ``training`` imports ``evaluation``, not even
   under ``TYPE_CHECKING`` or inside a function.
+* A study (``STUDIES``) builds on the evaluation core (stats, metrics, render, worlds,
+  world_replay, compare, sweeps, calibrate, live, plots) and imports no other study.
 * No module (package, tests, benchmarks) imports another module's ``_private`` name: what two
   modules share is public, in the module that owns it.
 * Docstrings and comments name only files that are in the repository (or that the code itself
@@ -236,6 +238,21 @@ def test_training_imports_nothing_of_evaluation() -> None:
         for path in (PACKAGE / "training").rglob("*.py")
         for line, name in _every_import(path)
         if name == "hera_router.evaluation" or name.startswith("hera_router.evaluation.")
+    })
+    assert found == [], "\n".join(found)
+
+
+STUDIES = tuple(f"hera_router.evaluation.{name}" for name in ("report", "matrix", "graphs", "ladder", "real_edge"))
+"""The modules behind ``hera-router eval report/matrix/graphs/ladder/real-edge``."""
+
+
+def test_no_study_imports_another() -> None:
+    found = sorted({
+        f"{path.relative_to(REPO)}:{line}: imports {name}: move what both studies need into the evaluation core"
+        for study in STUDIES
+        for path in [PACKAGE.parent / (study.replace(".", "/") + ".py")]
+        for line, name in _every_import(path)
+        if any(name == other or name.startswith(other + ".") for other in STUDIES if other != study)
     })
     assert found == [], "\n".join(found)
 
