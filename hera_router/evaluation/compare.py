@@ -16,7 +16,7 @@ from typing import Any
 
 from hera_router.config import RoutingSettings
 from hera_router.evaluation.metrics import PolicyMetrics, RequestOutcome, summarise
-from hera_router.evaluation.render import pct, pct_ci, ratio_ci
+from hera_router.evaluation.render import pct, pct_ci, ratio_ci, table
 from hera_router.routing.hera import VARIANTS
 from hera_router.routing.registry import create_policy
 from hera_router.training.replay import Replayer, ReplayStats
@@ -103,7 +103,7 @@ def markdown_table(rows: Sequence[PolicyMetrics], *, families: Sequence[str] = (
         headers += ["full cost $/req"]
     if latency:
         headers += ["latency s", "deciding %"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines = []
     for m in rows:
         cells = [f"`{m.policy}`", str(m.counted), str(m.off_tree + m.unavailable), pct_ci(m.accuracy, m.accuracy_ci)]
         cells += [pct(m.accuracy_by_family.get(family, math.nan)) for family in families]
@@ -120,18 +120,18 @@ def markdown_table(rows: Sequence[PolicyMetrics], *, families: Sequence[str] = (
                 "–" if math.isnan(m.latency_s) else f"{m.latency_s:.2f}",
                 "–" if math.isnan(m.decision_share) else f"{100 * m.decision_share:.2f}",
             ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(cells)
+    return table(headers, lines)
 
 
 def branch_table(rows: Sequence[PolicyMetrics]) -> str:
     """Steps per HERA branch (a span counts each step it covers)."""
     branches = ["urc", "sse", "sle", "cd", "sd", "fallback"]
-    lines = ["| policy | " + " | ".join(branches) + " |", "|---|" + "---|" * len(branches)]
+    lines = []
     for m in rows:
         total = sum(m.branches.get(b, 0) for b in branches)
         if not total:
             continue
         cells = [f"{m.branches.get(b, 0)} ({100 * m.branches.get(b, 0) / total:.0f}%)" for b in branches]
-        lines.append(f"| `{m.policy}` | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append([f"`{m.policy}`", *cells])
+    return table(["policy", *branches], lines)

@@ -44,6 +44,7 @@ from hera_router.estimators.ladder_pair import (
     TextEncoder,
     encoder_named,
 )
+from hera_router.evaluation.render import table
 from hera_router.routing import steps
 from hera_router.routing.base import Verdict
 from hera_router.routing.hybridllm import LabelledSubtask, SubtaskClassifier
@@ -449,13 +450,7 @@ def write_report(reports: Sequence[WorldReport], folder: Path, note: str = "") -
         lines += [f"## {report.preset} / seed {report.seed} (SIMULATED)", "",
                   f"{report.requests} requests evaluated, {report.profile_requests} profiled "
                   f"({report.profiled_calls} profiling calls: every rung once per step of the top rung's chain).", "",
-                  "| policy | setting | accuracy | full cost | paper cost | calls/request | escalations/request |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
-        for r in report.results:
-            lines.append(
-                f"| {r.policy} | {r.setting} | {r.accuracy:.3f} | {r.full_cost:.6f} | {r.paper_cost:.6f} | "
-                f"{r.calls_per_request:.2f} | {r.escalations_per_request:.2f} |"
-            )
+                  results_table(report.results)]  # fmt: skip
         h = report.headline
         lines += ["", f"Cost order (measured full cost per call, dominated rungs dropped): {h['cost_order']}; "
                   f"best fixed pair: {h['best_fixed_pair']}; two-model HERA at {REFERENCE}: accuracy "
@@ -469,6 +464,16 @@ def write_report(reports: Sequence[WorldReport], folder: Path, note: str = "") -
     path = folder / "ladder.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def results_table(results: Sequence[PolicyResult]) -> str:
+    headers = ["policy", "setting", "accuracy", "full cost", "paper cost", "calls/request", "escalations/request"]
+    rows = []
+    for r in results:
+        costs = [f"{r.full_cost:.6f}", f"{r.paper_cost:.6f}"]
+        calls = [f"{r.calls_per_request:.2f}", f"{r.escalations_per_request:.2f}"]
+        rows.append([r.policy, r.setting, f"{r.accuracy:.3f}", *costs, *calls])
+    return table(headers, rows, right=range(2, 7))
 
 
 def summary(reports: Sequence[WorldReport]) -> list[str]:

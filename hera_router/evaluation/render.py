@@ -16,9 +16,11 @@ LABEL = "SIMULATED"
 DASH = "–"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table; each cell is written with ``str`` (``|`` inside a cell becomes ``/``)."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
+    """A markdown table; each cell is written with ``str`` (``|`` inside a cell becomes ``/``);
+    the columns numbered in ``right`` are right-aligned."""
+    rule = "".join("---:|" if i in right else "---|" for i in range(len(headers)))
+    lines = ["| " + " | ".join(headers) + " |", "|" + rule]
     lines += ["| " + " | ".join(str(cell).replace("|", "/") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
