@@ -9,7 +9,7 @@ pair (k, k+1):
 
 * **The estimator** is a logistic head on the step's MiniLM embedding and its position (one-hot
   sequence id, as the divergence estimator's ``pre`` head), trained on the ladder profile
-  (``evaluation/ladder.py``: every rung answers every step of the top rung's chain, N × D calls per
+  (``training/ladder.py``: every rung answers every step of the top rung's chain, N × D calls per
   request, so per-pair labels cost no tree). Its label: rung k+1 was *needed* — rung k got the step
   wrong and rung k+1 right. Regularisation is picked by cross-validation grouped by request
   (``divergence.fit_head``), and the threshold search below only ever sees out-of-fold

@@ -641,8 +641,8 @@ def render_graphs(result: GraphsResult, config: GraphsConfig) -> str:
         "Per κ mode the κ base is swept over "
         f"{', '.join(f'{k:g}' for k in config.grid)} and the policy's operating value (a calibrated policy: "
         "its calibration's κ base is replaced). At each `depth` point whose SLM share lies inside the `position` "
-        "curve, position's accuracy is interpolated at that share (as `matrix.equal_share`); the operating "
-        "column is the point at the policy's own κ base, the mean column averages every in-range point. "
+        "curve, position's accuracy is interpolated at that share (as in the matrix's equal-share comparison); "
+        "the operating column is the point at the policy's own κ base, the mean column averages every in-range point. "
         "Chains carry no graph position, so both modes must route them identically (last column).",
         "",
         kappa_table(result.worlds),

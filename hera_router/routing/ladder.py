@@ -14,7 +14,7 @@ Conventions, stated once:
 * The judge of pair (k, k+1) is the rung-k result's confidence (mean token logprob here, as in
   the two-model verify stage); its threshold is fitted per pair on profiled steps labelled
   "escalating would not have helped": rung k right, or rung k+1 wrong too
-  (``evaluation/ladder.py``: :func:`fit_pair_thresholds`).
+  (``training/ladder.py``: :func:`fit_pair_thresholds`).
 * Profiling stays linear: a profiled step is one prompt answered by every rung (N calls), on the
   chain the top rung writes. A full binary tree per pair over D steps costs 2^D calls per request,
   an N-ary tree N^D; per-pair labels need only the two rungs' answers to the same prompt, so N
