@@ -78,3 +78,41 @@ def test_the_summary_reports_step_and_chain_accuracy() -> None:
     assert summary["accuracy"] == 0.9
     assert summary["chain_accuracy"] == 0.8
     assert summary["requests"] == 5
+
+
+def test_the_report_pages_and_results_file_from_measured_steps_and_replayed_worlds(tmp_path: Path) -> None:
+    import json
+
+    from hera_router.db.enums import Executor
+    from hera_router.evaluation.metrics import summarise
+    from hera_router.evaluation.real_edge import RealEdgeConfig, RealEdgeResult, render_report, write_report
+    from hera_router.evaluation.world_replay import WorldResult
+    from hera_router.training.outcomes import RequestOutcome, StepRecord
+
+    def world(score: float) -> WorldResult:
+        def outcome(key: str, executor: Executor, cost: float) -> RequestOutcome:
+            steps = (StepRecord(0, Executor.SLM, "sse"), StepRecord(1, executor, "sse", remote_cost_usd=cost))
+            return RequestOutcome(key, "facts", "completed", steps, score=score)
+
+        outcomes = {
+            "all-slm": [outcome(f"q{i}", Executor.SLM, 0.0) for i in range(4)],
+            "all-llm": [outcome(f"q{i}", Executor.LLM, 0.01) for i in range(4)],
+        }
+        cost = {o.key: o.remote_cost_usd for o in outcomes["all-llm"]}
+        rows = [summarise(name, found, cost, resamples=20) for name, found in outcomes.items()]
+        return WorldResult("real-edge", 0, rows, {}, outcomes, cost, {}, [], [], ["facts"])
+
+    steps = _steps(20, 0.7)
+    signals = [signal_auc(steps, "mean_logprob", resamples=20)]
+    result = RealEdgeResult(steps, step_summary(steps), signals, fit_slm(steps), world(1.0), world(0.5), {"x": 1.0})
+    config = RealEdgeConfig(out=tmp_path / "out", workdir=tmp_path / "work", samples=1, sample_steps=2)
+
+    text = render_report(result, config)
+    write_report(result, config)
+
+    assert "| `all-slm` | 100.0 | 50.0 | -50.0 | 100.0 | 100.0 | 0.00 | 0.00 |" in text
+    assert "| `all-llm` | 100.0 | 50.0 | -50.0 | 50.0 | 50.0 | 1.00 | 1.00 |" in text
+    assert "| `all-llm` | 50.0 | 0.0 | 0.0 |" in text  # the lookup steps (after the plan) ran on the cloud
+    data = json.loads((config.out / "results.json").read_text())
+    assert data["real"]["policies"][1]["cost"] == 1.0
+    assert data["simulated"]["policies"][0]["accuracy"] == 0.5
