@@ -108,7 +108,7 @@ def test_decomposed_steps_run_their_parts_on_their_executors() -> None:
 
 def test_a_world_is_evaluated_and_written_with_simulated_labels(tmp_path: Path) -> None:
     from hera_router.evaluation.graphs import GraphsConfig, GraphsResult, evaluate_world, write_graphs
-    from hera_router.evaluation.matrix import Progress
+    from hera_router.evaluation.worlds import Progress
 
     settings = load_settings(simulator={"seed": SEED})
     config = GraphsConfig(
