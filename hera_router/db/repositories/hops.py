@@ -33,12 +33,12 @@ from hera_router.db.enums import CallStatus, Executor, SubtaskStatus
 from hera_router.db.models import ModelCall, Request, Subtask
 from hera_router.db.repositories._dml import table_of
 from hera_router.db.repositories.model_calls import ModelCallRepository
-from hera_router.db.repositories.requests import _STATE_COLUMNS, RequestRepository
+from hera_router.db.repositories.requests import STATE_COLUMNS, RequestRepository
 from hera_router.db.repositories.subtasks import (
-    _CLAIM,
-    _CLAIM_ON_TIER,
-    _CLAIMED_COLUMNS,
-    _STEP_COLUMNS,
+    CLAIM,
+    CLAIM_ON_TIER,
+    CLAIMED_COLUMNS,
+    STEP_COLUMNS,
     SubtaskRepository,
 )
 
@@ -53,15 +53,15 @@ def _claim_and_read(claim: Any) -> Any:
         update(_REQUESTS)
         .where(_REQUESTS.c.id == claimed.c.request_id)
         .values(heartbeat_at=bindparam("now"), updated_at=bindparam("now"))
-        .returning(*(_REQUESTS.c[column] for column in _STATE_COLUMNS))
+        .returning(*(_REQUESTS.c[column] for column in STATE_COLUMNS))
         .cte("touched")
     )
     steps = _SUBTASKS.alias("steps")
     return (
         select(
-            *(claimed.c[column].label(f"c_{column}") for column in _CLAIMED_COLUMNS),
-            *(touched.c[column].label(f"r_{column}") for column in _STATE_COLUMNS),
-            *(steps.c[column].label(f"s_{column}") for column in _STEP_COLUMNS),
+            *(claimed.c[column].label(f"c_{column}") for column in CLAIMED_COLUMNS),
+            *(touched.c[column].label(f"r_{column}") for column in STATE_COLUMNS),
+            *(steps.c[column].label(f"s_{column}") for column in STEP_COLUMNS),
         )
         .select_from(
             claimed.outerjoin(touched, true()).outerjoin(steps, steps.c.request_id == claimed.c.request_id)
@@ -70,8 +70,8 @@ def _claim_and_read(claim: Any) -> Any:
     )
 
 
-_CLAIM_AND_READ = _claim_and_read(_CLAIM)
-_CLAIM_AND_READ_ON_TIER = _claim_and_read(_CLAIM_ON_TIER)
+_CLAIM_AND_READ = _claim_and_read(CLAIM)
+_CLAIM_AND_READ_ON_TIER = _claim_and_read(CLAIM_ON_TIER)
 
 
 class _Step(NamedTuple):
@@ -156,11 +156,11 @@ def claim_and_read(
     first = rows[0]
     state = None
     if first.r_id is not None:
-        state = _State(*(getattr(first, f"r_{column}") for column in _STATE_COLUMNS))
+        state = _State(*(getattr(first, f"r_{column}") for column in STATE_COLUMNS))
     return ClaimRead(
-        _Claimed(*(getattr(first, f"c_{column}") for column in _CLAIMED_COLUMNS)),
+        _Claimed(*(getattr(first, f"c_{column}") for column in CLAIMED_COLUMNS)),
         state,
-        [_Step(*(getattr(row, f"s_{column}") for column in _STEP_COLUMNS)) for row in rows if row.s_id is not None],
+        [_Step(*(getattr(row, f"s_{column}") for column in STEP_COLUMNS)) for row in rows if row.s_id is not None],
     )
 
 

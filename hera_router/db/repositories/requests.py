@@ -18,13 +18,13 @@ from hera_router.db.repositories._dml import guarded_update, rows_changed, run_u
 ACTIVE_STATUSES: tuple[RequestStatus, ...] = tuple(sorted(ACTIVE_REQUEST_STATUSES))
 
 _REQUESTS = table_of(Request)
-_STATE_COLUMNS = ("id", "status", "current_seq", "policy", "input", "tenant_id")
-_STATE = select(*(_REQUESTS.c[column] for column in _STATE_COLUMNS)).where(_REQUESTS.c.id == bindparam("id"))
+STATE_COLUMNS = ("id", "status", "current_seq", "policy", "input", "tenant_id")
+_STATE = select(*(_REQUESTS.c[column] for column in STATE_COLUMNS)).where(_REQUESTS.c.id == bindparam("id"))
 _TOUCH = (
     update(_REQUESTS)
     .where(_REQUESTS.c.id == bindparam("w_id"))
     .values(heartbeat_at=bindparam("now"))
-    .returning(*(_REQUESTS.c[column] for column in _STATE_COLUMNS))
+    .returning(*(_REQUESTS.c[column] for column in STATE_COLUMNS))
 )
 _ADVANCE = guarded_update(_REQUESTS, ("id", "current_seq", "status"), ("current_seq",))
 _USAGE = guarded_update(_REQUESTS, ("id",), increments=("cost_usd", "slm_steps", "llm_steps"))

@@ -25,8 +25,8 @@ _FIND = select(_SUBTASKS.c.id, _SUBTASKS.c.executor).where(
 _BY_KEY = select(Subtask).where(
     Subtask.request_id == bindparam("request_id"), Subtask.seq == bindparam("seq"), Subtask.part == bindparam("part")
 )
-_CLAIMED_COLUMNS = ("id", "request_id", "seq", "part", "text", "branch", "attempts", "executor", "status")
-_CLAIM = (
+CLAIMED_COLUMNS = ("id", "request_id", "seq", "part", "text", "branch", "attempts", "executor", "status")
+CLAIM = (
     update(_SUBTASKS)
     .where(
         _SUBTASKS.c.id == bindparam("w_id"),
@@ -42,15 +42,15 @@ _CLAIM = (
         updated_at=bindparam("now"),
         claimed_by=bindparam("claimed_by"),
     )
-    .returning(*(_SUBTASKS.c[column] for column in _CLAIMED_COLUMNS))
+    .returning(*(_SUBTASKS.c[column] for column in CLAIMED_COLUMNS))
 )
-_CLAIM_ON_TIER = _CLAIM.where(_SUBTASKS.c.tier == bindparam("w_tier"))
+CLAIM_ON_TIER = CLAIM.where(_SUBTASKS.c.tier == bindparam("w_tier"))
 """A tier's run message claims the step only while the step is on that tier (not after it climbed)."""
-_STEP_COLUMNS = (
+STEP_COLUMNS = (
     "id", "seq", "part", "parent_id", "executor", "text", "output", "next_subtask", "status", "confidence", "tier",
 )  # fmt: skip
 _STEPS = (
-    select(*(_SUBTASKS.c[column] for column in _STEP_COLUMNS))
+    select(*(_SUBTASKS.c[column] for column in STEP_COLUMNS))
     .where(_SUBTASKS.c.request_id == bindparam("request_id"))
     .order_by(_SUBTASKS.c.seq, _SUBTASKS.c.part)
 )
@@ -65,7 +65,7 @@ _REQUEST_AND_STEPS = (
         _REQUESTS.c.policy,
         _REQUESTS.c.input,
         *(_REQUESTS.c[column].label(f"request_{column}") for column in _LIMIT_COLUMNS),
-        *(_SUBTASKS.c[column] for column in _STEP_COLUMNS),
+        *(_SUBTASKS.c[column] for column in STEP_COLUMNS),
     )
     .select_from(_REQUESTS.outerjoin(_SUBTASKS, _SUBTASKS.c.request_id == _REQUESTS.c.id))
     .where(_REQUESTS.c.id == bindparam("request_id"))
@@ -152,8 +152,8 @@ class SubtaskRepository:
             "now": utcnow(), "claimed_by": claimed_by,
         }  # fmt: skip
         if tier is not None:
-            return self.session.execute(_CLAIM_ON_TIER, {**parameters, "w_tier": tier}).one_or_none()
-        return self.session.execute(_CLAIM, parameters).one_or_none()
+            return self.session.execute(CLAIM_ON_TIER, {**parameters, "w_tier": tier}).one_or_none()
+        return self.session.execute(CLAIM, parameters).one_or_none()
 
     def touch_running(self, subtask_ids: Collection[uuid.UUID]) -> None:
         """The claimer is still on these steps (its heartbeat): bump ``updated_at`` of those running."""
