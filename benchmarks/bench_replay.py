@@ -9,7 +9,7 @@ of ``--repeat`` timings (CPU time). ``--baseline FILE`` loads another version of
 turn, policy by policy, so the ratio is measured under the same load:
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_replay.py --n 200 --repeat 15 \\
-        --baseline OTHER_CHECKOUT/hera_router/training/replay.py
+        --baseline <another checkout>/hera_router/training/replay.py
 """
 
 from __future__ import annotations

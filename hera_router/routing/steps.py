@@ -1,7 +1,7 @@
 """The rules of a request's chain, written once: what happens after a step. Pure.
 
 The live hops (``pipeline/progress.py``, ``pipeline/routing.py``, ``pipeline/execution.py``) and
-every replay (``evaluation/replay.py`` for chains and, through it, ``evaluation/graphs.py`` for
+every replay (``training/replay.py`` for chains and, through it, ``evaluation/graphs.py`` for
 plans with dependencies; ``evaluation/ladder.py``'s loop over rungs) ask these functions, over
 plain values, and only carry out the answer: the hops in their guarded transactions, the replays
 on their trees. Nothing here reads a database, a queue or a model.

@@ -36,11 +36,6 @@ PACKAGE = Path(hera_router.__file__).parent
 REPO = PACKAGE.parent
 FIRST_PARTY = ("hera_router", "tests", "benchmarks")
 MAX_FUNCTION_LINES = 80
-LONG_FUNCTIONS_BEING_SPLIT = {
-    # The replay's step loop: the shared step-semantics work replaces it with calls into one pure
-    # module of step decisions; remove the entry when that lands.
-    ("hera_router/training/replay.py", "request"),
-}
 
 ENTRY_POINTS = ("hera_router.cli", "hera_router.api.app", "hera_router.api.state", "hera_router.api.health",
                 "hera_router.evaluation.live", "hera_router.workers")  # fmt: skip
@@ -348,7 +343,7 @@ def test_no_function_in_evaluation_or_training_is_longer_than_80_lines() -> None
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None:
                     lines = node.end_lineno - node.lineno + 1
-                    if lines > MAX_FUNCTION_LINES and (relative, node.name) not in LONG_FUNCTIONS_BEING_SPLIT:
+                    if lines > MAX_FUNCTION_LINES:
                         found.append(
                             f"{relative}:{node.lineno}: {node.name} is {lines} lines: split it into named steps "
                             f"of at most {MAX_FUNCTION_LINES}"

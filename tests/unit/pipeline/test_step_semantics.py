@@ -1,7 +1,7 @@
 """The live pipeline and the replays take the same steps (``routing/steps.py``, one step semantics).
 
 The embedded pipeline's hops (SQLite, a recording broker, the simulated backends) and the replay
-(``evaluation/replay.py`` through ``evaluation/graphs.py``, every step run once on the same
+(``training/replay.py`` through ``evaluation/graphs.py``, every step run once on the same
 simulator) are given the same random worlds (simulator seeds and presets), the same requests
 (chains and plans with dependencies) and the same policies. Request by request, and node by node
 of a plan, they must take the same steps, on the same executors with the same branches, and reach
