@@ -40,8 +40,9 @@ REAL_EDGE_ENV := HERA_DATA_DIR=.hera/demo-real-edge HERA_EDGE__BACKEND=local HER
 demo-real-edge: $(STAMP)  ## route 8 grounded lookups with the real SmolLM2 as the edge model (simulated cloud), HERA in cold start and baselines
 	$(REAL_EDGE_ENV) $(BIN)/hera-router run examples/requests-real-edge.jsonl --policy hera --policy all-slm --policy all-llm --policy random
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff check and ruff format --check
 	$(BIN)/ruff check hera_router migrations tests benchmarks scripts
+	$(BIN)/ruff format --check hera_router migrations tests benchmarks scripts
 
 typecheck: $(STAMP)  ## mypy --strict on the package
 	$(BIN)/mypy

@@ -80,9 +80,13 @@ def run_requests(settings: Settings, n: int, seed: int) -> list[uuid.UUID]:
             tenant = tenants.by_name("bench") or tenants.create("bench")
             for task in tasks:
                 row = RequestRepository(session).add(
-                    tenant_id=tenant.id, input=task.request, policy="hera", custom_id=task.id, gold_answer=task.gold,
+                    tenant_id=tenant.id,
+                    input=task.request,
+                    policy="hera",
+                    custom_id=task.id,
+                    gold_answer=task.gold,
                     meta={"metric": task.metric, "family": task.family},
-                )  # fmt: skip
+                )
                 ids.append(row.id)
                 queued.append(
                     dispatcher.enqueue(
@@ -129,8 +133,11 @@ class TrainingLoad:
         while not self._stop.is_set():
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "hera_router.cli", "train", "dp"],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            )  # fmt: skip
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             assert self._process.stdout is not None
             for line in self._process.stdout:
                 if "epoch" in line:
@@ -160,10 +167,14 @@ def contexts_of(
         for step in steps:
             out.append(
                 RoutingContext(
-                    request_id=str(request.id), request=request.input, current=step.text, seq=step.seq,
-                    history=tuple(history), max_steps=max_steps,
+                    request_id=str(request.id),
+                    request=request.input,
+                    current=step.text,
+                    seq=step.seq,
+                    history=tuple(history),
+                    max_steps=max_steps,
                 )
-            )  # fmt: skip
+            )
             history.append(Step(step.text, step.output or "", step.executor, step.confidence))
     return out
 

@@ -68,9 +68,13 @@ class Driver:
 
     def __init__(self, database_url: str, data_dir: Path, *, pipelined: bool = True) -> None:
         settings = load_settings(
-            data_dir=data_dir, database_url=database_url, db_pipeline=pipelined, simulator={"seed": 7},
-            edge={"backend": "sim", "model": "sim-slm"}, cloud={"backend": "sim", "model": "sim-llm"},
-        )  # fmt: skip
+            data_dir=data_dir,
+            database_url=database_url,
+            db_pipeline=pipelined,
+            simulator={"seed": 7},
+            edge={"backend": "sim", "model": "sim-slm"},
+            cloud={"backend": "sim", "model": "sim-llm"},
+        )
         self.runtime = Runtime(settings)
         self.queue: list[tuple[str, dict[str, Any]]] = []
         self.dispatcher = Dispatcher(lambda: self.runtime.sessions, self._publish, relay_grace_s=settings.relay_grace_s)

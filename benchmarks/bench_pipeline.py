@@ -329,10 +329,14 @@ def postgres_backend_cpu(database_url: str) -> Callable[[], float]:
 
     def read() -> float:
         with admin.connect() as conn:
-            pids = conn.execute(
-                text("SELECT pid FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"),
-                {"name": url.database},
-            ).scalars().all()
+            pids = (
+                conn.execute(
+                    text("SELECT pid FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"),
+                    {"name": url.database},
+                )
+                .scalars()
+                .all()
+            )
         for pid in pids:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -416,14 +420,31 @@ class Workers:
         name = f"{label}-{uuid.uuid4().hex[:6]}@localhost"
         log_path = self.log_dir / f"worker-{name.split('@', maxsplit=1)[0]}.log"
         command = [
-            sys.executable, "-m", "hera_router.cli", "worker", "-Q", queue, "-P", pool, "-c", str(concurrency),
-            "-n", name, "--without-gossip", "--without-mingle", *extra,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "hera_router.cli",
+            "worker",
+            "-Q",
+            queue,
+            "-P",
+            pool,
+            "-c",
+            str(concurrency),
+            "-n",
+            name,
+            "--without-gossip",
+            "--without-mingle",
+            *extra,
+        ]
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                command, cwd=REPO, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                command,
+                cwd=REPO,
+                env={**self.env, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         worker = WorkerProcess(label, name, process, log_path)
         self.started.append(worker)
         return worker
@@ -597,9 +618,13 @@ def run_distributed(args: argparse.Namespace) -> ModeResult:
         run_throughput(app, warm, args.policy, args.timeout)  # fork children build policy, engine, world
         log(f"distributed: pipeline throughput, {len(batch)} requests")
         throughput = run_throughput(
-            app, batch, args.policy, args.timeout, worker_counts(client, suffix),
+            app,
+            batch,
+            args.policy,
+            args.timeout,
+            worker_counts(client, suffix),
             postgres_backend_cpu(deployment.database_url),
-        )  # fmt: skip
+        )
         log(f"distributed: pipeline latency, {len(one_by_one)} requests one at a time")
         sequential = run_sequential(app, one_by_one, args.policy, args.timeout)
         breakdowns = profile_distributed(app, deployment.workers, client, args, suffix) if args.profile else []
@@ -1044,9 +1069,7 @@ def database_lines(results: Sequence[ModeResult]) -> list[str]:
         if t.counts is None or not t.hops:
             continue
         per = t.counts.per(t.hops)
-        verbs = ", ".join(
-            f"{verb} {per[verb.lower()]:.2f}" for verb in sorted(t.counts.statements) if verb != "BEGIN"
-        )
+        verbs = ", ".join(f"{verb} {per[verb.lower()]:.2f}" for verb in sorted(t.counts.statements) if verb != "BEGIN")
         cpu = t.database_cpu_ms_per_subtask
         cpu_cells = "n/a | n/a"
         if cpu:

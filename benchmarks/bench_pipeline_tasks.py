@@ -195,9 +195,10 @@ def _start_counts(sender: Any = None, **_: Any) -> None:
             time.sleep(0.2)
             counts = counter.snapshot()
             totals = {
-                "statements": dict(counts.statements), "transactions": counts.transactions,
+                "statements": dict(counts.statements),
+                "transactions": counts.transactions,
                 "round_trips": counts.round_trips,
-            }  # fmt: skip
+            }
             client.set(key, json.dumps(totals), ex=3600)
 
     threading.Thread(target=flush, name="bench-counts", daemon=True).start()

@@ -78,11 +78,17 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
         router_pool = f"{args.router_pool} -c {args.router_concurrency}"
         log("scale: raw Celery baseline on the router's pool")
         baseline = redis_baseline(
-            app, deployment.client, router_pool, deployment.queues.maintenance, args, args.router_concurrency,
+            app,
+            deployment.client,
+            router_pool,
+            deployment.queues.maintenance,
+            args,
+            args.router_concurrency,
             deployment.suffix,
-        )  # fmt: skip
-        counts, database_cpu = worker_counts(deployment.client, deployment.suffix), postgres_backend_cpu(
-            deployment.database_url
+        )
+        counts, database_cpu = (
+            worker_counts(deployment.client, deployment.suffix),
+            postgres_backend_cpu(deployment.database_url),
         )
         counts_before, cpu_before = counts(), database_cpu()
         log(f"scale: submitting {len(tasks)} requests")

@@ -65,9 +65,11 @@ def bootstrapped(matrix: Path, preset: str, seed: int) -> dict[str, float] | Non
             row = next(r for r in world["policies"] if r["policy"] == "hera")
             share = next((e for e in world["equal_share"] if e["policy"] == "hera"), {})
             return {
-                "accuracy": row["accuracy"], "slm_share": row["slm_usage"], "cost": row["cost"],
+                "accuracy": row["accuracy"],
+                "slm_share": row["slm_usage"],
+                "cost": row["cost"],
                 "random_accuracy": share.get("random_accuracy", float("nan")),
-            }  # fmt: skip
+            }
     return None
 
 
@@ -90,17 +92,22 @@ def run_world(base: Any, args: argparse.Namespace, preset: str, seed: int) -> di
         shadow = request_trees(load_trees(runtime.sessions, shadow_run))
         shadow.sort(key=lambda tree: int(tree.key.rsplit("-", 1)[-1]) if tree.key.rsplit("-", 1)[-1].isdigit() else 0)
         replayer = Replayer(
-            profile, None, max_steps=settings.routing.max_steps, latency=simulated_latency(settings),
+            profile,
+            None,
+            max_steps=settings.routing.max_steps,
+            latency=simulated_latency(settings),
             extension=simulated_extension(settings),
-        )  # fmt: skip
+        )
         costs = profile.all_llm_costs()
 
         def measure(policy: Policy) -> dict[str, float]:
             outcomes, stats = replayer.run(policy)
             return {
-                "accuracy": accuracy(outcomes), "slm_share": slm_usage(outcomes),
-                "cost": normalised_cost(outcomes, costs), "off_tree": stats.off_tree,
-            }  # fmt: skip
+                "accuracy": accuracy(outcomes),
+                "slm_share": slm_usage(outcomes),
+                "cost": normalised_cost(outcomes, costs),
+                "off_tree": stats.off_tree,
+            }
 
         routing = settings.routing
 
@@ -156,11 +163,17 @@ def run_world(base: Any, args: argparse.Namespace, preset: str, seed: int) -> di
                 for labels in ("accuracy", "agreement")
             }
         return {
-            "preset": preset, "seed": seed, "requests": len(profile.trees), "shadow_pool": len(shadow),
-            "rows": rows, "curve": curve, "sweep": sweep, "bootstrapped": reference,
-            "reached_at_shadow_requests": reached, "extension_steps": replayer.extension.steps
-            if replayer.extension is not None else 0,
-        }  # fmt: skip
+            "preset": preset,
+            "seed": seed,
+            "requests": len(profile.trees),
+            "shadow_pool": len(shadow),
+            "rows": rows,
+            "curve": curve,
+            "sweep": sweep,
+            "bootstrapped": reference,
+            "reached_at_shadow_requests": reached,
+            "extension_steps": replayer.extension.steps if replayer.extension is not None else 0,
+        }
     finally:
         save_state(folder, state)
         runtime.close()

@@ -63,9 +63,12 @@ def main() -> None:
                 runtime.close()
             assert estimators is not None, f"{folder}: not bootstrapped (run eval matrix first)"
             replayer = Replayer(
-                ProfileSet(None, []), estimators, max_steps=settings.routing.max_steps,
-                latency=simulated_latency(settings), extension=simulated_extension(settings),
-            )  # fmt: skip
+                ProfileSet(None, []),
+                estimators,
+                max_steps=settings.routing.max_steps,
+                latency=simulated_latency(settings),
+                extension=simulated_extension(settings),
+            )
             graphs = GraphReplayer(replayer)
             sets = {
                 "graph": graph_tasks(settings, "graph", args.graph_n, args.train_n),

@@ -740,14 +740,22 @@ class Settings(BaseSettings):
         cloud_price = self.price_of(self.cloud.model)
         return [
             ModelTier(
-                name="edge", role="edge", backend=self.edge, queue=self.queues.edge,
-                gpu_usd_per_second=self.edge_cost_per_gpu_second, power_w=self.costs.edge_power_w,
+                name="edge",
+                role="edge",
+                backend=self.edge,
+                queue=self.queues.edge,
+                gpu_usd_per_second=self.edge_cost_per_gpu_second,
+                power_w=self.costs.edge_power_w,
             ),
             ModelTier(
-                name="cloud", role="cloud", backend=self.cloud, queue=self.queues.cloud,
-                input_per_mtok=cloud_price.input_per_mtok, output_per_mtok=cloud_price.output_per_mtok,
+                name="cloud",
+                role="cloud",
+                backend=self.cloud,
+                queue=self.queues.cloud,
+                input_per_mtok=cloud_price.input_per_mtok,
+                output_per_mtok=cloud_price.output_per_mtok,
             ),
-        ]  # fmt: skip
+        ]
 
 
 def _env_name(location: tuple[int | str, ...]) -> str:

@@ -55,6 +55,7 @@ def main() -> int:
         print(problem, file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
+
     def bootstrap(server: Server) -> None:
         if args.bootstrap:
             print("bootstrapping the estimators (minutes)")

@@ -26,8 +26,19 @@ from hera_router.db.session import session_scope
 from hera_router.pipeline.budgets import action_of, window_starts
 
 BudgetAction = Literal["stop", "cheapest"]
-CSV_COLUMNS = ("day", "role", "model", "calls", "tokens_usd", "gpu_usd", "energy_usd", "transfer_usd",
-               "bytes_sent", "total_usd", "cloud_tokens_usd")  # fmt: skip
+CSV_COLUMNS = (
+    "day",
+    "role",
+    "model",
+    "calls",
+    "tokens_usd",
+    "gpu_usd",
+    "energy_usd",
+    "transfer_usd",
+    "bytes_sent",
+    "total_usd",
+    "cloud_tokens_usd",
+)
 
 
 class CostRow(BaseModel):
@@ -133,9 +144,13 @@ def cost_report(
         ]
         total = CostRepository(session).for_tenant(row.id, since, until)
         return CostReport(
-            tenant=row.name, since=since, until=until, rows=rows,
-            total_usd=total.total_usd, cloud_tokens_usd=total.cloud_tokens_usd,
-        )  # fmt: skip
+            tenant=row.name,
+            since=since,
+            until=until,
+            rows=rows,
+            total_usd=total.total_usd,
+            cloud_tokens_usd=total.cloud_tokens_usd,
+        )
 
 
 def rows_csv(rows: Sequence[CostRow]) -> str:

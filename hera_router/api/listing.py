@@ -115,9 +115,13 @@ def list_requests(
     before = decode_cursor(cursor)
     with session_scope(state.sessions) as session:
         rows = RequestRepository(session).page_for_tenant(
-            caller.tenant_id, before=before, limit=limit + 1, statuses=status_filter or (), batch_id=batch_id,
+            caller.tenant_id,
+            before=before,
+            limit=limit + 1,
+            statuses=status_filter or (),
+            batch_id=batch_id,
             include_nodes=include_nodes,
-        )  # fmt: skip
+        )
         shown = [
             RequestSummary(
                 id=row.id,

@@ -57,10 +57,16 @@ class KeySummary(BaseModel):
 
 def _summary(key: ApiKey, tenant_name: str) -> KeySummary:
     return KeySummary(
-        id=key.id, tenant=tenant_name, name=key.name, prefix=key.prefix, created_at=key.created_at,
-        last_used_at=key.last_used_at, revoked_at=key.revoked_at,
-        requests_per_minute=key.requests_per_minute, tokens_per_minute=key.tokens_per_minute,
-    )  # fmt: skip
+        id=key.id,
+        tenant=tenant_name,
+        name=key.name,
+        prefix=key.prefix,
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+        revoked_at=key.revoked_at,
+        requests_per_minute=key.requests_per_minute,
+        tokens_per_minute=key.tokens_per_minute,
+    )
 
 
 def list_tenants(sessions: sessionmaker[Session]) -> list[TenantSummary]:

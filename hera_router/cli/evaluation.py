@@ -193,13 +193,15 @@ def live_command(
         request = row.get("request") or row.get("input")
         if not request:
             raise typer.BadParameter(f"{file}, line {number}: expected 'request' or 'input'", param_hint="FILE")
-        items.append(LiveItem(
-            key=str(row.get("id") or row.get("custom_id") or f"line-{number}"),
-            request=request,
-            gold=row.get("gold", row.get("gold_answer")),
-            metric=row.get("metric") or meta.get("metric"),
-            family=str(row.get("family") or meta.get("family") or "all"),
-        ))  # fmt: skip
+        items.append(
+            LiveItem(
+                key=str(row.get("id") or row.get("custom_id") or f"line-{number}"),
+                request=request,
+                gold=row.get("gold", row.get("gold_answer")),
+                metric=row.get("metric") or meta.get("metric"),
+                family=str(row.get("family") or meta.get("family") or "all"),
+            )
+        )
         if isinstance(row.get("world_seed"), int) and row["world_seed"] != settings.simulator.seed:
             settings = settings.model_copy(
                 update={"simulator": settings.simulator.model_copy(update={"seed": row["world_seed"]})}
@@ -299,9 +301,11 @@ def fit_baselines_command(
     oracle_out = oracle_path or settings.routing.oracle_plan_path or paths.oracle
     try:
         train = load_profile(settings, runtime.sessions, _run_id(runtime, train_profile))
-        evaluation = train if eval_profile is None and train_profile is None else (
-            load_profile(settings, runtime.sessions, _run_id(runtime, eval_profile))
-        )  # fmt: skip
+        evaluation = (
+            train
+            if eval_profile is None and train_profile is None
+            else (load_profile(settings, runtime.sessions, _run_id(runtime, eval_profile)))
+        )
         fit = fit_hybridllm(train, hybrid_out, max_quality_drop=max_quality_drop)
         plan = fit_oracle(evaluation, oracle_out)
     except (LookupError, ValueError) as exc:
@@ -354,10 +358,20 @@ def report_command(
         }
     )
     config = ReportConfig(
-        out=out, workdir=workdir, train_family=train_family, eval_family=eval_family, train_n=train_n,
-        eval_n=eval_n, node_budget=budget, live_n=live_n, target_slm_share=target_slm_share,
-        target_cost=target_cost, resamples=resamples, retrain=retrain, command=command_line(),
-    )  # fmt: skip
+        out=out,
+        workdir=workdir,
+        train_family=train_family,
+        eval_family=eval_family,
+        train_n=train_n,
+        eval_n=eval_n,
+        node_budget=budget,
+        live_n=live_n,
+        target_slm_share=target_slm_share,
+        target_cost=target_cost,
+        resamples=resamples,
+        retrain=retrain,
+        command=command_line(),
+    )
     try:
         result = build_report(settings, config, log=typer.echo)
     except ValueError as exc:
@@ -394,10 +408,21 @@ def matrix_command(
     from hera_router.simulator.presets import PresetError
 
     config = WorldConfig(
-        out=out, workdir=workdir.resolve(), worlds=worlds or DEFAULT_WORLDS, seeds=seeds or DEFAULT_SEEDS,
-        train_family=train_family, eval_family=eval_family, train_n=train_n, eval_n=eval_n, node_budget=budget,
-        resamples=resamples, policies=policies, retrain=retrain, recalibrate=recalibrate, command=command_line(),
-    )  # fmt: skip
+        out=out,
+        workdir=workdir.resolve(),
+        worlds=worlds or DEFAULT_WORLDS,
+        seeds=seeds or DEFAULT_SEEDS,
+        train_family=train_family,
+        eval_family=eval_family,
+        train_n=train_n,
+        eval_n=eval_n,
+        node_budget=budget,
+        resamples=resamples,
+        policies=policies,
+        retrain=retrain,
+        recalibrate=recalibrate,
+        command=command_line(),
+    )
     progress = RichProgress()
     try:
         result = build_matrix(_settings(), config, progress)
@@ -407,8 +432,11 @@ def matrix_command(
 
     console = Console()
     for world in result.worlds:
-        console.print(console_table(world.name, [m.to_json() | {"decision_ms": world.decision_ms.get(m.policy)}
-                                                 for m in world.rows]))  # fmt: skip
+        console.print(
+            console_table(
+                world.name, [m.to_json() | {"decision_ms": world.decision_ms.get(m.policy)} for m in world.rows]
+            )
+        )
     console.print(console_table(f"mean over {len(result.worlds)} worlds", result.mean_rows))
     typer.echo(f"matrix written to {result.out} (README.md, results.json, PNGs) in {result.seconds:.0f} s (SIMULATED)")
 
@@ -438,10 +466,21 @@ def real_edge_command(
     from hera_router.evaluation.worlds import RichProgress
 
     config = RealEdgeConfig(
-        out=out, workdir=workdir.resolve(), seed=seed, train_n=train_n, eval_n=eval_n, urc_requests=urc_requests,
-        calibration_requests=calibration_requests, node_budget=budget, samples=samples, sample_steps=sample_steps,
-        resamples=resamples, policies=policies or POLICIES, command=command_line(), skip_sim=skip_sim,
-    )  # fmt: skip
+        out=out,
+        workdir=workdir.resolve(),
+        seed=seed,
+        train_n=train_n,
+        eval_n=eval_n,
+        urc_requests=urc_requests,
+        calibration_requests=calibration_requests,
+        node_budget=budget,
+        samples=samples,
+        sample_steps=sample_steps,
+        resamples=resamples,
+        policies=policies or POLICIES,
+        command=command_line(),
+        skip_sim=skip_sim,
+    )
     try:
         result = run_real_edge(_settings(), config, RichProgress())
     except (ValueError, BackendConfigError) as exc:
@@ -484,10 +523,18 @@ def graphs_command(
     from hera_router.simulator.presets import PresetError
 
     config = GraphsConfig(
-        out=out, workdir=workdir.resolve(), worlds=worlds or DEFAULT_WORLDS, seeds=seeds or DEFAULT_SEEDS,
-        train_n=train_n, graph_n=graph_n, chain_n=chain_n, kappa_policies=kappa_policies or ("hera",),
-        grid=tuple(grid) or KAPPA_GRID, resamples=resamples, command=command_line(),
-    )  # fmt: skip
+        out=out,
+        workdir=workdir.resolve(),
+        worlds=worlds or DEFAULT_WORLDS,
+        seeds=seeds or DEFAULT_SEEDS,
+        train_n=train_n,
+        graph_n=graph_n,
+        chain_n=chain_n,
+        kappa_policies=kappa_policies or ("hera",),
+        grid=tuple(grid) or KAPPA_GRID,
+        resamples=resamples,
+        command=command_line(),
+    )
     try:
         result = build_graphs(_settings(), config, RichProgress())
     except (ValueError, PresetError) as exc:
@@ -509,7 +556,8 @@ def ladder_command(
     ),
     out: Path = typer.Option(Path("reports/ladder"), "--out", "-o", help="Folder for ladder.md/.json and plots."),
     save_starts: bool = typer.Option(
-        True, "--save-starts/--no-save-starts",
+        True,
+        "--save-starts/--no-save-starts",
         help="Also save each world's start estimators (fitted at the reference δ) as starts-*.json in --out, "
         "the file HERA_ROUTING__LADDER_ESTIMATORS loads.",
     ),
@@ -535,9 +583,13 @@ def ladder_command(
             err=True,
         )
         report = evaluate_world(
-            preset, world_seed, requests=requests, profile_requests=profile_requests, tiers=SCENARIOS[name],
+            preset,
+            world_seed,
+            requests=requests,
+            profile_requests=profile_requests,
+            tiers=SCENARIOS[name],
             encoder=encoder,
-        )  # fmt: skip
+        )
         report.preset = f"{preset} [{name}]"
         reports.append(report)
         h = report.headline

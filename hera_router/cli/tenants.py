@@ -56,9 +56,14 @@ def tenants_list() -> None:
         table.add_column(column)
     for tenant in tenants:
         table.add_row(
-            tenant.name, str(tenant.id), _when(tenant.created_at), str(tenant.live_keys), str(tenant.keys),
-            _usd(tenant.daily_budget_usd), _usd(tenant.monthly_budget_usd),
-        )  # fmt: skip
+            tenant.name,
+            str(tenant.id),
+            _when(tenant.created_at),
+            str(tenant.live_keys),
+            str(tenant.keys),
+            _usd(tenant.daily_budget_usd),
+            _usd(tenant.monthly_budget_usd),
+        )
     Console(width=160).print(table)
 
 
@@ -107,10 +112,15 @@ def keys_list(tenant: str = typer.Argument(..., help="Name of the tenant.")) -> 
         table.add_column(column, no_wrap=column in ("id", "prefix"))
     for key in keys:
         table.add_row(
-            str(key.id), key.name, f"{key.prefix}…", _when(key.created_at), _when(key.last_used_at),
+            str(key.id),
+            key.name,
+            f"{key.prefix}…",
+            _when(key.created_at),
+            _when(key.last_used_at),
             "no" if key.revoked_at is None else _when(key.revoked_at),
-            _limit(key.requests_per_minute), _limit(key.tokens_per_minute),
-        )  # fmt: skip
+            _limit(key.requests_per_minute),
+            _limit(key.tokens_per_minute),
+        )
     Console(width=200).print(table)
 
 
@@ -230,9 +240,13 @@ def tenants_budget(
             status = read_budget(runtime.sessions, settings, tenant)
         else:
             status = set_budget(
-                runtime.sessions, settings, tenant, daily_usd=daily, monthly_usd=monthly,
+                runtime.sessions,
+                settings,
+                tenant,
+                daily_usd=daily,
+                monthly_usd=monthly,
                 action="stop" if action == "stop" else "cheapest" if action == "cheapest" else None,
-            )  # fmt: skip
+            )
     except TenantError as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(code=1) from None
@@ -280,9 +294,17 @@ def costs(
         table.add_column(column, justify="left" if column in ("day", "role", "model") else "right")
     for row in report.rows:
         table.add_row(
-            row.day, row.role, row.model, str(row.calls), f"{row.tokens_usd:.6f}", f"{row.gpu_usd:.6f}",
-            f"{row.energy_usd:.6f}", f"{row.transfer_usd:.6f}", f"{row.total_usd:.6f}", f"{row.cloud_tokens_usd:.6f}",
-        )  # fmt: skip
+            row.day,
+            row.role,
+            row.model,
+            str(row.calls),
+            f"{row.tokens_usd:.6f}",
+            f"{row.gpu_usd:.6f}",
+            f"{row.energy_usd:.6f}",
+            f"{row.transfer_usd:.6f}",
+            f"{row.total_usd:.6f}",
+            f"{row.cloud_tokens_usd:.6f}",
+        )
     table.add_section()
     table.add_row("all", "", "", "", "", "", "", "", f"{report.total_usd:.6f}", f"{report.cloud_tokens_usd:.6f}")
     Console().print(table)

@@ -392,9 +392,14 @@ def fit_ladder_starts(
     at tolerance δ the start decisions may add δ × (profiled steps) wrong steps to the ladder's
     own, the same per-step δ its verify thresholds were fitted at."""
     rules, info = fit_skip_rules(
-        heads.oof, np.asarray(seqs, dtype=np.int64), confidence, np.asarray(correct, dtype=bool), cost, verify,
+        heads.oof,
+        np.asarray(seqs, dtype=np.int64),
+        confidence,
+        np.asarray(correct, dtype=bool),
+        cost,
+        verify,
         slack=round(tolerance * len(seqs)),
-    )  # fmt: skip
+    )
     pairs = tuple(
         PairEstimator(head, rule, dict(pair_info))
         for head, rule, pair_info in zip(heads.heads, rules, heads.infos, strict=True)

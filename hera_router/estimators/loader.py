@@ -93,8 +93,10 @@ def matching_calibration(row: tuple[int, str] | None, versions: Mapping[str, str
     if fitted_for != dict(versions):
         log.warning(
             "calibration v%s was fitted for %s, not the active %s; routing with the settings' thresholds",
-            version, fitted_for, dict(versions),
-        )  # fmt: skip
+            version,
+            fitted_for,
+            dict(versions),
+        )
         return None
     return {**data.get("thresholds", {}), "version": str(version)}
 

@@ -107,9 +107,11 @@ def calibrate(
     key, tau, base, _ = min(scored, key=lambda entry: entry[0])
     chosen = hera_with(routing, tau_req=tau, kappa_base=base)
     outcomes, stats = replayer.run(chosen, validation)
-    on_validation = summarise(f"hera τ_req={tau:.2f} κ_base={base:.2f}", outcomes, all_llm_cost,
-                              resamples=resamples, extra=stats.to_json())  # fmt: skip
+    on_validation = summarise(
+        f"hera τ_req={tau:.2f} κ_base={base:.2f}", outcomes, all_llm_cost, resamples=resamples, extra=stats.to_json()
+    )
     outcomes, stats = replayer.run(chosen, held_out)
-    on_held_out = summarise(f"hera τ_req={tau:.2f} κ_base={base:.2f}", outcomes, all_llm_cost,
-                            resamples=resamples, extra=stats.to_json())  # fmt: skip
+    on_held_out = summarise(
+        f"hera τ_req={tau:.2f} κ_base={base:.2f}", outcomes, all_llm_cost, resamples=resamples, extra=stats.to_json()
+    )
     return Calibration(target, goal, tolerance, tau, base, key[0] == 0.0, on_validation, on_held_out, len(scored))

@@ -379,12 +379,20 @@ def sd_row(name: str, family: str, runs: Sequence[GraphRun], stats: GraphStats, 
     sd_steps = sum(1 for o in outcomes for s in o.steps if s.branch == "sd")
     sd_slm = sum(1 for o in outcomes for s in o.steps if s.branch == "sd" and s.executor.value == "slm")
     return {
-        "policy": name, "family": family, "requests": metrics.requests, "counted": metrics.counted,
-        "accuracy": metrics.accuracy, "accuracy_ci": metrics.accuracy_ci, "slm_share": metrics.slm_usage,
-        "slm_share_ci": metrics.slm_usage_ci, "steps": metrics.subtasks_per_request,
+        "policy": name,
+        "family": family,
+        "requests": metrics.requests,
+        "counted": metrics.counted,
+        "accuracy": metrics.accuracy,
+        "accuracy_ci": metrics.accuracy_ci,
+        "slm_share": metrics.slm_usage,
+        "slm_share_ci": metrics.slm_usage_ci,
+        "steps": metrics.subtasks_per_request,
         "remote_cost_usd": float(np.mean([o.remote_cost_usd for o in outcomes])) if outcomes else math.nan,
-        "sd_part_calls": sd_steps, "sd_part_calls_slm": sd_slm, **stats.to_json(),
-    }  # fmt: skip
+        "sd_part_calls": sd_steps,
+        "sd_part_calls_slm": sd_slm,
+        **stats.to_json(),
+    }
 
 
 def run_graphs_world(base: Any, preset: str, seed: int, config: GraphsConfig, progress: Any) -> GraphsWorld:
@@ -429,19 +437,34 @@ class SavedPoint:
 
 def _world_key(config: GraphsConfig) -> dict[str, Any]:
     return {
-        "train_n": config.train_n, "node_budget": config.node_budget, "graph_n": config.graph_n,
-        "chain_n": config.chain_n, "grid": list(config.grid), "kappa_policies": list(config.kappa_policies),
-        "sd_policies": list(config.sd_policies), "resamples": config.resamples,
-    }  # fmt: skip
+        "train_n": config.train_n,
+        "node_budget": config.node_budget,
+        "graph_n": config.graph_n,
+        "chain_n": config.chain_n,
+        "grid": list(config.grid),
+        "kappa_policies": list(config.kappa_policies),
+        "sd_policies": list(config.sd_policies),
+        "resamples": config.resamples,
+    }
 
 
 def _world_json(world: GraphsWorld) -> dict[str, Any]:
     return {
-        "preset": world.preset, "seed": world.seed, "info": world.info, "kappa": world.kappa, "sd": world.sd_rows,
-        "curves": [{"policy": c.policy, "mode": c.mode, "requests": c.family,
-                    "points": [{"kappa_base": p.threshold, "slm_share": p.share, "accuracy": p.accuracy}
-                               for p in c.points]} for c in world.curves],
-    }  # fmt: skip
+        "preset": world.preset,
+        "seed": world.seed,
+        "info": world.info,
+        "kappa": world.kappa,
+        "sd": world.sd_rows,
+        "curves": [
+            {
+                "policy": c.policy,
+                "mode": c.mode,
+                "requests": c.family,
+                "points": [{"kappa_base": p.threshold, "slm_share": p.share, "accuracy": p.accuracy} for p in c.points],
+            }
+            for c in world.curves
+        ],
+    }
 
 
 def save_world(path: Any, world: GraphsWorld, config: GraphsConfig, bootstrap: str | None) -> None:
@@ -464,11 +487,14 @@ def load_world(path: Any, config: GraphsConfig) -> GraphsWorld | None:
         return math.nan if value is None else float(value)
 
     curves = [
-        KappaCurve(c["policy"], c["mode"], c["requests"], [
-            SavedPoint(p["kappa_base"], number(p["slm_share"]), number(p["accuracy"])) for p in c["points"]
-        ])
+        KappaCurve(
+            c["policy"],
+            c["mode"],
+            c["requests"],
+            [SavedPoint(p["kappa_base"], number(p["slm_share"]), number(p["accuracy"])) for p in c["points"]],
+        )
         for c in w["curves"]
-    ]  # fmt: skip
+    ]
     return GraphsWorld(w["preset"], w["seed"], w["sd"], w["kappa"], curves, w["info"])
 
 
@@ -482,9 +508,12 @@ def evaluate_world(settings: Any, estimators: Any, config: GraphsConfig, progres
     preset, seed = settings.simulator.preset, settings.simulator.seed
     routing = settings.routing
     replayer = Replayer(
-        ProfileSet(None, []), estimators, max_steps=routing.max_steps, latency=simulated_latency(settings),
+        ProfileSet(None, []),
+        estimators,
+        max_steps=routing.max_steps,
+        latency=simulated_latency(settings),
         extension=simulated_extension(settings),
-    )  # fmt: skip
+    )
     graphs = GraphReplayer(replayer)
     # Graph requests from past the training and evaluation requests; chains: the matrix's evaluation set.
     sets = {
@@ -518,8 +547,9 @@ def evaluate_world(settings: Any, estimators: Any, config: GraphsConfig, progres
                 tick(done)
         curves += by.values()
         for family in sets:
-            depth, position = ([p for p in by[(mode, family)].points if isinstance(p, CurvePoint)]
-                               for mode in ("depth", "position"))  # fmt: skip
+            depth, position = (
+                [p for p in by[(mode, family)].points if isinstance(p, CurvePoint)] for mode in ("depth", "position")
+            )
             delta = equal_share_delta(depth, position, operating, config.resamples)
             kappa_rows.append({"policy": name, "family": family, "operating_kappa_base": operating, **delta.to_json()})
     progress.log(
@@ -529,9 +559,10 @@ def evaluate_world(settings: Any, estimators: Any, config: GraphsConfig, progres
         "estimator_versions": dict(estimators.versions) if estimators is not None else {},
         "calibration": dict(estimators.calibration or {}) if estimators is not None else {},
         "simulated_steps": replayer.extension.steps if replayer.extension else 0,
-        "graph_requests": len(sets["graph"]), "chain_requests": len(sets["chains"]),
+        "graph_requests": len(sets["graph"]),
+        "chain_requests": len(sets["chains"]),
         "seconds": round(time.perf_counter() - started, 1),
-    }  # fmt: skip
+    }
     return GraphsWorld(preset, seed, sd_rows, kappa_rows, curves, info)
 
 
@@ -576,12 +607,19 @@ def kappa_table(worlds: Sequence[GraphsWorld]) -> str:
     for w in worlds:
         for r in w.kappa:
             other = pct(r["operating_other"]) + ("" if r["operating_in_range"] else " (end of curve)")
-            rows.append([
-                w.name, f"`{r['policy']}`", r["family"], f"{r['operating_kappa_base']:.2f}",
-                f"{pct(r['operating_share'])} / {pct(r['operating_accuracy'])}", other,
-                points_ci(r["operating_delta"], r["operating_delta_ci"]),
-                f"{points_ci(r['mean_delta'], r['mean_delta_ci'])} ({r['points']})", "yes" if r["identical"] else "no",
-            ])
+            rows.append(
+                [
+                    w.name,
+                    f"`{r['policy']}`",
+                    r["family"],
+                    f"{r['operating_kappa_base']:.2f}",
+                    f"{pct(r['operating_share'])} / {pct(r['operating_accuracy'])}",
+                    other,
+                    points_ci(r["operating_delta"], r["operating_delta_ci"]),
+                    f"{points_ci(r['mean_delta'], r['mean_delta_ci'])} ({r['points']})",
+                    "yes" if r["identical"] else "no",
+                ]
+            )
     return table(headers, rows)
 
 
@@ -590,9 +628,15 @@ def sd_table(worlds: Sequence[GraphsWorld]) -> str:
     headers += ["cloud USD/req", "SD part calls (on the SLM)", "decomposed steps run"]
     rows = [
         [
-            w.name, r["family"], f"`{r['policy']}`", pct_ci(r["accuracy"], r["accuracy_ci"]),
-            pct_ci(r["slm_share"], r["slm_share_ci"]), f"{r['steps']:.2f}", f"{r['remote_cost_usd']:.5f}",
-            f"{r['sd_part_calls']} ({r['sd_part_calls_slm']})", r["sd_run"],
+            w.name,
+            r["family"],
+            f"`{r['policy']}`",
+            pct_ci(r["accuracy"], r["accuracy_ci"]),
+            pct_ci(r["slm_share"], r["slm_share_ci"]),
+            f"{r['steps']:.2f}",
+            f"{r['remote_cost_usd']:.5f}",
+            f"{r['sd_part_calls']} ({r['sd_part_calls_slm']})",
+            r["sd_run"],
         ]
         for w in worlds
         for r in w.sd_rows
@@ -677,14 +721,25 @@ def _calibrated(calibration: dict[str, Any]) -> str:
 
 
 def graphs_json(result: GraphsResult, config: GraphsConfig) -> dict[str, Any]:
-    cleaned: dict[str, Any] = clean({
-        "label": LABEL, "command": config.command, "seconds": round(result.seconds, 1),
-        "config": {"worlds": list(config.worlds), "seeds": list(config.seeds), "train_n": config.train_n,
-                   "graph_n": config.graph_n, "chain_n": config.chain_n, "grid": list(config.grid),
-                   "kappa_policies": list(config.kappa_policies), "sd_policies": list(config.sd_policies),
-                   "resamples": config.resamples},
-        "worlds": [_world_json(w) for w in result.worlds],
-    })  # fmt: skip
+    cleaned: dict[str, Any] = clean(
+        {
+            "label": LABEL,
+            "command": config.command,
+            "seconds": round(result.seconds, 1),
+            "config": {
+                "worlds": list(config.worlds),
+                "seeds": list(config.seeds),
+                "train_n": config.train_n,
+                "graph_n": config.graph_n,
+                "chain_n": config.chain_n,
+                "grid": list(config.grid),
+                "kappa_policies": list(config.kappa_policies),
+                "sd_policies": list(config.sd_policies),
+                "resamples": config.resamples,
+            },
+            "worlds": [_world_json(w) for w in result.worlds],
+        }
+    )
     return cleaned
 
 

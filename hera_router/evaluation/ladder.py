@@ -99,8 +99,6 @@ ESTIMATED = "HERA ladder + pair estimators"
 """The ladder whose steps start on the rung the per-pair estimators judge sufficient."""
 
 
-
-
 @dataclass
 class Outcome:
     """One policy's result on one request."""
@@ -153,8 +151,6 @@ class WorldReport:
 
 Start = Callable[[int, str], int]
 """(step, subtask) → the rung a step starts on."""
-
-
 
 
 def run_request(
@@ -210,14 +206,6 @@ def _judged(ladder: Ladder, rung: int, confidence: float) -> Verdict:
 # -- profiling and fitting ----------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
 def fit_classifiers(steps: Sequence[ProfiledStep], rungs: int) -> list[SubtaskClassifier]:
     """Per rung, P(its step is right) from the subtask text and position (HybridLLM-style)."""
     return [
@@ -232,13 +220,15 @@ def fit_classifiers(steps: Sequence[ProfiledStep], rungs: int) -> list[SubtaskCl
 def _policy_result(policy: str, family: str, setting: str, outcomes: Sequence[Outcome]) -> PolicyResult:
     n = len(outcomes)
     return PolicyResult(
-        policy=policy, family=family, setting=setting,
+        policy=policy,
+        family=family,
+        setting=setting,
         accuracy=sum(o.score for o in outcomes) / n,
         full_cost=sum(o.full_cost for o in outcomes) / n,
         paper_cost=sum(o.paper_cost for o in outcomes) / n,
         calls_per_request=sum(o.calls for o in outcomes) / n,
         escalations_per_request=sum(o.escalations for o in outcomes) / n,
-    )  # fmt: skip
+    )
 
 
 def _seeded_random(seed: int, task_id: str, top: int) -> Start:
@@ -246,8 +236,6 @@ def _seeded_random(seed: int, task_id: str, top: int) -> Start:
         return random.Random(f"{seed}:{task_id}:{step}").randint(0, top)
 
     return start
-
-
 
 
 def _starting(fitted: LadderStarts, encoder: TextEncoder, counts: list[int]) -> Callable[[TaskRecord], Start]:
@@ -312,8 +300,14 @@ def evaluate_world(
         {"pair": f"{a}>{b}", **info} for (a, b), info in zip(pairwise(names), heads.infos, strict=True)
     ]
 
-    def run(policy_rungs: Sequence[int], setting: str, policy: str, kind: str, ladder: Ladder | None,
-            start: Callable[[TaskRecord], Start] | None = None) -> PolicyResult:  # fmt: skip
+    def run(
+        policy_rungs: Sequence[int],
+        setting: str,
+        policy: str,
+        kind: str,
+        ladder: Ladder | None,
+        start: Callable[[TaskRecord], Start] | None = None,
+    ) -> PolicyResult:
         chosen = [rungs[k] for k in policy_rungs]
         outcomes = [
             run_request(task, chosen, settings, start=(start(task) if start else (lambda _s, _t: 0)), ladder=ladder)
@@ -331,12 +325,20 @@ def evaluate_world(
         report.thresholds[f"ladder δ={tolerance}"] = dict(zip(pair_names, ladder.thresholds, strict=True))
         run(range(len(rungs)), f"δ={tolerance}", "HERA ladder", "ladder", ladder)
         fitted = fit_starts(
-            heads, names, profiled, ladder.thresholds, encoder, tolerance=tolerance, preset=preset, seed=seed,
+            heads,
+            names,
+            profiled,
+            ladder.thresholds,
+            encoder,
+            tolerance=tolerance,
+            preset=preset,
+            seed=seed,
             profile_requests=profile_requests,
         )
         counts = [0] * len(rungs)
-        started = run(range(len(rungs)), f"δ={tolerance}", ESTIMATED, "ladder", ladder,
-                      start=_starting(fitted, encode, counts))  # fmt: skip
+        started = run(
+            range(len(rungs)), f"δ={tolerance}", ESTIMATED, "ladder", ladder, start=_starting(fitted, encode, counts)
+        )
         started.start_share = {name: count / max(sum(counts), 1) for name, count in zip(names, counts, strict=True)}
         if f"δ={tolerance}" == REFERENCE:
             report.starts = fitted.to_json()
@@ -350,8 +352,14 @@ def evaluate_world(
             pair = Ladder((names[low], names[high]), (fit_pair_thresholds(profiled, low, high, tolerance),))
             label = "two-model HERA" if (names[low], names[high]) == TWO_MODEL else f"pair {names[low]}+{names[high]}"
             run([low, high], f"δ={tolerance}", label, "pair", pair)
-    run(range(len(rungs)), "", "Random over the ladder", "random", None,
-        start=lambda task: _seeded_random(seed, task.id, top))  # fmt: skip
+    run(
+        range(len(rungs)),
+        "",
+        "Random over the ladder",
+        "random",
+        None,
+        start=lambda task: _seeded_random(seed, task.id, top),
+    )
     classifiers = fit_classifiers(profiled, len(rungs))
     for bar in HYBRID_BARS:
         hybrid = _hybrid_start(classifiers, bar)
@@ -441,20 +449,34 @@ def write_report(reports: Sequence[WorldReport], folder: Path, note: str = "") -
     (how the run was made) goes under the title."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ladder.json").write_text(json.dumps([asdict(r) for r in reports], indent=2, default=str) + "\n")
-    lines = ["# The N-model ladder — SIMULATED", "",
-             "Simulated models (presets.toml tiers) and assumed prices (evaluation/ladder.py DEFAULT_TIERS); "
-             "costs are USD per request. `full` is the full cost model (tokens, GPU-seconds, energy, transfer), "
-             "`paper` the paper's (cloud token dollars only).", "", *([note, ""] if note else []),
-             *summary(reports), ""]  # fmt: skip
+    lines = [
+        "# The N-model ladder — SIMULATED",
+        "",
+        "Simulated models (presets.toml tiers) and assumed prices (evaluation/ladder.py DEFAULT_TIERS); "
+        "costs are USD per request. `full` is the full cost model (tokens, GPU-seconds, energy, transfer), "
+        "`paper` the paper's (cloud token dollars only).",
+        "",
+        *([note, ""] if note else []),
+        *summary(reports),
+        "",
+    ]
     for report in reports:
-        lines += [f"## {report.preset} / seed {report.seed} (SIMULATED)", "",
-                  f"{report.requests} requests evaluated, {report.profile_requests} profiled "
-                  f"({report.profiled_calls} profiling calls: every rung once per step of the top rung's chain).", "",
-                  results_table(report.results)]  # fmt: skip
+        lines += [
+            f"## {report.preset} / seed {report.seed} (SIMULATED)",
+            "",
+            f"{report.requests} requests evaluated, {report.profile_requests} profiled "
+            f"({report.profiled_calls} profiling calls: every rung once per step of the top rung's chain).",
+            "",
+            results_table(report.results),
+        ]
         h = report.headline
-        lines += ["", f"Cost order (measured full cost per call, dominated rungs dropped): {h['cost_order']}; "
-                  f"best fixed pair: {h['best_fixed_pair']}; two-model HERA at {REFERENCE}: accuracy "
-                  f"{h['two_model']['accuracy']:.3f}, full cost {h['two_model']['full_cost']:.6f}.", ""]  # fmt: skip
+        lines += [
+            "",
+            f"Cost order (measured full cost per call, dominated rungs dropped): {h['cost_order']}; "
+            f"best fixed pair: {h['best_fixed_pair']}; two-model HERA at {REFERENCE}: accuracy "
+            f"{h['two_model']['accuracy']:.3f}, full cost {h['two_model']['full_cost']:.6f}.",
+            "",
+        ]
         for variant, v in h.items():
             if isinstance(v, dict) and "meets_cost_target" in v:
                 lines.append(f"- {variant}: {describe(v)}")
@@ -478,12 +500,16 @@ def results_table(results: Sequence[PolicyResult]) -> str:
 
 def summary(reports: Sequence[WorldReport]) -> list[str]:
     """One row per world and ladder variant: the issue's two targets."""
-    lines = ["## Summary (SIMULATED)", "",
-             f"Two-model HERA at {REFERENCE}; each ladder variant's full cost at that accuracy, its accuracy at that "
-             "cost, and how many points of the best fixed pair's δ-curve some ladder point matches or dominates.", "",
-             "| world | two-model HERA (acc, full cost) | ladder variant | cost at its accuracy | accuracy at its "
-             "cost | best pair | its frontier matched | target met | starts (δ=0.01) |",
-             "| --- | --- | --- | ---: | ---: | --- | ---: | --- | --- |"]  # fmt: skip
+    lines = [
+        "## Summary (SIMULATED)",
+        "",
+        f"Two-model HERA at {REFERENCE}; each ladder variant's full cost at that accuracy, its accuracy at that "
+        "cost, and how many points of the best fixed pair's δ-curve some ladder point matches or dominates.",
+        "",
+        "| world | two-model HERA (acc, full cost) | ladder variant | cost at its accuracy | accuracy at its "
+        "cost | best pair | its frontier matched | target met | starts (δ=0.01) |",
+        "| --- | --- | --- | ---: | ---: | --- | ---: | --- | --- |",
+    ]
     for report in reports:
         h = report.headline
         two = h["two_model"]
@@ -525,10 +551,14 @@ def _describe_starts(report: WorldReport) -> list[str]:
     rules = report.starts.get("pairs", []) if report.starts else []
     if rules:
         shown = ", ".join(
-            f"{p}: " + ("never skip" if r["rule"]["base"] is None else
-                        f"skip at P >= {r['rule']['base']:.3f} - {r['rule']['step']} · min(seq, {r['rule']['cap']})")
+            f"{p}: "
+            + (
+                "never skip"
+                if r["rule"]["base"] is None
+                else f"skip at P >= {r['rule']['base']:.3f} - {r['rule']['step']} · min(seq, {r['rule']['cap']})"
+            )
             for p, r in zip((h["pair"] for h in report.pair_heads), rules, strict=True)
-        )  # fmt: skip
+        )
         lines.append(f"Fitted start thresholds at {REFERENCE}: {shown}.")
     return lines
 
@@ -548,9 +578,14 @@ def _plot(report: WorldReport, path: Path) -> None:
         emphasis = name.startswith("HERA ladder") or name == "two-model HERA"
         style = "-o" if len(points) > 1 else "s"
         axes.plot(
-            [p.full_cost for p in points], [p.accuracy for p in points], style, label=name,
-            linewidth=2.5 if emphasis else 0.8, markersize=5 if emphasis else 3, alpha=1.0 if emphasis else 0.6,
-        )  # fmt: skip
+            [p.full_cost for p in points],
+            [p.accuracy for p in points],
+            style,
+            label=name,
+            linewidth=2.5 if emphasis else 0.8,
+            markersize=5 if emphasis else 3,
+            alpha=1.0 if emphasis else 0.6,
+        )
     axes.set_xscale("log")
     axes.set_xlabel("full cost per request (USD, log)")
     axes.set_ylabel("accuracy")

@@ -163,9 +163,12 @@ def outcomes(sessions: sessionmaker[Session], request_ids: Sequence[uuid.UUID]) 
 
 @contextmanager
 def live_system(
-    settings: Settings, *, distributed: bool = False, concurrency: int = 4,
+    settings: Settings,
+    *,
+    distributed: bool = False,
+    concurrency: int = 4,
     estimator_source: Callable[[], Estimators | None] | None = None,
-) -> Iterator[HeraCelery]:  # fmt: skip
+) -> Iterator[HeraCelery]:
     """The app to submit to: an embedded system started here, or a client of the deployment.
 
     ``estimator_source`` replaces the registry as the embedded router's source of estimators (tests

@@ -50,14 +50,7 @@ if TYPE_CHECKING:
     from hera_router.config import Settings
 
 
-
 # -- configuration and results -------------------------------------------------------------------
-
-
-
-
-
-
 
 
 @dataclass
@@ -72,25 +65,7 @@ class MatrixResult:
 # -- one world -----------------------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- statistics ----------------------------------------------------------------------------------
-
-
-
-
 
 
 def mean_rows(worlds: Sequence[WorldResult], resamples: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
@@ -141,19 +116,28 @@ def mean_equal_share(worlds: Sequence[WorldResult]) -> list[dict[str, Any]]:
         def mean(values: Sequence[float]) -> float:
             return float(np.mean(values))
 
-        rows.append({
-            "policy": name, "worlds": len(found), "slm_share": mean([e.slm_share for e in found]),
-            "accuracy": mean([e.accuracy for e in found]), "hybrid_accuracy": mean([e.hybrid_accuracy for e in found]),
-            "random_accuracy": mean([e.random_accuracy for e in found]),
-            "delta_hybrid": mean([e.delta_hybrid for e in found]),
-            "delta_hybrid_ci": (mean([e.delta_hybrid_ci[0] for e in found]),
-                                mean([e.delta_hybrid_ci[1] for e in found])),
-            "delta_random": mean([e.delta_random for e in found]),
-            "delta_random_ci": (mean([e.delta_random_ci[0] for e in found]),
-                                mean([e.delta_random_ci[1] for e in found])),
-            "worlds_hera_ahead_of_hybrid_by_5": sum(e.delta_hybrid >= 0.05 for e in found),
-            "worlds_hera_ahead_of_random": sum(e.delta_random > 0 for e in found),
-        })  # fmt: skip
+        rows.append(
+            {
+                "policy": name,
+                "worlds": len(found),
+                "slm_share": mean([e.slm_share for e in found]),
+                "accuracy": mean([e.accuracy for e in found]),
+                "hybrid_accuracy": mean([e.hybrid_accuracy for e in found]),
+                "random_accuracy": mean([e.random_accuracy for e in found]),
+                "delta_hybrid": mean([e.delta_hybrid for e in found]),
+                "delta_hybrid_ci": (
+                    mean([e.delta_hybrid_ci[0] for e in found]),
+                    mean([e.delta_hybrid_ci[1] for e in found]),
+                ),
+                "delta_random": mean([e.delta_random for e in found]),
+                "delta_random_ci": (
+                    mean([e.delta_random_ci[0] for e in found]),
+                    mean([e.delta_random_ci[1] for e in found]),
+                ),
+                "worlds_hera_ahead_of_hybrid_by_5": sum(e.delta_hybrid >= 0.05 for e in found),
+                "worlds_hera_ahead_of_random": sum(e.delta_random > 0 for e in found),
+            }
+        )
     return rows
 
 
@@ -190,10 +174,6 @@ def build_matrix(base: Settings, config: WorldConfig, progress: Progress | None 
 # -- writing -------------------------------------------------------------------------------------
 
 
-
-
-
-
 SD_PAIRS = (("hera", "hera-sd-partial"), ("hera-paper", "hera-paper-sd-partial"))
 """All-or-nothing SD next to partial SD, per world."""
 
@@ -209,10 +189,18 @@ def sd_table(worlds: Sequence[WorldResult]) -> str:
                 continue
             a, b = by[whole], by[partial]
             calls = sum(1 for o in world.outcomes.get(partial, []) for s in o.steps if s.branch == "sd")
-            rows.append([
-                world.name, f"`{whole}`", pct_ci(a.accuracy, a.accuracy_ci), pct_ci(a.slm_usage, a.slm_usage_ci),
-                f"`{partial}`", pct_ci(b.accuracy, b.accuracy_ci), pct_ci(b.slm_usage, b.slm_usage_ci), calls,
-            ])
+            rows.append(
+                [
+                    world.name,
+                    f"`{whole}`",
+                    pct_ci(a.accuracy, a.accuracy_ci),
+                    pct_ci(a.slm_usage, a.slm_usage_ci),
+                    f"`{partial}`",
+                    pct_ci(b.accuracy, b.accuracy_ci),
+                    pct_ci(b.slm_usage, b.slm_usage_ci),
+                    calls,
+                ]
+            )
     return table([*headers, "SD part calls (partial)"], rows) if rows else ""
 
 
@@ -223,11 +211,17 @@ def mean_table(rows: Sequence[Mapping[str, Any]]) -> str:
         if "accuracy" not in r:
             cells.append([f"`{r['policy']}`", r["worlds"], r.get("note", ""), "", "", "", ""])
             continue
-        cells.append([
-            f"`{r['policy']}`", r["worlds"], pct_ci(r["accuracy"], r["accuracy_ci"]),
-            pct_ci(r["slm_share"], r["slm_share_ci"]), ratio_ci(r["cost"], r["cost_ci"]),
-            f"{r['steps']:.2f}", f"{r['decision_ms']:.2f}",
-        ])
+        cells.append(
+            [
+                f"`{r['policy']}`",
+                r["worlds"],
+                pct_ci(r["accuracy"], r["accuracy_ci"]),
+                pct_ci(r["slm_share"], r["slm_share_ci"]),
+                ratio_ci(r["cost"], r["cost_ci"]),
+                f"{r['steps']:.2f}",
+                f"{r['decision_ms']:.2f}",
+            ]
+        )
     return table([*headers, "steps/req", "decision ms/step"], cells)
 
 
@@ -248,9 +242,13 @@ def console_table(title: str, rows: Sequence[Mapping[str, Any]]) -> Any:
         share = r.get("slm_share", r.get("slm_usage"))
         steps = r.get("steps", r.get("subtasks_per_request"))
         table.add_row(
-            str(r["policy"]), number(r.get("accuracy"), 100), number(share, 100), number(r.get("cost"), digits=2),
-            number(steps, digits=2), number(r.get("decision_ms"), digits=2),
-        )  # fmt: skip
+            str(r["policy"]),
+            number(r.get("accuracy"), 100),
+            number(share, 100),
+            number(r.get("cost"), digits=2),
+            number(steps, digits=2),
+            number(r.get("decision_ms"), digits=2),
+        )
     return table
 
 
@@ -314,12 +312,13 @@ def render_markdown(result: MatrixResult, config: WorldConfig) -> str:
             "",
             f"At equal SLM share ({LABEL}):",
             "",
-            equal_share_table([e.to_json() for e in world.equal_share]) if world.equal_share else
-            "No HERA variant could be replayed on this world (see the notes above).",
+            equal_share_table([e.to_json() for e in world.equal_share])
+            if world.equal_share
+            else "No HERA variant could be replayed on this world (see the notes above).",
             "",
             f"![accuracy vs SLM share]({world.slug}.png)",
             "",
-        ]  # fmt: skip
+        ]
     missing = [n for n in VARIANTS if all(n not in w.outcomes for w in result.worlds)]
     if missing and not config.policies:
         parts += [f"Registered HERA variants not replayed: {', '.join(missing)}.", ""]
@@ -327,18 +326,27 @@ def render_markdown(result: MatrixResult, config: WorldConfig) -> str:
 
 
 def to_json(result: MatrixResult, config: WorldConfig) -> dict[str, Any]:
-    cleaned: dict[str, Any] = clean({
-        "label": LABEL, "command": config.command, "seconds": round(result.seconds, 1),
-        "config": {"worlds": list(config.worlds), "seeds": list(config.seeds), "train_family": config.train_family,
-                   "eval_family": config.eval_family, "train_n": config.train_n, "eval_n": config.eval_n,
-                   "node_budget": config.node_budget, "resamples": config.resamples},
-        "mean": result.mean_rows,
-        "mean_equal_share": result.mean_equal_share,
-        "worlds": [to_json_world(w) for w in result.worlds],
-    })  # fmt: skip
+    cleaned: dict[str, Any] = clean(
+        {
+            "label": LABEL,
+            "command": config.command,
+            "seconds": round(result.seconds, 1),
+            "config": {
+                "worlds": list(config.worlds),
+                "seeds": list(config.seeds),
+                "train_family": config.train_family,
+                "eval_family": config.eval_family,
+                "train_n": config.train_n,
+                "eval_n": config.eval_n,
+                "node_budget": config.node_budget,
+                "resamples": config.resamples,
+            },
+            "mean": result.mean_rows,
+            "mean_equal_share": result.mean_equal_share,
+            "worlds": [to_json_world(w) for w in result.worlds],
+        }
+    )
     return cleaned
-
-
 
 
 def write_matrix(result: MatrixResult, config: WorldConfig) -> None:
@@ -350,6 +358,8 @@ def write_matrix(result: MatrixResult, config: WorldConfig) -> None:
     write_results(out / "results.json", to_json(result, config))
     for world in result.worlds:
         plots.share_plot(
-            world.rows, [m for _t, m in world.hybrid_sweep], out / f"{world.slug}.png",
+            world.rows,
+            [m for _t, m in world.hybrid_sweep],
+            out / f"{world.slug}.png",
             title=f"{LABEL}: accuracy vs SLM share, world {world.name}",
-        )  # fmt: skip
+        )

@@ -126,8 +126,14 @@ def share_plot(rows: Sequence[PolicyMetrics], hybrid_sweep: Sequence[PolicyMetri
         if not (math.isnan(m.slm_usage) or math.isnan(m.accuracy))
     )
     if curve:
-        axis.plot([x for x, _ in curve], [y for _, y in curve], "-", color="tab:purple", alpha=0.5,
-                  label="hybridllm, threshold sweep")  # fmt: skip
+        axis.plot(
+            [x for x, _ in curve],
+            [y for _, y in curve],
+            "-",
+            color="tab:purple",
+            alpha=0.5,
+            label="hybridllm, threshold sweep",
+        )
     _policy_points(axis, rows)
     axis.set_xlabel("SLM share (% of a request's subtasks)")
     axis.set_ylabel("accuracy (%)")

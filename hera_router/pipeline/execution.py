@@ -310,22 +310,32 @@ class ExecutionHop:
         )
         if recorded:  # False only if this very attempt was completed before (nothing to add)
             all_llm_cost = cost_usd(
-                self.settings, self.settings.cloud.model, generation.prompt_tokens, generation.completion_tokens,
-                generation.latency_s, "cloud",
-            )  # fmt: skip
+                self.settings,
+                self.settings.cloud.model,
+                generation.prompt_tokens,
+                generation.completion_tokens,
+                generation.latency_s,
+                "cloud",
+            )
             metrics.after_commit(
                 session,
                 lambda: metrics.record_model_call(
-                    claimed.executor.value, generation.backend, latency_s=generation.latency_s,
-                    tokens_in=generation.prompt_tokens, tokens_out=generation.completion_tokens,
-                    cost_usd=cost, all_llm_cost_usd=all_llm_cost,
+                    claimed.executor.value,
+                    generation.backend,
+                    latency_s=generation.latency_s,
+                    tokens_in=generation.prompt_tokens,
+                    tokens_out=generation.completion_tokens,
+                    cost_usd=cost,
+                    all_llm_cost_usd=all_llm_cost,
                     components={
-                        "tokens": breakdown.tokens_usd, "gpu": breakdown.gpu_usd,
-                        "energy": breakdown.energy_usd, "transfer": breakdown.transfer_usd,
+                        "tokens": breakdown.tokens_usd,
+                        "gpu": breakdown.gpu_usd,
+                        "energy": breakdown.energy_usd,
+                        "transfer": breakdown.transfer_usd,
                     },
                     tier=claimed.tier,
                 ),
-            )  # fmt: skip
+            )
         if not kept:
             return []
         if claimed.verify:
@@ -335,9 +345,12 @@ class ExecutionHop:
     def _on_backend_error(self, claimed: Claimed, exc: BackendError, *, final_attempt: bool) -> str:
         here = rung(self.settings, claimed.executor, claimed.tier)
         move = steps.on_backend_error(
-            here, claimed.part, fallback=self.settings.edge_fallback_to_cloud, retryable=exc.retryable,
+            here,
+            claimed.part,
+            fallback=self.settings.edge_fallback_to_cloud,
+            retryable=exc.retryable,
             final_attempt=final_attempt,
-        )  # fmt: skip
+        )
         if isinstance(move, steps.Climb):
             target = placement(self.settings, claimed.tier, move.to)
             self.services.publish_after(lambda session: self._climb(session, claimed, target, exc))

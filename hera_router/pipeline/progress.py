@@ -110,9 +110,12 @@ def _next_step(
             continued = Decision(executor=Executor.SLM, branch=decision.branch, policy=decision.policy)
             metrics.after_commit(session, lambda: metrics.record_decision(continued, routed=False))
         step_id, executor = SubtaskRepository(session).add_id(
-            request_id=request_id, seq=seq + 1, executor=Executor.SLM, branch=decision.branch,
+            request_id=request_id,
+            seq=seq + 1,
+            executor=Executor.SLM,
+            branch=decision.branch,
             text=text,
-        )  # fmt: skip
+        )
         if executor is not Executor.SLM:  # an earlier copy's row that fell back since
             return [services.queue_run(session, step_id, executor)]
         return _continue(services, session, step_id, continuation)

@@ -111,8 +111,10 @@ class RecoveryHop:
                     reopened.append(outbox.reopen(TaskName.RUN_SUBTASK, kwargs, task_id).id)
                     log.warning(
                         "re-driving step %s of request %s: its worker %s stopped",
-                        step.seq, step.request_id, step.claimed_by,
-                    )  # fmt: skip
+                        step.seq,
+                        step.request_id,
+                        step.claimed_by,
+                    )
         # Until liveness is known, every running step counts as worked on (none is given back).
         fresh_after = now - timeout if liveness_known else None
         backstop = now - timedelta(seconds=settings.reconcile_after_s)
@@ -145,8 +147,10 @@ class RecoveryHop:
             reopened.append(outbox.reopen(task, kwargs, task_id).id)
             log.warning(
                 "re-driving request %s at step %s (no progress since %s)",
-                request.id, request.current_seq, idle_since,
-            )  # fmt: skip
+                request.id,
+                request.current_seq,
+                idle_since,
+            )
 
     @staticmethod
     def _missing_hop(
@@ -158,9 +162,8 @@ class RecoveryHop:
         rows = [s for s in subtasks.list_for_request(request_id) if s.seq == seq]
         parents = {s.parent_id for s in rows if s.parent_id is not None}
         open_parts = [
-            s for s in rows
-            if s.status in (SubtaskStatus.PENDING, SubtaskStatus.RUNNING) and s.id not in parents
-        ]  # fmt: skip
+            s for s in rows if s.status in (SubtaskStatus.PENDING, SubtaskStatus.RUNNING) and s.id not in parents
+        ]
         if open_parts:
             step = open_parts[0]
             held = None

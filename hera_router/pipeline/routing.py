@@ -145,9 +145,13 @@ class RoutingHop:
         """The request's budgets and SLAs for this step (``routing/constraints.py``)."""
         prompt_chars = len(request.input) + len(current or "") + sum(len(s.subtask) + len(s.result) for s in steps)
         cloud_step = cost_usd(
-            self.settings, self.settings.cloud.model, prompt_chars // 4 + 1, self.settings.cloud.max_new_tokens, 0.0,
+            self.settings,
+            self.settings.cloud.model,
+            prompt_chars // 4 + 1,
+            self.settings.cloud.max_new_tokens,
+            0.0,
             "cloud",
-        )  # fmt: skip
+        )
         verifies = self.verifies(request.policy, Executor.SLM, 0)
         return step_limits(session, self.settings, request, cloud_step_usd=cloud_step, verifies=verifies)
 
@@ -321,9 +325,14 @@ class RoutingHop:
                     "re-ran on the cloud"
                 )
             decisions.record_verdict(
-                step.request_id, step.seq, accept=accept, score=verdict.score, threshold=verdict.threshold,
-                reason=reason, elapsed_ms=verdict.elapsed_ms,
-            )  # fmt: skip
+                step.request_id,
+                step.seq,
+                accept=accept,
+                score=verdict.score,
+                threshold=verdict.threshold,
+                reason=reason,
+                elapsed_ms=verdict.elapsed_ms,
+            )
             return
         executor = None
         if climbed_to is not None:
@@ -332,6 +341,13 @@ class RoutingHop:
             judged = "had no logprobs" if step.confidence is None else scored
             reason = f"ladder: tier {step.tier}'s result {judged}; re-ran one rung up on {up}"
         decisions.record_rung(
-            step.request_id, step.seq, rung=here.index, accept=accept, score=verdict.score,
-            threshold=verdict.threshold, executor=executor, elapsed_ms=verdict.elapsed_ms, reason=reason,
-        )  # fmt: skip
+            step.request_id,
+            step.seq,
+            rung=here.index,
+            accept=accept,
+            score=verdict.score,
+            threshold=verdict.threshold,
+            executor=executor,
+            elapsed_ms=verdict.elapsed_ms,
+            reason=reason,
+        )

@@ -77,8 +77,25 @@ class ColdStart:
 
 
 THRESHOLD_GRID: tuple[float, ...] = (
-    -0.02, -0.05, -0.1, -0.15, -0.2, -0.25, -0.3, -0.35, -0.4, -0.5, -0.6, -0.7, -0.8, -0.9, -1.0, -1.25, -1.5, -2.0,
-)  # fmt: skip
+    -0.02,
+    -0.05,
+    -0.1,
+    -0.15,
+    -0.2,
+    -0.25,
+    -0.3,
+    -0.35,
+    -0.4,
+    -0.5,
+    -0.6,
+    -0.7,
+    -0.8,
+    -0.9,
+    -1.0,
+    -1.25,
+    -1.5,
+    -2.0,
+)
 """Candidate thresholds (mean token logprobs) the online fit replays."""
 
 
@@ -182,6 +199,14 @@ def fit_threshold(
     else:
         best = max(usable, key=lambda p: (p.score, p.threshold))
     return ThresholdFit(
-        best.threshold, samples, requests, True, objective, best.score, reference, best.slm_share, tolerance,
+        best.threshold,
+        samples,
+        requests,
+        True,
+        objective,
+        best.score,
+        reference,
+        best.slm_share,
+        tolerance,
         tuple(points),
-    )  # fmt: skip
+    )

@@ -54,10 +54,12 @@ def constrain(decision: Decision, limits: StepLimits) -> Decision:
         projected = limits.cost_so_far_usd + limits.cloud_step_usd
         if projected > limits.cost_cap_usd:
             return _to(
-                decision, Executor.SLM, "cost-cap",
+                decision,
+                Executor.SLM,
+                "cost-cap",
                 f"cost cap ${limits.cost_cap_usd:.6f}: spent ${limits.cost_so_far_usd:.6f}, a cloud step "
                 f"could cost ${limits.cloud_step_usd:.6f}; stayed on the edge",
-            )  # fmt: skip
+            )
     if (
         limits.latency_budget_s is not None
         and limits.verifies
@@ -68,8 +70,10 @@ def constrain(decision: Decision, limits: StepLimits) -> Decision:
         left = limits.latency_budget_s - limits.elapsed_s
         if left < limits.latency_margin * limits.latency_budget_s:
             return _to(
-                decision, Executor.LLM, "latency",
+                decision,
+                Executor.LLM,
+                "latency",
                 f"latency budget {limits.latency_budget_s:.1f} s: {max(left, 0.0):.1f} s left, skipped the "
                 "speculative SLM run",
-            )  # fmt: skip
+            )
     return decision

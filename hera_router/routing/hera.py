@@ -222,7 +222,6 @@ class HeraPolicy(PolicyBase):
                 self._urc_scores.popitem(last=False)
         return score
 
-
     def effective(self, estimators: Estimators | None) -> RoutingSettings:
         """The settings with the active calibration applied (see :data:`CALIBRATED_VALUES`)."""
         calibration = estimators.calibration if estimators is not None and self.settings.use_calibration else None
@@ -327,9 +326,14 @@ class HeraPolicy(PolicyBase):
         executor, branch, span, parts = self._evaluate(context, estimators, settings, step_kappa, scores)
         versions = dict(estimators.versions) or {
             role: handle.version
-            for role, handle in (("urc", estimators.urc), ("sp_slm", estimators.sp_slm),
-                                 ("sp_llm", estimators.sp_llm), ("dp", estimators.dp), ("sd", estimators.sd))
-        }  # fmt: skip
+            for role, handle in (
+                ("urc", estimators.urc),
+                ("sp_slm", estimators.sp_slm),
+                ("sp_llm", estimators.sp_llm),
+                ("dp", estimators.dp),
+                ("sd", estimators.sd),
+            )
+        }
         part_executors: tuple[Executor, ...] = ()
         if parts and settings.sd_mode == "partial":
             part_executors = tuple(

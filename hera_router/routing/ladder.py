@@ -129,8 +129,10 @@ class LadderPolicy(PolicyBase):
         log.error(
             "HERA_ROUTING__LADDER_ESTIMATORS was fitted for the tiers %s, not HERA_MODELS' %s: "
             "ignored, ladder steps start on rung %d",
-            ", ".join(self.starts.names), ", ".join(tiers), self.settings.ladder_start,
-        )  # fmt: skip
+            ", ".join(self.starts.names),
+            ", ".join(tiers),
+            self.settings.ladder_start,
+        )
         self.starts, self._version = None, ""
 
     def _encode(self, text: str) -> np.ndarray[Any, Any]:
@@ -154,10 +156,14 @@ class LadderPolicy(PolicyBase):
         # With HERA_MODELS the pipeline sets the executor to the rung's role; without, the two
         # rungs are edge and cloud, and a step that starts above the edge runs on the cloud.
         return Decision(
-            executor=Executor.SLM if rung == 0 else Executor.LLM, branch="ladder-start" if chosen > floor else "ladder",
-            policy=self.name, rung=rung, scores=scores, estimator_versions={"ladder-starts": self._version},
+            executor=Executor.SLM if rung == 0 else Executor.LLM,
+            branch="ladder-start" if chosen > floor else "ladder",
+            policy=self.name,
+            rung=rung,
+            scores=scores,
+            estimator_versions={"ladder-starts": self._version},
             elapsed_ms=(time.perf_counter() - started) * 1e3,
-        )  # fmt: skip
+        )
 
     def threshold(self, rung: int) -> float:
         if self.starts is not None:
@@ -191,9 +197,12 @@ class LadderPolicy(PolicyBase):
             accept = ladder.escalate(rung, confidence) is None
             score = confidence
         return Verdict(
-            accept=accept, score=score, threshold=threshold, policy=self.name,
+            accept=accept,
+            score=score,
+            threshold=threshold,
+            policy=self.name,
             elapsed_ms=(time.perf_counter() - started) * 1e3,
-        )  # fmt: skip
+        )
 
 
 def _load_starts(settings: RoutingSettings) -> LadderStarts | None:
@@ -203,7 +212,10 @@ def _load_starts(settings: RoutingSettings) -> LadderStarts | None:
     if path is None:
         return None
     if not path.is_file():
-        log.warning("HERA_ROUTING__LADDER_ESTIMATORS=%s: no such file; ladder steps start on rung %d",
-                    path, settings.ladder_start)  # fmt: skip
+        log.warning(
+            "HERA_ROUTING__LADDER_ESTIMATORS=%s: no such file; ladder steps start on rung %d",
+            path,
+            settings.ladder_start,
+        )
         return None
     return LadderStarts.load(path)

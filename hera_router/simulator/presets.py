@@ -126,8 +126,11 @@ class Behaviour(BaseModel):
                 raise ValueError(f"tier {name!r} needs base = 'slm' or 'llm'")
             overrides = {key: value for key, value in spec.items() if key != "base"}
             base = data[spec["base"]]
-            resolved[name] = {"base": spec["base"], "behaviour": {**dict(base), **overrides},
-                              "own_stream": bool(overrides)}  # fmt: skip
+            resolved[name] = {
+                "base": spec["base"],
+                "behaviour": {**dict(base), **overrides},
+                "own_stream": bool(overrides),
+            }
         return {**data, "tiers": resolved}
 
     def role(self, role: ModelRole) -> RoleBehaviour:

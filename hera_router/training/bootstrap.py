@@ -116,9 +116,13 @@ def bootstrap_stages(settings: Settings) -> list[Stage]:
             return run_config(settings, n=n, offset=offset)
         # URC needs the two pure chains: its requests keep the LLM on its own chain, no decompositions.
         return run_config(
-            settings, n=n, offset=offset, shape=shape, llm_sample_rate=0.0 if urc else rate,
+            settings,
+            n=n,
+            offset=offset,
+            shape=shape,
+            llm_sample_rate=0.0 if urc else rate,
             decompose=False if urc else None,
-        )  # fmt: skip
+        )
 
     stages = [Stage("", "training trees", config(estimators.profile_requests, start))]
     if estimators.urc_requests:

@@ -57,8 +57,23 @@ TAU_GRID: tuple[float | None, ...] = (None, 0.6, 0.8)
 """τ_req candidates; None = the URC stage off."""
 KAPPA_GRID: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9)
 VERIFY_GRID: tuple[float | None, ...] = (
-    None, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98,
-)  # fmt: skip
+    None,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.85,
+    0.88,
+    0.9,
+    0.92,
+    0.93,
+    0.94,
+    0.95,
+    0.96,
+    0.97,
+    0.98,
+)
 """Verify thresholds; None = the verify stage off. Fine at the top: with a weak confidence signal
 the usable operating points sit between 0.9 and 0.98 (measured on the weak-logprob world)."""
 """Verify thresholds; None = the verify stage off."""

@@ -36,9 +36,14 @@ class Rung:
 
 def price(settings: Settings, rung: Rung, generation: Generation, sent: int) -> tuple[float, float]:
     cost = call_cost(
-        settings, rung.tier.backend.model, generation.prompt_tokens, generation.completion_tokens,
-        generation.latency_s, rung.tier.role, sent,
-    )  # fmt: skip
+        settings,
+        rung.tier.backend.model,
+        generation.prompt_tokens,
+        generation.completion_tokens,
+        generation.latency_s,
+        rung.tier.role,
+        sent,
+    )
     paper = cost.tokens_usd if rung.tier.role == "cloud" else 0.0
     return cost.total, paper
 

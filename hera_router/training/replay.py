@@ -333,8 +333,13 @@ class _Walk:
     def context(self, current: str, seq: int, max_steps: int, *, graph: bool = True) -> RoutingContext:
         """Where the request stands (the verify hop, like the pipeline's, reads no graph position)."""
         return RoutingContext(
-            request_id=self.tree.key, request=self.tree.request, current=current, seq=seq,
-            history=tuple(self.history), max_steps=max_steps, graph=self.graph if graph else None,
+            request_id=self.tree.key,
+            request=self.tree.request,
+            current=current,
+            seq=seq,
+            history=tuple(self.history),
+            max_steps=max_steps,
+            graph=self.graph if graph else None,
         )
 
     def outcome(self, status: Any, answer: str | None = None, note: str = "") -> RequestOutcome:
@@ -434,11 +439,15 @@ class Replayer:
                 joined, parts = ran
                 walk.steps.extend(
                     StepRecord(
-                        seq=seq, executor=part.executor, branch=decision.branch, tokens_in=part.tokens_in,
+                        seq=seq,
+                        executor=part.executor,
+                        branch=decision.branch,
+                        tokens_in=part.tokens_in,
                         tokens_out=part.tokens_out,
                         remote_cost_usd=part.cost_usd if part.executor is Executor.LLM else 0.0,
                         model_s=self.latency(part.executor, part.tokens_in, part.tokens_out),
-                        decision_s=decision_s if number == 0 else 0.0, routed=number == 0,
+                        decision_s=decision_s if number == 0 else 0.0,
+                        routed=number == 0,
                     )
                     for number, part in enumerate(parts)
                 )
@@ -484,9 +493,16 @@ class Replayer:
                 model_s += self.latency(executor, child.tokens_in, child.tokens_out)
         walk.steps.append(
             StepRecord(
-                seq=seq, executor=executor, branch=branch, tokens_in=child.tokens_in, tokens_out=child.tokens_out,
-                remote_cost_usd=child.cost_usd if executor is Executor.LLM else 0.0, model_s=model_s,
-                decision_s=decision_s, routed=routed, escalated=escalated,
+                seq=seq,
+                executor=executor,
+                branch=branch,
+                tokens_in=child.tokens_in,
+                tokens_out=child.tokens_out,
+                remote_cost_usd=child.cost_usd if executor is Executor.LLM else 0.0,
+                model_s=model_s,
+                decision_s=decision_s,
+                routed=routed,
+                escalated=escalated,
             )
         )
         walk.history.append(
@@ -540,10 +556,14 @@ class Replayer:
             parsed = parse_step(generation.text)
             parts.append(
                 Part(
-                    text, executor, parsed.result, generation.prompt_tokens, generation.completion_tokens,
+                    text,
+                    executor,
+                    parsed.result,
+                    generation.prompt_tokens,
+                    generation.completion_tokens,
                     self.extension.cost(executor, generation),
                 )
-            )  # fmt: skip
+            )
             self.extension.steps += 1
             stats.extended_steps += 1
             if parsed.is_final:

@@ -144,9 +144,15 @@ class HeraTask(Task):  # type: ignore[misc]  # celery ships no type information
             countdown = database_retry_countdown(self.request.retries)
             max_retries = max(limit, DB_MAX_RETRIES)
         return super().retry(
-            args=args, kwargs=kwargs, exc=exc, throw=throw, eta=eta, countdown=countdown, max_retries=max_retries,
+            args=args,
+            kwargs=kwargs,
+            exc=exc,
+            throw=throw,
+            eta=eta,
+            countdown=countdown,
+            max_retries=max_retries,
             **options,
-        )  # fmt: skip
+        )
 
     def on_success(self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         TASK_EVENTS.labels(self.name, "succeeded").inc()

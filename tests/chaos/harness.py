@@ -302,9 +302,16 @@ def deployment(
         app = create_app(settings)
         engine = create_engine(database_url, pool_pre_ping=True)
         system = Deployment(
-            name=name, database_url=database_url, broker_url=broker_url, log_dir=log_dir,
-            edge_faults=edge_faults, cloud_faults=cloud_faults, env=env, app=app, engine=engine,
-        )  # fmt: skip
+            name=name,
+            database_url=database_url,
+            broker_url=broker_url,
+            log_dir=log_dir,
+            edge_faults=edge_faults,
+            cloud_faults=cloud_faults,
+            env=env,
+            app=app,
+            engine=engine,
+        )
         try:
             system.start_processes()
             system.wait_ready()

@@ -42,9 +42,17 @@ def no_fault(system: Deployment, tracker: RecoveryTracker) -> None:
 
 
 KILLS: tuple[tuple[str, str], ...] = (
-    ("router", "child"), ("edge", "child"), ("cloud", "main"), ("maintenance", "main"), ("router", "main"),
-    ("edge", "main"), ("router", "child"), ("edge", "child"), ("cloud", "main"), ("router", "main"),
-)  # fmt: skip
+    ("router", "child"),
+    ("edge", "child"),
+    ("cloud", "main"),
+    ("maintenance", "main"),
+    ("router", "main"),
+    ("edge", "main"),
+    ("router", "child"),
+    ("edge", "child"),
+    ("cloud", "main"),
+    ("router", "main"),
+)
 
 
 def kill_schedule(kills: tuple[tuple[str, str], ...], every_s: float) -> Faults:

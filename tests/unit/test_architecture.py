@@ -37,8 +37,14 @@ REPO = PACKAGE.parent
 FIRST_PARTY = ("hera_router", "tests", "benchmarks")
 MAX_FUNCTION_LINES = 80
 
-ENTRY_POINTS = ("hera_router.cli", "hera_router.api.app", "hera_router.api.state", "hera_router.api.health",
-                "hera_router.evaluation.live", "hera_router.workers")  # fmt: skip
+ENTRY_POINTS = (
+    "hera_router.cli",
+    "hera_router.api.app",
+    "hera_router.api.state",
+    "hera_router.api.health",
+    "hera_router.evaluation.live",
+    "hera_router.workers",
+)
 """Modules that may import ``hera_router.workers``: the processes' entry points (the CLI, the API
 application that publishes through a Celery app, the live evaluation runner) and workers itself."""
 
@@ -227,13 +233,15 @@ def _every_import(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def test_training_imports_nothing_of_evaluation() -> None:
-    found = sorted({
-        f"{path.relative_to(REPO)}:{line}: imports {name}: move what training needs into training "
-        "(or a lower package) and let evaluation import it from there"
-        for path in (PACKAGE / "training").rglob("*.py")
-        for line, name in _every_import(path)
-        if name == "hera_router.evaluation" or name.startswith("hera_router.evaluation.")
-    })
+    found = sorted(
+        {
+            f"{path.relative_to(REPO)}:{line}: imports {name}: move what training needs into training "
+            "(or a lower package) and let evaluation import it from there"
+            for path in (PACKAGE / "training").rglob("*.py")
+            for line, name in _every_import(path)
+            if name == "hera_router.evaluation" or name.startswith("hera_router.evaluation.")
+        }
+    )
     assert found == [], "\n".join(found)
 
 
@@ -242,13 +250,15 @@ STUDIES = tuple(f"hera_router.evaluation.{name}" for name in ("report", "matrix"
 
 
 def test_no_study_imports_another() -> None:
-    found = sorted({
-        f"{path.relative_to(REPO)}:{line}: imports {name}: move what both studies need into the evaluation core"
-        for study in STUDIES
-        for path in [PACKAGE.parent / (study.replace(".", "/") + ".py")]
-        for line, name in _every_import(path)
-        if any(name == other or name.startswith(other + ".") for other in STUDIES if other != study)
-    })
+    found = sorted(
+        {
+            f"{path.relative_to(REPO)}:{line}: imports {name}: move what both studies need into the evaluation core"
+            for study in STUDIES
+            for path in [PACKAGE.parent / (study.replace(".", "/") + ".py")]
+            for line, name in _every_import(path)
+            if any(name == other or name.startswith(other + ".") for other in STUDIES if other != study)
+        }
+    )
     assert found == [], "\n".join(found)
 
 
@@ -297,14 +307,16 @@ def _prose(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def test_docstrings_and_comments_name_only_files_in_the_repository() -> None:
-    found = sorted({
-        f"{path.relative_to(REPO)}:{line}: names {name!r}, which is not in the repository: state the intent "
-        "in the text (explanations belong in docs/)"
-        for path in _sources()
-        for line, text in _prose(path)
-        for name in FILE_NAME.findall(text)
-        if not _known(name)
-    })
+    found = sorted(
+        {
+            f"{path.relative_to(REPO)}:{line}: names {name!r}, which is not in the repository: state the intent "
+            "in the text (explanations belong in docs/)"
+            for path in _sources()
+            for line, text in _prose(path)
+            for name in FILE_NAME.findall(text)
+            if not _known(name)
+        }
+    )
     assert found == [], "\n".join(found)
 
 
@@ -321,14 +333,16 @@ def _issue_references(text: str) -> list[str]:
 
 
 def test_docstrings_and_comments_carry_no_issue_numbers() -> None:
-    found = sorted({
-        f"{path.relative_to(REPO)}:{line}: {reference!r}: say what the code does and why; the history belongs in "
-        "git and docs/"
-        for path in _sources()
-        if str(path.relative_to(REPO)) not in RULE_TEXTS
-        for line, text in _prose(path)
-        for reference in _issue_references(text)
-    })
+    found = sorted(
+        {
+            f"{path.relative_to(REPO)}:{line}: {reference!r}: say what the code does and why; the history belongs in "
+            "git and docs/"
+            for path in _sources()
+            if str(path.relative_to(REPO)) not in RULE_TEXTS
+            for line, text in _prose(path)
+            for reference in _issue_references(text)
+        }
+    )
     assert found == [], "\n".join(found)
 
 

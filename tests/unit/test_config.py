@@ -117,11 +117,22 @@ def test_model_tiers_from_json_price_their_models() -> None:
     from hera_router.config import SettingsError, load_settings
 
     tiers = [
-        {"name": "tiny", "role": "edge", "backend": {"model": "sim-tiny"}, "queue": "edge.tiny",
-         "gpu_usd_per_second": 0.0001, "power_w": 70},
-        {"name": "cheap", "role": "cloud", "backend": {"model": "sim-cheap"}, "input_per_mtok": 0.15,
-         "output_per_mtok": 0.6},
-    ]  # fmt: skip
+        {
+            "name": "tiny",
+            "role": "edge",
+            "backend": {"model": "sim-tiny"},
+            "queue": "edge.tiny",
+            "gpu_usd_per_second": 0.0001,
+            "power_w": 70,
+        },
+        {
+            "name": "cheap",
+            "role": "cloud",
+            "backend": {"model": "sim-cheap"},
+            "input_per_mtok": 0.15,
+            "output_per_mtok": 0.6,
+        },
+    ]
     settings = load_settings(models=json.dumps(tiers), costs={"energy_usd_per_kwh": 0.3})
     assert [tier.queue_name for tier in settings.ladder] == ["edge.tiny", "cloud"]
     cost = call_cost(settings, "sim-tiny", 100, 50, 2.0, "edge")

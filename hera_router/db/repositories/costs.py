@@ -60,9 +60,15 @@ def _sums() -> list[ColumnElement[Any]]:
 def _components(row: Sequence[Any]) -> CostComponents:
     calls, tokens, gpu, energy, transfer, sent, total, cloud = row
     return CostComponents(
-        calls=int(calls or 0), tokens_usd=float(tokens), gpu_usd=float(gpu), energy_usd=float(energy),
-        transfer_usd=float(transfer), bytes_sent=int(sent or 0), total_usd=float(total), cloud_tokens_usd=float(cloud),
-    )  # fmt: skip
+        calls=int(calls or 0),
+        tokens_usd=float(tokens),
+        gpu_usd=float(gpu),
+        energy_usd=float(energy),
+        transfer_usd=float(transfer),
+        bytes_sent=int(sent or 0),
+        total_usd=float(total),
+        cloud_tokens_usd=float(cloud),
+    )
 
 
 class CostRepository:

@@ -63,9 +63,7 @@ def _claim_and_read(claim: Any) -> Any:
             *(touched.c[column].label(f"r_{column}") for column in STATE_COLUMNS),
             *(steps.c[column].label(f"s_{column}") for column in STEP_COLUMNS),
         )
-        .select_from(
-            claimed.outerjoin(touched, true()).outerjoin(steps, steps.c.request_id == claimed.c.request_id)
-        )
+        .select_from(claimed.outerjoin(touched, true()).outerjoin(steps, steps.c.request_id == claimed.c.request_id))
         .order_by(steps.c.seq, steps.c.part)
     )
 
@@ -144,9 +142,12 @@ def claim_and_read(
         return ClaimRead(subtask, request, steps)
     now = utcnow()
     parameters: dict[str, Any] = {
-        "w_id": subtask_id, "w_executor": executor, "stale_before": stale_before,
-        "now": now, "claimed_by": claimed_by,
-    }  # fmt: skip
+        "w_id": subtask_id,
+        "w_executor": executor,
+        "stale_before": stale_before,
+        "now": now,
+        "claimed_by": claimed_by,
+    }
     statement = _CLAIM_AND_READ
     if tier is not None:
         statement, parameters["w_tier"] = _CLAIM_AND_READ_ON_TIER, tier
@@ -168,9 +169,20 @@ def claim_and_read(
 
 _SUCCEED_COLUMNS = ("output", "raw_output", "next_subtask", "problems", "confidence")
 _CALL_COLUMNS = (
-    "latency_ms", "tokens_in", "tokens_out", "cost_usd", "error", "attempts", "backend", "model",
-    "tokens_cost_usd", "gpu_cost_usd", "energy_cost_usd", "transfer_cost_usd", "bytes_sent",
-)  # fmt: skip
+    "latency_ms",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "error",
+    "attempts",
+    "backend",
+    "model",
+    "tokens_cost_usd",
+    "gpu_cost_usd",
+    "energy_cost_usd",
+    "transfer_cost_usd",
+    "bytes_sent",
+)
 
 
 def _completion() -> Any:
@@ -266,38 +278,72 @@ def complete_call(
     One statement on Postgres; on other databases the three statements the repositories run."""
     if session.get_bind().dialect.name != "postgresql":
         kept = SubtaskRepository(session).succeed(
-            subtask_id, output, raw_output=raw_output, next_subtask=next_subtask, problems=problems,
+            subtask_id,
+            output,
+            raw_output=raw_output,
+            next_subtask=next_subtask,
+            problems=problems,
             confidence=confidence,
-        )  # fmt: skip
+        )
         recorded = ModelCallRepository(session).finish(
-            call_key, status=CallStatus.OK if kept else CallStatus.DISCARDED, backend=backend, model=model,
-            tokens_in=tokens_in, tokens_out=tokens_out, latency_ms=latency_ms, cost_usd=cost_usd,
-            attempts=attempts, components=components,
-        )  # fmt: skip
+            call_key,
+            status=CallStatus.OK if kept else CallStatus.DISCARDED,
+            backend=backend,
+            model=model,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            latency_ms=latency_ms,
+            cost_usd=cost_usd,
+            attempts=attempts,
+            components=components,
+        )
         if recorded:
             RequestRepository(session).add_usage(
-                request_id, cost_usd=cost_usd,
-                slm_steps=int(kept and executor is Executor.SLM), llm_steps=int(kept and executor is Executor.LLM),
-            )  # fmt: skip
+                request_id,
+                cost_usd=cost_usd,
+                slm_steps=int(kept and executor is Executor.SLM),
+                llm_steps=int(kept and executor is Executor.LLM),
+            )
         return Completion(kept, recorded)
     call_values: dict[str, Any] = {
-        "latency_ms": latency_ms, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost_usd,
-        "error": None, "attempts": attempts, "backend": backend, "model": model,
-        "tokens_cost_usd": 0.0, "gpu_cost_usd": 0.0, "energy_cost_usd": 0.0, "transfer_cost_usd": 0.0,
+        "latency_ms": latency_ms,
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "cost_usd": cost_usd,
+        "error": None,
+        "attempts": attempts,
+        "backend": backend,
+        "model": model,
+        "tokens_cost_usd": 0.0,
+        "gpu_cost_usd": 0.0,
+        "energy_cost_usd": 0.0,
+        "transfer_cost_usd": 0.0,
         "bytes_sent": 0,
-    }  # fmt: skip
+    }
     unknown = set(components) - set(call_values)
     if unknown:  # pragma: no cover - cost_columns names exactly the columns above
         raise KeyError(f"unknown model call cost columns: {sorted(unknown)}")
     call_values.update(components)
     parameters: dict[str, Any] = {
-        "p_subtask": subtask_id, "p_request": request_id, "p_call_key": call_key, "now": utcnow(),
-        "v_output": output, "v_raw_output": raw_output, "v_next_subtask": next_subtask,
-        "v_problems": list(problems), "v_confidence": confidence,
-        "running": SubtaskStatus.RUNNING, "succeeded": SubtaskStatus.SUCCEEDED, "started": CallStatus.STARTED,
-        "ok": CallStatus.OK, "discarded": CallStatus.DISCARDED, "cost": cost_usd, "none": 0,
-        "slm": int(executor is Executor.SLM), "llm": int(executor is Executor.LLM),
-    }  # fmt: skip
+        "p_subtask": subtask_id,
+        "p_request": request_id,
+        "p_call_key": call_key,
+        "now": utcnow(),
+        "v_output": output,
+        "v_raw_output": raw_output,
+        "v_next_subtask": next_subtask,
+        "v_problems": list(problems),
+        "v_confidence": confidence,
+        "running": SubtaskStatus.RUNNING,
+        "succeeded": SubtaskStatus.SUCCEEDED,
+        "started": CallStatus.STARTED,
+        "ok": CallStatus.OK,
+        "discarded": CallStatus.DISCARDED,
+        "cost": cost_usd,
+        "none": 0,
+        "slm": int(executor is Executor.SLM),
+        "llm": int(executor is Executor.LLM),
+    }
     parameters.update({f"c_{column}": value for column, value in call_values.items()})
     row: Row[Any] = session.execute(_COMPLETE, parameters).one()
     return Completion(bool(row.kept), bool(row.recorded))

@@ -46,17 +46,17 @@ class ModelCallRepository:
         ``defer``: the caller does not need to know (returns None): on Postgres the INSERT then
         goes out with the transaction's ``COMMIT`` (``_dml.insert_if_absent_deferred``)."""
         values = {
-                "idempotency_key": idempotency_key,
-                "request_id": request_id,
-                "subtask_id": subtask_id,
-                "backend": backend,
-                "model": model,
-                "role": role,
-                "latency_ms": 0.0,
-                "status": CallStatus.STARTED,
-                "estimated_cost_usd": estimated_cost_usd,
-                "tier": tier,
-            }
+            "idempotency_key": idempotency_key,
+            "request_id": request_id,
+            "subtask_id": subtask_id,
+            "backend": backend,
+            "model": model,
+            "role": role,
+            "latency_ms": 0.0,
+            "status": CallStatus.STARTED,
+            "estimated_cost_usd": estimated_cost_usd,
+            "tier": tier,
+        }
         if defer:
             insert_if_absent_deferred(self.session, ModelCall, values, ("idempotency_key",))
             return None
@@ -81,9 +81,14 @@ class ModelCallRepository:
         delivery: its cost was counted by the first). ``components`` are the cost columns
         (``tokens_cost_usd`` ... ``bytes_sent``) whose sum is ``cost_usd``."""
         values: dict[str, Any] = {
-            "status": status, "latency_ms": latency_ms, "tokens_in": tokens_in, "tokens_out": tokens_out,
-            "cost_usd": cost_usd, "error": error, "attempts": attempts,
-        }  # fmt: skip
+            "status": status,
+            "latency_ms": latency_ms,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "cost_usd": cost_usd,
+            "error": error,
+            "attempts": attempts,
+        }
         values.update(components or {})
         if backend is not None:
             values["backend"] = backend

@@ -47,8 +47,18 @@ CLAIM = (
 CLAIM_ON_TIER = CLAIM.where(_SUBTASKS.c.tier == bindparam("w_tier"))
 """A tier's run message claims the step only while the step is on that tier (not after it climbed)."""
 STEP_COLUMNS = (
-    "id", "seq", "part", "parent_id", "executor", "text", "output", "next_subtask", "status", "confidence", "tier",
-)  # fmt: skip
+    "id",
+    "seq",
+    "part",
+    "parent_id",
+    "executor",
+    "text",
+    "output",
+    "next_subtask",
+    "status",
+    "confidence",
+    "tier",
+)
 _STEPS = (
     select(*(_SUBTASKS.c[column] for column in STEP_COLUMNS))
     .where(_SUBTASKS.c.request_id == bindparam("request_id"))
@@ -148,9 +158,12 @@ class SubtaskRepository:
         what the run needs (id, request_id, seq, part, text, branch, attempts, executor, status);
         None if it is done, running elsewhere, or now belongs to the other executor."""
         parameters = {
-            "w_id": subtask_id, "w_executor": executor, "stale_before": stale_before,
-            "now": utcnow(), "claimed_by": claimed_by,
-        }  # fmt: skip
+            "w_id": subtask_id,
+            "w_executor": executor,
+            "stale_before": stale_before,
+            "now": utcnow(),
+            "claimed_by": claimed_by,
+        }
         if tier is not None:
             return self.session.execute(CLAIM_ON_TIER, {**parameters, "w_tier": tier}).one_or_none()
         return self.session.execute(CLAIM, parameters).one_or_none()
@@ -193,9 +206,12 @@ class SubtaskRepository:
             return None, []
         first = rows[0]
         state = RequestState(
-            first.request_status, first.current_seq, first.policy, first.input,
+            first.request_status,
+            first.current_seq,
+            first.policy,
+            first.input,
             *(getattr(first, f"request_{column}") for column in _LIMIT_COLUMNS),
-        )  # fmt: skip
+        )
         return state, [row for row in rows if row.id is not None]
 
     def list_for_requests(self, request_ids: Collection[uuid.UUID]) -> Sequence[Subtask]:
@@ -287,9 +303,13 @@ class SubtaskRepository:
                 return False
             statuses = (SubtaskStatus.SUCCEEDED,)
             values.update(
-                branch="verify", speculative_output=subtask.raw_output, output=None, raw_output=None,
-                next_subtask=None, confidence=None,
-            )  # fmt: skip
+                branch="verify",
+                speculative_output=subtask.raw_output,
+                output=None,
+                raw_output=None,
+                next_subtask=None,
+                confidence=None,
+            )
         guard: dict[str, Any] = {"tier": from_tier} if from_tier is not None else {"executor": from_executor}
         columns = tuple(sorted(values))
         statement = guarded_update(_SUBTASKS, ("id", *guard), columns, status_in=True)

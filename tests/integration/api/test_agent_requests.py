@@ -135,13 +135,26 @@ def test_request_view_shows_the_tree_decisions_and_calls(api: RunningApi, client
         requests.transition(request_id, [RequestStatus.QUEUED], RequestStatus.RUNNING, count_attempt=True)
         decisions = DecisionRepository(session)
         decisions.add(
-            request_id=request_id, seq=0, policy="hera", executor=Executor.LLM, branch="LLM", elapsed_ms=1.5,
-            scores={"urc": 0.4}, kappa=0.62, estimator_versions={"dp": "3"},
-        )  # fmt: skip
+            request_id=request_id,
+            seq=0,
+            policy="hera",
+            executor=Executor.LLM,
+            branch="LLM",
+            elapsed_ms=1.5,
+            scores={"urc": 0.4},
+            kappa=0.62,
+            estimator_versions={"dp": "3"},
+        )
         decisions.add(
-            request_id=request_id, seq=1, policy="hera", executor=Executor.SLM, branch="SD", elapsed_ms=2.0,
-            span=1, fallback_reason=None,
-        )  # fmt: skip
+            request_id=request_id,
+            seq=1,
+            policy="hera",
+            executor=Executor.SLM,
+            branch="SD",
+            elapsed_ms=2.0,
+            span=1,
+            fallback_reason=None,
+        )
         subtasks = SubtaskRepository(session)
         step0_id, _ = subtasks.add_id(
             request_id=request_id, seq=0, executor=Executor.LLM, branch="LLM", text="Plan a trip"
@@ -152,29 +165,53 @@ def test_request_view_shows_the_tree_decisions_and_calls(api: RunningApi, client
             request_id=request_id, seq=1, executor=Executor.SLM, branch="SD", text="Choose dates"
         )
         part1_id, _ = subtasks.add_id(
-            request_id=request_id, seq=1, part=1, parent_id=step1_id, executor=Executor.SLM, branch="SD",
+            request_id=request_id,
+            seq=1,
+            part=1,
+            parent_id=step1_id,
+            executor=Executor.SLM,
+            branch="SD",
             text="Check the calendar",
-        )  # fmt: skip
+        )
         subtasks.add_id(
-            request_id=request_id, seq=1, part=2, parent_id=step1_id, executor=Executor.SLM, branch="SD",
+            request_id=request_id,
+            seq=1,
+            part=2,
+            parent_id=step1_id,
+            executor=Executor.SLM,
+            branch="SD",
             text="Pick a weekend",
-        )  # fmt: skip
+        )
         calls = ModelCallRepository(session)
         calls.start(
-            idempotency_key=f"{step0_id}:1", request_id=request_id, subtask_id=step0_id, backend="sim",
-            model="sim-llm", role=ModelRole.CLOUD, estimated_cost_usd=0.0,
-        )  # fmt: skip
+            idempotency_key=f"{step0_id}:1",
+            request_id=request_id,
+            subtask_id=step0_id,
+            backend="sim",
+            model="sim-llm",
+            role=ModelRole.CLOUD,
+            estimated_cost_usd=0.0,
+        )
         calls.finish(
             f"{step0_id}:1", status=CallStatus.OK, latency_ms=120.0, tokens_in=100, tokens_out=20, cost_usd=0.002
         )
         calls.start(
-            idempotency_key=f"{part1_id}:1", request_id=request_id, subtask_id=part1_id, backend="sim",
-            model="sim-slm", role=ModelRole.EDGE, estimated_cost_usd=0.0,
-        )  # fmt: skip
+            idempotency_key=f"{part1_id}:1",
+            request_id=request_id,
+            subtask_id=part1_id,
+            backend="sim",
+            model="sim-slm",
+            role=ModelRole.EDGE,
+            estimated_cost_usd=0.0,
+        )
         calls.finish(
-            f"{part1_id}:1", status=CallStatus.ERROR, latency_ms=30.0, tokens_in=50, tokens_out=10,
+            f"{part1_id}:1",
+            status=CallStatus.ERROR,
+            latency_ms=30.0,
+            tokens_in=50,
+            tokens_out=10,
             error="edge timed out",
-        )  # fmt: skip
+        )
         requests.add_usage(request_id, cost_usd=0.002, llm_steps=1)
 
     response = client.get(f"/v1/agent-requests/{request_id}")

@@ -20,10 +20,22 @@ def _spend(api: RunningApi, tenant: TenantKey, usd: float) -> uuid.UUID:
         request = RequestRepository(session).add(tenant_id=tenant.id, input="spent", policy="all-llm")
         calls = ModelCallRepository(session)
         key = f"test-{uuid.uuid4().hex}"
-        calls.start(idempotency_key=key, request_id=request.id, subtask_id=None, backend="sim", model="sim-llm",  # type: ignore[arg-type]
-                    role=ModelRole.CLOUD, estimated_cost_usd=usd)  # fmt: skip
-        calls.finish(key, status=CallStatus.OK, latency_ms=5.0, cost_usd=usd,
-                     components={"tokens_cost_usd": usd * 0.75, "transfer_cost_usd": usd * 0.25})  # fmt: skip
+        calls.start(
+            idempotency_key=key,
+            request_id=request.id,
+            subtask_id=None,
+            backend="sim",
+            model="sim-llm",  # type: ignore[arg-type]
+            role=ModelRole.CLOUD,
+            estimated_cost_usd=usd,
+        )
+        calls.finish(
+            key,
+            status=CallStatus.OK,
+            latency_ms=5.0,
+            cost_usd=usd,
+            components={"tokens_cost_usd": usd * 0.75, "transfer_cost_usd": usd * 0.25},
+        )
         return request.id
 
 

@@ -39,8 +39,15 @@ def _spend(database_url: str, tenant: str, usd: float, role: ModelRole) -> None:
             request = RequestRepository(session).add(tenant_id=row.id, input="x", policy="all-llm")
             calls = ModelCallRepository(session)
             key = uuid.uuid4().hex
-            calls.start(idempotency_key=key, request_id=request.id, subtask_id=None, backend="sim",  # type: ignore[arg-type]
-                        model=f"sim-{role.value}", role=role, estimated_cost_usd=usd)  # fmt: skip
+            calls.start(
+                idempotency_key=key,
+                request_id=request.id,
+                subtask_id=None,
+                backend="sim",  # type: ignore[arg-type]
+                model=f"sim-{role.value}",
+                role=role,
+                estimated_cost_usd=usd,
+            )
             components = {"tokens_cost_usd": usd} if role is ModelRole.CLOUD else {"gpu_cost_usd": usd}
             calls.finish(key, status=CallStatus.OK, latency_ms=1.0, cost_usd=usd, components=components)
     finally:

@@ -42,9 +42,19 @@ def _call(
     request: Request, step: Subtask | None, role: ModelRole, tokens: tuple[int, int], cost: float, **kw: object
 ) -> ModelCall:
     return ModelCall(
-        request_id=request.id, subtask_id=None if step is None else step.id, backend="sim", model=f"sim-{role.value}",
-        role=role, tokens_in=tokens[0], tokens_out=tokens[1], latency_ms=10.0, cost_usd=cost, tokens_cost_usd=cost,
-        status=CallStatus.OK, idempotency_key=uuid.uuid4().hex, **kw,
+        request_id=request.id,
+        subtask_id=None if step is None else step.id,
+        backend="sim",
+        model=f"sim-{role.value}",
+        role=role,
+        tokens_in=tokens[0],
+        tokens_out=tokens[1],
+        latency_ms=10.0,
+        cost_usd=cost,
+        tokens_cost_usd=cost,
+        status=CallStatus.OK,
+        idempotency_key=uuid.uuid4().hex,
+        **kw,
     )
 
 
@@ -56,10 +66,25 @@ def seeded(console_api: RunningApi) -> Seeded:
         session.add(batch)
         session.flush()
         done, broken = RequestStatus.SUCCEEDED, RequestStatus.FAILED
-        ra = Request(tenant_id=a.id, input="<script>alert(1)</script> sum", policy="hera", status=done,
-                     slm_steps=1, llm_steps=1, cost_usd=0.003, batch_id=batch.id)
-        failed = Request(tenant_id=a.id, input="bad", policy="hera", status=broken, error="the edge broke",
-                         custom_id="line-2", batch_id=batch.id)
+        ra = Request(
+            tenant_id=a.id,
+            input="<script>alert(1)</script> sum",
+            policy="hera",
+            status=done,
+            slm_steps=1,
+            llm_steps=1,
+            cost_usd=0.003,
+            batch_id=batch.id,
+        )
+        failed = Request(
+            tenant_id=a.id,
+            input="bad",
+            policy="hera",
+            status=broken,
+            error="the edge broke",
+            custom_id="line-2",
+            batch_id=batch.id,
+        )
         rb = Request(tenant_id=b.id, input="other", policy="all-llm", status=RequestStatus.SUCCEEDED, llm_steps=1)
         session.add_all([ra, failed, rb])
         session.flush()
@@ -69,22 +94,46 @@ def seeded(console_api: RunningApi) -> Seeded:
         t0 = Subtask(request_id=rb.id, seq=0, executor=Executor.LLM, branch="all-llm", text="only", status=ok)
         session.add_all([s0, s1, t0])
         session.flush()
-        session.add_all([
-            Decision(request_id=ra.id, seq=0, policy="hera", executor=Executor.SLM, branch="sse", elapsed_ms=1.0,
-                     scores={"sse_sim": 0.8}, kappa=0.6),
-            Decision(request_id=ra.id, seq=1, policy="hera", executor=Executor.LLM, branch="verify", elapsed_ms=1.0,
-                     scores={"sse_sim": 0.5, "verify_score": -0.9, "verify_threshold": -0.1, "verify_accept": 0.0},
-                     kappa=0.62, fallback_reason="verify: rejected"),
-            Decision(request_id=rb.id, seq=0, policy="all-llm", executor=Executor.LLM, branch="all-llm",
-                     elapsed_ms=0.1),
-            _call(ra, s0, ModelRole.EDGE, (50, 5), 0.0),
-            _call(ra, s1, ModelRole.EDGE, (100, 10), 0.0),  # escalated: All-LLM would not have made this call
-            _call(ra, s1, ModelRole.CLOUD, (100, 10), 0.003),
-            _call(rb, t0, ModelRole.CLOUD, (200, 20), 0.0007),
-            _call(rb, None, ModelRole.CLOUD, (1000, 100), 0.5, created_at=utcnow() - timedelta(days=40)),
-            EstimatorVersion(name="console-urc", version=3, status=EstimatorStatus.ACTIVE, path="urc/3",
-                             metrics={"auc": 0.81, "ece": 0.04, "passed": True, "split": "val"}),
-        ])
+        session.add_all(
+            [
+                Decision(
+                    request_id=ra.id,
+                    seq=0,
+                    policy="hera",
+                    executor=Executor.SLM,
+                    branch="sse",
+                    elapsed_ms=1.0,
+                    scores={"sse_sim": 0.8},
+                    kappa=0.6,
+                ),
+                Decision(
+                    request_id=ra.id,
+                    seq=1,
+                    policy="hera",
+                    executor=Executor.LLM,
+                    branch="verify",
+                    elapsed_ms=1.0,
+                    scores={"sse_sim": 0.5, "verify_score": -0.9, "verify_threshold": -0.1, "verify_accept": 0.0},
+                    kappa=0.62,
+                    fallback_reason="verify: rejected",
+                ),
+                Decision(
+                    request_id=rb.id, seq=0, policy="all-llm", executor=Executor.LLM, branch="all-llm", elapsed_ms=0.1
+                ),
+                _call(ra, s0, ModelRole.EDGE, (50, 5), 0.0),
+                _call(ra, s1, ModelRole.EDGE, (100, 10), 0.0),  # escalated: All-LLM would not have made this call
+                _call(ra, s1, ModelRole.CLOUD, (100, 10), 0.003),
+                _call(rb, t0, ModelRole.CLOUD, (200, 20), 0.0007),
+                _call(rb, None, ModelRole.CLOUD, (1000, 100), 0.5, created_at=utcnow() - timedelta(days=40)),
+                EstimatorVersion(
+                    name="console-urc",
+                    version=3,
+                    status=EstimatorStatus.ACTIVE,
+                    path="urc/3",
+                    metrics={"auc": 0.81, "ece": 0.04, "passed": True, "split": "val"},
+                ),
+            ]
+        )
     return Seeded(a, b, ra.id, rb.id, batch.id, failed.id)
 
 

@@ -182,9 +182,12 @@ def test_default_token_limit_counts_the_body_sent(database_url: str) -> None:
 @pytest.mark.redis
 def test_redis_limiter_is_shared_by_every_api_process(database_url: str) -> None:
     settings: Settings = api_settings(
-        database_url, mode="distributed", broker_url="memory://", redis_url=REDIS_URL,
+        database_url,
+        mode="distributed",
+        broker_url="memory://",
+        redis_url=REDIS_URL,
         api=LIMITS | {"requests_per_minute": 4},
-    )  # fmt: skip
+    )
     with running_api(settings) as first, running_api(settings) as second:
         name = f"tenant-{uuid.uuid4().hex[:8]}"
         create_tenant(first.sessions, name)

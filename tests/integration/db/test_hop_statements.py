@@ -17,9 +17,12 @@ from hera_router.db.repositories import ModelCallRepository, RequestRepository, 
 from hera_router.db.repositories.hops import claim_and_read, complete_call
 
 COMPONENTS = {
-    "tokens_cost_usd": 0.002, "gpu_cost_usd": 0.0005, "energy_cost_usd": 0.0002, "transfer_cost_usd": 0.0003,
+    "tokens_cost_usd": 0.002,
+    "gpu_cost_usd": 0.0005,
+    "energy_cost_usd": 0.0002,
+    "transfer_cost_usd": 0.0003,
     "bytes_sent": 120,
-}  # fmt: skip
+}
 
 
 def _steps(session: Session, request: Request) -> tuple[Subtask, Subtask]:
@@ -48,8 +51,11 @@ def test_claim_takes_the_step_heartbeats_and_reads_the_steps(session: Session, r
     assert (subtask.attempts, subtask.status, subtask.executor) == (1, SubtaskStatus.RUNNING, Executor.SLM)
     assert request is not None
     assert (request.id, request.policy, request.input, request.tenant_id) == (
-        request_row.id, "hera", "What is 2 + 2?", request_row.tenant_id,
-    )  # fmt: skip
+        request_row.id,
+        "hera",
+        "What is 2 + 2?",
+        request_row.tenant_id,
+    )
     assert (steps[0].seq, steps[0].status, steps[0].output) == (0, SubtaskStatus.SUCCEEDED, "four")
     assert [s.id for s in steps] == [done.id, step.id]
     session.expire_all()
@@ -75,18 +81,37 @@ def test_claim_is_guarded(session: Session, request_row: Request) -> None:
 
 def _complete(session: Session, request: Request, step: Subtask, key: str) -> tuple[bool, bool]:
     return complete_call(
-        session, subtask_id=step.id, request_id=request.id, call_key=key, executor=Executor.SLM,
-        output="five", raw_output="RESULT: five", next_subtask=None, problems=["guessed"], confidence=-0.25,
-        backend="sim", model="sim-slm", tokens_in=40, tokens_out=8, latency_ms=12.5, cost_usd=0.003,
-        attempts=1, components=COMPONENTS,
-    )  # fmt: skip
+        session,
+        subtask_id=step.id,
+        request_id=request.id,
+        call_key=key,
+        executor=Executor.SLM,
+        output="five",
+        raw_output="RESULT: five",
+        next_subtask=None,
+        problems=["guessed"],
+        confidence=-0.25,
+        backend="sim",
+        model="sim-slm",
+        tokens_in=40,
+        tokens_out=8,
+        latency_ms=12.5,
+        cost_usd=0.003,
+        attempts=1,
+        components=COMPONENTS,
+    )
 
 
 def _start(session: Session, request: Request, step: Subtask, key: str) -> None:
     ModelCallRepository(session).start(
-        idempotency_key=key, request_id=request.id, subtask_id=step.id, backend="sim", model="sim-slm",
-        role=ModelRole.EDGE, estimated_cost_usd=0.01,
-    )  # fmt: skip
+        idempotency_key=key,
+        request_id=request.id,
+        subtask_id=step.id,
+        backend="sim",
+        model="sim-slm",
+        role=ModelRole.EDGE,
+        estimated_cost_usd=0.01,
+    )
 
 
 def test_completion_keeps_the_result_records_the_call_and_adds_the_cost_once(
@@ -101,12 +126,20 @@ def test_completion_keeps_the_result_records_the_call_and_adds_the_cost_once(
     row = session.get(Subtask, step.id)
     assert row is not None
     assert (row.status, row.output, row.raw_output, row.problems, row.confidence) == (
-        SubtaskStatus.SUCCEEDED, "five", "RESULT: five", ["guessed"], -0.25,
-    )  # fmt: skip
+        SubtaskStatus.SUCCEEDED,
+        "five",
+        "RESULT: five",
+        ["guessed"],
+        -0.25,
+    )
     call = session.scalars(select(ModelCall).where(ModelCall.idempotency_key == "call:a")).one()
     assert (call.status, call.tokens_in, call.tokens_out, call.cost_usd, call.bytes_sent) == (
-        CallStatus.OK, 40, 8, 0.003, 120,
-    )  # fmt: skip
+        CallStatus.OK,
+        40,
+        8,
+        0.003,
+        120,
+    )
     assert (call.gpu_cost_usd, call.estimated_cost_usd, call.latency_ms) == (0.0005, 0.01, 12.5)
     request = RequestRepository(session).get(request_row.id)
     assert request is not None

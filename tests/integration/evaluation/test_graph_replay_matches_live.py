@@ -33,9 +33,12 @@ def _agree(settings: Settings, estimators: Estimators, records: list[TaskRecord]
     tasks = [GraphTask.of(r) for r in records]
     items = [LiveItem(r.id, r.request, r.gold, r.metric, r.family) for r in records]
     replayer = Replayer(
-        ProfileSet(None, []), estimators, max_steps=settings.routing.max_steps,
-        latency=simulated_latency(settings), extension=simulated_extension(settings),
-    )  # fmt: skip
+        ProfileSet(None, []),
+        estimators,
+        max_steps=settings.routing.max_steps,
+        latency=simulated_latency(settings),
+        extension=simulated_extension(settings),
+    )
     graphs = GraphReplayer(replayer)
     compared = 0
     with live_system(settings, estimator_source=lambda: estimators) as app:
@@ -48,8 +51,10 @@ def _agree(settings: Settings, estimators: Estimators, records: list[TaskRecord]
             for run in runs:
                 top, top_id = live[run.outcome.key]
                 assert (run.outcome.status, run.outcome.answer, run.outcome.score) == (
-                    top.status, top.answer, top.score,
-                ), (name, run.outcome.key)  # fmt: skip
+                    top.status,
+                    top.answer,
+                    top.score,
+                ), (name, run.outcome.key)
                 own = len(top.steps)  # the request's own steps (for a graph: its planning walk)
                 assert [(s.executor, s.branch, s.seq) for s in run.outcome.steps[:own]] == [
                     (s.executor, s.branch, s.seq) for s in top.steps
@@ -81,9 +86,10 @@ def test_graph_replay_takes_the_live_pipelines_steps_to_its_answers(tmp_path: Pa
 def test_decomposed_steps_replayed_part_by_part_agree_with_the_pipeline(tmp_path: Path) -> None:
     """Partial and all-or-nothing SD: the replay runs the parts (``run_parts``) as the pipeline does."""
     settings = load_settings(
-        data_dir=tmp_path, simulator={"seed": SEED},
+        data_dir=tmp_path,
+        simulator={"seed": SEED},
         routing={"use_urc": False, "use_sse": False, "use_sle": False, "use_cd": False, "kappa_base": 0.3},
-    )  # fmt: skip
+    )
     upgrade(settings.database_url)
     estimators = replace(hashed_estimators(), sd=SplitInTwo())
     records = [*generate("mixed", 6, SEED), *generate("graph", 2, SEED)]

@@ -29,8 +29,26 @@ def test_matrix_on_one_tiny_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("HERA_DATA_DIR", str(tmp_path / "data"))
     out, workdir = tmp_path / "matrix", tmp_path / "work"
-    args = ["eval", "matrix", "--worlds", "weak-logprob", "--seeds", "3", "--train-n", "12", "--eval-n", "6",
-            "--budget", "24", "--resamples", "50", "--workdir", str(workdir), "--out", str(out)]  # fmt: skip
+    args = [
+        "eval",
+        "matrix",
+        "--worlds",
+        "weak-logprob",
+        "--seeds",
+        "3",
+        "--train-n",
+        "12",
+        "--eval-n",
+        "6",
+        "--budget",
+        "24",
+        "--resamples",
+        "50",
+        "--workdir",
+        str(workdir),
+        "--out",
+        str(out),
+    ]
 
     result = CliRunner().invoke(app, args)
 

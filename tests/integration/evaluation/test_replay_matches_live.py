@@ -90,9 +90,25 @@ def test_replay_and_live_take_the_same_steps_and_reach_the_same_answers(
     assert (tmp_path / "artifacts" / "baselines" / "oracle-plan.json").is_file()
     out = tmp_path / "replay"
     replayed_cli = runner.invoke(
-        cli, ["eval", "replay", "--profile", str(run_id), "-p", "oracle", "-p", "hybridllm", "-p", "all-llm",
-              "--extend", "--out", str(out), "--resamples", "50"],
-    )  # fmt: skip
+        cli,
+        [
+            "eval",
+            "replay",
+            "--profile",
+            str(run_id),
+            "-p",
+            "oracle",
+            "-p",
+            "hybridllm",
+            "-p",
+            "all-llm",
+            "--extend",
+            "--out",
+            str(out),
+            "--resamples",
+            "50",
+        ],
+    )
     assert replayed_cli.exit_code == 0, replayed_cli.output
     table = (out / "policies.md").read_text()
     assert "SIMULATED" in table

@@ -112,8 +112,10 @@ def test_every_container_command_starts_as_a_bare_process(tmp_path: Path) -> Non
                 wait_until(pings, 120, f"{worker} did not answer `hera-router ping`", started[worker][1])
             wait_until(
                 lambda: "beat: Starting" in started["beat"][1].read_text(errors="replace"),
-                60, "beat did not start", started["beat"][1],
-            )  # fmt: skip
+                60,
+                "beat did not start",
+                started["beat"][1],
+            )
             for name, (process, log) in started.items():
                 assert process.poll() is None, f"{name} exited:\n{log.read_text(errors='replace')[-2000:]}"
         finally:
@@ -127,8 +129,12 @@ def test_ping_fails_for_a_worker_that_does_not_exist() -> None:
     env = {**os.environ, "HERA_MODE": "distributed", "HERA_BROKER_URL": REDIS_URL, "PYTHONPATH": str(REPO)}
     run = subprocess.run(
         [*HERA, "ping", "--node", f"nobody-{uuid.uuid4().hex[:6]}@%h", "--timeout", "1"],
-        cwd=REPO, env=env, check=False, capture_output=True, timeout=60,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        check=False,
+        capture_output=True,
+        timeout=60,
+    )
     assert run.returncode == 1
     assert "did not answer within 1 s" in run.stderr.decode()
 

@@ -57,9 +57,21 @@ def observed(migrated_postgres_url: str, tmp_path_factory: pytest.TempPathFactor
             port = free_port()
             env = {**system.env, "HERA_OPS__METRICS_DIR": str(log_dir / f"metrics-{queue}")}
             argv = [
-                *HERA, "worker", "-Q", queue, "-P", pool, "-c", str(concurrency), "--metrics-port", str(port),
-                "-n", f"{queue}-{uuid.uuid4().hex[:6]}@localhost", "--without-gossip", "--without-mingle",
-            ]  # fmt: skip
+                *HERA,
+                "worker",
+                "-Q",
+                queue,
+                "-P",
+                pool,
+                "-c",
+                str(concurrency),
+                "--metrics-port",
+                str(port),
+                "-n",
+                f"{queue}-{uuid.uuid4().hex[:6]}@localhost",
+                "--without-gossip",
+                "--without-mingle",
+            ]
             log = log_dir / f"worker-{queue}.log"
             system.workers[queue] = WorkerProcess(queue=queue, process=spawn(argv, env, log), log_path=log)
             metrics_urls[queue] = f"http://127.0.0.1:{port}/metrics"
@@ -87,11 +99,14 @@ def observed(migrated_postgres_url: str, tmp_path_factory: pytest.TempPathFactor
             wait_until(all_answer, 90, "the workers did not answer a ping")
             # Flower must be listening to events before the batch, or it never hears of it.
             wait_until(
-                lambda: set(names) <= set(
-                    httpx.get(f"{flower_url}/api/workers?refresh=1", auth=FLOWER_AUTH, timeout=20).json()
+                lambda: (
+                    set(names)
+                    <= set(httpx.get(f"{flower_url}/api/workers?refresh=1", auth=FLOWER_AUTH, timeout=20).json())
                 ),
-                60, "Flower does not see the three workers", flower_log,
-            )  # fmt: skip
+                60,
+                "Flower does not see the three workers",
+                flower_log,
+            )
             api_app = create_api(system.settings)
             with ServerThread(api_app) as api:
                 sessions = system.app.hera_runtime.sessions
@@ -138,9 +153,16 @@ def test_worker_counters_match_postgres(observed: Observed) -> None:
     def matches() -> bool:
         scrapes = [scrape(url) for url in observed.worker_metrics.values()]
         got_calls = Counter(
-            {key: int(sum(total(s, "hera_model_calls_total", executor=key[0], backend=key[1], status="ok")
-                          for s in scrapes)) for key in calls}
-        )  # fmt: skip
+            {
+                key: int(
+                    sum(
+                        total(s, "hera_model_calls_total", executor=key[0], backend=key[1], status="ok")
+                        for s in scrapes
+                    )
+                )
+                for key in calls
+            }
+        )
         got_branches = Counter(
             {b: int(sum(total(s, "hera_decisions_total", branch=b) for s in scrapes)) for b in branches}
         )

@@ -22,9 +22,12 @@ def test_a_tiers_own_queue_is_on_the_gauge(tmp_path: Path, migrated_postgres_url
         {"name": "cloud", "role": "cloud", "backend": {"backend": "sim", "model": "cloud"}},
     ]
     settings = load_settings(
-        data_dir=tmp_path, database_url=migrated_postgres_url, broker_url=REDIS_URL, models=tiers,
+        data_dir=tmp_path,
+        database_url=migrated_postgres_url,
+        broker_url=REDIS_URL,
+        models=tiers,
         queues={"edge": f"edge.{suffix}", "cloud": f"cloud.{suffix}"},
-    )  # fmt: skip
+    )
     client = redis.Redis.from_url(REDIS_URL)
     collector = StateCollector(settings)
     try:

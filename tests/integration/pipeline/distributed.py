@@ -57,11 +57,26 @@ class DistributedSystem:
         log_path = self.log_dir / f"worker-{name}.log"
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "hera_router.cli", "worker", "-Q", queue, "-P", pool,
-                "-c", str(concurrency), "-n", f"{name}@localhost", "--without-gossip", "--without-mingle",
+                sys.executable,
+                "-m",
+                "hera_router.cli",
+                "worker",
+                "-Q",
+                queue,
+                "-P",
+                pool,
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{name}@localhost",
+                "--without-gossip",
+                "--without-mingle",
             ],
-            cwd=REPO, env={**self.env, **(env or {})}, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=REPO,
+            env={**self.env, **(env or {})},
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         worker = WorkerProcess(queue=queue, process=process, log_path=log_path)
         self.workers[queue] = worker
         return worker

@@ -123,8 +123,11 @@ def test_batch_completes_and_redelivery_changes_nothing(migrated_postgres_url: s
                         kwargs={"subtask_id": str(subtask.id), "executor": subtask.executor.value},
                     )
                     resent += 1
-                system.app.send_task(TaskName.PLAN_STEP, kwargs={"request_id": str(request_id), "seq": 0},
-                                     task_id=plan_task_id(request_id, 0))  # fmt: skip
+                system.app.send_task(
+                    TaskName.PLAN_STEP,
+                    kwargs={"request_id": str(request_id), "seq": 0},
+                    task_id=plan_task_id(request_id, 0),
+                )
         assert resent > 50
         wait_for(lambda: queues_drained(system), 120, f"the duplicates were never consumed\n{system.logs()}")
         time.sleep(2)  # the last consumed duplicates finish their (no-op) transactions

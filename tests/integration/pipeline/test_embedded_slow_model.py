@@ -68,9 +68,10 @@ def console_lines(records: list[logging.LogRecord]) -> list[str]:
     """What a user would see of the records: the project's and Celery's warnings and errors, and
     any warning that carries a traceback."""
     shown = [
-        r for r in records
+        r
+        for r in records
         if r.levelno >= logging.WARNING and (r.name.startswith(("hera_router", "celery")) or r.exc_info)
-    ]  # fmt: skip
+    ]
     return [f"{r.name} {r.levelname}: {r.getMessage()}" for r in shown]
 
 

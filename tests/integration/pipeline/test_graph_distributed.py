@@ -121,9 +121,11 @@ def test_workers_killed_during_fan_in_every_node_and_the_final_step_run_once(
             final_calls = ModelCallRepository(session).list_for_request(final_child.id)
             own_calls = ModelCallRepository(session).list_for_request(graph_id)
             attempts = [
-                s.attempts for c in children.values() if c is not None
+                s.attempts
+                for c in children.values()
+                if c is not None
                 for s in SubtaskRepository(session).list_for_request(c.id)
-            ]  # fmt: skip
+            ]
             session.expunge_all()
 
         assert [n.status for n in nodes] == ["succeeded"] * len(nodes)

@@ -51,13 +51,16 @@ def test_each_tier_queue_is_served_by_its_own_worker_and_steps_climb_one_rung_at
         }
         models = [
             {
-                "name": name, "role": role, "queue": queues[name],
+                "name": name,
+                "role": role,
+                "queue": queues[name],
                 "backend": {"backend": "openai", "url": f"{servers[name].url}/v1", "model": name, "logprobs": True},
                 "gpu_usd_per_second": 0.0001 if name == "tiny" else 0.0003,
-                "input_per_mtok": 2.5 if role == "cloud" else 0.0, "output_per_mtok": 10.0 if role == "cloud" else 0.0,
+                "input_per_mtok": 2.5 if role == "cloud" else 0.0,
+                "output_per_mtok": 10.0 if role == "cloud" else 0.0,
             }
             for name, role, _ in TIERS
-        ]  # fmt: skip
+        ]
         overrides = {
             "HERA_MODELS": json.dumps(models),
             # Every logprob is below 0: every step climbs the whole ladder, one rung at a time.

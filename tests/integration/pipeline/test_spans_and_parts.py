@@ -85,8 +85,10 @@ def test_spans_and_decompositions_are_executed_as_decided(tmp_path: Path) -> Non
     assert all(row.status is RequestStatus.SUCCEEDED for row in rows.values())
     # The span: three SLM steps, the covered ones carry the span left and where it started.
     assert [(d.seq, d.branch, d.span, d.executor) for d in span_decisions[:3]] == [
-        (0, "sle", 3, Executor.SLM), (1, "sle", 2, Executor.SLM), (2, "sle", 1, Executor.SLM),
-    ]  # fmt: skip
+        (0, "sle", 3, Executor.SLM),
+        (1, "sle", 2, Executor.SLM),
+        (2, "sle", 1, Executor.SLM),
+    ]
     assert [d.scores.get("span_origin") for d in span_decisions[1:3]] == [0, 0]
     assert [s.executor for s in span_steps[:3]] == [Executor.SLM] * 3
     assert all(d.executor is Executor.LLM for d in span_decisions[3:])

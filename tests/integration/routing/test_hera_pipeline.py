@@ -183,8 +183,10 @@ def test_verify_escalates_unsure_slm_steps_to_the_cloud_and_records_both_calls(t
                         continue
                     escalated += 1
                     assert (step.executor, decision.branch, decision.executor) == (
-                        Executor.LLM, "verify", Executor.LLM,
-                    )  # fmt: skip
+                        Executor.LLM,
+                        "verify",
+                        Executor.LLM,
+                    )
                     assert decision.scores["verify_accept"] == 0.0
                     assert decision.fallback_reason is not None
                     assert decision.fallback_reason.startswith("verify:")

@@ -43,11 +43,28 @@ def _env(broker_url: str, database_url: str, data_dir: Path, queues: QueueNames,
 def _hera_worker(queue: str, pool: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
-            sys.executable, "-m", "hera_router.cli", "worker", "-Q", "maintenance", "-P", pool, "-c", "4",
-            "-n", f"{queue}@localhost", "-I", PROBE_MODULE, "--metrics-port", "0",
+            sys.executable,
+            "-m",
+            "hera_router.cli",
+            "worker",
+            "-Q",
+            "maintenance",
+            "-P",
+            pool,
+            "-c",
+            "4",
+            "-n",
+            f"{queue}@localhost",
+            "-I",
+            PROBE_MODULE,
+            "--metrics-port",
+            "0",
         ],
-        cwd=REPO, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _wait_for_log(log_path: Path, text: str, count: int, timeout_s: float, process: subprocess.Popen[bytes]) -> None:

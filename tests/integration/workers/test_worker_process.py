@@ -64,12 +64,32 @@ def worker_process(
     log = (tmp_path / "worker.log").open("w")
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "hera_router.workers", "worker",
-            "-I", PROBE_MODULE, "-Q", queues.maintenance, "-P", "prefork", "-c", "1",
-            "-n", f"test-{suffix}@localhost", "--without-gossip", "--without-mingle", "-l", "INFO",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "hera_router.workers",
+            "worker",
+            "-I",
+            PROBE_MODULE,
+            "-Q",
+            queues.maintenance,
+            "-P",
+            "prefork",
+            "-c",
+            "1",
+            "-n",
+            f"test-{suffix}@localhost",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "INFO",
         ],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         yield broker_url, queues
     finally:

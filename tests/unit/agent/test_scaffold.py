@@ -14,18 +14,20 @@ from hera_router.agent.scaffold import (
 from hera_router.backends.base import Generation, GenerationParams, Message, TokenLogprob
 from hera_router.simulator.loop import run_request
 
-REQUEST = "\n".join([
-    "Answer the question using only these facts.",
-    "Facts:",
-    "- The director of the film Crimson Harbor is Mara Vo.",
-    "- The lead actor of the film Crimson Harbor is Ivo Karsen.",
-    "- The birthplace of Mara Vo is Ashford.",
-    "- The birthplace of Ivo Karsen is Elmport.",
-    "Question: Which city is the birthplace of the director of the film Crimson Harbor?",
-    "Plan:",
-    "1. Find the director of the film Crimson Harbor.",
-    "2. Find the birthplace of [1].",
-])  # fmt: skip
+REQUEST = "\n".join(
+    [
+        "Answer the question using only these facts.",
+        "Facts:",
+        "- The director of the film Crimson Harbor is Mara Vo.",
+        "- The lead actor of the film Crimson Harbor is Ivo Karsen.",
+        "- The birthplace of Mara Vo is Ashford.",
+        "- The birthplace of Ivo Karsen is Elmport.",
+        "Question: Which city is the birthplace of the director of the film Crimson Harbor?",
+        "Plan:",
+        "1. Find the director of the film Crimson Harbor.",
+        "2. Find the birthplace of [1].",
+    ]
+)
 
 
 FIRST = "Find the director of the film Crimson Harbor."
@@ -51,9 +53,15 @@ class CopyingModel:
         found = next((line[2:] for line in facts if line.startswith(f"- {stem} ")), f"{stem} nobody.")
         text = f" {self.wrong}." if self.wrong else found[len(stem) :]
         return Generation(
-            text=text, prompt_tokens=50, completion_tokens=3, latency_s=0.01, finish_reason="stop", model="copy",
-            backend="copy", logprobs=(TokenLogprob(text, -0.2),),
-        )  # fmt: skip
+            text=text,
+            prompt_tokens=50,
+            completion_tokens=3,
+            latency_s=0.01,
+            finish_reason="stop",
+            model="copy",
+            backend="copy",
+            logprobs=(TokenLogprob(text, -0.2),),
+        )
 
 
 def test_a_scaffolded_request_states_its_facts_question_and_plan() -> None:
@@ -93,8 +101,10 @@ def test_a_whole_request_runs_through_the_agent_loop_to_the_right_answer() -> No
     assert trace.finished
     assert trace.final_answer == "Ashford"
     assert [s.subtask for s in trace.steps] == [
-        REQUEST, "Find the director of the film Crimson Harbor.", "Find the birthplace of Mara Vo.",
-    ]  # fmt: skip
+        REQUEST,
+        "Find the director of the film Crimson Harbor.",
+        "Find the birthplace of Mara Vo.",
+    ]
     assert all(not s.problems for s in trace.steps)
     # Step 0 needs no model; each later step is one call with the stem prefilled and a short answer.
     assert len(model.calls) == 2

@@ -35,8 +35,14 @@ def test_a_similarity_equal_to_kappa_fails_and_hybridllm_s_score_passes_at_its_t
 
 def test_verify_and_ladder_judgements_are_escalations_not_checks() -> None:
     scores = {
-        "verify_score": -0.7, "verify_threshold": -0.1, "verify_accept": 0.0, "verify_ms": 3.0,
-        "ladder_r0_score": 0.2, "ladder_r0_threshold": 0.5, "ladder_r0_accept": 0.0, "ladder_r1_accept": 1.0,
+        "verify_score": -0.7,
+        "verify_threshold": -0.1,
+        "verify_accept": 0.0,
+        "verify_ms": 3.0,
+        "ladder_r0_score": 0.2,
+        "ladder_r0_threshold": 0.5,
+        "ladder_r0_accept": 0.0,
+        "ladder_r1_accept": 1.0,
     }
 
     found = escalations(scores)
@@ -51,17 +57,37 @@ def test_verify_and_ladder_judgements_are_escalations_not_checks() -> None:
 
 def _node(seq: int, part: int = 0, children: list[SubtaskNode] | None = None, **kw: object) -> SubtaskNode:
     values: dict[str, object] = {
-        "id": uuid.uuid4(), "seq": seq, "part": part, "parent_id": None, "executor": Executor.SLM, "branch": "sd",
-        "status": SubtaskStatus.SUCCEEDED, "text": f"step {seq}.{part}", "output": "ok", "next_subtask": None,
-        "error": None, "attempts": 1, "problems": [], "children": children or [],
+        "id": uuid.uuid4(),
+        "seq": seq,
+        "part": part,
+        "parent_id": None,
+        "executor": Executor.SLM,
+        "branch": "sd",
+        "status": SubtaskStatus.SUCCEEDED,
+        "text": f"step {seq}.{part}",
+        "output": "ok",
+        "next_subtask": None,
+        "error": None,
+        "attempts": 1,
+        "problems": [],
+        "children": children or [],
     }
     return SubtaskNode.model_validate(values | kw)
 
 
 def _call(subtask: SubtaskNode, role: ModelRole, tokens: int, cost: float, latency: float) -> ModelCallView:
     return ModelCallView(
-        subtask_id=subtask.id, backend="sim", model=f"sim-{role.value}", role=role, status=CallStatus.OK,
-        tokens_in=tokens, tokens_out=1, latency_ms=latency, cost_usd=cost, attempts=1, error=None,
+        subtask_id=subtask.id,
+        backend="sim",
+        model=f"sim-{role.value}",
+        role=role,
+        status=CallStatus.OK,
+        tokens_in=tokens,
+        tokens_out=1,
+        latency_ms=latency,
+        cost_usd=cost,
+        attempts=1,
+        error=None,
     )
 
 
@@ -75,17 +101,43 @@ def test_console_steps_put_parts_after_their_step_and_sum_each_step_s_own_calls(
         _call(part_two, ModelRole.CLOUD, 6, 0.25, 40.0),
     ]
     decision = DecisionView(
-        seq=1, policy="hera", executor=Executor.SLM, branch="sd", span=1, scores={"sd_sim_1": 0.9, "sd_sim_2": 0.3},
-        kappa=0.62, estimator_versions={"sd": 3}, elapsed_ms=2.5, fallback_reason=None, created_at=NOW,
+        seq=1,
+        policy="hera",
+        executor=Executor.SLM,
+        branch="sd",
+        span=1,
+        scores={"sd_sim_1": 0.9, "sd_sim_2": 0.3},
+        kappa=0.62,
+        estimator_versions={"sd": 3},
+        elapsed_ms=2.5,
+        fallback_reason=None,
+        created_at=NOW,
     )
     summary = ModelCallSummary(
         calls=4, errors=0, tokens_in=26, tokens_out=4, cost_usd=1.0, latency_ms=190.0, by_role={}, items=calls
     )
     detail = RequestDetail(
-        id=uuid.uuid4(), batch_id=None, custom_id=None, status=RequestStatus.SUCCEEDED, policy="hera", priority=0,
-        metadata={}, input="q", final_answer="a", error=None, gold_answer=None, cost_usd=1.0, slm_steps=2,
-        llm_steps=2, current_seq=2, attempts=1, created_at=NOW, updated_at=NOW, subtasks=[step_zero, step_one],
-        decisions=[decision], model_calls=summary,
+        id=uuid.uuid4(),
+        batch_id=None,
+        custom_id=None,
+        status=RequestStatus.SUCCEEDED,
+        policy="hera",
+        priority=0,
+        metadata={},
+        input="q",
+        final_answer="a",
+        error=None,
+        gold_answer=None,
+        cost_usd=1.0,
+        slm_steps=2,
+        llm_steps=2,
+        current_seq=2,
+        attempts=1,
+        created_at=NOW,
+        updated_at=NOW,
+        subtasks=[step_zero, step_one],
+        decisions=[decision],
+        model_calls=summary,
     )
 
     steps = console_steps(detail, tau_req=0.7)

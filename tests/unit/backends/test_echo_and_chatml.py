@@ -32,8 +32,12 @@ def test_echo_logprob_tokens_concatenate_to_the_text() -> None:
 
 
 def test_chatml_round_trip() -> None:
-    messages = [Message("system", "sys"), Message("user", "line one\nline two"), Message("assistant", "ok"),
-                Message("user", "and?")]  # fmt: skip
+    messages = [
+        Message("system", "sys"),
+        Message("user", "line one\nline two"),
+        Message("assistant", "ok"),
+        Message("user", "and?"),
+    ]
     prompt = render_chatml(messages)
     assert prompt.endswith("<|im_start|>assistant\n")
     assert parse_chatml(prompt) == messages

@@ -19,8 +19,10 @@ def test_a_calibration_for_the_active_versions_applies(tmp_path: Path) -> None:
     versions = {"urc": "2", "dp": "5"}
     folder = write(tmp_path / "v3", versions)
     assert matching_calibration((3, str(folder)), versions) == {
-        "kappa_base": 0.5, "verify_threshold": 0.7, "version": "3",
-    }  # fmt: skip
+        "kappa_base": 0.5,
+        "verify_threshold": 0.7,
+        "version": "3",
+    }
 
 
 def test_after_a_promotion_or_rollback_the_old_calibration_does_not_apply(tmp_path: Path) -> None:

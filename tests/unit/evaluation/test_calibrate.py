@@ -52,8 +52,13 @@ def test_calibration_hits_the_target_slm_share_within_three_points(replayer: Rep
 def test_calibration_to_a_cost_ratio(replayer: Replayer) -> None:
     validation, held_out = split_keys([t.key for t in replayer.profile.trees])
     result = calibrate(
-        replayer, RoutingSettings(), replayer.profile.all_llm_costs(), target="cost", goal=0.3,
-        validation=validation, held_out=held_out,
-    )  # fmt: skip
+        replayer,
+        RoutingSettings(),
+        replayer.profile.all_llm_costs(),
+        target="cost",
+        goal=0.3,
+        validation=validation,
+        held_out=held_out,
+    )
     assert result.met
     assert abs(result.validation.cost - 0.3) <= 0.03

@@ -22,9 +22,11 @@ SEED = 5
 def _graphs(estimators: Estimators | None = None) -> GraphReplayer:
     settings = load_settings(simulator={"seed": SEED})
     replayer = Replayer(
-        ProfileSet(None, []), estimators or hashed_estimators(), max_steps=settings.routing.max_steps,
+        ProfileSet(None, []),
+        estimators or hashed_estimators(),
+        max_steps=settings.routing.max_steps,
         extension=simulated_extension(settings),
-    )  # fmt: skip
+    )
     return GraphReplayer(replayer)
 
 
@@ -87,8 +89,9 @@ def test_decomposed_steps_run_their_parts_on_their_executors() -> None:
     estimators = replace(hashed_estimators(), sd=SplitInTwo())
     graphs = _graphs(estimators)
     tasks = [GraphTask.of(r) for r in generate("mixed", 12, SEED)]
-    routing = load_settings().routing.model_copy(update={"use_urc": False, "use_sse": False, "use_sle": False,
-                                                         "use_cd": False, "kappa_base": 0.3})  # fmt: skip
+    routing = load_settings().routing.model_copy(
+        update={"use_urc": False, "use_sse": False, "use_sle": False, "use_cd": False, "kappa_base": 0.3}
+    )
     found, mixed = False, False
     for name in ("hera-sd-partial", "hera"):
         runs, stats = graphs.run(create_policy(name, routing), tasks)
@@ -112,9 +115,14 @@ def test_a_world_is_evaluated_and_written_with_simulated_labels(tmp_path: Path) 
 
     settings = load_settings(simulator={"seed": SEED})
     config = GraphsConfig(
-        out=tmp_path / "out", workdir=tmp_path, graph_n=4, chain_n=4, grid=(0.2, 0.7), resamples=20,
+        out=tmp_path / "out",
+        workdir=tmp_path,
+        graph_n=4,
+        chain_n=4,
+        grid=(0.2, 0.7),
+        resamples=20,
         command="hera-router eval graphs --graph-n 4",
-    )  # fmt: skip
+    )
     world = evaluate_world(settings, hashed_estimators(), config, Progress())
     assert {(r["policy"], r["family"]) for r in world.sd_rows} == {
         (p, f) for p in config.sd_policies for f in ("graph", "chains")

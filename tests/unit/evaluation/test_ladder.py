@@ -91,8 +91,17 @@ def test_a_small_world_reports_every_policy_labelled_simulated(tmp_path: Path) -
     # One world for every assertion: evaluate_world is the slow part.
     report = evaluate_world("default", 3, requests=12, profile_requests=12)
     policies = {r.policy for r in report.results}
-    assert {"tiny alone", "mid alone", "cheap-cloud alone", "cloud alone", "HERA ladder", "two-model HERA",
-            "Random over the ladder", "HybridLLM over the ladder", "pair tiny+mid"} <= policies  # fmt: skip
+    assert {
+        "tiny alone",
+        "mid alone",
+        "cheap-cloud alone",
+        "cloud alone",
+        "HERA ladder",
+        "two-model HERA",
+        "Random over the ladder",
+        "HybridLLM over the ladder",
+        "pair tiny+mid",
+    } <= policies
     assert all(r.full_cost >= r.paper_cost - 1e-15 for r in report.results)
     assert "best_fixed_pair" in report.headline
     path = write_report([report], tmp_path)

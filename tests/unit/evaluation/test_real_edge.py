@@ -26,12 +26,26 @@ def _steps(n: int, p_right: float, seed: int = 0) -> list[MeasuredStep]:
     for i in range(n):
         right = rng.random() < p_right
         prompt = rng.randint(150, 300)
-        steps.append(MeasuredStep(
-            key=f"r{i // 2}", hop=1 + i % 2, hops=2, subtask="s", truth="t", value="t" if right else "u",
-            correct=right, difficulty=0.4, mean_logprob=rng.gauss(-0.2 if right else -0.9, 0.1),
-            first_logprob=-1.0, min_logprob=-2.0, neg_entropy=rng.random(), grounded=1.0,
-            latency_s=0.3 + 0.004 * prompt + 0.1 * 5, prompt_tokens=prompt, completion_tokens=5,
-        ))  # fmt: skip
+        steps.append(
+            MeasuredStep(
+                key=f"r{i // 2}",
+                hop=1 + i % 2,
+                hops=2,
+                subtask="s",
+                truth="t",
+                value="t" if right else "u",
+                correct=right,
+                difficulty=0.4,
+                mean_logprob=rng.gauss(-0.2 if right else -0.9, 0.1),
+                first_logprob=-1.0,
+                min_logprob=-2.0,
+                neg_entropy=rng.random(),
+                grounded=1.0,
+                latency_s=0.3 + 0.004 * prompt + 0.1 * 5,
+                prompt_tokens=prompt,
+                completion_tokens=5,
+            )
+        )
     return steps
 
 

@@ -111,9 +111,12 @@ def test_a_partial_decomposition_is_replayed_on_the_executor_of_its_last_part(sm
         def decide(self, context: RoutingContext, estimators: Estimators | None = None) -> Decision:
             if context.seq == 0:
                 return Decision(
-                    executor=Executor.SLM, branch="sd", policy=self.name, parts=("a", "b"),
+                    executor=Executor.SLM,
+                    branch="sd",
+                    policy=self.name,
+                    parts=("a", "b"),
                     part_executors=(Executor.SLM, self.last),
-                )  # fmt: skip
+                )
             return Decision(executor=Executor.LLM, branch="fallback", policy=self.name)
 
     for last in (Executor.SLM, Executor.LLM):

@@ -21,23 +21,40 @@ def test_report_pages_plots_and_json(tmp_path: Path) -> None:
     routing = RoutingSettings(oracle_plan_path=tmp_path / "plan.json")
     replayer = Replayer(profile, hashed_estimators(), extension=extension())
     all_llm = profile.all_llm_costs()
-    table = compare.evaluate(replayer, ["all-slm", "all-llm", "oracle", "hera", "hera-no-sd"], routing, all_llm,
-                             resamples=20)  # fmt: skip
+    table = compare.evaluate(
+        replayer, ["all-slm", "all-llm", "oracle", "hera", "hera-no-sd"], routing, all_llm, resamples=20
+    )
     points = {"tau_req": sweeps.sweep(replayer, routing, "tau_req", (0.5, 0.7), all_llm, resamples=20)}
     validation, held_out = split_keys([t.key for t in profile.trees])
     calibrations = [
-        calibrate(replayer, routing, all_llm, target="slm_share", goal=0.8, validation=validation,
-                  held_out=held_out, tau_grid=(0.5, 0.7, 0.9), kappa_grid=(0.6, 0.7, 0.8), resamples=20)
-    ]  # fmt: skip
+        calibrate(
+            replayer,
+            routing,
+            all_llm,
+            target="slm_share",
+            goal=0.8,
+            validation=validation,
+            held_out=held_out,
+            tau_grid=(0.5, 0.7, 0.9),
+            kappa_grid=(0.6, 0.7, 0.8),
+            resamples=20,
+        )
+    ]
     context = {
-        "label": "SIMULATED", "command": "hera-router eval report --test", "generated": "now",
-        "versions": {"python": "3"}, "estimator_versions": {"urc": "1"},
+        "label": "SIMULATED",
+        "command": "hera-router eval report --test",
+        "generated": "now",
+        "versions": {"python": "3"},
+        "estimator_versions": {"urc": "1"},
         "train_profile": {"run_id": "t", "n": 1, "family": "lookup"},
         "eval_profile": {"run_id": "e", "requests_used": 12, "family": "mixed"},
-        "families": ["arithmetic", "lookup"], "train_family": "lookup", "extension_steps": 0, "seconds": 1,
-        "hybridllm": {"threshold": 0.5}, "oracle": {"accuracy": 1, "slm_usage": 0.5, "target_accuracy": 0.9,
-                                                    "all_llm_accuracy": 1},
-    }  # fmt: skip
+        "families": ["arithmetic", "lookup"],
+        "train_family": "lookup",
+        "extension_steps": 0,
+        "seconds": 1,
+        "hybridllm": {"threshold": 0.5},
+        "oracle": {"accuracy": 1, "slm_usage": 0.5, "target_accuracy": 0.9, "all_llm_accuracy": 1},
+    }
     out = tmp_path / "report"
     out.mkdir()
     replayed = Replayed(table, points, calibrations, 0, [table.rows[-1].metrics], {"tau_req": points["tau_req"]})

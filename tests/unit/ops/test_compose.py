@@ -7,9 +7,23 @@ import pytest
 from tests.unit.ops.compose import hera_services, is_known_setting, load_compose, resolve_cli
 
 EXPECTED = {
-    "postgres", "redis", "migrate", "bootstrap", "api", "router", "edge", "cloud", "trainer", "beat", "flower",
-    "devserver", "devserver-cloud", "tgi", "prometheus", "grafana",
-}  # fmt: skip
+    "postgres",
+    "redis",
+    "migrate",
+    "bootstrap",
+    "api",
+    "router",
+    "edge",
+    "cloud",
+    "trainer",
+    "beat",
+    "flower",
+    "devserver",
+    "devserver-cloud",
+    "tgi",
+    "prometheus",
+    "grafana",
+}
 ONE_SHOT = {"migrate", "bootstrap"}
 
 

@@ -52,8 +52,14 @@ def test_alerts_and_dashboard_reference_only_exported_metrics() -> None:
     titles = " | ".join(panel["title"] for panel in dashboard["panels"])
     for word in ("SLM share", "All-LLM", "Accuracy", "latency", "Queue depth", "Decisions by branch"):
         assert word in titles, word
-    assert {"hera_queue_depth", "hera_outbox_lag_seconds", "hera_model_calls_total", "hera_cost_usd_total",
-            "hera_training_latest_timestamp_seconds", "hera_task_events_total"} <= referenced  # fmt: skip
+    assert {
+        "hera_queue_depth",
+        "hera_outbox_lag_seconds",
+        "hera_model_calls_total",
+        "hera_cost_usd_total",
+        "hera_training_latest_timestamp_seconds",
+        "hera_task_events_total",
+    } <= referenced
 
 
 def test_every_alert_has_a_runbook() -> None:

@@ -105,8 +105,9 @@ def test_a_stop_budget_stops_a_running_request_naming_the_budget(harness_factory
     harness = harness_factory(simulator={"seed": SEED})
     [request_id] = harness.submit(generate("lookup", 1, SEED), "all-llm")
     budget = 1e-6  # less than one cloud step: the first call starts below it, the second may not
-    set_budget(harness.runtime.sessions, harness.settings, "pipeline-tests", daily_usd=budget, monthly_usd=None,
-               action="stop")  # fmt: skip
+    set_budget(
+        harness.runtime.sessions, harness.settings, "pipeline-tests", daily_usd=budget, monthly_usd=None, action="stop"
+    )
     harness.drain()
     with session_scope(harness.runtime.sessions) as session:
         request = RequestRepository(session).get(request_id)
@@ -123,8 +124,14 @@ def test_a_stop_budget_stops_a_running_request_naming_the_budget(harness_factory
 def test_a_cheapest_budget_finishes_the_request_on_the_edge(harness_factory: HarnessFactory) -> None:
     harness = harness_factory(simulator={"seed": SEED})
     [request_id] = harness.submit(generate("lookup", 1, SEED), "all-llm")
-    set_budget(harness.runtime.sessions, harness.settings, "pipeline-tests", daily_usd=1e-6, monthly_usd=None,
-               action="cheapest")  # fmt: skip
+    set_budget(
+        harness.runtime.sessions,
+        harness.settings,
+        "pipeline-tests",
+        daily_usd=1e-6,
+        monthly_usd=None,
+        action="cheapest",
+    )
     harness.drain()
     with session_scope(harness.runtime.sessions) as session:
         request = RequestRepository(session).get(request_id)
@@ -192,8 +199,14 @@ def doubting_policy() -> Iterator[None]:
 def test_over_a_cheapest_budget_the_verify_stage_keeps_the_edge_result(harness_factory: HarnessFactory) -> None:
     harness = harness_factory(simulator={"seed": SEED})
     [request_id] = harness.submit(generate("lookup", 1, SEED), DoubtEverySlmStep.name)
-    set_budget(harness.runtime.sessions, harness.settings, "pipeline-tests", daily_usd=1e-6, monthly_usd=None,
-               action="cheapest")  # fmt: skip
+    set_budget(
+        harness.runtime.sessions,
+        harness.settings,
+        "pipeline-tests",
+        daily_usd=1e-6,
+        monthly_usd=None,
+        action="cheapest",
+    )
     harness.drain()
     with session_scope(harness.runtime.sessions) as session:
         decisions = DecisionRepository(session).list_for_request(request_id)

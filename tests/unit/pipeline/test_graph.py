@@ -107,8 +107,12 @@ def test_every_graph_message_delivered_twice_changes_nothing(harness_factory: Ha
     for a, b in zip(ids_once, ids_twice, strict=True):
         (ra, na, ca), (rb, nb, cb) = _graph(once, a), _graph(twice, b)
         assert (ra.status, ra.final_answer, ra.cost_usd, ra.slm_steps, ra.llm_steps) == (
-            rb.status, rb.final_answer, rb.cost_usd, rb.slm_steps, rb.llm_steps,
-        )  # fmt: skip
+            rb.status,
+            rb.final_answer,
+            rb.cost_usd,
+            rb.slm_steps,
+            rb.llm_steps,
+        )
         assert [(n.key, n.status, n.answer) for n in na] == [(n.key, n.status, n.answer) for n in nb]
         assert len(ca) == len(cb)
 

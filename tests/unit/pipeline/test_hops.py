@@ -187,8 +187,9 @@ def test_a_partially_decomposed_step_runs_each_part_on_its_own_executor(harness_
         calls = ModelCallRepository(session).list_for_request(request_id)
     parts = sorted((s for s in rows if s.part > 0), key=lambda s: s.part)
     assert [(s.executor, s.status) for s in parts] == [
-        (Executor.SLM, SubtaskStatus.SUCCEEDED), (Executor.LLM, SubtaskStatus.SUCCEEDED),
-    ]  # fmt: skip
+        (Executor.SLM, SubtaskStatus.SUCCEEDED),
+        (Executor.LLM, SubtaskStatus.SUCCEEDED),
+    ]
     by_part = {c.subtask_id: c.role.value for c in calls if c.status is CallStatus.OK}
     assert [by_part[s.id] for s in parts] == ["edge", "cloud"]
     runs = [(m.kwargs["subtask_id"], m.kwargs["executor"]) for m in harness.sent if m.task == TaskName.RUN_SUBTASK]

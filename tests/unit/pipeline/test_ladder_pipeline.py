@@ -41,13 +41,31 @@ def _tiers() -> list[dict[str, Any]]:
         return {"backend": "sim", "model": model, "logprobs": True}
 
     return [
-        {"name": "tiny", "role": "edge", "backend": backend("tiny"), "queue": QUEUES["tiny"],
-         "gpu_usd_per_second": 0.0001, "power_w": 70},
-        {"name": "mid", "role": "edge", "backend": backend("mid"), "queue": QUEUES["mid"],
-         "gpu_usd_per_second": 0.0003, "power_w": 150},
-        {"name": "cloud", "role": "cloud", "backend": backend("cloud"), "queue": QUEUES["cloud"],
-         "input_per_mtok": 2.5, "output_per_mtok": 10.0},
-    ]  # fmt: skip
+        {
+            "name": "tiny",
+            "role": "edge",
+            "backend": backend("tiny"),
+            "queue": QUEUES["tiny"],
+            "gpu_usd_per_second": 0.0001,
+            "power_w": 70,
+        },
+        {
+            "name": "mid",
+            "role": "edge",
+            "backend": backend("mid"),
+            "queue": QUEUES["mid"],
+            "gpu_usd_per_second": 0.0003,
+            "power_w": 150,
+        },
+        {
+            "name": "cloud",
+            "role": "cloud",
+            "backend": backend("cloud"),
+            "queue": QUEUES["cloud"],
+            "input_per_mtok": 2.5,
+            "output_per_mtok": 10.0,
+        },
+    ]
 
 
 def _ladder(harness_factory: HarnessFactory, **overrides: Any) -> Harness:

@@ -32,9 +32,12 @@ HIGH = 0.95  # clearly above every κ
 
 def context(seq: int = 0, max_steps: int = 15) -> RoutingContext:
     return RoutingContext(
-        request_id="r1", request="the request", current="the request" if seq == 0 else f"step {seq}",
-        seq=seq, max_steps=max_steps,
-    )  # fmt: skip
+        request_id="r1",
+        request="the request",
+        current="the request" if seq == 0 else f"step {seq}",
+        seq=seq,
+        max_steps=max_steps,
+    )
 
 
 def hera(**settings: Any) -> HeraPolicy:
@@ -205,8 +208,11 @@ def test_partial_sd_with_no_passing_part_sends_the_step_to_the_llm_whole() -> No
     parts = {"look up A": [LOW], "look up B": [LOW]}
     decision = decide(hera(sd_mode="partial"), estimators(slm=[LOW], parts=parts))
     assert (decision.branch, decision.executor, decision.parts, decision.part_executors) == (
-        "fallback", Executor.LLM, (), (),
-    )  # fmt: skip
+        "fallback",
+        Executor.LLM,
+        (),
+        (),
+    )
 
 
 def test_all_or_nothing_sd_names_no_part_executors() -> None:
@@ -233,12 +239,23 @@ def test_blank_parts_are_dropped() -> None:
 def test_fallback_records_every_score_kappa_versions_and_time() -> None:
     decision = decide(hera(), estimators(slm=[LOW] * 5, d=1, parts={"a": [HIGH], "b": [LOW]}), seq=2)
     assert (decision.branch, decision.executor, decision.span, decision.policy) == (
-        "fallback", Executor.LLM, 1, "hera",
-    )  # fmt: skip
+        "fallback",
+        Executor.LLM,
+        1,
+        "hera",
+    )
     assert set(decision.scores) == {
-        "urc", "sse_sim", "sp_cos", "dp_d", "sle_lookahead", "sle_sim", *(f"cd_sim_{j}" for j in range(1, 6)),
-        "sd_parts", "sd_sim_1", "sd_sim_2",
-    }  # fmt: skip
+        "urc",
+        "sse_sim",
+        "sp_cos",
+        "dp_d",
+        "sle_lookahead",
+        "sle_sim",
+        *(f"cd_sim_{j}" for j in range(1, 6)),
+        "sd_parts",
+        "sd_sim_1",
+        "sd_sim_2",
+    }
     assert decision.kappa == 0.66  # seq 2 is ID 3
     assert decision.estimator_versions["sp_slm"] == "sp-slm-test"
     assert decision.elapsed_ms > 0

@@ -70,5 +70,8 @@ def test_choose_takes_the_highest_slm_share_within_the_accuracy_tolerance() -> N
     # Nothing qualifies: the most accurate point.
     assert choose(points, 1.5, {"objective": "accuracy-within"}) is points[2]
     assert points[1].thresholds({"use_urc": True, "use_verify": True}) == {
-        "kappa_base": 0.5, "use_urc": False, "use_verify": True, "verify_threshold": 0.7,
-    }  # fmt: skip
+        "kappa_base": 0.5,
+        "use_urc": False,
+        "use_verify": True,
+        "verify_threshold": 0.7,
+    }

@@ -84,9 +84,14 @@ def test_a_couldnt_ack_record_keeps_its_text_and_loses_its_traceback() -> None:
 
     error = RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
     record = logging.LogRecord(
-        "celery.worker.request", logging.CRITICAL, __file__, 1, "Couldn't ack %r, reason:%r", ("tag", error),
+        "celery.worker.request",
+        logging.CRITICAL,
+        __file__,
+        1,
+        "Couldn't ack %r, reason:%r",
+        ("tag", error),
         (type(error), error, None),
-    )  # fmt: skip
+    )
     assert OneLineConnectionErrors().filter(record)
     assert record.exc_info is None
     assert record.getMessage().startswith("Couldn't ack 'tag', reason:")
