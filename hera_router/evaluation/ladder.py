@@ -41,6 +41,7 @@ from hera_router.backends.pricing import bytes_sent
 from hera_router.config import BackendSettings, CostSettings, ModelTier, Settings, load_settings
 from hera_router.estimators.ladder_pair import (
     LadderStarts,
+    PairHeads,
     TextEncoder,
     encoder_named,
 )
@@ -320,38 +321,18 @@ def evaluate_world(
     for k, name in enumerate(names):
         run([k], "", f"{name} alone", "alone", None)
     for tolerance in TOLERANCES:
-        ladder = Ladder(tuple(names), tuple(fit_pair_thresholds(profiled, k, k + 1, tolerance) for k in range(top)))
-        pair_names = [f"{a}>{b}" for a, b in pairwise(names)]
-        report.thresholds[f"ladder δ={tolerance}"] = dict(zip(pair_names, ladder.thresholds, strict=True))
-        run(range(len(rungs)), f"δ={tolerance}", "HERA ladder", "ladder", ladder)
-        fitted = fit_starts(
-            heads,
-            names,
-            profiled,
-            ladder.thresholds,
-            encoder,
+        _ladder_runs(
+            run,
+            report,
             tolerance=tolerance,
-            preset=preset,
-            seed=seed,
+            profiled=profiled,
+            heads=heads,
+            names=names,
+            by_cost=by_cost,
+            encode=encode,
+            encoder=encoder,
             profile_requests=profile_requests,
         )
-        counts = [0] * len(rungs)
-        started = run(
-            range(len(rungs)), f"δ={tolerance}", ESTIMATED, "ladder", ladder, start=_starting(fitted, encode, counts)
-        )
-        started.start_share = {name: count / max(sum(counts), 1) for name, count in zip(names, counts, strict=True)}
-        if f"δ={tolerance}" == REFERENCE:
-            report.starts = fitted.to_json()
-        if len(by_cost) > 1 and by_cost != list(range(len(rungs))):
-            ordered = Ladder(
-                tuple(names[k] for k in by_cost),
-                tuple(fit_pair_thresholds(profiled, a, b, tolerance) for a, b in pairwise(by_cost)),
-            )
-            run(by_cost, f"δ={tolerance}", "HERA ladder, cost-ordered", "ladder", ordered)
-        for low, high in combinations(range(len(rungs)), 2):
-            pair = Ladder((names[low], names[high]), (fit_pair_thresholds(profiled, low, high, tolerance),))
-            label = "two-model HERA" if (names[low], names[high]) == TWO_MODEL else f"pair {names[low]}+{names[high]}"
-            run([low, high], f"δ={tolerance}", label, "pair", pair)
     run(
         range(len(rungs)),
         "",
@@ -368,6 +349,57 @@ def evaluate_world(
     report.headline["cost_order"] = " > ".join(names[k] for k in by_cost)
     report.headline["mean_full_cost_per_call"] = dict(zip(names, per_call, strict=True))
     return report
+
+
+def _ladder_runs(
+    run: Callable[..., PolicyResult],
+    report: WorldReport,
+    *,
+    tolerance: float,
+    profiled: Sequence[ProfiledStep],
+    heads: PairHeads,
+    names: Sequence[str],
+    by_cost: list[int],
+    encode: TextEncoder,
+    encoder: str,
+    profile_requests: int,
+) -> None:
+    """At one tolerance δ: the ladder with fitted pair thresholds, with its start estimators, in cost
+    order when that differs, and every fixed pair of rungs."""
+    preset, seed, top = report.preset, report.seed, len(names) - 1
+    rungs = range(len(names))
+    ladder = Ladder(tuple(names), tuple(fit_pair_thresholds(profiled, k, k + 1, tolerance) for k in range(top)))
+    pair_names = [f"{a}>{b}" for a, b in pairwise(names)]
+    report.thresholds[f"ladder δ={tolerance}"] = dict(zip(pair_names, ladder.thresholds, strict=True))
+    run(range(len(rungs)), f"δ={tolerance}", "HERA ladder", "ladder", ladder)
+    fitted = fit_starts(
+        heads,
+        names,
+        profiled,
+        ladder.thresholds,
+        encoder,
+        tolerance=tolerance,
+        preset=preset,
+        seed=seed,
+        profile_requests=profile_requests,
+    )
+    counts = [0] * len(rungs)
+    started = run(
+        range(len(rungs)), f"δ={tolerance}", ESTIMATED, "ladder", ladder, start=_starting(fitted, encode, counts)
+    )
+    started.start_share = {name: count / max(sum(counts), 1) for name, count in zip(names, counts, strict=True)}
+    if f"δ={tolerance}" == REFERENCE:
+        report.starts = fitted.to_json()
+    if len(by_cost) > 1 and by_cost != list(range(len(rungs))):
+        ordered = Ladder(
+            tuple(names[k] for k in by_cost),
+            tuple(fit_pair_thresholds(profiled, a, b, tolerance) for a, b in pairwise(by_cost)),
+        )
+        run(by_cost, f"δ={tolerance}", "HERA ladder, cost-ordered", "ladder", ordered)
+    for low, high in combinations(range(len(rungs)), 2):
+        pair = Ladder((names[low], names[high]), (fit_pair_thresholds(profiled, low, high, tolerance),))
+        label = "two-model HERA" if (names[low], names[high]) == TWO_MODEL else f"pair {names[low]}+{names[high]}"
+        run([low, high], f"δ={tolerance}", label, "pair", pair)
 
 
 # -- what the results say -----------------------------------------------------------------------

@@ -49,6 +49,19 @@ from hera_router.db.enums import TERMINAL_REQUEST_STATUSES, RequestStatus
 router = APIRouter(prefix="/v1/chat", tags=["openai: chat"], responses=ERRORS)
 
 
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["data"],
+}
+"""One server-sent event of a streamed chat completion, as the OpenAPI document states it."""
+
+
 @router.post(
     "/completions",
     summary="Run the routed agent for a conversation",
@@ -56,7 +69,9 @@ router = APIRouter(prefix="/v1/chat", tags=["openai: chat"], responses=ERRORS)
     responses={
         200: {
             "description": "A `chat.completion`, or with `stream: true` an event stream of `chat.completion.chunk`s.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            # Before OpenAPI 3.2 an event stream's `schema` describes one server-sent event: a JSON
+            # `chat.completion.chunk` (or an error body, or `[DONE]`) in its `data` field.
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
         },
         502: {"model": OpenAIErrorBody, "description": "The agent failed or was cancelled; the message says why."},
         504: {
